@@ -1,0 +1,38 @@
+// swift-tools-version:6.0
+// Diffuse: diffusion models in Swift on OpenCL or the CPU. Layers follow README "Architecture".
+import PackageDescription
+
+let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+
+let package = Package(
+    name: "Diffuse",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "diffuse", targets: ["diffuse"]),
+        .library(name: "Diffusion", targets: ["Diffusion"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "Tensor", dependencies: ["CBLAS"], swiftSettings: optimize),
+        .target(name: "NN", dependencies: ["Tensor"], swiftSettings: optimize),
+        .target(name: "DataIO", dependencies: ["Tensor", "CPNG", "CZlib"], swiftSettings: optimize),
+        .target(name: "Diffusion", dependencies: ["NN", "Tensor", "DataIO"], swiftSettings: optimize),
+        .executableTarget(
+            name: "diffuse",
+            dependencies: ["Diffusion", "DataIO", "NN", "Tensor",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: optimize),
+        .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
+        .testTarget(name: "NNTests", dependencies: ["NN", "Tensor"]),
+        .testTarget(name: "DataIOTests", dependencies: ["DataIO", "Tensor"]),
+        .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "NN", "Tensor", "DataIO"]),
+        // Runs the built `diffuse` binary: exit codes, messages and run folders as a user sees them.
+        .testTarget(name: "CLITests", dependencies: ["diffuse", "DataIO"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

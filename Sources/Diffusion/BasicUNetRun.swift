@@ -1,0 +1,39 @@
+// A whole BasicUNet training run: figures before and after, the training loop, the saved model.
+import DataIO
+import Foundation
+import NN
+import Tensor
+
+public final class BasicUNetRun {
+    public let trainer: BasicUNetTrainer
+    public let folder: URL
+
+    public init(options: BasicUNetTrainingOptions, dataset: MNISTDataset, device: Device, folder: URL) throws {
+        trainer = try BasicUNetTrainer(options: options, dataset: dataset, device: device)
+        self.folder = folder
+    }
+
+    func file(_ name: String) -> URL { folder.appendingPathComponent(name) }
+
+    public func execute(progress: ProgressLine) throws {
+        let device = trainer.device
+        // Figures use their own stream so they do not shift the training noise.
+        let figureNoise = RandomGenerator(seed: trainer.options.seed &+ 0x5EED)
+        let examples = try trainer.batcher.batch(Array(0..<min(8, trainer.batcher.dataset.count))[...], on: device)
+        try PNG.write(try Figures.corruption(clean: examples, generator: figureNoise), to: file("corruption.png"))
+        try PipelineFolder.writeJSON(trainer.options, to: file("training_config.json"))
+
+        try trainer.train(logURL: file("log.jsonl"), progress: progress)
+
+        let sampler = X0MixingSamplerConfig(numInferenceSteps: trainer.options.sampleSteps)
+        try BasicUNetFolder.save(trainer.model, sampler: sampler, to: folder)
+        try PNG.write(Figures.lossCurve(trainer.log), to: file("loss.png"))
+        try PNG.write(try Figures.predictions(model: trainer.model, clean: examples, generator: figureNoise),
+                      to: file("predictions.png"))
+        let size = trainer.model.config.sampleSize
+        let noise = try Tensor.uniform([64, trainer.model.config.inChannels, size, size], generator: figureNoise, on: device)
+        let result = try X0MixingSampler(steps: sampler.numInferenceSteps)
+            .sample(model: { try self.trainer.model($0) }, initialNoise: noise)
+        try PNG.write(try Figures.grid(result.sample, columns: 8), to: file("samples.png"))
+    }
+}

@@ -1,0 +1,169 @@
+// The tutorial's first recipe: BasicUNet learns to undo the uniform-noise corruption on
+// Fashion-MNIST (predict the clean image, MSE, Adam), writing a run folder with its figures.
+import DataIO
+import Foundation
+import NN
+import Tensor
+
+public struct BasicUNetTrainingOptions: Codable, Equatable, Sendable {
+    public var epochs = 3
+    public var maxSteps: Int?
+    public var batchSize = 128
+    public var learningRate = 1e-3
+    public var seed: UInt64 = 0
+    /// Steps between loss reads (the only host synchronisation of the loop).
+    public var logEvery = 10
+    public var sampleSteps = 5
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case epochs, seed
+        case maxSteps = "max_steps"
+        case batchSize = "batch_size"
+        case learningRate = "learning_rate"
+        case logEvery = "log_every"
+        case sampleSteps = "sample_steps"
+    }
+
+    public func validate() throws {
+        guard epochs > 0 else { throw DiffuseError.usage("--epochs must be positive, got \(epochs)") }
+        guard batchSize > 0 else { throw DiffuseError.usage("--batch-size must be positive, got \(batchSize)") }
+        guard learningRate > 0, learningRate.isFinite else {
+            throw DiffuseError.usage("--lr must be a positive number, got \(learningRate)")
+        }
+        if let maxSteps, maxSteps <= 0 { throw DiffuseError.usage("--max-steps must be positive, got \(maxSteps)") }
+        guard logEvery > 0 else { throw DiffuseError.usage("--log-every must be positive, got \(logEvery)") }
+    }
+}
+
+/// One line of log.jsonl.
+public struct TrainingLogEntry: Codable, Equatable, Sendable {
+    public var step: Int
+    public var epoch: Int
+    public var loss: Double
+    public var lr: Double
+    public var imagesPerSecond: Double
+
+    enum CodingKeys: String, CodingKey {
+        case step, epoch, loss, lr
+        case imagesPerSecond = "images_per_second"
+    }
+}
+
+/// A dataset of 8-bit images as float tensors in [0, 1].
+public struct ImageBatcher {
+    public let dataset: MNISTDataset
+    public var pixelsPerImage: Int { dataset.rows * dataset.columns }
+
+    public init(dataset: MNISTDataset) { self.dataset = dataset }
+
+    public func batch(_ indices: ArraySlice<Int>, on device: Device) throws -> Tensor {
+        let n = pixelsPerImage
+        var values = [Float](repeating: 0, count: indices.count * n)
+        dataset.images.withUnsafeBufferPointer { images in
+            values.withUnsafeMutableBufferPointer { out in
+                for (row, index) in indices.enumerated() {
+                    for i in 0..<n { out[row * n + i] = Float(images[index * n + i]) * (1 / 255) }
+                }
+            }
+        }
+        return try Tensor(values, shape: [indices.count, 1, dataset.rows, dataset.columns], on: device)
+    }
+}
+
+public final class BasicUNetTrainer {
+    public let options: BasicUNetTrainingOptions
+    public let device: Device
+    public let batcher: ImageBatcher
+    public let model: BasicUNet
+    public let optimizer: Adam
+    public let generator: RandomGenerator
+    public private(set) var log: [TrainingLogEntry] = []
+
+    public init(options: BasicUNetTrainingOptions, dataset: MNISTDataset, device: Device) throws {
+        try options.validate()
+        guard dataset.rows % 4 == 0, dataset.columns % 4 == 0, dataset.rows == dataset.columns else {
+            throw DiffuseError.input("BasicUNet needs square images with sides divisible by 4; the dataset has \(dataset.rows)x\(dataset.columns)")
+        }
+        self.options = options
+        self.device = device
+        self.batcher = ImageBatcher(dataset: dataset)
+        generator = RandomGenerator(seed: options.seed)
+        var config = BasicUNetConfig()
+        config.sampleSize = dataset.rows
+        model = try BasicUNet(config: config, generator: generator, device: device)
+        optimizer = try Adam(parameters: model.parameters, learningRate: options.learningRate)
+    }
+
+    public var stepsPerEpoch: Int { (batcher.dataset.count + options.batchSize - 1) / options.batchSize }
+    public var totalSteps: Int { min(options.maxSteps ?? Int.max, stepsPerEpoch * options.epochs) }
+
+    /// One optimisation step; returns the loss tensor without reading it.
+    public func step(_ clean: Tensor) throws -> Tensor {
+        let batch = clean.shape[0]
+        let amount = try Tensor.uniform([batch], generator: generator, on: device)
+        let noise = try Tensor.uniform(clean.shape, generator: generator, on: device)
+        let noisy = try Corruption.corrupt(clean, noise: noise, amount: amount)
+        let prediction = try model(noisy)
+        let loss = try Tensor.mseLoss(prediction, clean)
+        try loss.backward()
+        try optimizer.update()
+        optimizer.zeroGradients()
+        return loss
+    }
+
+    /// Trains, logging to `logURL` (rewritten atomically at each log point) and `progress`.
+    public func train(logURL: URL?, progress: ProgressLine) throws {
+        let total = totalSteps
+        var step = 0
+        var lossSum = try Tensor.zeros([], on: device)
+        var lossesSinceLog = 0
+        var imagesSinceLog = 0
+        var intervalStart = Date()
+        let start = Date()
+        var lines = ""
+        epochs: for epoch in 1...options.epochs {
+            let order = generator.permutation(batcher.dataset.count)
+            for first in stride(from: 0, to: order.count, by: options.batchSize) {
+                if step >= total { break epochs }
+                let indices = order[first..<min(first + options.batchSize, order.count)]
+                let clean = try batcher.batch(indices, on: device)
+                let loss = try self.step(clean)
+                lossSum = try GradMode.withoutGradients { try lossSum + loss }
+                step += 1
+                lossesSinceLog += 1
+                imagesSinceLog += indices.count
+                if step % options.logEvery == 0 || step == total {
+                    let meanLoss = Double(try lossSum.item()) / Double(lossesSinceLog)
+                    let now = Date()
+                    let rate = Double(imagesSinceLog) / max(now.timeIntervalSince(intervalStart), 1e-9)
+                    let entry = TrainingLogEntry(step: step, epoch: epoch, loss: meanLoss,
+                                                 lr: optimizer.learningRate, imagesPerSecond: rate)
+                    log.append(entry)
+                    if let logURL {
+                        lines += String(decoding: try JSONEncoder.sorted.encode(entry), as: UTF8.self) + "\n"
+                        try AtomicFile.write(Data(lines.utf8), to: logURL)
+                    }
+                    let elapsed = now.timeIntervalSince(start)
+                    progress.update(epoch: epoch, epochs: options.epochs, step: step, totalSteps: total,
+                                    loss: meanLoss, imagesPerSecond: rate,
+                                    secondsLeft: elapsed / Double(step) * Double(total - step))
+                    lossSum = try Tensor.zeros([], on: device)
+                    lossesSinceLog = 0
+                    imagesSinceLog = 0
+                    intervalStart = now
+                }
+            }
+        }
+        progress.finish()
+    }
+}
+
+extension JSONEncoder {
+    static var sorted: JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return e
+    }
+}

@@ -1,0 +1,71 @@
+// `diffuse bench` workloads: the same work as training and sampling, on synthetic data, timed
+// over whole steps with one host read at the end so queued device work is included.
+import Foundation
+import NN
+import Tensor
+
+public struct BenchResult: Codable, Equatable, Sendable {
+    public var name: String
+    public var device: String
+    public var batchSize: Int
+    public var imagesPerSecond: Double
+
+    public init(name: String, device: String, batchSize: Int, imagesPerSecond: Double) {
+        self.name = name
+        self.device = device
+        self.batchSize = batchSize
+        self.imagesPerSecond = imagesPerSecond
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, device
+        case batchSize = "batch_size"
+        case imagesPerSecond = "images_per_second"
+    }
+}
+
+public enum Benchmark {
+    /// Runs `body` once to warm up (pools, caches), then repeatedly for at least `seconds`.
+    static func imagesPerSecond(batch: Int, seconds: Double, minimumRuns: Int = 3,
+                                _ body: () throws -> Tensor) throws -> Double {
+        _ = try body().toArray()
+        var runs = 0
+        let start = Date()
+        var last: Tensor
+        repeat {
+            last = try body()
+            runs += 1
+        } while runs < minimumRuns || Date().timeIntervalSince(start) < seconds
+        _ = try last.toArray()
+        return Double(runs * batch) / Date().timeIntervalSince(start)
+    }
+
+    /// BasicUNet training steps: corruption, forward, MSE, backward and Adam, as `diffuse train` runs them.
+    public static func basicUNetTraining(device: Device, batchSize: Int, seconds: Double) throws -> BenchResult {
+        let generator = RandomGenerator(seed: 1)
+        let model = try BasicUNet(generator: generator, device: device)
+        let optimizer = try Adam(parameters: model.parameters, learningRate: 1e-3)
+        let clean = try Tensor.uniform([batchSize, 1, 28, 28], generator: generator, on: device)
+        let rate = try imagesPerSecond(batch: batchSize, seconds: seconds) {
+            let amount = try Tensor.uniform([batchSize], generator: generator, on: device)
+            let noise = try Tensor.uniform(clean.shape, generator: generator, on: device)
+            let loss = try Tensor.mseLoss(model(Corruption.corrupt(clean, noise: noise, amount: amount)), clean)
+            try loss.backward()
+            try optimizer.update()
+            optimizer.zeroGradients()
+            return loss
+        }
+        return BenchResult(name: "basic_unet_train", device: device.name, batchSize: batchSize, imagesPerSecond: rate)
+    }
+
+    /// BasicUNet forward passes without gradients (one sampling step).
+    public static func basicUNetForward(device: Device, batchSize: Int, seconds: Double) throws -> BenchResult {
+        let generator = RandomGenerator(seed: 1)
+        let model = try BasicUNet(generator: generator, device: device)
+        let x = try Tensor.uniform([batchSize, 1, 28, 28], generator: generator, on: device)
+        let rate = try GradMode.withoutGradients {
+            try imagesPerSecond(batch: batchSize, seconds: seconds) { try model(x) }
+        }
+        return BenchResult(name: "basic_unet_forward", device: device.name, batchSize: batchSize, imagesPerSecond: rate)
+    }
+}

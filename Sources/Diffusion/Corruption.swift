@@ -1,0 +1,43 @@
+// The tutorial's corruption and its few-step sampler for models that predict the clean image.
+import Tensor
+import NN
+
+public enum Corruption {
+    /// x * (1 - amount) + noise * amount, with `amount` one value per image ([B]).
+    public static func corrupt(_ x: Tensor, noise: Tensor, amount: Tensor) throws -> Tensor {
+        let perImage = try amount.reshaped([x.shape[0]] + Array(repeating: 1, count: x.rank - 1))
+        return try x + (noise - x) * perImage
+    }
+}
+
+/// The tutorial's sampler: start from uniform noise and at step i move 1/(n-i) of the way to the
+/// model's prediction of the clean image.
+public struct X0MixingSampler {
+    public var steps: Int
+
+    public init(steps: Int) { self.steps = steps }
+
+    public struct Trajectory {
+        /// The input of every step and its prediction, host copies for the figure.
+        public var inputs: [[Float]] = []
+        public var predictions: [[Float]] = []
+    }
+
+    public func sample(model: (Tensor) throws -> Tensor, initialNoise: Tensor,
+                       recordTrajectory: Bool = false) throws -> (sample: Tensor, trajectory: Trajectory) {
+        var x = initialNoise
+        var trajectory = Trajectory()
+        try GradMode.withoutGradients {
+            for i in 0..<steps {
+                let prediction = try model(x)
+                if recordTrajectory {
+                    trajectory.inputs.append(try x.toArray())
+                    trajectory.predictions.append(try prediction.toArray())
+                }
+                let mix = 1 / Float(steps - i)
+                x = try Tensor.linearCombination(1 - mix, x, mix, prediction)
+            }
+        }
+        return (x, trajectory)
+    }
+}

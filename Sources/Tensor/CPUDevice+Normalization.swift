@@ -1,0 +1,274 @@
+// CPU group norm, softmax, attention, max pooling and nearest upsampling with their gradients.
+import Foundation
+
+extension CPUDevice {
+    public func groupNorm(_ x: DeviceBuffer, gamma: DeviceBuffer?, beta: DeviceBuffer?, out: DeviceBuffer,
+                          mean: DeviceBuffer, rstd: DeviceBuffer, _ g: GroupNormGeometry) throws {
+        let px = pointer(x)
+        let po = pointer(out)
+        let pg = gamma.map { pointer($0) }
+        let pb = beta.map { pointer($0) }
+        let pm = pointer(mean)
+        let pr = pointer(rstd)
+        let cpg = g.channelsPerGroup
+        let groupSize = cpg * g.spatial
+        Parallel.forEach(g.batch * g.groups, workers: g.batch * g.groups * groupSize < 65_536 ? 1 : workers) { ng, _ in
+            let base = px + ng * groupSize
+            var sum: Double = 0
+            var sumSquares: Double = 0
+            for i in 0..<groupSize {
+                let v = Double(base[i])
+                sum += v
+                sumSquares += v * v
+            }
+            let mu = sum / Double(groupSize)
+            let variance = max(sumSquares / Double(groupSize) - mu * mu, 0)
+            let r = 1 / (variance + Double(g.epsilon)).squareRoot()
+            pm[ng] = Float(mu)
+            pr[ng] = Float(r)
+            let group = ng % g.groups
+            for cc in 0..<cpg {
+                let c = group * cpg + cc
+                let scale = Float(r) * (pg?[c] ?? 1)
+                let shift = (pb?[c] ?? 0) - Float(mu) * scale
+                let src = base + cc * g.spatial
+                let dst = po + ng * groupSize + cc * g.spatial
+                for i in 0..<g.spatial { dst[i] = src[i] * scale + shift }
+            }
+        }
+    }
+
+    public func groupNormBackward(_ x: DeviceBuffer, gamma: DeviceBuffer?, mean: DeviceBuffer, rstd: DeviceBuffer,
+                                  gradOut: DeviceBuffer, gradIn: DeviceBuffer, gradGamma: DeviceBuffer?,
+                                  gradBeta: DeviceBuffer?, _ g: GroupNormGeometry) throws {
+        let px = pointer(x)
+        let pg = gamma.map { pointer($0) }
+        let pm = pointer(mean)
+        let pr = pointer(rstd)
+        let dy = pointer(gradOut)
+        let dx = pointer(gradIn)
+        let cpg = g.channelsPerGroup
+        let groupSize = cpg * g.spatial
+        // Per (sample, channel): sum(dy * xhat) and sum(dy), reduced over samples afterwards.
+        let partial = UnsafeMutablePointer<Float>.allocate(capacity: 2 * g.batch * g.channels)
+        defer { partial.deallocate() }
+        Parallel.forEach(g.batch * g.groups, workers: g.batch * g.groups * groupSize < 65_536 ? 1 : workers) { ng, _ in
+            let n = ng / g.groups
+            let group = ng % g.groups
+            let mu = pm[ng]
+            let r = pr[ng]
+            var meanDxhat: Double = 0
+            var meanDxhatXhat: Double = 0
+            for cc in 0..<cpg {
+                let c = group * cpg + cc
+                let gammaC = pg?[c] ?? 1
+                let src = px + ng * groupSize + cc * g.spatial
+                let grad = dy + ng * groupSize + cc * g.spatial
+                var sumDyXhat: Float = 0
+                var sumDy: Float = 0
+                for i in 0..<g.spatial {
+                    let xhat = (src[i] - mu) * r
+                    sumDyXhat += grad[i] * xhat
+                    sumDy += grad[i]
+                }
+                partial[n * g.channels + c] = sumDyXhat
+                partial[g.batch * g.channels + n * g.channels + c] = sumDy
+                meanDxhat += Double(sumDy * gammaC)
+                meanDxhatXhat += Double(sumDyXhat * gammaC)
+            }
+            let a = Float(meanDxhat / Double(groupSize))
+            let b = Float(meanDxhatXhat / Double(groupSize))
+            for cc in 0..<cpg {
+                let c = group * cpg + cc
+                let gammaC = pg?[c] ?? 1
+                let src = px + ng * groupSize + cc * g.spatial
+                let grad = dy + ng * groupSize + cc * g.spatial
+                let out = dx + ng * groupSize + cc * g.spatial
+                for i in 0..<g.spatial {
+                    let xhat = (src[i] - mu) * r
+                    out[i] = r * (grad[i] * gammaC - a - xhat * b)
+                }
+            }
+        }
+        if let gradGamma {
+            let d = pointer(gradGamma)
+            for c in 0..<g.channels { d[c] = (0..<g.batch).reduce(0) { $0 + partial[$1 * g.channels + c] } }
+        }
+        if let gradBeta {
+            let d = pointer(gradBeta)
+            let sums = partial + g.batch * g.channels
+            for c in 0..<g.channels { d[c] = (0..<g.batch).reduce(0) { $0 + sums[$1 * g.channels + c] } }
+        }
+    }
+
+    @inline(__always)
+    static func softmaxRow(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+        var peak = -Float.infinity
+        for i in 0..<n { peak = max(peak, x[i]) }
+        var total: Float = 0
+        for i in 0..<n {
+            let e = Foundation.exp(x[i] - peak)
+            y[i] = e
+            total += e
+        }
+        let inverse = 1 / total
+        for i in 0..<n { y[i] *= inverse }
+    }
+
+    @inline(__always)
+    static func softmaxBackwardRow(_ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
+                                   _ dx: UnsafeMutablePointer<Float>, _ n: Int) {
+        var dot: Float = 0
+        for i in 0..<n { dot += y[i] * dy[i] }
+        for i in 0..<n { dx[i] = y[i] * (dy[i] - dot) }
+    }
+
+    public func softmax(_ x: DeviceBuffer, out: DeviceBuffer, rows: Int, columns: Int) throws {
+        let s = pointer(x)
+        let d = pointer(out)
+        Parallel.forChunks(rows, minimumChunk: max(1, 16_384 / max(columns, 1))) { r in
+            for row in r { CPUDevice.softmaxRow(s + row * columns, d + row * columns, columns) }
+        }
+    }
+
+    public func softmaxBackward(y: DeviceBuffer, gradOut: DeviceBuffer, gradIn: DeviceBuffer, rows: Int,
+                                columns: Int) throws {
+        let py = pointer(y)
+        let dy = pointer(gradOut)
+        let dx = pointer(gradIn)
+        Parallel.forChunks(rows, minimumChunk: max(1, 16_384 / max(columns, 1))) { r in
+            for row in r {
+                CPUDevice.softmaxBackwardRow(py + row * columns, dy + row * columns, dx + row * columns, columns)
+            }
+        }
+    }
+
+    public func attention(q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, out: DeviceBuffer,
+                          probabilities: DeviceBuffer, _ g: AttentionGeometry) throws {
+        let pq = pointer(q)
+        let pk = pointer(k)
+        let pv = pointer(v)
+        let po = pointer(out)
+        let pp = pointer(probabilities)
+        let (lq, lk, d) = (g.queryLength, g.keyLength, g.headDim)
+        Parallel.forEach(g.batch) { b, _ in
+            let scores = pp + b * lq * lk
+            CPUDevice.sgemm(false, true, lq, lk, d, g.scale, pq + b * lq * d, d, pk + b * lk * d, d, 0, scores, lk)
+            for row in 0..<lq { CPUDevice.softmaxRow(scores + row * lk, scores + row * lk, lk) }
+            CPUDevice.sgemm(false, false, lq, d, lk, 1, scores, lk, pv + b * lk * d, d, 0, po + b * lq * d, d)
+        }
+    }
+
+    public func attentionBackward(q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, probabilities: DeviceBuffer,
+                                  gradOut: DeviceBuffer, gradQ: DeviceBuffer, gradK: DeviceBuffer, gradV: DeviceBuffer,
+                                  _ g: AttentionGeometry) throws {
+        let pq = pointer(q)
+        let pk = pointer(k)
+        let pv = pointer(v)
+        let pp = pointer(probabilities)
+        let dO = pointer(gradOut)
+        let dQ = pointer(gradQ)
+        let dK = pointer(gradK)
+        let dV = pointer(gradV)
+        let (lq, lk, d) = (g.queryLength, g.keyLength, g.headDim)
+        Parallel.forEach(g.batch) { b, worker in
+            let probs = pp + b * lq * lk
+            let dOb = dO + b * lq * d
+            // dV = P^T dO; dP = dO V^T; dS = softmax'(dP); dQ = scale dS K; dK = scale dS^T Q.
+            CPUDevice.sgemm(true, false, lk, d, lq, 1, probs, lk, dOb, d, 0, dV + b * lk * d, d)
+            let dScores = scratchA.buffer(worker: worker, count: lq * lk)
+            CPUDevice.sgemm(false, true, lq, lk, d, 1, dOb, d, pv + b * lk * d, d, 0, dScores, lk)
+            for row in 0..<lq {
+                CPUDevice.softmaxBackwardRow(probs + row * lk, dScores + row * lk, dScores + row * lk, lk)
+            }
+            CPUDevice.sgemm(false, false, lq, d, lk, g.scale, dScores, lk, pk + b * lk * d, d, 0, dQ + b * lq * d, d)
+            CPUDevice.sgemm(true, false, lk, d, lq, g.scale, dScores, lk, pq + b * lq * d, d, 0, dK + b * lk * d, d)
+        }
+    }
+
+    public func maxPool2d(_ x: DeviceBuffer, out: DeviceBuffer, _ g: PoolGeometry) throws {
+        let s = pointer(x)
+        let d = pointer(out)
+        let (oh, ow) = (g.outHeight, g.outWidth)
+        Parallel.forChunks(g.planes, minimumChunk: max(1, 16_384 / max(g.height * g.width, 1))) { r in
+            for p in r {
+                let src = s + p * g.height * g.width
+                let dst = d + p * oh * ow
+                for y in 0..<oh {
+                    for x in 0..<ow {
+                        var best = -Float.infinity
+                        for i in 0..<g.kernel {
+                            let line = src + (y * g.stride + i) * g.width + x * g.stride
+                            for j in 0..<g.kernel where line[j] > best || line[j].isNaN { best = line[j] }
+                        }
+                        dst[y * ow + x] = best
+                    }
+                }
+            }
+        }
+    }
+
+    public func maxPool2dBackward(_ x: DeviceBuffer, gradOut: DeviceBuffer, gradIn: DeviceBuffer,
+                                  _ g: PoolGeometry) throws {
+        let s = pointer(x)
+        let dy = pointer(gradOut)
+        let dx = pointer(gradIn)
+        let (oh, ow) = (g.outHeight, g.outWidth)
+        Parallel.forChunks(g.planes, minimumChunk: max(1, 16_384 / max(g.height * g.width, 1))) { r in
+            for p in r {
+                let src = s + p * g.height * g.width
+                let grad = dx + p * g.height * g.width
+                grad.update(repeating: 0, count: g.height * g.width)
+                for y in 0..<oh {
+                    for x in 0..<ow {
+                        var best = -Float.infinity
+                        var where_ = (y * g.stride) * g.width + x * g.stride
+                        for i in 0..<g.kernel {
+                            let rowStart = (y * g.stride + i) * g.width + x * g.stride
+                            for j in 0..<g.kernel where src[rowStart + j] > best || src[rowStart + j].isNaN {
+                                best = src[rowStart + j]
+                                where_ = rowStart + j
+                            }
+                        }
+                        grad[where_] += dy[p * oh * ow + y * ow + x]
+                    }
+                }
+            }
+        }
+    }
+
+    public func upsampleNearest(_ x: DeviceBuffer, out: DeviceBuffer, _ g: UpsampleGeometry) throws {
+        let s = pointer(x)
+        let d = pointer(out)
+        let (h, w, f) = (g.height, g.width, g.factor)
+        Parallel.forChunks(g.planes, minimumChunk: max(1, 16_384 / max(h * w * f * f, 1))) { r in
+            for p in r {
+                let src = s + p * h * w
+                let dst = d + p * h * w * f * f
+                for y in 0..<(h * f) {
+                    let line = src + (y / f) * w
+                    let out = dst + y * w * f
+                    for x in 0..<(w * f) { out[x] = line[x / f] }
+                }
+            }
+        }
+    }
+
+    public func upsampleNearestBackward(gradOut: DeviceBuffer, gradIn: DeviceBuffer, _ g: UpsampleGeometry) throws {
+        let dy = pointer(gradOut)
+        let dx = pointer(gradIn)
+        let (h, w, f) = (g.height, g.width, g.factor)
+        Parallel.forChunks(g.planes, minimumChunk: max(1, 16_384 / max(h * w * f * f, 1))) { r in
+            for p in r {
+                let src = dy + p * h * w * f * f
+                let dst = dx + p * h * w
+                dst.update(repeating: 0, count: h * w)
+                for y in 0..<(h * f) {
+                    let line = dst + (y / f) * w
+                    let row = src + y * w * f
+                    for x in 0..<(w * f) { line[x / f] += row[x] }
+                }
+            }
+        }
+    }
+}

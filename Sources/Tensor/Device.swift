@@ -1,0 +1,108 @@
+// The device protocol: every op the models, losses, optimizers and samplers use, on opaque buffers.
+//
+// A backend (CPUDevice here, OpenCLDevice later) owns its buffers and runs ops that write into
+// buffers the caller passes, so the tensor layer decides allocation and a steady-state training
+// step allocates nothing new (backends pool their buffers). All layouts are dense float32,
+// row-major; images are NCHW. Scalars are computed on the host and passed as arguments.
+// `download` is the only call that waits for queued work; nothing else synchronises.
+
+/// Memory owned by a device. Buffers return to their device's pool when released.
+public protocol DeviceBuffer: AnyObject {
+    /// Number of float32 elements.
+    var count: Int { get }
+}
+
+public enum DeviceKind: String, Sendable {
+    case cpu
+    case opencl
+}
+
+public protocol Device: AnyObject {
+    /// Human-readable name, e.g. "cpu (OpenBLAS, 2 threads)".
+    var name: String { get }
+    var kind: DeviceKind { get }
+
+    // MARK: Memory
+    func allocate(count: Int) throws -> DeviceBuffer
+    func upload(_ host: UnsafeBufferPointer<Float>, to buffer: DeviceBuffer) throws
+    /// Waits for all queued work on `buffer` and copies it to the host.
+    func download(_ buffer: DeviceBuffer, to host: UnsafeMutableBufferPointer<Float>) throws
+
+    // MARK: Data movement and elementwise
+    func fill(_ out: DeviceBuffer, value: Float, count: Int) throws
+    /// Copies (or adds) `blockCount` blocks of `blockLength` floats between strided positions:
+    /// channel concatenation, slicing and their gradients.
+    func copyBlocks(from source: DeviceBuffer, to destination: DeviceBuffer, _ geometry: BlockCopyGeometry) throws
+    /// out[b][j][i] = x[b][i][j] for each of `batch` row-major rows x cols matrices.
+    func transpose(_ x: DeviceBuffer, out: DeviceBuffer, _ geometry: TransposeGeometry) throws
+    func unary(_ op: UnaryOp, _ x: DeviceBuffer, out: DeviceBuffer, count: Int) throws
+    /// gradIn = gradOut * op'(x); `y` is op(x), which some derivatives reuse.
+    func unaryBackward(_ op: UnaryOp, x: DeviceBuffer, y: DeviceBuffer, gradOut: DeviceBuffer,
+                       gradIn: DeviceBuffer, count: Int) throws
+    /// out = x * scale + shift.
+    func affine(_ x: DeviceBuffer, out: DeviceBuffer, scale: Float, shift: Float, count: Int) throws
+    /// out = a * x + b * y (the update of every sampler; out may alias x or y).
+    func linearCombination(_ x: DeviceBuffer, _ a: Float, _ y: DeviceBuffer, _ b: Float,
+                           out: DeviceBuffer, count: Int) throws
+    /// out = min(max(x, low), high).
+    func clamp(_ x: DeviceBuffer, out: DeviceBuffer, low: Float, high: Float, count: Int) throws
+    /// Broadcasting binary op over the geometry's (coalesced) shape.
+    func binary(_ op: BinaryOp, _ a: DeviceBuffer, _ b: DeviceBuffer, out: DeviceBuffer,
+                _ geometry: BroadcastGeometry) throws
+    /// Sums `x` over the dimensions where the geometry's output stride is zero (broadcast gradients, sums).
+    func reduceSum(_ x: DeviceBuffer, out: DeviceBuffer, _ geometry: ReduceGeometry) throws
+
+    // MARK: Linear algebra and convolution
+    func gemm(_ a: DeviceBuffer, _ b: DeviceBuffer, out: DeviceBuffer, _ geometry: GemmGeometry) throws
+    func conv2d(_ x: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?, out: DeviceBuffer,
+                _ geometry: Conv2dGeometry) throws
+    func conv2dBackwardInput(gradOut: DeviceBuffer, weight: DeviceBuffer, gradIn: DeviceBuffer,
+                             _ geometry: Conv2dGeometry) throws
+    /// Writes (not accumulates) the weight gradient and, when given, the bias gradient.
+    func conv2dBackwardWeight(_ x: DeviceBuffer, gradOut: DeviceBuffer, gradWeight: DeviceBuffer,
+                              gradBias: DeviceBuffer?, _ geometry: Conv2dGeometry) throws
+
+    // MARK: Normalisation, attention, pooling, resampling
+    /// Writes out plus the per-(sample, group) mean and reciprocal standard deviation for backward.
+    func groupNorm(_ x: DeviceBuffer, gamma: DeviceBuffer?, beta: DeviceBuffer?, out: DeviceBuffer,
+                   mean: DeviceBuffer, rstd: DeviceBuffer, _ geometry: GroupNormGeometry) throws
+    func groupNormBackward(_ x: DeviceBuffer, gamma: DeviceBuffer?, mean: DeviceBuffer, rstd: DeviceBuffer,
+                           gradOut: DeviceBuffer, gradIn: DeviceBuffer, gradGamma: DeviceBuffer?,
+                           gradBeta: DeviceBuffer?, _ geometry: GroupNormGeometry) throws
+    /// Row-wise softmax over the last dimension.
+    func softmax(_ x: DeviceBuffer, out: DeviceBuffer, rows: Int, columns: Int) throws
+    func softmaxBackward(y: DeviceBuffer, gradOut: DeviceBuffer, gradIn: DeviceBuffer, rows: Int, columns: Int) throws
+    /// out = softmax(scale * q k^T) v per batch entry; `probabilities` keeps the softmax for backward.
+    func attention(q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, out: DeviceBuffer,
+                   probabilities: DeviceBuffer, _ geometry: AttentionGeometry) throws
+    func attentionBackward(q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, probabilities: DeviceBuffer,
+                           gradOut: DeviceBuffer, gradQ: DeviceBuffer, gradK: DeviceBuffer, gradV: DeviceBuffer,
+                           _ geometry: AttentionGeometry) throws
+    func maxPool2d(_ x: DeviceBuffer, out: DeviceBuffer, _ geometry: PoolGeometry) throws
+    /// Routes each output gradient to the first maximum of its window (PyTorch's choice).
+    func maxPool2dBackward(_ x: DeviceBuffer, gradOut: DeviceBuffer, gradIn: DeviceBuffer, _ geometry: PoolGeometry) throws
+    func upsampleNearest(_ x: DeviceBuffer, out: DeviceBuffer, _ geometry: UpsampleGeometry) throws
+    func upsampleNearestBackward(gradOut: DeviceBuffer, gradIn: DeviceBuffer, _ geometry: UpsampleGeometry) throws
+
+    // MARK: Losses and optimizers
+    /// out[0] = mean((pred - target)^2).
+    func mseLoss(_ prediction: DeviceBuffer, _ target: DeviceBuffer, out: DeviceBuffer, count: Int) throws
+    /// gradIn = 2 (pred - target) / count * gradOut[0].
+    func mseLossBackward(_ prediction: DeviceBuffer, _ target: DeviceBuffer, gradOut: DeviceBuffer,
+                         gradIn: DeviceBuffer, count: Int) throws
+    /// One Adam or AdamW step in place (PyTorch's update rule); moments live on the device.
+    func adamUpdate(parameter: DeviceBuffer, gradient: DeviceBuffer, firstMoment: DeviceBuffer,
+                    secondMoment: DeviceBuffer, count: Int, _ step: AdamStep) throws
+
+    // MARK: Random numbers (Philox4x32-10, identical on every backend)
+    func fillUniform(_ out: DeviceBuffer, count: Int, key: RandomKey, low: Float, high: Float) throws
+    func fillNormal(_ out: DeviceBuffer, count: Int, key: RandomKey, mean: Float, standardDeviation: Float) throws
+}
+
+public enum UnaryOp: Int, Sendable, CaseIterable {
+    case silu, exp, sin, cos, negate, square, sqrt, relu, tanh, sigmoid
+}
+
+public enum BinaryOp: Int, Sendable, CaseIterable {
+    case add, subtract, multiply, divide
+}

@@ -1,0 +1,28 @@
+// The one error type of Diffuse: each case says what went wrong and what to do about it.
+
+public enum DiffuseError: Error, CustomStringConvertible, Equatable {
+    /// Bad command-line values or incompatible options (exit code 2).
+    case usage(String)
+    /// A file or folder we read is missing, unreadable or malformed (exit code 2).
+    case input(String)
+    /// Shapes that do not fit an op: a programming or configuration error.
+    case shape(String)
+    /// A device failed (allocation, kernel build, lost device).
+    case device(String)
+    /// Writing output failed.
+    case output(String)
+
+    public var description: String {
+        switch self {
+        case .usage(let m), .input(let m), .shape(let m), .device(let m), .output(let m): return m
+        }
+    }
+
+    /// Usage and input errors are the user's to fix and exit with 2; the rest with 1.
+    public var exitCode: Int32 {
+        switch self {
+        case .usage, .input, .shape: return 2
+        case .device, .output: return 1
+        }
+    }
+}

@@ -1,0 +1,98 @@
+// Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC'11; Random123),
+// the counter-based generator PyTorch's CUDA backend uses. Keyed by the seed and indexed by a
+// counter, so every backend computes element i of a draw independently and identically.
+import Foundation
+
+public enum Philox {
+    static let multiplier0: UInt32 = 0xD251_1F53
+    static let multiplier1: UInt32 = 0xCD9E_8D57
+    static let weyl0: UInt32 = 0x9E37_79B9
+    static let weyl1: UInt32 = 0xBB67_AE85
+
+    /// The ten-round block function: four 32-bit outputs for a 128-bit counter and 64-bit key.
+    @inline(__always)
+    public static func block(counter: (UInt32, UInt32, UInt32, UInt32), key: (UInt32, UInt32))
+        -> (UInt32, UInt32, UInt32, UInt32) {
+        var c = counter
+        var k = key
+        for round in 0..<10 {
+            if round > 0 {
+                k.0 &+= weyl0
+                k.1 &+= weyl1
+            }
+            let p0 = UInt64(multiplier0) &* UInt64(c.0)
+            let p1 = UInt64(multiplier1) &* UInt64(c.2)
+            c = (UInt32(truncatingIfNeeded: p1 >> 32) ^ c.1 ^ k.0, UInt32(truncatingIfNeeded: p1),
+                 UInt32(truncatingIfNeeded: p0 >> 32) ^ c.3 ^ k.1, UInt32(truncatingIfNeeded: p0))
+        }
+        return c
+    }
+
+    /// Outputs of block `index` of the stream (seed, offset): counter = offset + index.
+    @inline(__always)
+    public static func block(key: RandomKey, index: UInt64) -> (UInt32, UInt32, UInt32, UInt32) {
+        let position = key.offset &+ index
+        return block(counter: (UInt32(truncatingIfNeeded: position), UInt32(truncatingIfNeeded: position >> 32), 0, 0),
+                     key: (UInt32(truncatingIfNeeded: key.seed), UInt32(truncatingIfNeeded: key.seed >> 32)))
+    }
+
+    /// Uniform in [0, 1) from the top 24 bits, exactly representable in float32.
+    @inline(__always)
+    public static func unitFloat(_ bits: UInt32) -> Float { Float(bits >> 8) * (1.0 / 16_777_216.0) }
+
+    /// Box-Muller on two outputs; `first` picks the cosine or the sine half of the pair.
+    @inline(__always)
+    public static func normal(_ bits0: UInt32, _ bits1: UInt32, first: Bool) -> Float {
+        let u1 = (Float(bits0 >> 8) + 1) * (1.0 / 16_777_216.0) // (0, 1]: log is finite
+        let u2 = unitFloat(bits1)
+        let radius = (-2 * Foundation.log(u1)).squareRoot()
+        let angle = 2 * Float.pi * u2
+        return first ? radius * Foundation.cos(angle) : radius * Foundation.sin(angle)
+    }
+
+    /// Blocks a draw of `count` values consumes.
+    public static func blocks(for count: Int) -> UInt64 { UInt64((count + 3) / 4) }
+}
+
+/// A seeded stream that hands out non-overlapping keys; (seed, offset) is its whole state,
+/// so saving those two integers resumes a run bit-exactly.
+public final class RandomGenerator {
+    public let seed: UInt64
+    public private(set) var offset: UInt64
+
+    public init(seed: UInt64, offset: UInt64 = 0) {
+        self.seed = seed
+        self.offset = offset
+    }
+
+    /// Reserves `count` values and returns the key that draws them.
+    public func next(count: Int) -> RandomKey {
+        let key = RandomKey(seed: seed, offset: offset)
+        offset &+= Philox.blocks(for: count)
+        return key
+    }
+
+    /// Host-side uniform integers in 0..<bound (shuffling), from the same stream.
+    public func nextInts(count: Int, below bound: Int) -> [Int] {
+        let key = next(count: count)
+        var out = [Int](repeating: 0, count: count)
+        for i in 0..<count {
+            let b = Philox.block(key: key, index: UInt64(i / 4))
+            let bits: UInt32 = [b.0, b.1, b.2, b.3][i % 4]
+            out[i] = Int((UInt64(bits) &* UInt64(bound)) >> 32)
+        }
+        return out
+    }
+
+    /// A Fisher-Yates permutation of 0..<n.
+    public func permutation(_ n: Int) -> [Int] {
+        var order = Array(0..<n)
+        guard n > 1 else { return order }
+        let draws = nextInts(count: n, below: Int(UInt32.max))
+        for i in stride(from: n - 1, to: 0, by: -1) {
+            let j = Int((UInt64(draws[i]) &* UInt64(i + 1)) >> 32)
+            order.swapAt(i, j)
+        }
+        return order
+    }
+}

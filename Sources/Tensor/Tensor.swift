@@ -1,0 +1,107 @@
+// Tensor: a shape and a buffer on one device, plus what reverse-mode autograd needs.
+
+public final class Tensor {
+    public let shape: [Int]
+    public let buffer: DeviceBuffer
+    public let device: Device
+    /// Leaves that want gradients are parameters; results that need them carry a `gradNode`.
+    public var requiresGrad: Bool
+    /// Accumulated by `backward()` on leaves that require gradients.
+    public var grad: Tensor?
+    var gradNode: GradNode?
+
+    public var count: Int { Shape.count(shape) }
+    public var rank: Int { shape.count }
+    public var isLeaf: Bool { gradNode == nil }
+
+    public init(shape: [Int], buffer: DeviceBuffer, device: Device, requiresGrad: Bool = false) {
+        self.shape = shape
+        self.buffer = buffer
+        self.device = device
+        self.requiresGrad = requiresGrad
+    }
+
+    /// Uninitialised memory of `shape`, for ops that overwrite every element.
+    public static func empty(_ shape: [Int], on device: Device) throws -> Tensor {
+        Tensor(shape: shape, buffer: try device.allocate(count: Shape.count(shape)), device: device)
+    }
+
+    public static func full(_ shape: [Int], value: Float, on device: Device) throws -> Tensor {
+        let t = try empty(shape, on: device)
+        try device.fill(t.buffer, value: value, count: t.count)
+        return t
+    }
+
+    public static func zeros(_ shape: [Int], on device: Device) throws -> Tensor {
+        try full(shape, value: 0, on: device)
+    }
+
+    public static func ones(_ shape: [Int], on device: Device) throws -> Tensor {
+        try full(shape, value: 1, on: device)
+    }
+
+    public convenience init(_ values: [Float], shape: [Int], on device: Device) throws {
+        guard values.count == Shape.count(shape) else {
+            throw DiffuseError.shape("\(values.count) values do not fill shape \(shape)")
+        }
+        self.init(shape: shape, buffer: try device.allocate(count: values.count), device: device)
+        try values.withUnsafeBufferPointer { try device.upload($0, to: buffer) }
+    }
+
+    public static func uniform(_ shape: [Int], low: Float = 0, high: Float = 1, generator: RandomGenerator,
+                               on device: Device) throws -> Tensor {
+        let t = try empty(shape, on: device)
+        try device.fillUniform(t.buffer, count: t.count, key: generator.next(count: t.count), low: low, high: high)
+        return t
+    }
+
+    public static func normal(_ shape: [Int], mean: Float = 0, standardDeviation: Float = 1,
+                              generator: RandomGenerator, on device: Device) throws -> Tensor {
+        let t = try empty(shape, on: device)
+        try device.fillNormal(t.buffer, count: t.count, key: generator.next(count: t.count), mean: mean,
+                              standardDeviation: standardDeviation)
+        return t
+    }
+
+    /// Copies the values to the host; waits for the device.
+    public func toArray() throws -> [Float] {
+        var out = [Float](repeating: 0, count: count)
+        try out.withUnsafeMutableBufferPointer { try device.download(buffer, to: $0) }
+        return out
+    }
+
+    /// The single value of a one-element tensor (waits for the device).
+    public func item() throws -> Float {
+        guard count == 1 else { throw DiffuseError.shape("item() needs one element, shape is \(shape)") }
+        return try toArray()[0]
+    }
+
+    /// The same tensor on another device (a copy through the host).
+    public func to(_ target: Device) throws -> Tensor {
+        if target === device { return self }
+        return try Tensor(toArray(), shape: shape, on: target)
+    }
+
+    /// Overwrites the values in place (parameters, loading weights).
+    public func assign(_ values: [Float]) throws {
+        guard values.count == count else {
+            throw DiffuseError.shape("cannot assign \(values.count) values to shape \(shape)")
+        }
+        try values.withUnsafeBufferPointer { try device.upload($0, to: buffer) }
+    }
+
+    /// Copies another tensor's values into this one on the device.
+    public func copy(from other: Tensor) throws {
+        guard other.count == count else { throw DiffuseError.shape("copy: \(other.shape) into \(shape)") }
+        try device.copyBlocks(from: other.buffer, to: buffer, BlockCopyGeometry(
+            blockCount: 1, blockLength: count, sourceOffset: 0, sourceStride: 0, destinationOffset: 0,
+            destinationStride: 0))
+    }
+
+    /// A new tensor sharing no graph with this one.
+    public func detached() -> Tensor { Tensor(shape: shape, buffer: buffer, device: device) }
+}
+
+extension Tensor: CustomStringConvertible {
+    public var description: String { "Tensor(\(shape), \(device.kind.rawValue))" }
+}

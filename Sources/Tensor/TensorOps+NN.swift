@@ -1,0 +1,164 @@
+// Differentiable neural-network ops: convolution, group norm, attention, pooling, upsampling, MSE.
+
+extension Tensor {
+    /// 2-D convolution of NCHW input with an [out, in, kh, kw] weight (PyTorch's F.conv2d).
+    public func conv2d(weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0) throws -> Tensor {
+        try sameDevice(weight, "conv2d")
+        guard rank == 4, weight.rank == 4, weight.shape[1] == shape[1] else {
+            throw DiffuseError.shape("conv2d: input \(shape) does not match weight \(weight.shape)")
+        }
+        if let bias, bias.shape != [weight.shape[0]] {
+            throw DiffuseError.shape("conv2d: bias \(bias.shape) for \(weight.shape[0]) output channels")
+        }
+        let g = Conv2dGeometry(batch: shape[0], inChannels: shape[1], height: shape[2], width: shape[3],
+                               outChannels: weight.shape[0], kernelHeight: weight.shape[2],
+                               kernelWidth: weight.shape[3], strideHeight: stride, strideWidth: stride,
+                               paddingHeight: padding, paddingWidth: padding)
+        guard g.outHeight > 0, g.outWidth > 0 else {
+            throw DiffuseError.shape("conv2d: input \(shape) is smaller than kernel \(weight.shape)")
+        }
+        let out = try Tensor.empty([g.batch, g.outChannels, g.outHeight, g.outWidth], on: device)
+        try device.conv2d(buffer, weight: weight.buffer, bias: bias?.buffer, out: out.buffer, g)
+        let x = self
+        let inputs = [x, weight] + (bias.map { [$0] } ?? [])
+        return out.recording(inputs) { grad in
+            var dx: Tensor?
+            if x.requiresGrad {
+                dx = try Tensor.empty(x.shape, on: x.device)
+                try x.device.conv2dBackwardInput(gradOut: grad.buffer, weight: weight.buffer, gradIn: dx!.buffer, g)
+            }
+            var dw: Tensor?
+            var db: Tensor?
+            if weight.requiresGrad || bias?.requiresGrad == true {
+                dw = try Tensor.empty(weight.shape, on: x.device)
+                db = try bias.map { try Tensor.empty($0.shape, on: x.device) }
+                try x.device.conv2dBackwardWeight(x.buffer, gradOut: grad.buffer, gradWeight: dw!.buffer,
+                                                  gradBias: db?.buffer, g)
+            }
+            return [dx, dw] + (bias != nil ? [db] : [])
+        }
+    }
+
+    /// Group normalisation over NC... input (PyTorch's F.group_norm), optional affine parameters.
+    public func groupNorm(groups: Int, gamma: Tensor?, beta: Tensor?, epsilon: Float) throws -> Tensor {
+        guard rank >= 2, shape[1] % groups == 0 else {
+            throw DiffuseError.shape("group norm: \(shape[1]) channels do not split into \(groups) groups")
+        }
+        let g = GroupNormGeometry(batch: shape[0], channels: shape[1], spatial: count / (shape[0] * shape[1]),
+                                  groups: groups, epsilon: epsilon)
+        let out = try Tensor.empty(shape, on: device)
+        let mean = try Tensor.empty([g.batch, groups], on: device)
+        let rstd = try Tensor.empty([g.batch, groups], on: device)
+        try device.groupNorm(buffer, gamma: gamma?.buffer, beta: beta?.buffer, out: out.buffer, mean: mean.buffer,
+                             rstd: rstd.buffer, g)
+        let x = self
+        let inputs = [x] + [gamma, beta].compactMap { $0 }
+        return out.recording(inputs) { grad in
+            let dx = try Tensor.empty(x.shape, on: x.device)
+            let dGamma = try gamma.map { try Tensor.empty($0.shape, on: x.device) }
+            let dBeta = try beta.map { try Tensor.empty($0.shape, on: x.device) }
+            try x.device.groupNormBackward(x.buffer, gamma: gamma?.buffer, mean: mean.buffer, rstd: rstd.buffer,
+                                           gradOut: grad.buffer, gradIn: dx.buffer, gradGamma: dGamma?.buffer,
+                                           gradBeta: dBeta?.buffer, g)
+            return [dx] + (gamma != nil ? [dGamma] : []) + (beta != nil ? [dBeta] : [])
+        }
+    }
+
+    /// Softmax over the last dimension.
+    public func softmax() throws -> Tensor {
+        let columns = shape.last ?? 1
+        let rows = count / max(columns, 1)
+        let out = try Tensor.empty(shape, on: device)
+        try device.softmax(buffer, out: out.buffer, rows: rows, columns: columns)
+        let x = self
+        return out.recording([x]) { [unowned out] grad in
+            let dx = try Tensor.empty(x.shape, on: x.device)
+            try x.device.softmaxBackward(y: out.buffer, gradOut: grad.buffer, gradIn: dx.buffer, rows: rows,
+                                         columns: columns)
+            return [dx]
+        }
+    }
+
+    /// softmax(scale * q k^T) v for q [B, Lq, D], k and v [B, Lk, D] (one head per batch entry).
+    public static func attention(query q: Tensor, key k: Tensor, value v: Tensor, scale: Float) throws -> Tensor {
+        try q.sameDevice(k, "attention")
+        try q.sameDevice(v, "attention")
+        guard q.rank == 3, k.rank == 3, v.shape == k.shape, q.shape[0] == k.shape[0], q.shape[2] == k.shape[2] else {
+            throw DiffuseError.shape("attention: q \(q.shape), k \(k.shape), v \(v.shape)")
+        }
+        let g = AttentionGeometry(batch: q.shape[0], queryLength: q.shape[1], keyLength: k.shape[1],
+                                  headDim: q.shape[2], scale: scale)
+        let out = try Tensor.empty(q.shape, on: q.device)
+        let probabilities = try Tensor.empty([g.batch, g.queryLength, g.keyLength], on: q.device)
+        try q.device.attention(q: q.buffer, k: k.buffer, v: v.buffer, out: out.buffer,
+                               probabilities: probabilities.buffer, g)
+        return out.recording([q, k, v]) { grad in
+            let dq = try Tensor.empty(q.shape, on: q.device)
+            let dk = try Tensor.empty(k.shape, on: q.device)
+            let dv = try Tensor.empty(v.shape, on: q.device)
+            try q.device.attentionBackward(q: q.buffer, k: k.buffer, v: v.buffer, probabilities: probabilities.buffer,
+                                           gradOut: grad.buffer, gradQ: dq.buffer, gradK: dk.buffer,
+                                           gradV: dv.buffer, g)
+            return [dq, dk, dv]
+        }
+    }
+
+    /// Max pooling of NCHW input without padding (nn.MaxPool2d(kernel, stride)).
+    public func maxPool2d(kernel: Int, stride: Int? = nil) throws -> Tensor {
+        guard rank == 4, shape[2] >= kernel, shape[3] >= kernel else {
+            throw DiffuseError.shape("max pool \(kernel): input \(shape)")
+        }
+        let g = PoolGeometry(planes: shape[0] * shape[1], height: shape[2], width: shape[3], kernel: kernel,
+                             stride: stride ?? kernel)
+        let out = try Tensor.empty([shape[0], shape[1], g.outHeight, g.outWidth], on: device)
+        try device.maxPool2d(buffer, out: out.buffer, g)
+        let x = self
+        return out.recording([x]) { grad in
+            let dx = try Tensor.empty(x.shape, on: x.device)
+            try x.device.maxPool2dBackward(x.buffer, gradOut: grad.buffer, gradIn: dx.buffer, g)
+            return [dx]
+        }
+    }
+
+    /// Nearest-neighbour upsampling of NCHW input by an integer factor (nn.Upsample(scale_factor=f)).
+    public func upsampleNearest(factor: Int) throws -> Tensor {
+        guard rank == 4, factor >= 1 else { throw DiffuseError.shape("upsample x\(factor): input \(shape)") }
+        let g = UpsampleGeometry(planes: shape[0] * shape[1], height: shape[2], width: shape[3], factor: factor)
+        let out = try Tensor.empty([shape[0], shape[1], shape[2] * factor, shape[3] * factor], on: device)
+        try device.upsampleNearest(buffer, out: out.buffer, g)
+        let x = self
+        return out.recording([x]) { grad in
+            let dx = try Tensor.empty(x.shape, on: x.device)
+            try x.device.upsampleNearestBackward(gradOut: grad.buffer, gradIn: dx.buffer, g)
+            return [dx]
+        }
+    }
+
+    /// x W^T + b over the last dimension (nn.Linear); x is [..., in], weight [out, in].
+    public func linear(weight: Tensor, bias: Tensor?) throws -> Tensor {
+        guard let inFeatures = shape.last, weight.rank == 2, weight.shape[1] == inFeatures else {
+            throw DiffuseError.shape("linear: input \(shape) does not match weight \(weight.shape)")
+        }
+        let flat = try reshaped([count / max(inFeatures, 1), inFeatures])
+        var out = try flat.matmul(weight, transposeOther: true)
+        if let bias { out = try out + bias }
+        return try out.reshaped(Array(shape.dropLast()) + [weight.shape[0]])
+    }
+
+    /// Mean squared error, a scalar (F.mse_loss with reduction="mean").
+    public static func mseLoss(_ prediction: Tensor, _ target: Tensor) throws -> Tensor {
+        try prediction.sameDevice(target, "mse")
+        guard prediction.shape == target.shape else {
+            throw DiffuseError.shape("mse: prediction \(prediction.shape) vs target \(target.shape)")
+        }
+        let out = try Tensor.empty([], on: prediction.device)
+        let n = prediction.count
+        try prediction.device.mseLoss(prediction.buffer, target.buffer, out: out.buffer, count: n)
+        return out.recording([prediction, target]) { grad in
+            let d = try Tensor.empty(prediction.shape, on: prediction.device)
+            try prediction.device.mseLossBackward(prediction.buffer, target.buffer, gradOut: grad.buffer,
+                                                  gradIn: d.buffer, count: n)
+            return [prediction.requiresGrad ? d : nil, target.requiresGrad ? try -d : nil]
+        }
+    }
+}

@@ -1,0 +1,34 @@
+// The `diffuse` command line: argument parsing only; the work lives in the Diffusion library.
+import ArgumentParser
+import Foundation
+import Tensor
+
+struct Diffuse: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "diffuse",
+        abstract: "Train and sample image diffusion models on OpenCL or the CPU.",
+        version: "0.1.0",
+        subcommands: [TrainCommand.self, SampleCommand.self, BenchCommand.self])
+}
+
+/// Usage and input errors exit with 2 and one line; help and version exit 0 as usual.
+func runMain() -> Never {
+    do {
+        var command = try Diffuse.parseAsRoot()
+        try command.run()
+        exit(0)
+    } catch let error as DiffuseError {
+        FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
+        exit(error.exitCode)
+    } catch {
+        let code = Diffuse.exitCode(for: error)
+        if code == .success {
+            Diffuse.exit(withError: error)
+        }
+        let message = Diffuse.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+        FileHandle.standardError.write(Data("error: \(message) (see --help)\n".utf8))
+        exit(2)
+    }
+}
+
+runMain()
