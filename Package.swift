@@ -29,7 +29,7 @@ let package = Package(
             swiftSettings: optimize),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "Tensor"]),
-        .testTarget(name: "DataIOTests", dependencies: ["DataIO", "Tensor"]),
+        .testTarget(name: "DataIOTests", dependencies: ["DataIO", "Tensor", "CZlib"]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "NN", "Tensor", "DataIO"]),
         // Runs the built `diffuse` binary: exit codes, messages and run folders as a user sees them.
         .testTarget(name: "CLITests", dependencies: ["diffuse", "DataIO"]),

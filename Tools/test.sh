@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The test command: installs what is missing, builds in release (numerics are 15x slower in debug),
-# and runs every test. CI runs exactly this (.ci/run).
+# The test command: installs what is missing, builds in release (numerics are 15x slower in debug;
+# -enable-testing lets the tests that need internals import them), and runs every test.
+# CI runs exactly this (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 Tools/setup.sh
-swift build -c release --product diffuse
-swift test -c release "$@"
+swift build -c release -Xswiftc -enable-testing --build-tests
+swift test -c release -Xswiftc -enable-testing --skip-build "$@"

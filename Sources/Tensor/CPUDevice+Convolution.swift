@@ -85,16 +85,18 @@ extension CPUDevice {
                             let iy = y * g.strideHeight - g.paddingHeight + ki
                             let out = destination + y * ow
                             if iy < 0 || iy >= g.height {
-                                out.update(repeating: 0, count: ow)
+                                for xo in 0..<ow { out[xo] = 0 }
                                 continue
                             }
                             let line = source + iy * g.width
                             if g.strideWidth == 1 {
+                                // Plain loops: rows are 7-28 floats, too short for memcpy/memset calls to pay.
                                 let lo = min(owStart, ow)
                                 let hi = max(owEnd, lo)
-                                if lo > 0 { out.update(repeating: 0, count: lo) }
-                                if hi > lo { (out + lo).update(from: line + (lo - g.paddingWidth + kj), count: hi - lo) }
-                                if hi < ow { (out + hi).update(repeating: 0, count: ow - hi) }
+                                let shifted = line + (kj - g.paddingWidth)
+                                for xo in 0..<lo { out[xo] = 0 }
+                                for xo in lo..<hi { out[xo] = shifted[xo] }
+                                for xo in hi..<ow { out[xo] = 0 }
                             } else {
                                 for xo in 0..<ow {
                                     let ix = xo * g.strideWidth - g.paddingWidth + kj
@@ -165,6 +167,7 @@ extension CPUDevice {
         let imageOut = g.outChannels * plane
         let k = g.patchSize
         let pointwise = isPointwise(g)
+        if prefersDirect(g) { return directConv2d(px, pw, pbias, po, g) }
         forEachImageGroup(g) { first, count, worker in
             let columns: UnsafeMutablePointer<Float>
             if pointwise && count == 1 {
@@ -218,6 +221,7 @@ extension CPUDevice {
         let imageIn = g.inChannels * g.height * g.width
         let k = g.patchSize
         let pointwise = isPointwise(g)
+        if prefersDirect(g) { return directConv2dBackwardInput(dy, pw, dx, g) }
         forEachImageGroup(g) { first, count, worker in
             let gathered = gatherGradOut(dy, g, first: first, count: count, worker: worker)
             if pointwise && count == 1 {
@@ -241,6 +245,9 @@ extension CPUDevice {
         let k = g.patchSize
         let weightCount = g.outChannels * k
         let pointwise = isPointwise(g)
+        if prefersDirect(g) {
+            return directConv2dBackwardWeight(px, dy, pointer(gradWeight), gradBias.map { pointer($0) }, g)
+        }
         let used = min(workers, g.batch)
         // Each worker accumulates its own weight and bias gradient; they are summed at the end.
         let partials = UnsafeMutablePointer<Float>.allocate(capacity: used * (weightCount + g.outChannels))

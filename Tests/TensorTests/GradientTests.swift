@@ -4,13 +4,16 @@ import XCTest
 
 final class GradientTests: XCTestCase {
     func testConvolutionGradients() throws {
-        // 5x5 padding 2 (BasicUNet), stride 2 padding 1 on odd sizes, pointwise, and a batch large
-        // enough that several small images share one GEMM.
+        // 5x5 padding 2 (BasicUNet) through im2col and through the direct path (<= 4 outputs),
+        // stride 2 padding 1 on odd sizes, pointwise, and a batch large enough that several small
+        // images share one GEMM.
         let cases: [(x: [Int], w: [Int], stride: Int, padding: Int)] = [
+            ([2, 2, 6, 5], [5, 2, 5, 5], 1, 2),
             ([2, 2, 6, 5], [3, 2, 5, 5], 1, 2),
             ([1, 3, 7, 5], [2, 3, 3, 3], 2, 1),
             ([2, 3, 3, 4], [4, 3, 1, 1], 1, 0),
-            ([5, 2, 3, 3], [3, 2, 3, 3], 1, 1),
+            ([5, 2, 3, 3], [6, 2, 3, 3], 1, 1),
+            ([3, 2, 4, 3], [1, 2, 3, 3], 1, 0),
         ]
         for (n, c) in cases.enumerated() {
             let xCount = Shape.count(c.x)

@@ -1,0 +1,112 @@
+// Direct stride-1 convolution for layers with very few output channels (BasicUNet's last layer:
+// 32 -> 1, 5x5). There im2col would write K = Cin*kh*kw floats per pixel to feed a GEMM with one
+// row, so each (in-channel, tap) pair becomes a shifted multiply-add over a plane held in cache.
+extension CPUDevice {
+    /// Few output channels, stride 1: the case where im2col moves far more memory than the GEMM computes.
+    func prefersDirect(_ g: Conv2dGeometry) -> Bool {
+        g.outChannels <= 4 && g.strideHeight == 1 && g.strideWidth == 1 && g.kernelHeight * g.kernelWidth > 1
+    }
+
+    /// Calls body(ki, kj, y0, y1, x0, x1): the output rectangle whose input pixel (y+ki-p, x+kj-p) exists.
+    @inline(__always)
+    static func forEachTap(_ g: Conv2dGeometry, _ body: (Int, Int, Int, Int, Int, Int) -> Void) {
+        let (oh, ow) = (g.outHeight, g.outWidth)
+        for ki in 0..<g.kernelHeight {
+            let y0 = max(0, g.paddingHeight - ki)
+            let y1 = min(oh, g.height + g.paddingHeight - ki)
+            guard y1 > y0 else { continue }
+            for kj in 0..<g.kernelWidth {
+                let x0 = max(0, g.paddingWidth - kj)
+                let x1 = min(ow, g.width + g.paddingWidth - kj)
+                guard x1 > x0 else { continue }
+                body(ki, kj, y0, y1, x0, x1)
+            }
+        }
+    }
+
+    func directConv2d(_ px: UnsafeMutablePointer<Float>, _ pw: UnsafeMutablePointer<Float>,
+                      _ pbias: UnsafeMutablePointer<Float>?, _ po: UnsafeMutablePointer<Float>, _ g: Conv2dGeometry) {
+        let (oh, ow) = (g.outHeight, g.outWidth)
+        let (h, w) = (g.height, g.width)
+        let taps = g.kernelHeight * g.kernelWidth
+        Parallel.forEach(g.batch * g.outChannels) { index, _ in
+            let n = index / g.outChannels
+            let co = index % g.outChannels
+            let out = po + index * oh * ow
+            let b = pbias?[co] ?? 0
+            for i in 0..<(oh * ow) { out[i] = b }
+            for ci in 0..<g.inChannels {
+                let plane = px + (n * g.inChannels + ci) * h * w
+                let weights = pw + (co * g.inChannels + ci) * taps
+                CPUDevice.forEachTap(g) { ki, kj, y0, y1, x0, x1 in
+                    let wv = weights[ki * g.kernelWidth + kj]
+                    for y in y0..<y1 {
+                        let src = plane + (y + ki - g.paddingHeight) * w + (kj - g.paddingWidth)
+                        multiplyAdd(wv, src + x0, out + y * ow + x0, x1 - x0)
+                    }
+                }
+            }
+        }
+    }
+
+    func directConv2dBackwardInput(_ dy: UnsafeMutablePointer<Float>, _ pw: UnsafeMutablePointer<Float>,
+                                   _ dx: UnsafeMutablePointer<Float>, _ g: Conv2dGeometry) {
+        let (oh, ow) = (g.outHeight, g.outWidth)
+        let (h, w) = (g.height, g.width)
+        let taps = g.kernelHeight * g.kernelWidth
+        Parallel.forEach(g.batch * g.inChannels) { index, _ in
+            let n = index / g.inChannels
+            let ci = index % g.inChannels
+            let grad = dx + index * h * w
+            for i in 0..<(h * w) { grad[i] = 0 }
+            for co in 0..<g.outChannels {
+                let upstream = dy + (n * g.outChannels + co) * oh * ow
+                let weights = pw + (co * g.inChannels + ci) * taps
+                CPUDevice.forEachTap(g) { ki, kj, y0, y1, x0, x1 in
+                    let wv = weights[ki * g.kernelWidth + kj]
+                    for y in y0..<y1 {
+                        let dst = grad + (y + ki - g.paddingHeight) * w + (kj - g.paddingWidth)
+                        multiplyAdd(wv, upstream + y * ow + x0, dst + x0, x1 - x0)
+                    }
+                }
+            }
+        }
+    }
+
+    func directConv2dBackwardWeight(_ px: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>,
+                                    _ dw: UnsafeMutablePointer<Float>, _ db: UnsafeMutablePointer<Float>?,
+                                    _ g: Conv2dGeometry) {
+        let (oh, ow) = (g.outHeight, g.outWidth)
+        let (h, w) = (g.height, g.width)
+        let taps = g.kernelHeight * g.kernelWidth
+        // One task per (out, in) channel pair, each summing over the batch: no shared writes.
+        Parallel.forEach(g.outChannels * g.inChannels) { index, _ in
+            let co = index / g.inChannels
+            let ci = index % g.inChannels
+            let weights = dw + index * taps
+            for t in 0..<taps { weights[t] = 0 }
+            for n in 0..<g.batch {
+                let plane = px + (n * g.inChannels + ci) * h * w
+                let upstream = dy + (n * g.outChannels + co) * oh * ow
+                CPUDevice.forEachTap(g) { ki, kj, y0, y1, x0, x1 in
+                    var acc: Float = 0
+                    for y in y0..<y1 {
+                        let src = plane + (y + ki - g.paddingHeight) * w + (kj - g.paddingWidth)
+                        acc += dotProduct(upstream + y * ow + x0, src + x0, x1 - x0)
+                    }
+                    weights[ki * g.kernelWidth + kj] += acc
+                }
+            }
+        }
+        if let db {
+            for co in 0..<g.outChannels {
+                var acc: Float = 0
+                for n in 0..<g.batch {
+                    let upstream = dy + (n * g.outChannels + co) * oh * ow
+                    acc += vectorSum(upstream, oh * ow)
+                }
+                db[co] = acc
+            }
+        }
+    }
+}
