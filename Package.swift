@@ -18,10 +18,16 @@ let package = Package(
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "COpenCL", path: "Sources/COpenCL", providers: [.apt(["ocl-icd-opencl-dev", "opencl-headers"])]),
         .target(name: "Tensor", dependencies: ["CBLAS"], swiftSettings: optimize),
+        // OpenCL C sources, embedded as bytes (PackageResources.<name>_cl) so nothing is read at run time.
+        .target(name: "Kernels", path: "Kernels",
+                resources: ["elementwise", "activation", "reduce", "loss", "scheduler", "optimizer", "random",
+                            "gemm", "conv2d", "groupnorm", "attention", "pool"].map { .embedInCode("\($0).cl") }),
+        .target(name: "OpenCLBackend", dependencies: ["Tensor", "COpenCL", "Kernels", "DataIO"], swiftSettings: optimize),
         .target(name: "NN", dependencies: ["Tensor"], swiftSettings: optimize),
         .target(name: "DataIO", dependencies: ["Tensor", "CPNG", "CZlib"], swiftSettings: optimize),
-        .target(name: "Diffusion", dependencies: ["NN", "Tensor", "DataIO"], swiftSettings: optimize),
+        .target(name: "Diffusion", dependencies: ["NN", "Tensor", "DataIO", "OpenCLBackend"], swiftSettings: optimize),
         .executableTarget(
             name: "diffuse",
             dependencies: ["Diffusion", "DataIO", "NN", "Tensor",
@@ -29,6 +35,7 @@ let package = Package(
             swiftSettings: optimize),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "Tensor"]),
+        .testTarget(name: "OpenCLTests", dependencies: ["OpenCLBackend", "Tensor", "NN", "Diffusion"]),
         .testTarget(name: "DataIOTests", dependencies: ["DataIO", "Tensor", "CZlib"]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "NN", "Tensor", "DataIO"]),
         // Runs the built `diffuse` binary: exit codes, messages and run folders as a user sees them.

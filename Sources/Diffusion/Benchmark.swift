@@ -9,34 +9,38 @@ public struct BenchResult: Codable, Equatable, Sendable {
     public var device: String
     public var batchSize: Int
     public var imagesPerSecond: Double
+    /// Only for the GEMM workload (1024^3 products per second, in GFLOP/s).
+    public var gflopPerSecond: Double?
 
-    public init(name: String, device: String, batchSize: Int, imagesPerSecond: Double) {
+    public init(name: String, device: String, batchSize: Int, imagesPerSecond: Double, gflopPerSecond: Double? = nil) {
         self.name = name
         self.device = device
         self.batchSize = batchSize
         self.imagesPerSecond = imagesPerSecond
+        self.gflopPerSecond = gflopPerSecond
     }
 
     enum CodingKeys: String, CodingKey {
         case name, device
         case batchSize = "batch_size"
         case imagesPerSecond = "images_per_second"
+        case gflopPerSecond = "gflop_per_second"
     }
 }
 
 public enum Benchmark {
-    /// Runs `body` once to warm up (pools, caches), then repeatedly for at least `seconds`.
+    /// Runs `body` once to warm up (pools, caches, kernel builds), then repeatedly for at least
+    /// `seconds`. Each run's result is read back, so the clock covers finished work, not just
+    /// work queued on an asynchronous device.
     static func imagesPerSecond(batch: Int, seconds: Double, minimumRuns: Int = 3,
                                 _ body: () throws -> Tensor) throws -> Double {
         _ = try body().toArray()
         var runs = 0
         let start = Date()
-        var last: Tensor
         repeat {
-            last = try body()
+            _ = try body().toArray()
             runs += 1
         } while runs < minimumRuns || Date().timeIntervalSince(start) < seconds
-        _ = try last.toArray()
         return Double(runs * batch) / Date().timeIntervalSince(start)
     }
 
@@ -56,6 +60,18 @@ public enum Benchmark {
             return loss
         }
         return BenchResult(name: "basic_unet_train", device: device.name, batchSize: batchSize, imagesPerSecond: rate)
+    }
+
+    /// A square float32 GEMM (the design's 1024^3 yardstick); "images" are whole products here.
+    public static func gemm(device: Device, size: Int = 1024, seconds: Double) throws -> BenchResult {
+        let generator = RandomGenerator(seed: 2)
+        let a = try Tensor.uniform([size, size], generator: generator, on: device)
+        let b = try Tensor.uniform([size, size], generator: generator, on: device)
+        let rate = try GradMode.withoutGradients {
+            try imagesPerSecond(batch: 1, seconds: seconds) { try a.matmul(b) }
+        }
+        return BenchResult(name: "gemm_\(size)", device: device.name, batchSize: 1, imagesPerSecond: rate,
+                           gflopPerSecond: rate * 2 * pow(Double(size), 3) / 1e9)
     }
 
     /// BasicUNet forward passes without gradients (one sampling step).

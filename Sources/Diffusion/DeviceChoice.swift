@@ -1,14 +1,31 @@
-// Resolving --device: the backends this build has, in the order `auto` tries them.
+// Resolving --device: auto (first OpenCL GPU, then any OpenCL device, then the CPU), cpu,
+// opencl (the first OpenCL device) or opencl:N (the N-th in `diffuse devices`).
+import OpenCLBackend
 import Tensor
 
 public enum DeviceChoice {
-    /// `auto` or `cpu`; OpenCL devices join this list when that backend is built in.
     public static func resolve(_ spec: String) throws -> Device {
-        switch spec.lowercased() {
-        case "auto", "cpu":
+        let lowered = spec.lowercased()
+        switch lowered {
+        case "cpu":
             return CPUDevice.shared
+        case "auto":
+            guard let preferred = OpenCLPlatforms.preferred(in: OpenCLPlatforms.devices()) else { return CPUDevice.shared }
+            return try OpenCLDevice(info: preferred)
+        case "opencl":
+            return try OpenCLDevice(index: 0)
         default:
-            throw DiffuseError.usage("unknown --device '\(spec)': use auto or cpu")
+            if lowered.hasPrefix("opencl:"), let index = Int(lowered.dropFirst("opencl:".count)), index >= 0 {
+                return try OpenCLDevice(index: index)
+            }
+            throw DiffuseError.usage("unknown --device '\(spec)': use auto, cpu, opencl or opencl:N (see `diffuse devices`)")
         }
+    }
+
+    /// Every device a user can pick, as `diffuse devices` and `diffuse bench` list them.
+    public static func available() throws -> [Device] {
+        var devices: [Device] = [CPUDevice.shared]
+        for info in OpenCLPlatforms.devices() { devices.append(try OpenCLDevice(info: info)) }
+        return devices
     }
 }

@@ -19,6 +19,14 @@ extension CPUDevice {
         let lda = g.transposeA ? g.m : g.k
         let ldb = g.transposeB ? g.k : g.n
         let flops = 2 * g.m * g.n * g.k
+        if g.strideOut == 0 && g.batch > 1 {
+            // One output for the whole batch: the products are summed into it.
+            for i in 0..<g.batch {
+                CPUDevice.sgemm(g.transposeA, g.transposeB, g.m, g.n, g.k, g.alpha, pa + i * g.strideA, lda,
+                                pb + i * g.strideB, ldb, i == 0 ? g.beta : 1, pc, g.n)
+            }
+            return
+        }
         if g.batch >= workers || flops * g.batch < 1 << 21 {
             Parallel.forEach(g.batch, workers: flops * g.batch < 1 << 21 ? 1 : workers) { i, _ in
                 CPUDevice.sgemm(g.transposeA, g.transposeB, g.m, g.n, g.k, g.alpha, pa + i * g.strideA, lda,

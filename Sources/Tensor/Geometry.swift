@@ -80,7 +80,8 @@ public struct ReduceGeometry: Hashable, Sendable {
 }
 
 /// Row-major batched GEMM: out[i] = alpha * op(a[i]) op(b[i]) + beta * out[i].
-/// A batch stride of zero reuses the same matrix for every batch entry.
+/// An input batch stride of zero reuses the same matrix for every entry; an output stride of zero
+/// sums every entry's product into one output (beta applies once).
 public struct GemmGeometry: Hashable, Sendable {
     public var batch: Int
     public var m: Int

@@ -40,7 +40,7 @@ extension Tensor {
 
     // MARK: Elementwise
 
-    func binary(_ op: BinaryOp, _ other: Tensor) throws -> Tensor {
+    public func binary(_ op: BinaryOp, _ other: Tensor) throws -> Tensor {
         try sameDevice(other, "\(op)")
         guard let outShape = Shape.broadcast(shape, other.shape),
               let geometry = BroadcastGeometry(a: shape, b: other.shape) else {

@@ -2,6 +2,7 @@
 import ArgumentParser
 import Diffusion
 import Foundation
+import OpenCLBackend
 import Tensor
 
 struct BenchCommand: ParsableCommand {
@@ -9,7 +10,7 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Measure training and forward throughput (images/s), optionally beside PyTorch.")
 
-    @Option(help: "Devices to measure: all, or one --device value (auto, cpu).")
+    @Option(help: "Devices to measure: all, or one --device value (auto, cpu, opencl, opencl:N).")
     var device = "all"
     @Option(help: "Images per step.")
     var batchSize = 128
@@ -21,14 +22,22 @@ struct BenchCommand: ParsableCommand {
     var torchScript: String?
     @Option(help: "Python interpreter for --torch-script.")
     var python = "python3"
+    @Flag(help: "Also time a 1024^3 GEMM on each device (GFLOP/s).")
+    var gemm = false
+    @Flag(help: "Time every OpenCL kernel (each launch waits for the device) and print where the time goes.")
+    var profile = false
 
     func run() throws {
         guard batchSize > 0, seconds > 0 else { throw DiffuseError.usage("--batch-size and --seconds must be positive") }
-        let devices: [Device] = device == "all" ? [CPUDevice.shared] : [try DeviceChoice.resolve(device)]
+        let devices: [Device] = device == "all" ? try DeviceChoice.available() : [try DeviceChoice.resolve(device)]
         var results: [BenchResult] = []
         for d in devices {
+            let opencl = d as? OpenCLDevice
+            opencl?.setProfiling(profile)
             results.append(try Benchmark.basicUNetTraining(device: d, batchSize: batchSize, seconds: seconds))
             results.append(try Benchmark.basicUNetForward(device: d, batchSize: batchSize, seconds: seconds))
+            if gemm { results.append(try Benchmark.gemm(device: d, seconds: seconds)) }
+            if let opencl, profile { print("kernel times on \(opencl.name):\n" + opencl.profileReport()) }
         }
         var torch: [BenchResult] = []
         if let torchScript {
@@ -76,7 +85,7 @@ enum BenchTable {
                      + (torch.isEmpty ? "" : pad("torch img/s", 13) + "ratio")]
         for r in results {
             var line = pad(r.name, 22) + pad(r.device, 34) + pad("\(r.batchSize)", 7)
-                + pad(String(format: "%.1f", r.imagesPerSecond), 11)
+                + pad(r.gflopPerSecond.map { String(format: "%.1f GFLOP/s", $0) } ?? String(format: "%.1f", r.imagesPerSecond), 11)
             if let t = torch.first(where: { $0.name == r.name }) {
                 line += pad(String(format: "%.1f", t.imagesPerSecond), 13)
                     + String(format: "%.2fx", r.imagesPerSecond / t.imagesPerSecond)

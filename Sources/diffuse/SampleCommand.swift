@@ -18,7 +18,7 @@ struct SampleCommand: ParsableCommand {
     var batchSize: Int?
     @Option(help: "Seed of the initial noise.")
     var seed: UInt64 = 0
-    @Option(help: "auto or cpu.")
+    @Option(help: "auto, cpu, opencl or opencl:N (see `diffuse devices`).")
     var device = "auto"
     @Option(help: "PNG grid to write.")
     var output = "samples.png"

@@ -24,7 +24,7 @@ struct TrainCommand: ParsableCommand {
     var lr = 1e-3
     @Option(help: "Seed of the Philox generator (weights, shuffling, noise).")
     var seed: UInt64 = 0
-    @Option(help: "auto or cpu.")
+    @Option(help: "auto, cpu, opencl or opencl:N (see `diffuse devices`).")
     var device = "auto"
     @Option(help: "Run folder. Default: runs/<model>-<timestamp>.")
     var output: String?
@@ -51,7 +51,7 @@ struct TrainCommand: ParsableCommand {
         let data = try MNISTDataset(directory: URL(fileURLWithPath: dataset))
         let folder = URL(fileURLWithPath: output ?? "runs/\(model)-\(Self.timestamp())")
         try PipelineFolder.prepareOutput(folder, overwrite: overwrite)
-        print("training \(model) on \(data.count) images from \(dataset) on \(chosen.name)")
+        print("training \(model) on \(data.count) images from \(dataset) on \(chosen.name)\(device == "auto" ? " (--device auto)" : "")")
         let run = try BasicUNetRun(options: options, dataset: data, device: chosen, folder: folder)
         try run.execute(progress: ProgressLine(quiet: quiet))
         print("model: \(folder.path)")

@@ -76,10 +76,25 @@ final class CLITests: XCTestCase {
         assertUsageError(try train(["--batch-size=-3"]), mentions: "--batch-size")
         assertUsageError(try train(["--epochs", "0"]), mentions: "--epochs")
         assertUsageError(try train(["--device", "tpu"]), mentions: "--device")
+        assertUsageError(try train(["--device", "opencl:99"]), mentions: "diffuse devices")
+        // No ICD registered (ocl-icd reads OCL_ICD_VENDORS): the error names the package to install.
+        try FileManager.default.createDirectory(at: work.appendingPathComponent("no-icds"), withIntermediateDirectories: true)
+        assertUsageError(try CLI.run(["train", "--device", "opencl", "--dataset", path("data"), "--output", path("y")],
+                                     environment: ["OCL_ICD_VENDORS": path("no-icds")]), mentions: "pocl-opencl-icd")
         let missing = try CLI.run(["train", "--dataset", path("nowhere"), "--output", path("x")])
         assertUsageError(missing, mentions: "dataset-fashion-mnist")
         assertUsageError(try CLI.run(["train", "--no-such-flag"]), mentions: "--no-such-flag")
         XCTAssertEqual(try CLI.run(["--help"]).status, 0)
+    }
+
+    func testDevicesListsOpenCLAndTheCPU() throws {
+        let listed = try CLI.run(["devices"])
+        XCTAssertEqual(listed.status, 0, listed.stderr)
+        XCTAssertTrue(listed.stdout.contains("opencl:0"), listed.stdout) // CI installs PoCL
+        XCTAssertTrue(listed.stdout.contains("cpu"), listed.stdout)
+        XCTAssertEqual(listed.stdout.split(separator: "\n").filter { $0.hasPrefix("*") }.count, 1, "one auto choice")
+        let none = try CLI.run(["devices"], environment: ["OCL_ICD_VENDORS": "/nonexistent"])
+        XCTAssertTrue(none.stdout.contains("* cpu"), none.stdout)
     }
 
     func testBrokenModelFoldersExitWithTwo() throws {

@@ -1,0 +1,76 @@
+// elementwise.cl: fills, strided block copies, batched transposes, affine maps, clamps and
+// broadcasting binary ops. Layout: dense float32; every kernel is 1-D over its outputs.
+//   fill(out, value, n)
+//   copy_blocks(src, dst, blockLength, srcOffset, srcStride, dstOffset, dstStride, accumulate, total)
+//   transpose(x, out, rows, columns, total)            out[b][j][i] = x[b][i][j]
+//   affine(x, out, scale, shift, n)                    out = x * scale + shift
+//   clamp_values(x, out, low, high, n)
+//   binary(op, a, b, out, meta, n)                     op: 0 add, 1 subtract, 2 multiply, 3 divide;
+//       meta = [rank, shape[rank], stridesA[rank], stridesB[rank]] (coalesced broadcast geometry)
+//   binary_same(op, a, b, out, n)                      the same op when both shapes equal
+
+__kernel void fill(__global float* out, const float value, const int n) {
+    const size_t i = get_global_id(0);
+    if (i < (size_t)n) out[i] = value;
+}
+
+__kernel void copy_blocks(__global const float* src, __global float* dst, const int blockLength,
+                          const int srcOffset, const int srcStride, const int dstOffset, const int dstStride,
+                          const int accumulate, const int total) {
+    const size_t i = get_global_id(0);
+    if (i >= (size_t)total) return;
+    const size_t block = i / (size_t)blockLength;
+    const size_t j = i % (size_t)blockLength;
+    const size_t s = (size_t)srcOffset + block * (size_t)srcStride + j;
+    const size_t d = (size_t)dstOffset + block * (size_t)dstStride + j;
+    if (accumulate) dst[d] += src[s]; else dst[d] = src[s];
+}
+
+__kernel void transpose(__global const float* x, __global float* out, const int rows, const int columns,
+                        const int total) {
+    const size_t i = get_global_id(0);
+    if (i >= (size_t)total) return;
+    const size_t plane = (size_t)rows * (size_t)columns;
+    const size_t b = i / plane;
+    const size_t r = (i % plane) / (size_t)columns;
+    const size_t c = i % (size_t)columns;
+    out[b * plane + c * (size_t)rows + r] = x[i];
+}
+
+__kernel void affine(__global const float* x, __global float* out, const float scale, const float shift, const int n) {
+    const size_t i = get_global_id(0);
+    if (i < (size_t)n) out[i] = x[i] * scale + shift;
+}
+
+__kernel void clamp_values(__global const float* x, __global float* out, const float low, const float high, const int n) {
+    const size_t i = get_global_id(0);
+    if (i < (size_t)n) out[i] = fmin(fmax(x[i], low), high);
+}
+
+inline float apply_binary(const int op, const float x, const float y) {
+    return op == 0 ? x + y : op == 1 ? x - y : op == 2 ? x * y : x / y;
+}
+
+__kernel void binary(const int op, __global const float* a, __global const float* b, __global float* out,
+                     __constant int* meta, const int n) {
+    const size_t i = get_global_id(0);
+    if (i >= (size_t)n) return;
+    const int rank = meta[0];
+    size_t rest = i;
+    size_t oa = 0;
+    size_t ob = 0;
+    for (int d = rank - 1; d >= 0; --d) {
+        const size_t size = (size_t)meta[1 + d];
+        const size_t index = rest % size;
+        rest /= size;
+        oa += index * (size_t)meta[1 + rank + d];
+        ob += index * (size_t)meta[1 + 2 * rank + d];
+    }
+    out[i] = apply_binary(op, a[oa], b[ob]);
+}
+
+__kernel void binary_same(const int op, __global const float* a, __global const float* b, __global float* out,
+                          const int n) {
+    const size_t i = get_global_id(0);
+    if (i < (size_t)n) out[i] = apply_binary(op, a[i], b[i]);
+}

@@ -1,0 +1,83 @@
+// pool.cl: max pooling (no padding) and nearest upsampling of [planes, H, W] float32, with gradients.
+//   max_pool(x, out, H, W, kernel, stride, oh, ow, total)                one output per work-item
+//   max_pool_backward(x, dy, dx, H, W, kernel, stride, oh, ow, total)    one input per work-item: it
+//       gathers dy of every window whose first maximum it is (PyTorch's choice), so windows may overlap
+//   upsample_nearest(x, out, H, W, factor, total)
+//   upsample_nearest_backward(dy, dx, H, W, factor, total)              sums each factor x factor block
+
+__kernel void max_pool(__global const float* x, __global float* out, const int H, const int W, const int kernel_,
+                       const int stride, const int oh, const int ow, const int total) {
+    const size_t i = get_global_id(0);
+    if (i >= (size_t)total) return;
+    const size_t p = i / (size_t)(oh * ow);
+    const int y = (int)((i % (size_t)(oh * ow)) / (size_t)ow);
+    const int xo = (int)(i % (size_t)ow);
+    __global const float* plane = x + p * (size_t)H * (size_t)W;
+    float best = -INFINITY;
+    for (int a = 0; a < kernel_; ++a) {
+        for (int b = 0; b < kernel_; ++b) {
+            const float v = plane[(size_t)(y * stride + a) * (size_t)W + (size_t)(xo * stride + b)];
+            if (v > best || isnan(v)) best = v;
+        }
+    }
+    out[i] = best;
+}
+
+__kernel void max_pool_backward(__global const float* x, __global const float* dy, __global float* dx,
+                                const int H, const int W, const int kernel_, const int stride, const int oh,
+                                const int ow, const int total) {
+    const size_t i = get_global_id(0);
+    if (i >= (size_t)total) return;
+    const size_t p = i / (size_t)(H * W);
+    const int iy = (int)((i % (size_t)(H * W)) / (size_t)W);
+    const int ix = (int)(i % (size_t)W);
+    __global const float* plane = x + p * (size_t)H * (size_t)W;
+    float acc = 0.0f;
+    const int yFirst = max(0, (iy - kernel_ + stride) / stride);
+    const int yLast = min(oh - 1, iy / stride);
+    const int xFirst = max(0, (ix - kernel_ + stride) / stride);
+    const int xLast = min(ow - 1, ix / stride);
+    for (int y = yFirst; y <= yLast; ++y) {
+        for (int xo = xFirst; xo <= xLast; ++xo) {
+            float best = -INFINITY;
+            int where = (y * stride) * W + xo * stride;
+            for (int a = 0; a < kernel_; ++a) {
+                for (int b = 0; b < kernel_; ++b) {
+                    const int index = (y * stride + a) * W + (xo * stride + b);
+                    const float v = plane[index];
+                    if (v > best || isnan(v)) { best = v; where = index; }
+                }
+            }
+            if (where == iy * W + ix) acc += dy[p * (size_t)(oh * ow) + (size_t)(y * ow + xo)];
+        }
+    }
+    dx[i] = acc;
+}
+
+__kernel void upsample_nearest(__global const float* x, __global float* out, const int H, const int W,
+                               const int factor, const int total) {
+    const size_t i = get_global_id(0);
+    if (i >= (size_t)total) return;
+    const int OW = W * factor;
+    const size_t planeOut = (size_t)H * (size_t)factor * (size_t)OW;
+    const size_t p = i / planeOut;
+    const int y = (int)((i % planeOut) / (size_t)OW);
+    const int xo = (int)(i % (size_t)OW);
+    out[i] = x[p * (size_t)H * (size_t)W + (size_t)(y / factor) * (size_t)W + (size_t)(xo / factor)];
+}
+
+__kernel void upsample_nearest_backward(__global const float* dy, __global float* dx, const int H, const int W,
+                                        const int factor, const int total) {
+    const size_t i = get_global_id(0);
+    if (i >= (size_t)total) return;
+    const size_t p = i / (size_t)(H * W);
+    const int y = (int)((i % (size_t)(H * W)) / (size_t)W);
+    const int xo = (int)(i % (size_t)W);
+    const int OW = W * factor;
+    __global const float* grad = dy + p * (size_t)H * (size_t)factor * (size_t)OW;
+    float acc = 0.0f;
+    for (int a = 0; a < factor; ++a) {
+        for (int b = 0; b < factor; ++b) acc += grad[(size_t)(y * factor + a) * (size_t)OW + (size_t)(xo * factor + b)];
+    }
+    dx[i] = acc;
+}

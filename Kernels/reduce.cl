@@ -1,0 +1,66 @@
+// reduce.cl: sums. A general reduction over broadcast dimensions (one work-item per output), and a
+// two-stage full sum (work-groups of 64 reduce in local memory, then one group adds the partials).
+//   reduce_sum(x, out, meta, outputCount, reducedCount)
+//       meta = [rank, shape[rank], inputStrides[rank], outputStrides[rank]]; outputStride 0 = summed
+//   sum_partials(x, y, partials, n, mode)    mode 0: sum x;  mode 1: sum (x - y)^2   (local size 64)
+//   sum_final(partials, out, count, scale)   out[0] = scale * sum(partials)          (local size 64)
+
+__kernel void reduce_sum(__global const float* x, __global float* out, __constant int* meta,
+                         const int outputCount, const int reducedCount) {
+    const size_t o = get_global_id(0);
+    if (o >= (size_t)outputCount) return;
+    const int rank = meta[0];
+    __constant int* shape = meta + 1;
+    __constant int* inStrides = meta + 1 + rank;
+    __constant int* outStrides = meta + 1 + 2 * rank;
+    size_t base = 0;
+    for (int d = 0; d < rank; ++d) {
+        if (outStrides[d] != 0) base += ((o / (size_t)outStrides[d]) % (size_t)shape[d]) * (size_t)inStrides[d];
+    }
+    float acc = 0.0f;
+    for (int r = 0; r < reducedCount; ++r) {
+        size_t rest = (size_t)r;
+        size_t offset = base;
+        for (int d = rank - 1; d >= 0; --d) {
+            if (outStrides[d] == 0) {
+                offset += (rest % (size_t)shape[d]) * (size_t)inStrides[d];
+                rest /= (size_t)shape[d];
+            }
+        }
+        acc += x[offset];
+    }
+    out[o] = acc;
+}
+
+__kernel __attribute__((reqd_work_group_size(64, 1, 1)))
+void sum_partials(__global const float* x, __global const float* y, __global float* partials, const int n,
+                  const int mode) {
+    __local float scratch[64];
+    const size_t lid = get_local_id(0);
+    float acc = 0.0f;
+    for (size_t i = get_global_id(0); i < (size_t)n; i += get_global_size(0)) {
+        if (mode == 1) { const float e = x[i] - y[i]; acc += e * e; } else { acc += x[i]; }
+    }
+    scratch[lid] = acc;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = 32; s > 0; s >>= 1) {
+        if (lid < (size_t)s) scratch[lid] += scratch[lid + s];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (lid == 0) partials[get_group_id(0)] = scratch[0];
+}
+
+__kernel __attribute__((reqd_work_group_size(64, 1, 1)))
+void sum_final(__global const float* partials, __global float* out, const int count, const float scale) {
+    __local float scratch[64];
+    const size_t lid = get_local_id(0);
+    float acc = 0.0f;
+    for (size_t i = lid; i < (size_t)count; i += 64) acc += partials[i];
+    scratch[lid] = acc;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = 32; s > 0; s >>= 1) {
+        if (lid < (size_t)s) scratch[lid] += scratch[lid + s];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (lid == 0) out[0] = scratch[0] * scale;
+}

@@ -1,0 +1,179 @@
+// OpenCL GEMM and convolution: im2col over chunks of the batch into a scratch buffer, then one
+// batched GEMM per chunk writing NCHW directly; direct kernels for layers with few output channels.
+import COpenCL
+import Foundation
+import Tensor
+
+/// A GEMM through strides: A(i,k) = A[offA + b*strideA + i*rsA + k*csA], likewise B; C row-major.
+struct StridedGemm {
+    var m: Int, n: Int, k: Int
+    var rsA: Int, csA: Int, rsB: Int, csB: Int
+    var offsetA = 0, offsetB = 0, offsetC = 0
+    var strideA = 0, strideB = 0, strideC = 0
+    var batch = 1
+    var alpha: Float = 1, beta: Float = 0
+}
+
+extension OpenCLDevice {
+    /// Work-group shape of the GEMM; DIFFUSE_GEMM_LOCAL=AxB overrides it for tuning.
+    var gemmLocalSize: [Int] {
+        if let text = ProcessInfo.processInfo.environment["DIFFUSE_GEMM_LOCAL"] {
+            let parts = text.split(separator: "x").compactMap { Int($0) }
+            if parts.count == 2 { return [parts[0], parts[1], 1] }
+        }
+        return [8, 4, 1]
+    }
+
+    func enqueueGemm(_ a: cl_mem, _ b: cl_mem, _ c: cl_mem, _ g: StridedGemm) throws {
+        let tile = gemmTile
+        try launch("gemm", global: [(g.n + tile.columns - 1) / tile.columns, (g.m + tile.rows - 1) / tile.rows,
+                                    g.strideC == 0 ? 1 : g.batch], local: gemmLocalSize, [
+            .memory(a), .memory(b), .memory(c), .int(g.m), .int(g.n), .int(g.k), .int(g.rsA), .int(g.csA),
+            .int(g.rsB), .int(g.csB), .int(g.offsetA), .int(g.offsetB), .int(g.offsetC), .int(g.strideA),
+            .int(g.strideB), .int(g.strideC), .int(g.batch), .float(g.alpha), .float(g.beta)])
+    }
+
+    public func gemm(_ a: DeviceBuffer, _ b: DeviceBuffer, out: DeviceBuffer, _ g: GemmGeometry) throws {
+        var s = StridedGemm(m: g.m, n: g.n, k: g.k,
+                            rsA: g.transposeA ? 1 : g.k, csA: g.transposeA ? g.m : 1,
+                            rsB: g.transposeB ? 1 : g.n, csB: g.transposeB ? g.k : 1)
+        s.strideA = g.strideA
+        s.strideB = g.strideB
+        s.strideC = g.strideOut
+        s.batch = g.batch
+        s.alpha = g.alpha
+        s.beta = g.beta
+        try enqueueGemm(memory(a), memory(b), memory(out), s)
+    }
+
+    /// Same rule as the CPU backend: few output channels at stride 1 run direct.
+    func prefersDirect(_ g: Conv2dGeometry) -> Bool {
+        g.outChannels <= 4 && g.strideHeight == 1 && g.strideWidth == 1 && g.kernelHeight * g.kernelWidth > 1
+    }
+
+    func isPointwise(_ g: Conv2dGeometry) -> Bool {
+        g.kernelHeight == 1 && g.kernelWidth == 1 && g.strideHeight == 1 && g.strideWidth == 1
+            && g.paddingHeight == 0 && g.paddingWidth == 0
+    }
+
+    func geometryArguments(_ g: Conv2dGeometry) -> [KernelArgument] {
+        [g.inChannels, g.height, g.width, g.kernelHeight, g.kernelWidth, g.strideHeight, g.strideWidth,
+         g.paddingHeight, g.paddingWidth, g.outHeight, g.outWidth].map { .int($0) }
+    }
+
+    /// Images per chunk so that the column scratch stays near 64 MiB.
+    func chunk(_ g: Conv2dGeometry) -> Int {
+        max(1, min(g.batch, (16 << 20) / max(g.patchSize * g.outHeight * g.outWidth, 1)))
+    }
+
+    func forEachChunk(_ g: Conv2dGeometry, _ body: (_ first: Int, _ count: Int) throws -> Void) rethrows {
+        let size = chunk(g)
+        var first = 0
+        while first < g.batch {
+            try body(first, min(size, g.batch - first))
+            first += size
+        }
+    }
+
+    public func conv2d(_ x: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?, out: DeviceBuffer,
+                       _ g: Conv2dGeometry) throws {
+        let plane = g.outHeight * g.outWidth
+        if prefersDirect(g) {
+            let total = g.batch * g.outChannels * plane
+            return try launch1D("conv_direct", count: total, [.buffer(x), .buffer(weight), .buffer(bias ?? weight),
+                                                              .buffer(out), .int(g.outChannels), .int(bias == nil ? 0 : 1)]
+                                + geometryArguments(g) + [.int(total)])
+        }
+        let k = g.patchSize
+        try forEachChunk(g) { first, count in
+            var s = StridedGemm(m: g.outChannels, n: plane, k: k, rsA: k, csA: 1, rsB: plane, csB: 1)
+            s.offsetC = first * g.outChannels * plane
+            s.strideB = k * plane
+            s.strideC = g.outChannels * plane
+            s.batch = count
+            if isPointwise(g) {
+                s.offsetB = first * g.inChannels * plane
+                return try enqueueGemm(memory(weight), memory(x), memory(out), s)
+            }
+            let columns = try scratch(ScratchSlot.columns, count: count * k * plane)
+            let rows = count * k * g.outHeight
+            try launch1D("im2col", count: rows, [.buffer(x), .memory(columns)] + geometryArguments(g)
+                         + [.int(first), .int(rows), .int(0)])
+            try enqueueGemm(memory(weight), columns, memory(out), s)
+        }
+        if let bias {
+            let total = g.batch * g.outChannels * plane
+            try launch1D("add_channel_bias", count: total, [.buffer(out), .buffer(bias), .int(g.outChannels),
+                                                            .int(plane), .int(total)])
+        }
+    }
+
+    public func conv2dBackwardInput(gradOut: DeviceBuffer, weight: DeviceBuffer, gradIn: DeviceBuffer,
+                                    _ g: Conv2dGeometry) throws {
+        let plane = g.outHeight * g.outWidth
+        let imageIn = g.inChannels * g.height * g.width
+        if prefersDirect(g) {
+            let total = g.batch * imageIn
+            return try launch1D("conv_direct_backward_input", count: total, [
+                .buffer(gradOut), .buffer(weight), .buffer(gradIn), .int(g.outChannels)] + geometryArguments(g) + [.int(total)])
+        }
+        let k = g.patchSize
+        try forEachChunk(g) { first, count in
+            // dcol = W^T dY per image; W is [Cout, K], read transposed.
+            var s = StridedGemm(m: k, n: plane, k: g.outChannels, rsA: 1, csA: k, rsB: plane, csB: 1)
+            s.offsetB = first * g.outChannels * plane
+            s.strideB = g.outChannels * plane
+            s.strideC = k * plane
+            s.batch = count
+            if isPointwise(g) {
+                s.offsetC = first * imageIn
+                return try enqueueGemm(memory(weight), memory(gradOut), memory(gradIn), s)
+            }
+            let columns = try scratch(ScratchSlot.columns, count: count * k * plane)
+            try enqueueGemm(memory(weight), memory(gradOut), columns, s)
+            let total = count * imageIn
+            try launch1D("col2im", count: total, [.memory(columns), .buffer(gradIn)] + geometryArguments(g)
+                         + [.int(first), .int(total)])
+        }
+    }
+
+    public func conv2dBackwardWeight(_ x: DeviceBuffer, gradOut: DeviceBuffer, gradWeight: DeviceBuffer,
+                                     gradBias: DeviceBuffer?, _ g: Conv2dGeometry) throws {
+        let plane = g.outHeight * g.outWidth
+        let k = g.patchSize
+        if prefersDirect(g) {
+            let total = g.outChannels * k
+            try launch1D("conv_direct_backward_weight", count: total, [
+                .buffer(x), .buffer(gradOut), .buffer(gradWeight), .int(g.outChannels), .int(g.batch)]
+                + geometryArguments(g) + [.int(total)])
+        } else {
+            try forEachChunk(g) { first, count in
+                // dW = sum over images of dY [Cout, plane] x cols^T, the columns laid out [plane][K] so the
+                // GEMM reads them contiguously; strideC = 0 sums the chunk's images into one dW.
+                var s = StridedGemm(m: g.outChannels, n: k, k: plane, rsA: plane, csA: 1, rsB: k, csB: 1)
+                s.offsetA = first * g.outChannels * plane
+                s.strideA = g.outChannels * plane
+                s.strideB = plane * k
+                s.batch = count
+                s.beta = first == 0 ? 0 : 1
+                if isPointwise(g) {
+                    // cols^T of a 1x1 convolution is the input read transposed.
+                    s.rsB = 1
+                    s.csB = plane
+                    s.offsetB = first * g.inChannels * plane
+                    s.strideB = g.inChannels * plane
+                    return try enqueueGemm(memory(gradOut), memory(x), memory(gradWeight), s)
+                }
+                let columns = try scratch(ScratchSlot.columns, count: count * k * plane)
+                let segments = count * plane * g.inChannels
+                try launch1D("im2col", count: segments, [.buffer(x), .memory(columns)] + geometryArguments(g)
+                             + [.int(first), .int(segments), .int(1)])
+                try enqueueGemm(memory(gradOut), columns, memory(gradWeight), s)
+            }
+        }
+        if let gradBias {
+            try reduceSum(gradOut, out: gradBias, ReduceGeometry(input: [g.batch, g.outChannels, plane],
+                                                                 output: [g.outChannels, 1]))
+        }
+    }
+}

@@ -1,0 +1,117 @@
+// OpenCL data movement, elementwise and broadcast ops, reductions, loss, optimizer and random fills.
+import COpenCL
+import Tensor
+
+extension OpenCLDevice {
+    public func fill(_ out: DeviceBuffer, value: Float, count: Int) throws {
+        try launch1D("fill", count: count, [.buffer(out), .float(value), .int(count)])
+    }
+
+    public func copyBlocks(from source: DeviceBuffer, to destination: DeviceBuffer, _ g: BlockCopyGeometry) throws {
+        let total = g.blockCount * g.blockLength
+        try launch1D("copy_blocks", count: total, [
+            .buffer(source), .buffer(destination), .int(max(g.blockLength, 1)), .int(g.sourceOffset),
+            .int(g.sourceStride), .int(g.destinationOffset), .int(g.destinationStride), .int(g.accumulate ? 1 : 0),
+            .int(total)])
+    }
+
+    public func transpose(_ x: DeviceBuffer, out: DeviceBuffer, _ g: TransposeGeometry) throws {
+        let total = g.batch * g.rows * g.columns
+        try launch1D("transpose", count: total, [.buffer(x), .buffer(out), .int(g.rows), .int(g.columns), .int(total)])
+    }
+
+    public func unary(_ op: UnaryOp, _ x: DeviceBuffer, out: DeviceBuffer, count: Int) throws {
+        try launch1D("unary", count: count, [.int(op.rawValue), .buffer(x), .buffer(out), .int(count)])
+    }
+
+    public func unaryBackward(_ op: UnaryOp, x: DeviceBuffer, y: DeviceBuffer, gradOut: DeviceBuffer,
+                              gradIn: DeviceBuffer, count: Int) throws {
+        try launch1D("unary_backward", count: count, [.int(op.rawValue), .buffer(x), .buffer(y), .buffer(gradOut),
+                                                      .buffer(gradIn), .int(count)])
+    }
+
+    public func affine(_ x: DeviceBuffer, out: DeviceBuffer, scale: Float, shift: Float, count: Int) throws {
+        try launch1D("affine", count: count, [.buffer(x), .buffer(out), .float(scale), .float(shift), .int(count)])
+    }
+
+    public func linearCombination(_ x: DeviceBuffer, _ a: Float, _ y: DeviceBuffer, _ b: Float, out: DeviceBuffer,
+                                  count: Int) throws {
+        try launch1D("linear_combination", count: count, [.buffer(x), .float(a), .buffer(y), .float(b), .buffer(out),
+                                                          .int(count)])
+    }
+
+    public func clamp(_ x: DeviceBuffer, out: DeviceBuffer, low: Float, high: Float, count: Int) throws {
+        try launch1D("clamp_values", count: count, [.buffer(x), .buffer(out), .float(low), .float(high), .int(count)])
+    }
+
+    public func binary(_ op: BinaryOp, _ a: DeviceBuffer, _ b: DeviceBuffer, out: DeviceBuffer,
+                       _ g: BroadcastGeometry) throws {
+        let n = g.count
+        if g.shape.count == 1 && g.stridesA == [1] && g.stridesB == [1] {
+            return try launch1D("binary_same", count: n, [.int(op.rawValue), .buffer(a), .buffer(b), .buffer(out), .int(n)])
+        }
+        let meta = try geometryBuffer([Int32(g.shape.count)] + (g.shape + g.stridesA + g.stridesB).map { Int32($0) })
+        try launch1D("binary", count: n, [.int(op.rawValue), .buffer(a), .buffer(b), .buffer(out), .memory(meta), .int(n)])
+    }
+
+    /// Full sums in two launches: groups of 64 work-items into partials, then one group.
+    func sumAll(_ x: cl_mem, _ y: cl_mem, count: Int, squaredDifference: Bool, scale: Float, out: DeviceBuffer) throws {
+        let groups = max(1, min(256, count / 4096))
+        let partials = try scratch(ScratchSlot.partials, count: groups)
+        try launch("sum_partials", global: [groups * 64], local: [64],
+                   [.memory(x), .memory(y), .memory(partials), .int(count), .int(squaredDifference ? 1 : 0)])
+        try launch("sum_final", global: [64], local: [64], [.memory(partials), .buffer(out), .int(groups), .float(scale)])
+    }
+
+    public func reduceSum(_ x: DeviceBuffer, out: DeviceBuffer, _ g: ReduceGeometry) throws {
+        if g.outputCount == 1 {
+            return try sumAll(memory(x), memory(x), count: g.inputCount, squaredDifference: false, scale: 1, out: out)
+        }
+        let inputStrides = Shape.contiguousStrides(g.shape)
+        let meta = try geometryBuffer([Int32(g.shape.count)] + (g.shape + inputStrides + g.outputStrides).map { Int32($0) })
+        let reduced = g.inputCount / max(g.outputCount, 1)
+        try launch1D("reduce_sum", count: g.outputCount, [.buffer(x), .buffer(out), .memory(meta), .int(g.outputCount),
+                                                          .int(reduced)])
+    }
+
+    public func mseLoss(_ prediction: DeviceBuffer, _ target: DeviceBuffer, out: DeviceBuffer, count: Int) throws {
+        try sumAll(memory(prediction), memory(target), count: count, squaredDifference: true,
+                   scale: 1 / Float(max(count, 1)), out: out)
+    }
+
+    public func mseLossBackward(_ prediction: DeviceBuffer, _ target: DeviceBuffer, gradOut: DeviceBuffer,
+                                gradIn: DeviceBuffer, count: Int) throws {
+        try launch1D("mse_backward", count: count, [.buffer(prediction), .buffer(target), .buffer(gradOut),
+                                                    .buffer(gradIn), .int(count)])
+    }
+
+    public func adamUpdate(parameter: DeviceBuffer, gradient: DeviceBuffer, firstMoment: DeviceBuffer,
+                           secondMoment: DeviceBuffer, count: Int, _ h: AdamStep) throws {
+        try launch1D("adam_update", count: count, [
+            .buffer(parameter), .buffer(gradient), .buffer(firstMoment), .buffer(secondMoment), .int(count),
+            .float(h.beta1), .float(h.beta2), .float(h.epsilon), .float(h.gradientWeightDecay),
+            .float(h.parameterDecayFactor), .float(h.stepSize), .float(h.biasCorrection2Sqrt)])
+    }
+
+    func randomArguments(_ key: RandomKey) -> [KernelArgument] {
+        [.uint(UInt32(truncatingIfNeeded: key.seed)), .uint(UInt32(truncatingIfNeeded: key.seed >> 32)),
+         .uint(UInt32(truncatingIfNeeded: key.offset)), .uint(UInt32(truncatingIfNeeded: key.offset >> 32))]
+    }
+
+    public func fillUniform(_ out: DeviceBuffer, count: Int, key: RandomKey, low: Float, high: Float) throws {
+        try launch1D("philox_uniform", count: Int(Philox.blocks(for: count)),
+                     [.buffer(out), .int(count)] + randomArguments(key) + [.float(low), .float(high)])
+    }
+
+    public func fillNormal(_ out: DeviceBuffer, count: Int, key: RandomKey, mean: Float, standardDeviation: Float) throws {
+        try launch1D("philox_normal", count: Int(Philox.blocks(for: count)),
+                     [.buffer(out), .int(count)] + randomArguments(key) + [.float(mean), .float(standardDeviation)])
+    }
+}
+
+/// Slots of the device's grow-only scratch buffers.
+enum ScratchSlot {
+    static let partials = 0
+    static let columns = 1
+    static let attention = 2
+}

@@ -1,0 +1,261 @@
+// OpenCLDevice: the Device protocol on one OpenCL device: context, one in-order queue, the kernel
+// program (built once per process, its binary cached on disk), a buffer pool and kernel launches.
+import COpenCL
+import Foundation
+import Tensor
+
+public final class OpenCLBuffer: DeviceBuffer {
+    public let count: Int
+    let memory: cl_mem
+    private let pool: OpenCLBufferPool
+
+    init(count: Int, memory: cl_mem, pool: OpenCLBufferPool) {
+        self.count = count
+        self.memory = memory
+        self.pool = pool
+    }
+
+    deinit { pool.give(memory, count: count) }
+}
+
+/// Released buffers wait here by size so that a repeated training step allocates nothing.
+final class OpenCLBufferPool: @unchecked Sendable {
+    private var free: [Int: [cl_mem]] = [:]
+    private let lock = NSLock()
+
+    func take(_ count: Int) -> cl_mem? {
+        lock.lock()
+        defer { lock.unlock() }
+        return free[count]?.popLast()
+    }
+
+    func give(_ memory: cl_mem, count: Int) {
+        lock.lock()
+        free[count, default: []].append(memory)
+        lock.unlock()
+    }
+
+    /// Releases every pooled buffer (after an allocation failure, before retrying).
+    func drain() {
+        lock.lock()
+        for list in free.values { for m in list { clReleaseMemObject(m) } }
+        free = [:]
+        lock.unlock()
+    }
+}
+
+/// A kernel argument; ints are passed as 32-bit `int` as the kernels declare them.
+enum KernelArgument {
+    case buffer(DeviceBuffer)
+    case memory(cl_mem)
+    case int(Int)
+    case uint(UInt32)
+    case float(Float)
+}
+
+public final class OpenCLDevice: Device {
+    public let kind = DeviceKind.opencl
+    public let info: OpenCLDeviceInfo
+    public var name: String { "opencl:\(info.index) \(info.name.trimmingCharacters(in: .whitespaces)) (\(info.platformName))" }
+    let context: cl_context
+    let queue: cl_command_queue
+    let program: cl_program
+    var kernels: [String: cl_kernel] = [:]
+    let pool = OpenCLBufferPool()
+    /// Small constant buffers describing broadcast/reduce geometries, one per distinct geometry.
+    var geometryBuffers: [[Int32]: cl_mem] = [:]
+    var scratchBuffers: [Int: (memory: cl_mem, count: Int)] = [:]
+    /// Rows and columns of C each GEMM work-item computes (the program's -D TILE_M/TILE_N).
+    let gemmTile: (rows: Int, columns: Int)
+    /// Where the program came from: "built" or "cache".
+    public let programSource: String
+    /// When on, every launch waits for its kernel and adds its time here (`diffuse bench --profile`).
+    private(set) var profiling = false
+    public private(set) var kernelTimes: [String: (launches: Int, seconds: Double)] = [:]
+
+    /// Switches per-kernel timing on or off and clears what was gathered.
+    public func setProfiling(_ on: Bool) {
+        profiling = on
+        kernelTimes = [:]
+    }
+
+    /// Opens the device with the given listing index (`--device opencl:N`).
+    public convenience init(index: Int = 0) throws {
+        let all = OpenCLPlatforms.devices()
+        guard !all.isEmpty else { throw DiffuseError.usage(OpenCLPlatforms.installHint) }
+        guard all.indices.contains(index) else {
+            throw DiffuseError.usage("no OpenCL device \(index); `diffuse devices` lists \(all.count) (0...\(all.count - 1))")
+        }
+        try self.init(info: all[index])
+    }
+
+    public init(info: OpenCLDeviceInfo) throws {
+        self.info = info
+        gemmTile = ProgramBuilder.gemmTile(for: info)
+        var status: cl_int = 0
+        var device: cl_device_id? = info.device
+        guard let context = clCreateContext(nil, 1, &device, nil, nil, &status) else {
+            throw DiffuseError.device("OpenCL clCreateContext failed with \(OpenCLStatus.name(status)) on \(info.name): \(OpenCLStatus.advice(status))")
+        }
+        self.context = context
+        guard let queue = clCreateCommandQueue(context, info.device, 0, &status) else {
+            clReleaseContext(context)
+            throw DiffuseError.device("OpenCL clCreateCommandQueue failed with \(OpenCLStatus.name(status)): \(OpenCLStatus.advice(status))")
+        }
+        self.queue = queue
+        do {
+            (program, programSource) = try ProgramBuilder.build(context: context, info: info)
+        } catch {
+            clReleaseCommandQueue(queue)
+            clReleaseContext(context)
+            throw error
+        }
+        try createKernels()
+    }
+
+    deinit {
+        clFinish(queue)
+        pool.drain()
+        for m in geometryBuffers.values { clReleaseMemObject(m) }
+        for s in scratchBuffers.values { clReleaseMemObject(s.memory) }
+        for k in kernels.values { clReleaseKernel(k) }
+        clReleaseProgram(program)
+        clReleaseCommandQueue(queue)
+        clReleaseContext(context)
+    }
+
+    private func createKernels() throws {
+        var count: cl_uint = 0
+        try OpenCLStatus.check(clCreateKernelsInProgram(program, 0, nil, &count), "clCreateKernelsInProgram")
+        var list = [cl_kernel?](repeating: nil, count: Int(count))
+        try OpenCLStatus.check(clCreateKernelsInProgram(program, count, &list, nil), "clCreateKernelsInProgram")
+        for case let kernel? in list {
+            var size = 0
+            clGetKernelInfo(kernel, cl_kernel_info(CL_KERNEL_FUNCTION_NAME), 0, nil, &size)
+            var bytes = [CChar](repeating: 0, count: max(size, 1))
+            clGetKernelInfo(kernel, cl_kernel_info(CL_KERNEL_FUNCTION_NAME), size, &bytes, nil)
+            kernels[String(decoding: bytes.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)] = kernel
+        }
+    }
+
+    @inline(__always)
+    func memory(_ buffer: DeviceBuffer) -> cl_mem { unsafeDowncast(buffer, to: OpenCLBuffer.self).memory }
+
+    // MARK: Memory
+
+    public func allocate(count: Int) throws -> DeviceBuffer {
+        guard count >= 0, count < Int(Int32.max) else {
+            throw DiffuseError.device("cannot allocate \(count) floats on \(name): the OpenCL backend indexes with 32-bit ints")
+        }
+        if let m = pool.take(count) { return OpenCLBuffer(count: count, memory: m, pool: pool) }
+        var status: cl_int = 0
+        var m = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), max(count, 1) * 4, nil, &status)
+        if m == nil {
+            pool.drain() // free what the pool holds and try once more
+            m = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), max(count, 1) * 4, nil, &status)
+        }
+        guard let memory = m else {
+            throw DiffuseError.device("OpenCL clCreateBuffer (\(count * 4) bytes) failed with \(OpenCLStatus.name(status)): \(OpenCLStatus.advice(status))")
+        }
+        return OpenCLBuffer(count: count, memory: memory, pool: pool)
+    }
+
+    public func upload(_ host: UnsafeBufferPointer<Float>, to buffer: DeviceBuffer) throws {
+        guard let base = host.baseAddress, host.count > 0 else { return }
+        try OpenCLStatus.check(clEnqueueWriteBuffer(queue, memory(buffer), cl_bool(CL_TRUE), 0,
+                                                    min(host.count, buffer.count) * 4, base, 0, nil, nil),
+                               "clEnqueueWriteBuffer")
+    }
+
+    public func download(_ buffer: DeviceBuffer, to host: UnsafeMutableBufferPointer<Float>) throws {
+        guard let base = host.baseAddress, host.count > 0 else { return }
+        try OpenCLStatus.check(clEnqueueReadBuffer(queue, memory(buffer), cl_bool(CL_TRUE), 0,
+                                                   min(host.count, buffer.count) * 4, base, 0, nil, nil),
+                               "clEnqueueReadBuffer")
+    }
+
+    /// A device buffer of at least `count` floats kept for reuse (im2col columns, partial sums).
+    func scratch(_ slot: Int, count: Int) throws -> cl_mem {
+        if let s = scratchBuffers[slot], s.count >= count { return s.memory }
+        if let old = scratchBuffers[slot] { clReleaseMemObject(old.memory) }
+        var status: cl_int = 0
+        guard let m = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), max(count, 1) * 4, nil, &status) else {
+            throw DiffuseError.device("OpenCL scratch allocation (\(count * 4) bytes) failed with \(OpenCLStatus.name(status)): \(OpenCLStatus.advice(status))")
+        }
+        scratchBuffers[slot] = (m, count)
+        return m
+    }
+
+    /// A read-only buffer holding `values`, created once per distinct geometry.
+    func geometryBuffer(_ values: [Int32]) throws -> cl_mem {
+        if let m = geometryBuffers[values] { return m }
+        var status: cl_int = 0
+        var copy = values
+        guard let m = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR),
+                                     copy.count * 4, &copy, &status) else {
+            throw DiffuseError.device("OpenCL geometry buffer failed with \(OpenCLStatus.name(status))")
+        }
+        geometryBuffers[values] = m
+        return m
+    }
+
+    // MARK: Launching
+
+    /// Enqueues `name` over `global` work-items, rounded up to whole work-groups of `local`.
+    func launch(_ name: String, global: [Int], local: [Int], _ arguments: [KernelArgument]) throws {
+        guard let kernel = kernels[name] else {
+            throw DiffuseError.device("OpenCL kernel \(name) is missing from the program")
+        }
+        for (i, argument) in arguments.enumerated() {
+            let status: cl_int
+            switch argument {
+            case .buffer(let b):
+                var m: cl_mem? = memory(b)
+                status = clSetKernelArg(kernel, cl_uint(i), MemoryLayout<cl_mem>.size, &m)
+            case .memory(let m):
+                var value: cl_mem? = m
+                status = clSetKernelArg(kernel, cl_uint(i), MemoryLayout<cl_mem>.size, &value)
+            case .int(let v):
+                guard v >= Int(Int32.min), v <= Int(Int32.max) else {
+                    throw DiffuseError.device("\(name): argument \(i) = \(v) does not fit a 32-bit int")
+                }
+                var value = Int32(v)
+                status = clSetKernelArg(kernel, cl_uint(i), 4, &value)
+            case .uint(let v):
+                var value = v
+                status = clSetKernelArg(kernel, cl_uint(i), 4, &value)
+            case .float(let v):
+                var value = v
+                status = clSetKernelArg(kernel, cl_uint(i), 4, &value)
+            }
+            try OpenCLStatus.check(status, "clSetKernelArg(\(name), \(i))")
+        }
+        guard global.allSatisfy({ $0 > 0 }) else { return }
+        var globalSize = zip(global, local).map { g, l in (g + l - 1) / l * l }
+        var localSize = local
+        if profiling { clFinish(queue) }
+        let start = profiling ? DispatchTime.now().uptimeNanoseconds : 0
+        try OpenCLStatus.check(clEnqueueNDRangeKernel(queue, kernel, cl_uint(global.count), nil, &globalSize,
+                                                      &localSize, 0, nil, nil), "clEnqueueNDRangeKernel(\(name))")
+        if profiling {
+            try OpenCLStatus.check(clFinish(queue), "clFinish(\(name))")
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            let previous = kernelTimes[name] ?? (0, 0)
+            kernelTimes[name] = (previous.launches + 1, previous.seconds + seconds)
+        }
+    }
+
+    /// Kernel times gathered since profiling was switched on, longest first.
+    public func profileReport() -> String {
+        let total = kernelTimes.values.reduce(0) { $0 + $1.seconds }
+        return kernelTimes.sorted { $0.value.seconds > $1.value.seconds }.map { name, t in
+            "  " + name.padding(toLength: 28, withPad: " ", startingAt: 0)
+                + String(format: "%7d launches %9.3f s %5.1f%%", t.launches, t.seconds, 100 * t.seconds / max(total, 1e-12))
+        }.joined(separator: "\n")
+    }
+
+    /// A 1-D launch over `count` items in work-groups of 64.
+    func launch1D(_ name: String, count: Int, _ arguments: [KernelArgument]) throws {
+        try launch(name, global: [count], local: [64], arguments)
+    }
+}

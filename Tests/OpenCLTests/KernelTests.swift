@@ -1,0 +1,120 @@
+// Every OpenCL kernel family against the CPU backend over odd shapes (1, 3, 7, 28, 33), batch 1,
+// forward and backward. Tolerances: 1e-5 for exact-order ops, 1e-4 where sums are reordered.
+import OpenCLBackend
+import Tensor
+import XCTest
+
+final class KernelTests: XCTestCase {
+    func testConvolutionIm2colDirectAndPointwise() throws {
+        let cases: [(x: [Int], w: [Int], stride: Int, padding: Int)] = [
+            ([1, 1, 28, 28], [7, 1, 5, 5], 1, 2),     // im2col + gemm, batch 1
+            ([3, 3, 7, 7], [33, 3, 5, 5], 1, 2),      // tile remainders in M and N
+            ([2, 33, 7, 3], [5, 33, 3, 3], 2, 1),     // strided, odd sizes
+            ([2, 7, 9, 9], [1, 7, 5, 5], 1, 2),       // direct path (one output channel)
+            ([3, 7, 5, 3], [3, 7, 3, 3], 1, 0),       // direct path without padding
+            ([2, 3, 5, 7], [9, 3, 1, 1], 1, 0),       // pointwise
+        ]
+        for (n, c) in cases.enumerated() {
+            try compareBackends("conv \(n)", [(testValues(Shape.count(c.x), seed: 1), c.x),
+                                              (testValues(Shape.count(c.w), seed: 2), c.w),
+                                              (testValues(c.w[0], seed: 3), [c.w[0]])], tolerance: 1e-4) {
+                try $0[0].conv2d(weight: $0[1], bias: $0[2], stride: c.stride, padding: c.padding)
+            }
+        }
+    }
+
+    func testGemmAllTransposesAndBatchSums() throws {
+        for (m, n, k) in [(1, 1, 1), (3, 7, 5), (33, 28, 7), (9, 17, 33)] {
+            let a = try testValues(2 * m * k, seed: 4)
+            let b = try testValues(2 * k * n, seed: 5)
+            try compareBackends("matmul \(m)x\(n)x\(k)", [(a, [2, m, k]), (b, [2, k, n])], tolerance: 1e-4) { try $0[0].matmul($0[1]) }
+            try compareBackends("matmul T \(m)x\(n)x\(k)", [(a, [2, k, m]), (b, [2, n, k])], tolerance: 1e-4) {
+                try $0[0].matmul($0[1], transposeSelf: true, transposeOther: true)
+            }
+            try compareBackends("linear \(m)x\(n)x\(k)", [(a, [2, m, k]), (Array(b[0..<(k * n)]), [n, k])], tolerance: 1e-4) {
+                try $0[0].linear(weight: $0[1], bias: nil)
+            }
+        }
+    }
+
+    func testElementwiseBroadcastAndReductions() throws {
+        let shapes: [([Int], [Int])] = [([3, 7, 5], [3, 7, 5]), ([2, 33, 3], [33, 1]), ([1, 3, 28], [1]), ([7, 1, 3], [5, 1])]
+        for (a, b) in shapes {
+            let av = try testValues(Shape.count(a), seed: 6)
+            let bv = try testValues(Shape.count(b), seed: 7).map { $0 + ($0 >= 0 ? 1 : -1) }
+            for op in BinaryOp.allCases {
+                try compareBackends("\(op) \(a) \(b)", [(av, a), (bv, b)]) { try $0[0].binary(op, $0[1]) }
+            }
+        }
+        for op in UnaryOp.allCases {
+            let v = try testValues(33 * 7, seed: 8, low: op == .sqrt ? 0.1 : -3, high: 3)
+            try compareBackends("\(op)", [(v, [33, 7])]) { try $0[0].unary(op) }
+        }
+        let v = try testValues(3 * 7 * 33, seed: 9)
+        try compareBackends("sum", [(v, [3, 7, 33])], tolerance: 1e-5) { try $0[0].sum() }
+        try compareBackends("sum to [7,1]", [(v, [3, 7, 33])], tolerance: 1e-5) { try $0[0].summed(toShape: [7, 1]) }
+        let big = try testValues(300_001, seed: 10)
+        try compareBackends("large sum", [(big, [300_001])], tolerance: 1e-5) { try $0[0].sum() }
+        try compareBackends("mse", [(v, [3, 7, 33]), (try testValues(v.count, seed: 11), [3, 7, 33])]) {
+            try Tensor.mseLoss($0[0], $0[1])
+        }
+        try compareBackends("concat, slice, transpose, affine", [(v, [3, 7, 33])]) { t in
+            let joined = try Tensor.concatenate([t[0], t[0].slice(axis: 1, start: 2, length: 3)], axis: 1)
+            return try joined.transposedLastTwo() * 1.5 + 0.25
+        }
+    }
+
+    func testGroupNormSoftmaxAttention() throws {
+        let x = try testValues(2 * 6 * 28, seed: 12, low: -2, high: 3)
+        try compareBackends("group norm", [(x, [2, 6, 4, 7]), (try testValues(6, seed: 13), [6]), (try testValues(6, seed: 14), [6])],
+                            tolerance: 1e-4) { try $0[0].groupNorm(groups: 3, gamma: $0[1], beta: $0[2], epsilon: 1e-5) }
+        try compareBackends("group norm no affine, batch 1", [(try testValues(33 * 7, seed: 15), [1, 33, 7])], tolerance: 1e-4) {
+            try $0[0].groupNorm(groups: 1, gamma: nil, beta: nil, epsilon: 1e-6)
+        }
+        try compareBackends("softmax", [(try testValues(7 * 33, seed: 16, low: -4, high: 4), [7, 33])]) { try $0[0].softmax() }
+        try compareBackends("attention", [(try testValues(3 * 7 * 8, seed: 17), [3, 7, 8]),
+                                          (try testValues(3 * 33 * 8, seed: 18), [3, 33, 8]),
+                                          (try testValues(3 * 33 * 8, seed: 19), [3, 33, 8])], tolerance: 1e-4) {
+            try Tensor.attention(query: $0[0], key: $0[1], value: $0[2], scale: 0.35)
+        }
+    }
+
+    func testPoolingAndUpsampling() throws {
+        let order = RandomGenerator(seed: 20).permutation(3 * 28 * 28).map { Float($0) / 100 }
+        try compareBackends("max pool 2", [(order, [1, 3, 28, 28])]) { try $0[0].maxPool2d(kernel: 2) }
+        try compareBackends("max pool 3 stride 2 (overlapping)", [(Array(order[0..<(2 * 7 * 7)]), [1, 2, 7, 7])]) {
+            try $0[0].maxPool2d(kernel: 3, stride: 2)
+        }
+        try compareBackends("upsample", [(try testValues(2 * 3 * 7 * 5, seed: 21), [2, 3, 7, 5])]) {
+            try $0[0].upsampleNearest(factor: 2)
+        }
+    }
+
+    func testRandomNumbersMatchTheCPUStream() throws {
+        let gpu = try TestDevices.opencl()
+        for count in [1, 3, 7, 33, 1001] {
+            let cpuUniform = try Tensor.uniform([count], generator: RandomGenerator(seed: 5, offset: 9), on: CPUDevice.shared)
+            let gpuUniform = try Tensor.uniform([count], generator: RandomGenerator(seed: 5, offset: 9), on: gpu)
+            XCTAssertEqual(try gpuUniform.toArray(), try cpuUniform.toArray(), "uniform \(count)")
+            let cpuNormal = try Tensor.normal([count], generator: RandomGenerator(seed: 6), on: CPUDevice.shared)
+            let gpuNormal = try Tensor.normal([count], generator: RandomGenerator(seed: 6), on: gpu)
+            XCTAssertLessThan(maxRelativeError(try gpuNormal.toArray(), try cpuNormal.toArray()), 1e-5, "normal \(count)")
+        }
+    }
+
+    func testAdamUpdateMatchesTheCPU() throws {
+        let gpu = try TestDevices.opencl()
+        var finals: [[Float]] = []
+        for device in [CPUDevice.shared as Device, gpu] {
+            let p = try Tensor(try testValues(33, seed: 22), shape: [33], on: device)
+            p.requiresGrad = true
+            let optimizer = try NNAdam.make([p])
+            for step in 0..<3 {
+                p.grad = try Tensor(try testValues(33, seed: 23 + UInt64(step)), shape: [33], on: device)
+                try optimizer.update()
+            }
+            finals.append(try p.toArray())
+        }
+        XCTAssertLessThan(maxRelativeError(finals[1], finals[0]), 1e-6)
+    }
+}
