@@ -5,9 +5,10 @@
 //       total counts work-items: images*K*oh rows, or images*plane*C when transposed
 //   col2im(cols, dx, g..., firstImage, total)              gathers dcol[g][K][plane] into dx (no atomics)
 //   add_channel_bias(out, bias, channels, plane, total)
-//   conv_direct(x, w, bias, out, Cout, hasBias, g..., total)              one output element per work-item
-//   conv_direct_backward_input(dy, w, dx, Cout, g..., total)              stride 1 only
-//   conv_direct_backward_weight(x, dy, dw, Cout, batch, g..., total)     one weight per work-item
+//   conv_direct(x, w, bias, out, Cout, hasBias, g..., total)          8 output columns per work-item:
+//       total = N * Cout * oh * ceil(ow/8); stride 1 only
+//   conv_direct_backward_input(dy, w, dx, Cout, g..., total)          total = N * C * H * ceil(W/8)
+//   conv_direct_backward_weight(x, dy, dw, Cout, batch, g..., total)  one weight per work-item
 
 #define GEOMETRY const int C, const int H, const int W, const int kh, const int kw, const int sh, const int sw, \
                  const int ph, const int pw, const int oh, const int ow
@@ -59,16 +60,19 @@ __kernel void im2col(__global const float* x, __global float* cols, GEOMETRY, co
 }
 
 __kernel void col2im(__global const float* cols, __global float* dx, GEOMETRY, const int firstImage, const int total) {
-    const size_t i = get_global_id(0);
-    if (i >= (size_t)total) return;
-    const size_t imageSize = (size_t)C * (size_t)H * (size_t)W;
-    const size_t g = i / imageSize;
-    const int c = (int)((i % imageSize) / (size_t)(H * W));
-    const int iy = (int)((i % (size_t)(H * W)) / (size_t)W);
-    const int ix = (int)(i % (size_t)W);
-    const size_t plane = (size_t)oh * (size_t)ow;
-    const size_t K = (size_t)C * (size_t)kh * (size_t)kw;
-    __global const float* col = cols + g * K * plane;
+    // 32-bit index arithmetic: sizes are checked to fit an int on the host, and 64-bit division
+    // is several times slower on CPUs.
+    const int i = (int)get_global_id(0);
+    if (i >= total) return;
+    const int imageSize = C * H * W;
+    const int g = i / imageSize;
+    const int within = i % imageSize;
+    const int c = within / (H * W);
+    const int iy = (within / W) % H;
+    const int ix = within % W;
+    const int plane = oh * ow;
+    const int K = C * kh * kw;
+    __global const float* col = cols + (size_t)g * (size_t)K * (size_t)plane;
     float acc = 0.0f;
     for (int ki = 0; ki < kh; ++ki) {
         const int ny = iy + ph - ki;
@@ -80,94 +84,107 @@ __kernel void col2im(__global const float* cols, __global float* dx, GEOMETRY, c
             if (nx < 0 || nx % sw != 0) continue;
             const int xo = nx / sw;
             if (xo >= ow) continue;
-            acc += col[((size_t)(c * kh + ki) * (size_t)kw + (size_t)kj) * plane + (size_t)y * (size_t)ow + (size_t)xo];
+            acc += col[(size_t)((c * kh + ki) * kw + kj) * (size_t)plane + (size_t)(y * ow + xo)];
         }
     }
-    dx[((size_t)firstImage + g) * imageSize + (i % imageSize)] = acc;
+    dx[(size_t)(firstImage + g) * (size_t)imageSize + (size_t)within] = acc;
 }
 
 __kernel void add_channel_bias(__global float* out, __global const float* bias, const int channels, const int plane,
                                const int total) {
-    const size_t i = get_global_id(0);
-    if (i < (size_t)total) out[i] += bias[(i / (size_t)plane) % (size_t)channels];
+    const int i = (int)get_global_id(0);
+    if (i < total) out[i] += bias[(i / plane) % channels];
+}
+
+// The direct kernels run at stride 1 only (the backends route strided layers to im2col). Each
+// work-item handles 8 neighbouring columns as one float8, loading shifted input rows with vload8
+// where they lie inside the image.
+inline float8 load_row8(__global const float* line, const int start, const int width) {
+    if (start >= 0 && start + 8 <= width) return vload8(0, line + start);
+    float t[8];
+    for (int e = 0; e < 8; ++e) t[e] = (start + e >= 0 && start + e < width) ? line[start + e] : 0.0f;
+    return vload8(0, t);
+}
+
+inline void store_row8(__global float* line, const int start, const int width, const float8 value) {
+    if (start + 8 <= width) { vstore8(value, 0, line + start); return; }
+    float t[8];
+    vstore8(value, 0, t);
+    for (int e = 0; start + e < width; ++e) line[start + e] = t[e];
 }
 
 __kernel void conv_direct(__global const float* x, __global const float* w, __global const float* bias,
                           __global float* out, const int Cout, const int hasBias, GEOMETRY, const int total) {
-    const size_t i = get_global_id(0);
-    if (i >= (size_t)total) return;
-    const size_t plane = (size_t)oh * (size_t)ow;
-    const size_t n = i / ((size_t)Cout * plane);
-    const int co = (int)((i / plane) % (size_t)Cout);
-    const int y = (int)((i % plane) / (size_t)ow);
-    const int xo = (int)(i % (size_t)ow);
-    float acc = hasBias ? bias[co] : 0.0f;
+    const int i = (int)get_global_id(0);
+    if (i >= total) return;
+    const int blocks = (ow + 7) / 8;
+    const int x0 = (i % blocks) * 8;
+    const int y = (i / blocks) % oh;
+    const int co = (i / (blocks * oh)) % Cout;
+    const int n = i / (blocks * oh * Cout);
+    float8 acc = (float8)(hasBias ? bias[co] : 0.0f);
     for (int c = 0; c < C; ++c) {
-        __global const float* image = x + (n * (size_t)C + (size_t)c) * (size_t)H * (size_t)W;
+        __global const float* image = x + ((size_t)n * (size_t)C + (size_t)c) * (size_t)(H * W);
         __global const float* weights = w + ((size_t)co * (size_t)C + (size_t)c) * (size_t)(kh * kw);
         for (int ki = 0; ki < kh; ++ki) {
-            const int iy = y * sh - ph + ki;
+            const int iy = y - ph + ki;
             if (iy < 0 || iy >= H) continue;
+            __global const float* line = image + iy * W;
             for (int kj = 0; kj < kw; ++kj) {
-                const int ix = xo * sw - pw + kj;
-                if (ix < 0 || ix >= W) continue;
-                acc = fma(weights[ki * kw + kj], image[(size_t)iy * (size_t)W + (size_t)ix], acc);
+                acc = fma((float8)(weights[ki * kw + kj]), load_row8(line, x0 - pw + kj, W), acc);
             }
         }
     }
-    out[i] = acc;
+    store_row8(out + ((size_t)(n * Cout + co) * (size_t)oh + (size_t)y) * (size_t)ow, x0, ow, acc);
 }
 
 __kernel void conv_direct_backward_input(__global const float* dy, __global const float* w, __global float* dx,
                                          const int Cout, GEOMETRY, const int total) {
-    const size_t i = get_global_id(0);
-    if (i >= (size_t)total) return;
-    const size_t hw = (size_t)H * (size_t)W;
-    const size_t n = i / ((size_t)C * hw);
-    const int c = (int)((i / hw) % (size_t)C);
-    const int iy = (int)((i % hw) / (size_t)W);
-    const int ix = (int)(i % (size_t)W);
-    const size_t plane = (size_t)oh * (size_t)ow;
-    float acc = 0.0f;
+    const int i = (int)get_global_id(0);
+    if (i >= total) return;
+    const int blocks = (W + 7) / 8;
+    const int x0 = (i % blocks) * 8;
+    const int iy = (i / blocks) % H;
+    const int c = (i / (blocks * H)) % C;
+    const int n = i / (blocks * H * C);
+    float8 acc = (float8)(0.0f);
     for (int co = 0; co < Cout; ++co) {
-        __global const float* grad = dy + (n * (size_t)Cout + (size_t)co) * plane;
+        __global const float* grad = dy + ((size_t)n * (size_t)Cout + (size_t)co) * (size_t)(oh * ow);
         __global const float* weights = w + ((size_t)co * (size_t)C + (size_t)c) * (size_t)(kh * kw);
         for (int ki = 0; ki < kh; ++ki) {
             const int y = iy + ph - ki;
             if (y < 0 || y >= oh) continue;
+            __global const float* line = grad + y * ow;
             for (int kj = 0; kj < kw; ++kj) {
-                const int xo = ix + pw - kj;
-                if (xo < 0 || xo >= ow) continue;
-                acc = fma(weights[ki * kw + kj], grad[(size_t)y * (size_t)ow + (size_t)xo], acc);
+                acc = fma((float8)(weights[ki * kw + kj]), load_row8(line, x0 + pw - kj, ow), acc);
             }
         }
     }
-    dx[i] = acc;
+    store_row8(dx + ((size_t)(n * C + c) * (size_t)H + (size_t)iy) * (size_t)W, x0, W, acc);
 }
 
 __kernel void conv_direct_backward_weight(__global const float* x, __global const float* dy, __global float* dw,
                                           const int Cout, const int batch, GEOMETRY, const int total) {
-    const size_t i = get_global_id(0);
-    if (i >= (size_t)total) return;
+    const int i = (int)get_global_id(0);
+    if (i >= total) return;
     const int taps = kh * kw;
-    const int co = (int)(i / (size_t)(C * taps));
-    const int c = (int)((i / (size_t)taps) % (size_t)C);
-    const int ki = (int)((i % (size_t)taps) / (size_t)kw);
-    const int kj = (int)(i % (size_t)kw);
-    const size_t plane = (size_t)oh * (size_t)ow;
-    float acc = 0.0f;
+    const int co = i / (C * taps);
+    const int c = (i / taps) % C;
+    const int ki = (i % taps) / kw;
+    const int kj = i % kw;
+    float8 acc = (float8)(0.0f);
     for (int n = 0; n < batch; ++n) {
-        __global const float* image = x + ((size_t)n * (size_t)C + (size_t)c) * (size_t)H * (size_t)W;
-        __global const float* grad = dy + ((size_t)n * (size_t)Cout + (size_t)co) * plane;
+        __global const float* image = x + ((size_t)n * (size_t)C + (size_t)c) * (size_t)(H * W);
+        __global const float* grad = dy + ((size_t)n * (size_t)Cout + (size_t)co) * (size_t)(oh * ow);
         for (int y = 0; y < oh; ++y) {
-            const int iy = y * sh - ph + ki;
+            const int iy = y - ph + ki;
             if (iy < 0 || iy >= H) continue;
-            for (int xo = 0; xo < ow; ++xo) {
-                const int ix = xo * sw - pw + kj;
-                if (ix < 0 || ix >= W) continue;
-                acc = fma(grad[(size_t)y * (size_t)ow + (size_t)xo], image[(size_t)iy * (size_t)W + (size_t)ix], acc);
+            __global const float* line = image + iy * W;
+            for (int x0 = 0; x0 < ow; x0 += 8) {
+                // Columns past ow load as zero from the gradient row, so they add nothing.
+                acc = fma(load_row8(grad + y * ow, x0, ow), load_row8(line, x0 - pw + kj, W), acc);
             }
         }
     }
-    dw[i] = acc;
+    dw[i] = acc.s0 + acc.s1 + acc.s2 + acc.s3 + acc.s4 + acc.s5 + acc.s6 + acc.s7;
 }

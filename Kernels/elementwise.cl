@@ -17,10 +17,10 @@ __kernel void fill(__global float* out, const float value, const int n) {
 __kernel void copy_blocks(__global const float* src, __global float* dst, const int blockLength,
                           const int srcOffset, const int srcStride, const int dstOffset, const int dstStride,
                           const int accumulate, const int total) {
-    const size_t i = get_global_id(0);
-    if (i >= (size_t)total) return;
-    const size_t block = i / (size_t)blockLength;
-    const size_t j = i % (size_t)blockLength;
+    const int i = (int)get_global_id(0);
+    if (i >= total) return;
+    const size_t block = (size_t)(i / blockLength);
+    const size_t j = (size_t)(i % blockLength);
     const size_t s = (size_t)srcOffset + block * (size_t)srcStride + j;
     const size_t d = (size_t)dstOffset + block * (size_t)dstStride + j;
     if (accumulate) dst[d] += src[s]; else dst[d] = src[s];
@@ -28,13 +28,13 @@ __kernel void copy_blocks(__global const float* src, __global float* dst, const 
 
 __kernel void transpose(__global const float* x, __global float* out, const int rows, const int columns,
                         const int total) {
-    const size_t i = get_global_id(0);
-    if (i >= (size_t)total) return;
-    const size_t plane = (size_t)rows * (size_t)columns;
-    const size_t b = i / plane;
-    const size_t r = (i % plane) / (size_t)columns;
-    const size_t c = i % (size_t)columns;
-    out[b * plane + c * (size_t)rows + r] = x[i];
+    const int i = (int)get_global_id(0);
+    if (i >= total) return;
+    const int plane = rows * columns;
+    const int b = i / plane;
+    const int r = (i % plane) / columns;
+    const int c = i % columns;
+    out[b * plane + c * rows + r] = x[i];
 }
 
 __kernel void affine(__global const float* x, __global float* out, const float scale, const float shift, const int n) {
@@ -53,18 +53,18 @@ inline float apply_binary(const int op, const float x, const float y) {
 
 __kernel void binary(const int op, __global const float* a, __global const float* b, __global float* out,
                      __constant int* meta, const int n) {
-    const size_t i = get_global_id(0);
-    if (i >= (size_t)n) return;
+    const int i = (int)get_global_id(0);
+    if (i >= n) return;
     const int rank = meta[0];
-    size_t rest = i;
-    size_t oa = 0;
-    size_t ob = 0;
+    int rest = i;
+    int oa = 0;
+    int ob = 0;
     for (int d = rank - 1; d >= 0; --d) {
-        const size_t size = (size_t)meta[1 + d];
-        const size_t index = rest % size;
+        const int size = meta[1 + d];
+        const int index = rest % size;
         rest /= size;
-        oa += index * (size_t)meta[1 + rank + d];
-        ob += index * (size_t)meta[1 + 2 * rank + d];
+        oa += index * meta[1 + rank + d];
+        ob += index * meta[1 + 2 * rank + d];
     }
     out[i] = apply_binary(op, a[oa], b[ob]);
 }

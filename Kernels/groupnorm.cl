@@ -25,11 +25,11 @@ __kernel void group_norm_stats(__global const float* x, __global float* mean, __
 __kernel void group_norm_apply(__global const float* x, __global const float* gamma, __global const float* beta,
                                __global const float* mean, __global const float* rstd, __global float* out,
                                const int C, const int spatial, const int G, const int hasAffine, const int total) {
-    const size_t i = get_global_id(0);
-    if (i >= (size_t)total) return;
-    const size_t nc = i / (size_t)spatial;
-    const int c = (int)(nc % (size_t)C);
-    const size_t ng = (nc / (size_t)C) * (size_t)G + (size_t)(c / (C / G));
+    const int i = (int)get_global_id(0);
+    if (i >= total) return;
+    const int nc = i / spatial;
+    const int c = nc % C;
+    const int ng = (nc / C) * G + c / (C / G);
     const float normed = (x[i] - mean[ng]) * rstd[ng];
     out[i] = hasAffine ? normed * gamma[c] + beta[c] : normed;
 }
@@ -67,11 +67,11 @@ __kernel void group_norm_backward_input(__global const float* x, __global const 
                                         __global const float* dy, __global const float* a, __global const float* b,
                                         __global float* dx, const int C, const int spatial, const int G,
                                         const int hasAffine, const int total) {
-    const size_t i = get_global_id(0);
-    if (i >= (size_t)total) return;
-    const size_t nc = i / (size_t)spatial;
-    const int c = (int)(nc % (size_t)C);
-    const size_t ng = (nc / (size_t)C) * (size_t)G + (size_t)(c / (C / G));
+    const int i = (int)get_global_id(0);
+    if (i >= total) return;
+    const int nc = i / spatial;
+    const int c = nc % C;
+    const int ng = (nc / C) * G + c / (C / G);
     const float r = rstd[ng];
     const float xhat = (x[i] - mean[ng]) * r;
     const float scale = hasAffine ? gamma[c] : 1.0f;

@@ -7,16 +7,16 @@
 
 __kernel void max_pool(__global const float* x, __global float* out, const int H, const int W, const int kernel_,
                        const int stride, const int oh, const int ow, const int total) {
-    const size_t i = get_global_id(0);
-    if (i >= (size_t)total) return;
-    const size_t p = i / (size_t)(oh * ow);
-    const int y = (int)((i % (size_t)(oh * ow)) / (size_t)ow);
-    const int xo = (int)(i % (size_t)ow);
-    __global const float* plane = x + p * (size_t)H * (size_t)W;
+    const int i = (int)get_global_id(0);
+    if (i >= total) return;
+    const int p = i / (oh * ow);
+    const int y = (i / ow) % oh;
+    const int xo = i % ow;
+    __global const float* plane = x + (size_t)p * (size_t)(H * W);
     float best = -INFINITY;
     for (int a = 0; a < kernel_; ++a) {
         for (int b = 0; b < kernel_; ++b) {
-            const float v = plane[(size_t)(y * stride + a) * (size_t)W + (size_t)(xo * stride + b)];
+            const float v = plane[(y * stride + a) * W + xo * stride + b];
             if (v > best || isnan(v)) best = v;
         }
     }
@@ -26,12 +26,13 @@ __kernel void max_pool(__global const float* x, __global float* out, const int H
 __kernel void max_pool_backward(__global const float* x, __global const float* dy, __global float* dx,
                                 const int H, const int W, const int kernel_, const int stride, const int oh,
                                 const int ow, const int total) {
-    const size_t i = get_global_id(0);
-    if (i >= (size_t)total) return;
-    const size_t p = i / (size_t)(H * W);
-    const int iy = (int)((i % (size_t)(H * W)) / (size_t)W);
-    const int ix = (int)(i % (size_t)W);
-    __global const float* plane = x + p * (size_t)H * (size_t)W;
+    const int i = (int)get_global_id(0);
+    if (i >= total) return;
+    const int p = i / (H * W);
+    const int iy = (i / W) % H;
+    const int ix = i % W;
+    __global const float* plane = x + (size_t)p * (size_t)(H * W);
+    __global const float* grad = dy + (size_t)p * (size_t)(oh * ow);
     float acc = 0.0f;
     const int yFirst = max(0, (iy - kernel_ + stride) / stride);
     const int yLast = min(oh - 1, iy / stride);
@@ -48,7 +49,7 @@ __kernel void max_pool_backward(__global const float* x, __global const float* d
                     if (v > best || isnan(v)) { best = v; where = index; }
                 }
             }
-            if (where == iy * W + ix) acc += dy[p * (size_t)(oh * ow) + (size_t)(y * ow + xo)];
+            if (where == iy * W + ix) acc += grad[y * ow + xo];
         }
     }
     dx[i] = acc;
@@ -56,28 +57,28 @@ __kernel void max_pool_backward(__global const float* x, __global const float* d
 
 __kernel void upsample_nearest(__global const float* x, __global float* out, const int H, const int W,
                                const int factor, const int total) {
-    const size_t i = get_global_id(0);
-    if (i >= (size_t)total) return;
+    const int i = (int)get_global_id(0);
+    if (i >= total) return;
     const int OW = W * factor;
-    const size_t planeOut = (size_t)H * (size_t)factor * (size_t)OW;
-    const size_t p = i / planeOut;
-    const int y = (int)((i % planeOut) / (size_t)OW);
-    const int xo = (int)(i % (size_t)OW);
-    out[i] = x[p * (size_t)H * (size_t)W + (size_t)(y / factor) * (size_t)W + (size_t)(xo / factor)];
+    const int OH = H * factor;
+    const int p = i / (OH * OW);
+    const int y = (i / OW) % OH;
+    const int xo = i % OW;
+    out[i] = x[(size_t)p * (size_t)(H * W) + (size_t)((y / factor) * W + xo / factor)];
 }
 
 __kernel void upsample_nearest_backward(__global const float* dy, __global float* dx, const int H, const int W,
                                         const int factor, const int total) {
-    const size_t i = get_global_id(0);
-    if (i >= (size_t)total) return;
-    const size_t p = i / (size_t)(H * W);
-    const int y = (int)((i % (size_t)(H * W)) / (size_t)W);
-    const int xo = (int)(i % (size_t)W);
+    const int i = (int)get_global_id(0);
+    if (i >= total) return;
+    const int p = i / (H * W);
+    const int y = (i / W) % H;
+    const int xo = i % W;
     const int OW = W * factor;
-    __global const float* grad = dy + p * (size_t)H * (size_t)factor * (size_t)OW;
+    __global const float* grad = dy + (size_t)p * (size_t)(H * factor * OW);
     float acc = 0.0f;
     for (int a = 0; a < factor; ++a) {
-        for (int b = 0; b < factor; ++b) acc += grad[(size_t)(y * factor + a) * (size_t)OW + (size_t)(xo * factor + b)];
+        for (int b = 0; b < factor; ++b) acc += grad[(y * factor + a) * OW + xo * factor + b];
     }
     dx[i] = acc;
 }

@@ -1,4 +1,4 @@
-// Resolving --device: auto (first OpenCL GPU, then any OpenCL device, then the CPU), cpu,
+// Resolving --device: auto (the first OpenCL GPU or accelerator, else the CPU backend), cpu,
 // opencl (the first OpenCL device) or opencl:N (the N-th in `diffuse devices`).
 import OpenCLBackend
 import Tensor

@@ -79,7 +79,7 @@ extension OpenCLDevice {
                        _ g: Conv2dGeometry) throws {
         let plane = g.outHeight * g.outWidth
         if prefersDirect(g) {
-            let total = g.batch * g.outChannels * plane
+            let total = g.batch * g.outChannels * g.outHeight * ((g.outWidth + 7) / 8)
             return try launch1D("conv_direct", count: total, [.buffer(x), .buffer(weight), .buffer(bias ?? weight),
                                                               .buffer(out), .int(g.outChannels), .int(bias == nil ? 0 : 1)]
                                 + geometryArguments(g) + [.int(total)])
@@ -113,7 +113,7 @@ extension OpenCLDevice {
         let plane = g.outHeight * g.outWidth
         let imageIn = g.inChannels * g.height * g.width
         if prefersDirect(g) {
-            let total = g.batch * imageIn
+            let total = g.batch * g.inChannels * g.height * ((g.width + 7) / 8)
             return try launch1D("conv_direct_backward_input", count: total, [
                 .buffer(gradOut), .buffer(weight), .buffer(gradIn), .int(g.outChannels)] + geometryArguments(g) + [.int(total)])
         }

@@ -12,6 +12,7 @@ public struct OpenCLDeviceInfo: @unchecked Sendable {
     public let version: String
     public let driverVersion: String
     public let isGPU: Bool
+    public let isCPU: Bool
     public let computeUnits: Int
     public let globalMemoryBytes: UInt64
     public let localMemoryBytes: UInt64
@@ -69,6 +70,7 @@ public enum OpenCLPlatforms {
                     version: string(device, CL_DEVICE_VERSION),
                     driverVersion: string(device, CL_DRIVER_VERSION),
                     isGPU: type & cl_device_type(CL_DEVICE_TYPE_GPU) != 0,
+                    isCPU: type & cl_device_type(CL_DEVICE_TYPE_CPU) != 0,
                     computeUnits: Int(value(device, CL_DEVICE_MAX_COMPUTE_UNITS, as: cl_uint.self)),
                     globalMemoryBytes: value(device, CL_DEVICE_GLOBAL_MEM_SIZE, as: cl_ulong.self),
                     localMemoryBytes: value(device, CL_DEVICE_LOCAL_MEM_SIZE, as: cl_ulong.self),
@@ -79,9 +81,12 @@ public enum OpenCLPlatforms {
         return out
     }
 
-    /// What `--device auto` takes: the first GPU, else the first OpenCL device.
+    /// What `--device auto` takes: the first OpenCL GPU, else the first other non-CPU OpenCL device
+    /// (an accelerator); nil leaves the native CPU backend. An OpenCL *CPU* device (PoCL) runs the
+    /// same math on the same cores several times slower than the OpenBLAS backend, so auto skips it;
+    /// `--device opencl` still selects it.
     public static func preferred(in devices: [OpenCLDeviceInfo]) -> OpenCLDeviceInfo? {
-        devices.first { $0.isGPU } ?? devices.first
+        devices.first { $0.isGPU } ?? devices.first { !$0.isCPU }
     }
 
     public static let installHint =

@@ -15,7 +15,7 @@ struct DevicesCommand: ParsableCommand {
         let preferred = OpenCLPlatforms.preferred(in: devices)
         for d in devices {
             let mark = d.index == preferred?.index ? "*" : " "
-            print("\(mark) opencl:\(d.index)  \(d.name.trimmingCharacters(in: .whitespaces)) [\(d.isGPU ? "GPU" : "CPU")]")
+            print("\(mark) opencl:\(d.index)  \(d.name.trimmingCharacters(in: .whitespaces)) [\(d.isGPU ? "GPU" : d.isCPU ? "CPU" : "accelerator")]")
             print("      platform \(d.platformName) (\(d.platformVersion)); vendor \(d.vendor); \(d.version); driver \(d.driverVersion)")
             print("      \(d.computeUnits) compute units, \(Self.bytes(d.globalMemoryBytes)) global, \(Self.bytes(d.localMemoryBytes)) local memory, work-groups up to \(d.maxWorkGroupSize)")
         }
