@@ -1,35 +1,47 @@
-// reduce.cl: sums. A general reduction over broadcast dimensions (one work-item per output), and a
-// two-stage full sum (work-groups of 64 reduce in local memory, then one group adds the partials).
-//   reduce_sum(x, out, meta, outputCount, reducedCount)
+// reduce.cl: sums. A general reduction over broadcast dimensions (one work-group of 64 per output),
+// and a two-stage full sum (work-groups of 64 reduce in local memory, then one group adds the partials).
+//   reduce_sum(x, out, meta, outputCount, reducedCount)          global size outputCount * 64
 //       meta = [rank, shape[rank], inputStrides[rank], outputStrides[rank]]; outputStride 0 = summed
 //   sum_partials(x, y, partials, n, mode)    mode 0: sum x;  mode 1: sum (x - y)^2   (local size 64)
 //   sum_final(partials, out, count, scale)   out[0] = scale * sum(partials)          (local size 64)
 
-__kernel void reduce_sum(__global const float* x, __global float* out, __constant int* meta,
-                         const int outputCount, const int reducedCount) {
-    const size_t o = get_global_id(0);
-    if (o >= (size_t)outputCount) return;
+__kernel __attribute__((reqd_work_group_size(64, 1, 1)))
+void reduce_sum(__global const float* x, __global float* out, __constant int* meta, const int outputCount,
+                const int reducedCount) {
+    // One work-group per output: its 64 work-items stride over the summed elements, then add up in
+    // local memory. (One work-item per output left GPUs idle on bias gradients: 1 output, 100k terms.)
+    __local float scratch[64];
+    const int o = (int)get_group_id(0);
+    const int lid = (int)get_local_id(0);
     const int rank = meta[0];
     __constant int* shape = meta + 1;
     __constant int* inStrides = meta + 1 + rank;
     __constant int* outStrides = meta + 1 + 2 * rank;
-    size_t base = 0;
-    for (int d = 0; d < rank; ++d) {
-        if (outStrides[d] != 0) base += ((o / (size_t)outStrides[d]) % (size_t)shape[d]) * (size_t)inStrides[d];
-    }
     float acc = 0.0f;
-    for (int r = 0; r < reducedCount; ++r) {
-        size_t rest = (size_t)r;
-        size_t offset = base;
-        for (int d = rank - 1; d >= 0; --d) {
-            if (outStrides[d] == 0) {
-                offset += (rest % (size_t)shape[d]) * (size_t)inStrides[d];
-                rest /= (size_t)shape[d];
-            }
+    if (o < outputCount) {
+        size_t base = 0;
+        for (int d = 0; d < rank; ++d) {
+            if (outStrides[d] != 0) base += (size_t)((o / outStrides[d]) % shape[d]) * (size_t)inStrides[d];
         }
-        acc += x[offset];
+        for (int r = lid; r < reducedCount; r += 64) {
+            int rest = r;
+            size_t offset = base;
+            for (int d = rank - 1; d >= 0; --d) {
+                if (outStrides[d] == 0) {
+                    offset += (size_t)(rest % shape[d]) * (size_t)inStrides[d];
+                    rest /= shape[d];
+                }
+            }
+            acc += x[offset];
+        }
     }
-    out[o] = acc;
+    scratch[lid] = acc;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = 32; s > 0; s >>= 1) {
+        if (lid < s) scratch[lid] += scratch[lid + s];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (lid == 0 && o < outputCount) out[o] = scratch[0];
 }
 
 __kernel __attribute__((reqd_work_group_size(64, 1, 1)))

@@ -70,8 +70,8 @@ extension OpenCLDevice {
         let inputStrides = Shape.contiguousStrides(g.shape)
         let meta = try geometryBuffer([Int32(g.shape.count)] + (g.shape + inputStrides + g.outputStrides).map { Int32($0) })
         let reduced = g.inputCount / max(g.outputCount, 1)
-        try launch1D("reduce_sum", count: g.outputCount, [.buffer(x), .buffer(out), .memory(meta), .int(g.outputCount),
-                                                          .int(reduced)])
+        try launch("reduce_sum", global: [g.outputCount * 64], local: [64],
+                   [.buffer(x), .buffer(out), .memory(meta), .int(g.outputCount), .int(reduced)])
     }
 
     public func mseLoss(_ prediction: DeviceBuffer, _ target: DeviceBuffer, out: DeviceBuffer, count: Int) throws {
