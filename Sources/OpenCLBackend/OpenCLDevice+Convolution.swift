@@ -12,6 +12,18 @@ struct StridedGemm {
     var strideA = 0, strideB = 0, strideC = 0
     var batch = 1
     var alpha: Float = 1, beta: Float = 0
+
+    /// A batch of independent products with the given per-entry strides.
+    static func batched(m: Int, n: Int, k: Int, rsA: Int, csA: Int, rsB: Int, csB: Int, batch: Int,
+                        strideA: Int, strideB: Int, strideC: Int, alpha: Float = 1) -> StridedGemm {
+        var g = StridedGemm(m: m, n: n, k: k, rsA: rsA, csA: csA, rsB: rsB, csB: csB)
+        g.batch = batch
+        g.strideA = strideA
+        g.strideB = strideB
+        g.strideC = strideC
+        g.alpha = alpha
+        return g
+    }
 }
 
 extension OpenCLDevice {

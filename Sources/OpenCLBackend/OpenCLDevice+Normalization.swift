@@ -52,60 +52,39 @@ extension OpenCLDevice {
 
     public func attention(q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, out: DeviceBuffer,
                           probabilities: DeviceBuffer, _ g: AttentionGeometry) throws {
-        let (lq, lk, d) = (g.queryLength, g.keyLength, g.headDim)
+        let (lq, lk, d, b) = (g.queryLength, g.keyLength, g.headDim, g.batch)
         // scores = scale * Q K^T, then softmax in place, then P V.
-        var scores = StridedGemm(m: lq, n: lk, k: d, rsA: d, csA: 1, rsB: 1, csB: d)
-        scores.strideA = lq * d
-        scores.strideB = lk * d
-        scores.strideC = lq * lk
-        scores.batch = g.batch
-        scores.alpha = g.scale
-        try enqueueGemm(memory(q), memory(k), memory(probabilities), scores)
-        try softmax(probabilities, out: probabilities, rows: g.batch * lq, columns: lk)
-        var values = StridedGemm(m: lq, n: d, k: lk, rsA: lk, csA: 1, rsB: d, csB: 1)
-        values.strideA = lq * lk
-        values.strideB = lk * d
-        values.strideC = lq * d
-        values.batch = g.batch
-        try enqueueGemm(memory(probabilities), memory(v), memory(out), values)
+        try enqueueGemm(memory(q), memory(k), memory(probabilities), .batched(
+            m: lq, n: lk, k: d, rsA: d, csA: 1, rsB: 1, csB: d, batch: b, strideA: lq * d, strideB: lk * d,
+            strideC: lq * lk, alpha: g.scale))
+        try softmax(probabilities, out: probabilities, rows: b * lq, columns: lk)
+        try enqueueGemm(memory(probabilities), memory(v), memory(out), .batched(
+            m: lq, n: d, k: lk, rsA: lk, csA: 1, rsB: d, csB: 1, batch: b, strideA: lq * lk, strideB: lk * d,
+            strideC: lq * d))
     }
 
     public func attentionBackward(q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, probabilities: DeviceBuffer,
                                   gradOut: DeviceBuffer, gradQ: DeviceBuffer, gradK: DeviceBuffer, gradV: DeviceBuffer,
                                   _ g: AttentionGeometry) throws {
-        let (lq, lk, d) = (g.queryLength, g.keyLength, g.headDim)
+        let (lq, lk, d, b) = (g.queryLength, g.keyLength, g.headDim, g.batch)
         // dV = P^T dO
-        var dv = StridedGemm(m: lk, n: d, k: lq, rsA: 1, csA: lk, rsB: d, csB: 1)
-        dv.strideA = lq * lk
-        dv.strideB = lq * d
-        dv.strideC = lk * d
-        dv.batch = g.batch
-        try enqueueGemm(memory(probabilities), memory(gradOut), memory(gradV), dv)
+        try enqueueGemm(memory(probabilities), memory(gradOut), memory(gradV), .batched(
+            m: lk, n: d, k: lq, rsA: 1, csA: lk, rsB: d, csB: 1, batch: b, strideA: lq * lk, strideB: lq * d,
+            strideC: lk * d))
         // dP = dO V^T, then dS = softmax'(dP) in place
-        let dScores = try scratch(ScratchSlot.attention, count: g.batch * lq * lk)
-        var dp = StridedGemm(m: lq, n: lk, k: d, rsA: d, csA: 1, rsB: 1, csB: d)
-        dp.strideA = lq * d
-        dp.strideB = lk * d
-        dp.strideC = lq * lk
-        dp.batch = g.batch
-        try enqueueGemm(memory(gradOut), memory(v), dScores, dp)
-        try launch1D("softmax_backward_rows", count: g.batch * lq, [.buffer(probabilities), .memory(dScores),
-                                                                    .memory(dScores), .int(g.batch * lq), .int(lk)])
+        let dScores = try scratch(ScratchSlot.attention, count: b * lq * lk)
+        try enqueueGemm(memory(gradOut), memory(v), dScores, .batched(
+            m: lq, n: lk, k: d, rsA: d, csA: 1, rsB: 1, csB: d, batch: b, strideA: lq * d, strideB: lk * d,
+            strideC: lq * lk))
+        try launch1D("softmax_backward_rows", count: b * lq, [.buffer(probabilities), .memory(dScores),
+                                                              .memory(dScores), .int(b * lq), .int(lk)])
         // dQ = scale dS K; dK = scale dS^T Q
-        var dq = StridedGemm(m: lq, n: d, k: lk, rsA: lk, csA: 1, rsB: d, csB: 1)
-        dq.strideA = lq * lk
-        dq.strideB = lk * d
-        dq.strideC = lq * d
-        dq.batch = g.batch
-        dq.alpha = g.scale
-        try enqueueGemm(dScores, memory(k), memory(gradQ), dq)
-        var dk = StridedGemm(m: lk, n: d, k: lq, rsA: 1, csA: lk, rsB: d, csB: 1)
-        dk.strideA = lq * lk
-        dk.strideB = lq * d
-        dk.strideC = lk * d
-        dk.batch = g.batch
-        dk.alpha = g.scale
-        try enqueueGemm(dScores, memory(q), memory(gradK), dk)
+        try enqueueGemm(dScores, memory(k), memory(gradQ), .batched(
+            m: lq, n: d, k: lk, rsA: lk, csA: 1, rsB: d, csB: 1, batch: b, strideA: lq * lk, strideB: lk * d,
+            strideC: lq * d, alpha: g.scale))
+        try enqueueGemm(dScores, memory(q), memory(gradK), .batched(
+            m: lk, n: d, k: lq, rsA: 1, csA: lk, rsB: d, csB: 1, batch: b, strideA: lq * lk, strideB: lq * d,
+            strideC: lk * d, alpha: g.scale))
     }
 
     public func maxPool2d(_ x: DeviceBuffer, out: DeviceBuffer, _ g: PoolGeometry) throws {

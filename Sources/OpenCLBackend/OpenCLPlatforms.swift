@@ -22,12 +22,17 @@ public struct OpenCLDeviceInfo: @unchecked Sendable {
 }
 
 public enum OpenCLPlatforms {
-    static func string(_ device: cl_device_id, _ param: Int32) -> String {
+    /// Reads a string property through one of clGet*Info's (size, buffer, size-out) calls.
+    static func infoString(_ query: (Int, UnsafeMutableRawPointer?, UnsafeMutablePointer<Int>?) -> cl_int) -> String {
         var size = 0
-        guard clGetDeviceInfo(device, cl_device_info(param), 0, nil, &size) == CL_SUCCESS, size > 0 else { return "" }
-        var bytes = [CChar](repeating: 0, count: size)
-        guard clGetDeviceInfo(device, cl_device_info(param), size, &bytes, nil) == CL_SUCCESS else { return "" }
-        return String(decoding: bytes.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard query(0, nil, &size) == CL_SUCCESS, size > 0 else { return "" }
+        var bytes = [UInt8](repeating: 0, count: size)
+        guard bytes.withUnsafeMutableBytes({ query(size, $0.baseAddress, nil) }) == CL_SUCCESS else { return "" }
+        return String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
+    }
+
+    static func string(_ device: cl_device_id, _ param: Int32) -> String {
+        infoString { clGetDeviceInfo(device, cl_device_info(param), $0, $1, $2) }
     }
 
     static func value<T: FixedWidthInteger>(_ device: cl_device_id, _ param: Int32, as: T.Type) -> T {
@@ -37,11 +42,7 @@ public enum OpenCLPlatforms {
     }
 
     static func platformString(_ platform: cl_platform_id, _ param: Int32) -> String {
-        var size = 0
-        guard clGetPlatformInfo(platform, cl_platform_info(param), 0, nil, &size) == CL_SUCCESS, size > 0 else { return "" }
-        var bytes = [CChar](repeating: 0, count: size)
-        guard clGetPlatformInfo(platform, cl_platform_info(param), size, &bytes, nil) == CL_SUCCESS else { return "" }
-        return String(decoding: bytes.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        infoString { clGetPlatformInfo(platform, cl_platform_info(param), $0, $1, $2) }
     }
 
     /// Every device of every platform, in platform order; empty when no ICD is installed.
