@@ -65,6 +65,8 @@ public final class OpenCLDevice: Device {
     /// Small constant buffers describing broadcast/reduce geometries, one per distinct geometry.
     var geometryBuffers: [[Int32]: cl_mem] = [:]
     var scratchBuffers: [Int: (memory: cl_mem, count: Int)] = [:]
+    /// Host copies of queued uploads, freed once the queue is known to have passed them.
+    var stagedUploads: [UnsafeMutableRawPointer] = []
     /// Rows and columns of C each GEMM work-item computes (the program's -D TILE_M/TILE_N).
     let gemmTile: (rows: Int, columns: Int)
     /// Where the program came from: "built" or "cache".
@@ -115,6 +117,7 @@ public final class OpenCLDevice: Device {
 
     deinit {
         clFinish(queue)
+        releaseStagedUploads()
         pool.drain()
         for m in geometryBuffers.values { clReleaseMemObject(m) }
         for s in scratchBuffers.values { clReleaseMemObject(s.memory) }
@@ -160,11 +163,21 @@ public final class OpenCLDevice: Device {
         return OpenCLBuffer(count: count, memory: memory, pool: pool)
     }
 
+    /// Queues the copy without waiting: the data goes to a staging copy that lives until the queue
+    /// has passed it, so uploading a batch does not wait for the previous training step.
     public func upload(_ host: UnsafeBufferPointer<Float>, to buffer: DeviceBuffer) throws {
         guard let base = host.baseAddress, host.count > 0 else { return }
-        try OpenCLStatus.check(clEnqueueWriteBuffer(queue, memory(buffer), cl_bool(CL_TRUE), 0,
-                                                    min(host.count, buffer.count) * 4, base, 0, nil, nil),
-                               "clEnqueueWriteBuffer")
+        let bytes = min(host.count, buffer.count) * 4
+        let staging = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        staging.copyMemory(from: base, byteCount: bytes)
+        let status = clEnqueueWriteBuffer(queue, memory(buffer), cl_bool(CL_FALSE), 0, bytes, staging, 0, nil, nil)
+        guard status == CL_SUCCESS else {
+            staging.deallocate()
+            try OpenCLStatus.check(status, "clEnqueueWriteBuffer")
+            return
+        }
+        stagedUploads.append(staging)
+        if stagedUploads.count > 64 { try finishQueue() }
     }
 
     public func download(_ buffer: DeviceBuffer, to host: UnsafeMutableBufferPointer<Float>) throws {
@@ -172,6 +185,18 @@ public final class OpenCLDevice: Device {
         try OpenCLStatus.check(clEnqueueReadBuffer(queue, memory(buffer), cl_bool(CL_TRUE), 0,
                                                    min(host.count, buffer.count) * 4, base, 0, nil, nil),
                                "clEnqueueReadBuffer")
+        releaseStagedUploads() // a blocking read on an in-order queue means every earlier command is done
+    }
+
+    /// Waits for all queued work.
+    func finishQueue() throws {
+        try OpenCLStatus.check(clFinish(queue), "clFinish")
+        releaseStagedUploads()
+    }
+
+    func releaseStagedUploads() {
+        for pointer in stagedUploads { pointer.deallocate() }
+        stagedUploads.removeAll(keepingCapacity: true)
     }
 
     /// A device buffer of at least `count` floats kept for reuse (im2col columns, partial sums).

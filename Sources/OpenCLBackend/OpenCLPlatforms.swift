@@ -82,12 +82,10 @@ public enum OpenCLPlatforms {
         return out
     }
 
-    /// What `--device auto` takes: the first OpenCL GPU, else the first other non-CPU OpenCL device
-    /// (an accelerator); nil leaves the native CPU backend. An OpenCL *CPU* device (PoCL) runs the
-    /// same math on the same cores several times slower than the OpenBLAS backend, so auto skips it;
-    /// `--device opencl` still selects it.
+    /// What `--device auto` takes: the first OpenCL GPU, else the first OpenCL device of any type
+    /// (an OpenCL CPU device such as PoCL included); nil leaves the native CPU backend.
     public static func preferred(in devices: [OpenCLDeviceInfo]) -> OpenCLDeviceInfo? {
-        devices.first { $0.isGPU } ?? devices.first { !$0.isCPU }
+        devices.first { $0.isGPU } ?? devices.first
     }
 
     public static let installHint =

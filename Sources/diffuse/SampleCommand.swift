@@ -40,6 +40,7 @@ struct SampleCommand: ParsableCommand {
             }
         }
         let chosen = try DeviceChoice.resolve(device)
+        print("sampling on \(chosen.name)\(device == "auto" ? " (--device auto)" : "")")
         let loaded = try BasicUNetFolder.load(URL(fileURLWithPath: model), device: chosen)
         let config = loaded.model.config
         let shape = [batchSize ?? 8, config.inChannels, config.sampleSize, config.sampleSize]
