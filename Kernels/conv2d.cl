@@ -1,10 +1,10 @@
 // conv2d.cl: convolution of NCHW float32 images with [Cout, Cin, kh, kw] weights. Large layers go
-// through im2col + gemm (gemm.cl); layers with few output channels use the direct kernels.
+// through im2col + gemm (gemm.cl, which also adds the bias); layers with few output channels use
+// the direct kernels.
 // Geometry arguments g = (C, H, W, kh, kw, sh, sw, ph, pw, oh, ow).
 //   im2col(x, cols, g..., firstImage, total, transposed)   cols[g][K][plane], or [g][plane][K] if transposed;
 //       total counts work-items: images*K*oh rows, or images*plane*C when transposed
 //   col2im(cols, dx, g..., firstImage, total)              gathers dcol[g][K][plane] into dx (no atomics)
-//   add_channel_bias(out, bias, channels, plane, total)
 //   conv_direct(x, w, bias, out, Cout, hasBias, g..., total)          8 output columns per work-item:
 //       total = N * Cout * oh * ceil(ow/8); stride 1 only
 //   conv_direct_backward_input(dy, w, dx, Cout, g..., total)          total = N * C * H * ceil(W/8)
@@ -88,12 +88,6 @@ __kernel void col2im(__global const float* cols, __global float* dx, GEOMETRY, c
         }
     }
     dx[(size_t)(firstImage + g) * (size_t)imageSize + (size_t)within] = acc;
-}
-
-__kernel void add_channel_bias(__global float* out, __global const float* bias, const int channels, const int plane,
-                               const int total) {
-    const int i = (int)get_global_id(0);
-    if (i < total) out[i] += bias[(i / plane) % channels];
 }
 
 // The direct kernels run at stride 1 only (the backends route strided layers to im2col). Each

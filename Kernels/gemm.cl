@@ -1,7 +1,8 @@
 // gemm.cl: batched GEMM, C[b] = alpha * op(A[b]) op(B[b]) + beta * C[b], any transposes through strides:
 // A(i,k) = A[offA + b*strideA + i*rsA + k*csA], B(k,j) = B[offB + b*strideB + k*rsB + j*csB],
 // C(i,j) = C[offC + b*strideC + i*N + j]. strideC == 0 with batch > 1 sums the batch into one C.
-//   gemm(A, B, C, M, N, K, rsA, csA, rsB, csB, offA, offB, offC, strideA, strideB, strideC, batch, alpha, beta)
+//   gemm(A, B, C, M, N, K, rsA, csA, rsB, csB, offA, offB, offC, strideA, strideB, strideC, batch, alpha, beta,
+//        bias, hasBias)      hasBias adds bias[i] to every C(i, j): a convolution's per-channel bias
 // Each work-item computes a TILE_M x TILE_N block (TILE_N 8 or 16) with floatTILE_N accumulators
 // (explicit vectors are what PoCL turns into AVX; see README). Global size:
 // (ceil(N/TILE_N), ceil(M/TILE_M), batch or 1), no barriers. Tiles are -D options chosen per device.
@@ -54,7 +55,8 @@
 #define DECLARE_ROW(r) VEC acc##r = (VEC)(0.0f); \
     const size_t rowOffset##r = (size_t)min(i0 + r, M - 1) * (size_t)rsA;
 #define ACCUMULATE_ROW(r) acc##r = fma((VEC)(a[rowOffset##r + kOffset]), bv, acc##r);
-#define STORE_ROW(r) if (i0 + r < M) store_row(c + (size_t)(i0 + r) * (size_t)N, j0, N, alpha * acc##r, beta);
+#define STORE_ROW(r) if (i0 + r < M) store_row(c + (size_t)(i0 + r) * (size_t)N, j0, N, \
+    alpha * acc##r + (VEC)(hasBias ? bias[i0 + r] : 0.0f), beta);
 
 inline void store_row(__global float* crow, const int j0, const int N, const VEC value, const float beta) {
     if (j0 + TILE_N <= N) {
@@ -69,7 +71,8 @@ inline void store_row(__global float* crow, const int j0, const int N, const VEC
 __kernel void gemm(__global const float* A, __global const float* B, __global float* C,
                    const int M, const int N, const int K, const int rsA, const int csA, const int rsB, const int csB,
                    const int offA, const int offB, const int offC, const int strideA, const int strideB,
-                   const int strideC, const int batch, const float alpha, const float beta) {
+                   const int strideC, const int batch, const float alpha, const float beta,
+                   __global const float* bias, const int hasBias) {
     const int j0 = (int)get_global_id(0) * TILE_N;
     const int i0 = (int)get_global_id(1) * TILE_M;
     const int bz = (int)get_global_id(2);

@@ -1,26 +1,30 @@
 // pool.cl: max pooling (no padding) and nearest upsampling of [planes, H, W] float32, with gradients.
-//   max_pool(x, out, H, W, kernel, stride, oh, ow, total)                one output per work-item
+//   max_pool(x, out, H, W, kernel, stride, oh, ow, total)                one output row per work-item
 //   max_pool_backward(x, dy, dx, H, W, kernel, stride, oh, ow, total)    one input per work-item: it
 //       gathers dy of every window whose first maximum it is (PyTorch's choice), so windows may overlap
-//   upsample_nearest(x, out, H, W, factor, total)
+//   upsample_nearest(x, out, H, W, factor, total)                        one output row per work-item
 //   upsample_nearest_backward(dy, dx, H, W, factor, total)              sums each factor x factor block
 
 __kernel void max_pool(__global const float* x, __global float* out, const int H, const int W, const int kernel_,
                        const int stride, const int oh, const int ow, const int total) {
+    // One work-item per output row (total = planes * oh): index arithmetic once per row.
     const int i = (int)get_global_id(0);
     if (i >= total) return;
-    const int p = i / (oh * ow);
-    const int y = (i / ow) % oh;
-    const int xo = i % ow;
+    const int p = i / oh;
+    const int y = i % oh;
     __global const float* plane = x + (size_t)p * (size_t)(H * W);
-    float best = -INFINITY;
-    for (int a = 0; a < kernel_; ++a) {
-        for (int b = 0; b < kernel_; ++b) {
-            const float v = plane[(y * stride + a) * W + xo * stride + b];
-            if (v > best || isnan(v)) best = v;
+    __global float* row = out + (size_t)i * (size_t)ow;
+    for (int xo = 0; xo < ow; ++xo) {
+        float best = -INFINITY;
+        for (int a = 0; a < kernel_; ++a) {
+            __global const float* line = plane + (y * stride + a) * W + xo * stride;
+            for (int b = 0; b < kernel_; ++b) {
+                const float v = line[b];
+                if (v > best || isnan(v)) best = v;
+            }
         }
+        row[xo] = best;
     }
-    out[i] = best;
 }
 
 __kernel void max_pool_backward(__global const float* x, __global const float* dy, __global float* dx,
@@ -57,14 +61,16 @@ __kernel void max_pool_backward(__global const float* x, __global const float* d
 
 __kernel void upsample_nearest(__global const float* x, __global float* out, const int H, const int W,
                                const int factor, const int total) {
+    // One work-item per output row (total = planes * H * factor).
     const int i = (int)get_global_id(0);
     if (i >= total) return;
-    const int OW = W * factor;
     const int OH = H * factor;
-    const int p = i / (OH * OW);
-    const int y = (i / OW) % OH;
-    const int xo = i % OW;
-    out[i] = x[(size_t)p * (size_t)(H * W) + (size_t)((y / factor) * W + xo / factor)];
+    const int OW = W * factor;
+    const int p = i / OH;
+    const int y = i % OH;
+    __global const float* line = x + (size_t)p * (size_t)(H * W) + (size_t)((y / factor) * W);
+    __global float* row = out + (size_t)i * (size_t)OW;
+    for (int xo = 0; xo < OW; ++xo) row[xo] = line[xo / factor];
 }
 
 __kernel void upsample_nearest_backward(__global const float* dy, __global float* dx, const int H, const int W,

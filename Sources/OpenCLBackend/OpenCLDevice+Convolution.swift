@@ -12,6 +12,8 @@ struct StridedGemm {
     var strideA = 0, strideB = 0, strideC = 0
     var batch = 1
     var alpha: Float = 1, beta: Float = 0
+    /// Added to every element of row i (the output channel of a convolution).
+    var rowBias: cl_mem?
 
     /// A batch of independent products with the given per-entry strides.
     static func batched(m: Int, n: Int, k: Int, rsA: Int, csA: Int, rsB: Int, csB: Int, batch: Int,
@@ -42,7 +44,8 @@ extension OpenCLDevice {
                                     g.strideC == 0 ? 1 : g.batch], local: gemmLocalSize, [
             .memory(a), .memory(b), .memory(c), .int(g.m), .int(g.n), .int(g.k), .int(g.rsA), .int(g.csA),
             .int(g.rsB), .int(g.csB), .int(g.offsetA), .int(g.offsetB), .int(g.offsetC), .int(g.strideA),
-            .int(g.strideB), .int(g.strideC), .int(g.batch), .float(g.alpha), .float(g.beta)])
+            .int(g.strideB), .int(g.strideC), .int(g.batch), .float(g.alpha), .float(g.beta),
+            .memory(g.rowBias ?? a), .int(g.rowBias == nil ? 0 : 1)])
     }
 
     public func gemm(_ a: DeviceBuffer, _ b: DeviceBuffer, out: DeviceBuffer, _ g: GemmGeometry) throws {
@@ -103,6 +106,7 @@ extension OpenCLDevice {
             s.strideB = k * plane
             s.strideC = g.outChannels * plane
             s.batch = count
+            s.rowBias = bias.map { memory($0) }
             if isPointwise(g) {
                 s.offsetB = first * g.inChannels * plane
                 return try enqueueGemm(memory(weight), memory(x), memory(out), s)
@@ -112,11 +116,6 @@ extension OpenCLDevice {
             try launch1D("im2col", count: rows, [.buffer(x), .memory(columns)] + geometryArguments(g)
                          + [.int(first), .int(rows), .int(0)])
             try enqueueGemm(memory(weight), columns, memory(out), s)
-        }
-        if let bias {
-            let total = g.batch * g.outChannels * plane
-            try launch1D("add_channel_bias", count: total, [.buffer(out), .buffer(bias), .int(g.outChannels),
-                                                            .int(plane), .int(total)])
         }
     }
 

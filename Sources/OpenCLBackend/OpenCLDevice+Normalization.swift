@@ -88,7 +88,7 @@ extension OpenCLDevice {
     }
 
     public func maxPool2d(_ x: DeviceBuffer, out: DeviceBuffer, _ g: PoolGeometry) throws {
-        let total = g.planes * g.outHeight * g.outWidth
+        let total = g.planes * g.outHeight
         try launch1D("max_pool", count: total, [.buffer(x), .buffer(out), .int(g.height), .int(g.width), .int(g.kernel),
                                                 .int(g.stride), .int(g.outHeight), .int(g.outWidth), .int(total)])
     }
@@ -102,7 +102,7 @@ extension OpenCLDevice {
     }
 
     public func upsampleNearest(_ x: DeviceBuffer, out: DeviceBuffer, _ g: UpsampleGeometry) throws {
-        let total = g.planes * g.height * g.width * g.factor * g.factor
+        let total = g.planes * g.height * g.factor
         try launch1D("upsample_nearest", count: total, [.buffer(x), .buffer(out), .int(g.height), .int(g.width),
                                                         .int(g.factor), .int(total)])
     }
