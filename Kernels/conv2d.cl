@@ -37,6 +37,15 @@ __kernel void im2col(__global const float* x, __global float* cols, GEOMETRY, co
             return;
         }
         __global const float* line = x + (((size_t)(firstImage + g) * (size_t)C + (size_t)c) * (size_t)H + (size_t)iy) * (size_t)W;
+        if (sw == 1) {
+            // Zeros, a straight copy, zeros: no per-element bounds test.
+            const int lo = min(max(0, pw - kj), ow);
+            const int hi = max(min(ow, W + pw - kj), lo);
+            for (int xo = 0; xo < lo; ++xo) out[xo] = 0.0f;
+            for (int xo = lo; xo < hi; ++xo) out[xo] = line[xo - pw + kj];
+            for (int xo = hi; xo < ow; ++xo) out[xo] = 0.0f;
+            return;
+        }
         for (int xo = 0; xo < ow; ++xo) {
             const int ix = xo * sw - pw + kj;
             out[xo] = (ix >= 0 && ix < W) ? line[ix] : 0.0f;
@@ -74,6 +83,20 @@ __kernel void col2im(__global const float* cols, __global float* dx, GEOMETRY, c
     const int K = C * kh * kw;
     __global const float* col = cols + (size_t)g * (size_t)K * (size_t)plane;
     float acc = 0.0f;
+    if (sh == 1 && sw == 1) {
+        // Stride 1: every tap maps to one output position, no divisibility tests.
+        for (int ki = 0; ki < kh; ++ki) {
+            const int y = iy + ph - ki;
+            if (y < 0 || y >= oh) continue;
+            for (int kj = 0; kj < kw; ++kj) {
+                const int xo = ix + pw - kj;
+                if (xo < 0 || xo >= ow) continue;
+                acc += col[(size_t)((c * kh + ki) * kw + kj) * (size_t)plane + (size_t)(y * ow + xo)];
+            }
+        }
+        dx[(size_t)(firstImage + g) * (size_t)imageSize + (size_t)within] = acc;
+        return;
+    }
     for (int ki = 0; ki < kh; ++ki) {
         const int ny = iy + ph - ki;
         if (ny < 0 || ny % sh != 0) continue;
