@@ -61,16 +61,6 @@ extension OpenCLDevice {
         try enqueueGemm(memory(a), memory(b), memory(out), s)
     }
 
-    /// Same rule as the CPU backend: few output channels at stride 1 run direct.
-    func prefersDirect(_ g: Conv2dGeometry) -> Bool {
-        g.outChannels <= 4 && g.strideHeight == 1 && g.strideWidth == 1 && g.kernelHeight * g.kernelWidth > 1
-    }
-
-    func isPointwise(_ g: Conv2dGeometry) -> Bool {
-        g.kernelHeight == 1 && g.kernelWidth == 1 && g.strideHeight == 1 && g.strideWidth == 1
-            && g.paddingHeight == 0 && g.paddingWidth == 0
-    }
-
     func geometryArguments(_ g: Conv2dGeometry) -> [KernelArgument] {
         [g.inChannels, g.height, g.width, g.kernelHeight, g.kernelWidth, g.strideHeight, g.strideWidth,
          g.paddingHeight, g.paddingWidth, g.outHeight, g.outWidth].map { .int($0) }
@@ -93,7 +83,7 @@ extension OpenCLDevice {
     public func conv2d(_ x: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?, out: DeviceBuffer,
                        _ g: Conv2dGeometry) throws {
         let plane = g.outHeight * g.outWidth
-        if prefersDirect(g) {
+        if g.prefersDirect {
             let total = g.batch * g.outChannels * g.outHeight * ((g.outWidth + 7) / 8)
             return try launch1D("conv_direct", count: total, [.buffer(x), .buffer(weight), .buffer(bias ?? weight),
                                                               .buffer(out), .int(g.outChannels), .int(bias == nil ? 0 : 1)]
@@ -107,7 +97,7 @@ extension OpenCLDevice {
             s.strideC = g.outChannels * plane
             s.batch = count
             s.rowBias = bias.map { memory($0) }
-            if isPointwise(g) {
+            if g.isPointwise {
                 s.offsetB = first * g.inChannels * plane
                 return try enqueueGemm(memory(weight), memory(x), memory(out), s)
             }
@@ -123,7 +113,7 @@ extension OpenCLDevice {
                                     _ g: Conv2dGeometry) throws {
         let plane = g.outHeight * g.outWidth
         let imageIn = g.inChannels * g.height * g.width
-        if prefersDirect(g) {
+        if g.prefersDirect {
             let total = g.batch * g.inChannels * g.height * ((g.width + 7) / 8)
             return try launch1D("conv_direct_backward_input", count: total, [
                 .buffer(gradOut), .buffer(weight), .buffer(gradIn), .int(g.outChannels)] + geometryArguments(g) + [.int(total)])
@@ -136,7 +126,7 @@ extension OpenCLDevice {
             s.strideB = g.outChannels * plane
             s.strideC = k * plane
             s.batch = count
-            if isPointwise(g) {
+            if g.isPointwise {
                 s.offsetC = first * imageIn
                 return try enqueueGemm(memory(weight), memory(gradOut), memory(gradIn), s)
             }
@@ -152,7 +142,7 @@ extension OpenCLDevice {
                                      gradBias: DeviceBuffer?, _ g: Conv2dGeometry) throws {
         let plane = g.outHeight * g.outWidth
         let k = g.patchSize
-        if prefersDirect(g) {
+        if g.prefersDirect {
             let total = g.outChannels * k
             try launch1D("conv_direct_backward_weight", count: total, [
                 .buffer(x), .buffer(gradOut), .buffer(gradWeight), .int(g.outChannels), .int(g.batch)]
@@ -167,7 +157,7 @@ extension OpenCLDevice {
                 s.strideB = plane * k
                 s.batch = count
                 s.beta = first == 0 ? 0 : 1
-                if isPointwise(g) {
+                if g.isPointwise {
                     // cols^T of a 1x1 convolution is the input read transposed.
                     s.rsB = 1
                     s.csB = plane

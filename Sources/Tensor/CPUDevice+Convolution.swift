@@ -159,11 +159,6 @@ extension CPUDevice {
         }
     }
 
-    func isPointwise(_ g: Conv2dGeometry) -> Bool {
-        g.kernelHeight == 1 && g.kernelWidth == 1 && g.strideHeight == 1 && g.strideWidth == 1
-            && g.paddingHeight == 0 && g.paddingWidth == 0
-    }
-
     public func conv2d(_ x: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?, out: DeviceBuffer,
                        _ g: Conv2dGeometry) throws {
         let px = pointer(x)
@@ -174,8 +169,8 @@ extension CPUDevice {
         let imageIn = g.inChannels * g.height * g.width
         let imageOut = g.outChannels * plane
         let k = g.patchSize
-        let pointwise = isPointwise(g)
-        if prefersDirect(g) { return directConv2d(px, pw, pbias, po, g) }
+        let pointwise = g.isPointwise
+        if g.prefersDirect { return directConv2d(px, pw, pbias, po, g) }
         forEachImageGroup(g) { first, count, worker in
             let columns: UnsafeMutablePointer<Float>
             if pointwise && count == 1 {
@@ -228,8 +223,8 @@ extension CPUDevice {
         let plane = g.outHeight * g.outWidth
         let imageIn = g.inChannels * g.height * g.width
         let k = g.patchSize
-        let pointwise = isPointwise(g)
-        if prefersDirect(g) { return directConv2dBackwardInput(dy, pw, dx, g) }
+        let pointwise = g.isPointwise
+        if g.prefersDirect { return directConv2dBackwardInput(dy, pw, dx, g) }
         forEachImageGroup(g) { first, count, worker in
             let gathered = gatherGradOut(dy, g, first: first, count: count, worker: worker)
             if pointwise && count == 1 {
@@ -252,8 +247,8 @@ extension CPUDevice {
         let imageIn = g.inChannels * g.height * g.width
         let k = g.patchSize
         let weightCount = g.outChannels * k
-        let pointwise = isPointwise(g)
-        if prefersDirect(g) {
+        let pointwise = g.isPointwise
+        if g.prefersDirect {
             return directConv2dBackwardWeight(px, dy, pointer(gradWeight), gradBias.map { pointer($0) }, g)
         }
         let used = min(workers, g.batch)

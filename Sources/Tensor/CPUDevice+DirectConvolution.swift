@@ -2,11 +2,6 @@
 // 32 -> 1, 5x5). There im2col would write K = Cin*kh*kw floats per pixel to feed a GEMM with one
 // row, so each (in-channel, tap) pair becomes a shifted multiply-add over a plane held in cache.
 extension CPUDevice {
-    /// Few output channels, stride 1: the case where im2col moves far more memory than the GEMM computes.
-    func prefersDirect(_ g: Conv2dGeometry) -> Bool {
-        g.outChannels <= 4 && g.strideHeight == 1 && g.strideWidth == 1 && g.kernelHeight * g.kernelWidth > 1
-    }
-
     /// Calls body(ki, kj, y0, y1, x0, x1): the output rectangle whose input pixel (y+ki-p, x+kj-p) exists.
     @inline(__always)
     static func forEachTap(_ g: Conv2dGeometry, _ body: (Int, Int, Int, Int, Int, Int) -> Void) {

@@ -144,6 +144,18 @@ public struct Conv2dGeometry: Hashable, Sendable {
     public var outWidth: Int { (width + 2 * paddingWidth - kernelWidth) / strideWidth + 1 }
     /// Rows of the im2col matrix: one per (input channel, kernel position).
     public var patchSize: Int { inChannels * kernelHeight * kernelWidth }
+
+    /// A 1x1, stride-1, unpadded convolution: the input already is its im2col matrix.
+    public var isPointwise: Bool {
+        kernelHeight == 1 && kernelWidth == 1 && strideHeight == 1 && strideWidth == 1
+            && paddingHeight == 0 && paddingWidth == 0
+    }
+
+    /// Few output channels at stride 1 (BasicUNet's 32 -> 1 output layer): im2col would move far
+    /// more memory than the GEMM computes, so both backends convolve directly.
+    public var prefersDirect: Bool {
+        outChannels <= 4 && strideHeight == 1 && strideWidth == 1 && kernelHeight * kernelWidth > 1
+    }
 }
 
 public struct GroupNormGeometry: Hashable, Sendable {
