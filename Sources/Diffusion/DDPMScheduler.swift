@@ -1,0 +1,120 @@
+// DDPMScheduler's configuration, timesteps and forward process, following diffusers'
+// scheduling_ddpm.py (0.42): scheduler_config.json keys and defaults, set_timesteps for the
+// leading / linspace / trailing spacings, and add_noise on the device.
+import Foundation
+import Tensor
+
+/// scheduler/scheduler_config.json of a DDPM pipeline; missing keys take diffusers' defaults.
+public struct DDPMSchedulerConfig: Codable, Equatable, Sendable {
+    public var className = "DDPMScheduler"
+    public var numTrainTimesteps = 1000
+    public var betaStart = 0.0001
+    public var betaEnd = 0.02
+    public var betaSchedule = BetaScheduleKind.linear
+    public var trainedBetas: [Double]?
+    public var varianceType = "fixed_small"
+    public var clipSample = true
+    public var predictionType = "epsilon"
+    public var thresholding = false
+    public var dynamicThresholdingRatio = 0.995
+    public var clipSampleRange = 1.0
+    public var sampleMaxValue = 1.0
+    public var timestepSpacing = "leading"
+    public var stepsOffset = 0
+    public var rescaleBetasZeroSNR = false
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case className = "_class_name"
+        case numTrainTimesteps = "num_train_timesteps"
+        case betaStart = "beta_start"
+        case betaEnd = "beta_end"
+        case betaSchedule = "beta_schedule"
+        case trainedBetas = "trained_betas"
+        case varianceType = "variance_type"
+        case clipSample = "clip_sample"
+        case predictionType = "prediction_type"
+        case thresholding
+        case dynamicThresholdingRatio = "dynamic_thresholding_ratio"
+        case clipSampleRange = "clip_sample_range"
+        case sampleMaxValue = "sample_max_value"
+        case timestepSpacing = "timestep_spacing"
+        case stepsOffset = "steps_offset"
+        case rescaleBetasZeroSNR = "rescale_betas_zero_snr"
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = DDPMSchedulerConfig()
+        className = try c.decodeIfPresent(String.self, forKey: .className) ?? d.className
+        numTrainTimesteps = try c.decodeIfPresent(Int.self, forKey: .numTrainTimesteps) ?? d.numTrainTimesteps
+        betaStart = try c.decodeIfPresent(Double.self, forKey: .betaStart) ?? d.betaStart
+        betaEnd = try c.decodeIfPresent(Double.self, forKey: .betaEnd) ?? d.betaEnd
+        betaSchedule = try c.decodeIfPresent(BetaScheduleKind.self, forKey: .betaSchedule) ?? d.betaSchedule
+        trainedBetas = try c.decodeIfPresent([Double].self, forKey: .trainedBetas)
+        varianceType = try c.decodeIfPresent(String.self, forKey: .varianceType) ?? d.varianceType
+        clipSample = try c.decodeIfPresent(Bool.self, forKey: .clipSample) ?? d.clipSample
+        predictionType = try c.decodeIfPresent(String.self, forKey: .predictionType) ?? d.predictionType
+        thresholding = try c.decodeIfPresent(Bool.self, forKey: .thresholding) ?? d.thresholding
+        dynamicThresholdingRatio = try c.decodeIfPresent(Double.self, forKey: .dynamicThresholdingRatio)
+            ?? d.dynamicThresholdingRatio
+        clipSampleRange = try c.decodeIfPresent(Double.self, forKey: .clipSampleRange) ?? d.clipSampleRange
+        sampleMaxValue = try c.decodeIfPresent(Double.self, forKey: .sampleMaxValue) ?? d.sampleMaxValue
+        timestepSpacing = try c.decodeIfPresent(String.self, forKey: .timestepSpacing) ?? d.timestepSpacing
+        stepsOffset = try c.decodeIfPresent(Int.self, forKey: .stepsOffset) ?? d.stepsOffset
+        rescaleBetasZeroSNR = try c.decodeIfPresent(Bool.self, forKey: .rescaleBetasZeroSNR) ?? d.rescaleBetasZeroSNR
+    }
+}
+
+public struct DDPMScheduler: Sendable {
+    public let config: DDPMSchedulerConfig
+    public let schedule: NoiseSchedule
+
+    public init(config: DDPMSchedulerConfig = DDPMSchedulerConfig()) throws {
+        self.config = config
+        schedule = try NoiseSchedule(numTrainTimesteps: config.numTrainTimesteps, betaStart: config.betaStart,
+                                     betaEnd: config.betaEnd, kind: config.betaSchedule,
+                                     trainedBetas: config.trainedBetas, rescaleBetasZeroSNR: config.rescaleBetasZeroSNR)
+    }
+
+    /// The inference timesteps, descending, as diffusers' set_timesteps spaces them.
+    public func timesteps(steps: Int) throws -> [Int] {
+        let total = config.numTrainTimesteps
+        guard steps > 0, steps <= total else {
+            throw DiffuseError.usage("--steps must be between 1 and num_train_timesteps (\(total)), got \(steps)")
+        }
+        switch config.timestepSpacing {
+        case "linspace":
+            // np.linspace(0, T-1, n).round() rounds halves to even.
+            return (0..<steps).map { i -> Int in
+                let value = steps == 1 ? 0 : Double(total - 1) * Double(i) / Double(steps - 1)
+                return Int(value.rounded(.toNearestOrEven))
+            }.reversed()
+        case "leading":
+            let ratio = total / steps
+            return (0..<steps).map { $0 * ratio + config.stepsOffset }.reversed()
+        case "trailing":
+            let ratio = Double(total) / Double(steps)
+            let count = Int((Double(total) / ratio).rounded(.up))
+            return (0..<count).map { i in Int((Double(total) - Double(i) * ratio).rounded(.toNearestOrEven)) - 1 }
+        default:
+            throw DiffuseError.input("timestep_spacing '\(config.timestepSpacing)' is not supported: use leading, linspace or trailing")
+        }
+    }
+
+    /// sqrt(abar_t) x + sqrt(1 - abar_t) noise with one timestep per image, on the tensors' device.
+    public func addNoise(_ x: Tensor, noise: Tensor, timesteps: [Int]) throws -> Tensor {
+        guard timesteps.count == x.shape[0], x.shape == noise.shape else {
+            throw DiffuseError.shape("add_noise: \(timesteps.count) timesteps for batch \(x.shape[0]), noise \(noise.shape)")
+        }
+        guard timesteps.allSatisfy({ (0..<config.numTrainTimesteps).contains($0) }) else {
+            throw DiffuseError.shape("add_noise: timesteps must lie in 0..<\(config.numTrainTimesteps)")
+        }
+        let perImage = [x.shape[0]] + Array(repeating: 1, count: x.rank - 1)
+        let signal = timesteps.map { schedule.alphasCumprod[$0].squareRoot() }
+        let noiseScale = timesteps.map { (1 - schedule.alphasCumprod[$0]).squareRoot() }
+        return try x * Tensor(signal, shape: perImage, on: x.device)
+            + noise * Tensor(noiseScale, shape: perImage, on: x.device)
+    }
+}
