@@ -4,8 +4,9 @@
 import Foundation
 import Tensor
 
-/// scheduler/scheduler_config.json of a DDPM pipeline; missing keys take diffusers' defaults.
-public struct DDPMSchedulerConfig: Codable, Equatable, Sendable {
+/// scheduler/scheduler_config.json of a DDPM or DDIM pipeline (the keys both read, plus DDPM's
+/// variance_type and DDIM's set_alpha_to_one); missing keys take diffusers' defaults.
+public struct SchedulerConfig: Codable, Equatable, Sendable {
     public var className = "DDPMScheduler"
     public var numTrainTimesteps = 1000
     public var betaStart = 0.0001
@@ -22,6 +23,7 @@ public struct DDPMSchedulerConfig: Codable, Equatable, Sendable {
     public var timestepSpacing = "leading"
     public var stepsOffset = 0
     public var rescaleBetasZeroSNR = false
+    public var setAlphaToOne = true
 
     public init() {}
 
@@ -42,11 +44,12 @@ public struct DDPMSchedulerConfig: Codable, Equatable, Sendable {
         case timestepSpacing = "timestep_spacing"
         case stepsOffset = "steps_offset"
         case rescaleBetasZeroSNR = "rescale_betas_zero_snr"
+        case setAlphaToOne = "set_alpha_to_one"
     }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        let d = DDPMSchedulerConfig()
+        let d = SchedulerConfig()
         className = try c.decodeIfPresent(String.self, forKey: .className) ?? d.className
         numTrainTimesteps = try c.decodeIfPresent(Int.self, forKey: .numTrainTimesteps) ?? d.numTrainTimesteps
         betaStart = try c.decodeIfPresent(Double.self, forKey: .betaStart) ?? d.betaStart
@@ -64,14 +67,30 @@ public struct DDPMSchedulerConfig: Codable, Equatable, Sendable {
         timestepSpacing = try c.decodeIfPresent(String.self, forKey: .timestepSpacing) ?? d.timestepSpacing
         stepsOffset = try c.decodeIfPresent(Int.self, forKey: .stepsOffset) ?? d.stepsOffset
         rescaleBetasZeroSNR = try c.decodeIfPresent(Bool.self, forKey: .rescaleBetasZeroSNR) ?? d.rescaleBetasZeroSNR
+        setAlphaToOne = try c.decodeIfPresent(Bool.self, forKey: .setAlphaToOne) ?? d.setAlphaToOne
+    }
+
+    /// The step's prediction type and clipping, checked once.
+    func stepOptions() throws -> (prediction: SchedulerStepGeometry.Prediction, clip: Float?) {
+        let prediction: SchedulerStepGeometry.Prediction
+        switch predictionType {
+        case "epsilon": prediction = .epsilon
+        case "sample": prediction = .sample
+        case "v_prediction": prediction = .velocity
+        default: throw DiffuseError.input("prediction_type '\(predictionType)' is not supported: use epsilon, sample or v_prediction")
+        }
+        guard !thresholding else {
+            throw DiffuseError.input("thresholding (dynamic thresholding) is not supported yet; set \"thresholding\": false")
+        }
+        return (prediction, clipSample ? Float(clipSampleRange) : nil)
     }
 }
 
 public struct DDPMScheduler: Sendable {
-    public let config: DDPMSchedulerConfig
+    public let config: SchedulerConfig
     public let schedule: NoiseSchedule
 
-    public init(config: DDPMSchedulerConfig = DDPMSchedulerConfig()) throws {
+    public init(config: SchedulerConfig = SchedulerConfig()) throws {
         self.config = config
         schedule = try NoiseSchedule(numTrainTimesteps: config.numTrainTimesteps, betaStart: config.betaStart,
                                      betaEnd: config.betaEnd, kind: config.betaSchedule,
@@ -116,5 +135,55 @@ public struct DDPMScheduler: Sendable {
         let noiseScale = timesteps.map { (1 - schedule.alphasCumprod[$0]).squareRoot() }
         return try x * Tensor(signal, shape: perImage, on: x.device)
             + noise * Tensor(noiseScale, shape: perImage, on: x.device)
+    }
+}
+
+extension DDPMScheduler {
+    /// The step's scalars as diffusers' DDPMScheduler.step forms them in float32.
+    /// `previousTimestep` is the next inference timestep, or -1 after the last.
+    public func stepGeometry(timestep t: Int, previousTimestep prevT: Int) throws -> SchedulerStepGeometry {
+        let options = try config.stepOptions()
+        let abar = schedule.alphasCumprod
+        guard abar.indices.contains(t), prevT < t else {
+            throw DiffuseError.shape("DDPM step: timestep \(t) (previous \(prevT)) outside 0..<\(abar.count)")
+        }
+        let alphaProduct = abar[t]
+        let alphaProductPrevious: Float = prevT >= 0 ? abar[prevT] : 1
+        let betaProduct = 1 - alphaProduct
+        let betaProductPrevious = 1 - alphaProductPrevious
+        let currentAlpha = alphaProduct / alphaProductPrevious
+        let currentBeta = 1 - currentAlpha
+        var noiseScale: Float = 0
+        if t > 0 {
+            let variance = max(betaProductPrevious / betaProduct * currentBeta, 1e-20)
+            switch config.varianceType {
+            case "fixed_small": noiseScale = variance.squareRoot()
+            case "fixed_small_log": noiseScale = Foundation.exp(0.5 * Foundation.log(variance))
+            case "fixed_large": noiseScale = currentBeta.squareRoot()
+            // diffusers takes the square root of log(beta) here, which is NaN for every beta < 1;
+            // we follow it so results stay comparable, and say so in the README.
+            case "fixed_large_log": noiseScale = Foundation.log(currentBeta).squareRoot()
+            default:
+                throw DiffuseError.input("variance_type '\(config.varianceType)' is not supported: use fixed_small, fixed_small_log, fixed_large or fixed_large_log")
+            }
+        }
+        return SchedulerStepGeometry(
+            count: 0, prediction: options.prediction, sqrtAlphaProduct: alphaProduct.squareRoot(),
+            sqrtBetaProduct: betaProduct.squareRoot(), clipRange: options.clip, recomputeEpsilon: false,
+            x0Coefficient: (alphaProductPrevious.squareRoot() * currentBeta) / betaProduct,
+            sampleCoefficient: currentAlpha.squareRoot() * betaProductPrevious / betaProduct,
+            epsilonCoefficient: 0, noiseCoefficient: noiseScale)
+    }
+
+    /// diffusers' DDPMScheduler.step on the device: (prev_sample, pred_original_sample). `noise` is
+    /// the standard normal variance noise (unused at t = 0).
+    public func step(modelOutput: Tensor, timestep: Int, previousTimestep: Int, sample: Tensor,
+                     noise: Tensor?) throws -> (previous: Tensor, original: Tensor) {
+        let g = try stepGeometry(timestep: timestep, previousTimestep: previousTimestep)
+        guard g.noiseCoefficient == 0 || noise != nil else {
+            throw DiffuseError.shape("DDPM step at t = \(timestep) needs variance noise")
+        }
+        return try Tensor.schedulerStep(sample: sample, modelOutput: modelOutput,
+                                        noise: g.noiseCoefficient == 0 ? nil : noise, g)
     }
 }

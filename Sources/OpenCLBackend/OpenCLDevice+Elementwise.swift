@@ -93,6 +93,17 @@ extension OpenCLDevice {
             .float(h.parameterDecayFactor), .float(h.stepSize), .float(h.biasCorrection2Sqrt)])
     }
 
+    public func schedulerStep(sample: DeviceBuffer, modelOutput: DeviceBuffer, noise: DeviceBuffer?,
+                              previous: DeviceBuffer, predictedOriginal: DeviceBuffer,
+                              _ g: SchedulerStepGeometry) throws {
+        try launch1D("scheduler_step", count: g.count, [
+            .buffer(sample), .buffer(modelOutput), .buffer(noise ?? sample), .buffer(previous), .buffer(predictedOriginal),
+            .int(g.count), .int(g.prediction.rawValue), .float(g.sqrtAlphaProduct), .float(g.sqrtBetaProduct),
+            .int(g.clipRange == nil ? 0 : 1), .float(g.clipRange ?? 0), .int(g.recomputeEpsilon ? 1 : 0),
+            .float(g.x0Coefficient), .float(g.sampleCoefficient), .float(g.epsilonCoefficient),
+            .float(g.noiseCoefficient), .int(noise == nil ? 0 : 1)])
+    }
+
     func randomArguments(_ key: RandomKey) -> [KernelArgument] {
         [.uint(UInt32(truncatingIfNeeded: key.seed)), .uint(UInt32(truncatingIfNeeded: key.seed >> 32)),
          .uint(UInt32(truncatingIfNeeded: key.offset)), .uint(UInt32(truncatingIfNeeded: key.offset >> 32))]

@@ -380,6 +380,23 @@ public final class CPUDevice: Device {
         }
     }
 
+    public func schedulerStep(sample: DeviceBuffer, modelOutput: DeviceBuffer, noise: DeviceBuffer?,
+                              previous: DeviceBuffer, predictedOriginal: DeviceBuffer,
+                              _ g: SchedulerStepGeometry) throws {
+        let s = pointer(sample)
+        let o = pointer(modelOutput)
+        let n = noise.map { pointer($0) }
+        let prev = pointer(previous)
+        let x0 = pointer(predictedOriginal)
+        Parallel.forChunks(g.count) { r in
+            for i in r {
+                let result = g.apply(sample: s[i], output: o[i], noise: n?[i] ?? 0)
+                prev[i] = result.previous
+                x0[i] = result.original
+            }
+        }
+    }
+
     // MARK: Random numbers
 
     public func fillUniform(_ out: DeviceBuffer, count: Int, key: RandomKey, low: Float, high: Float) throws {

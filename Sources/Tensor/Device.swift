@@ -94,6 +94,12 @@ public protocol Device: AnyObject {
     func adamUpdate(parameter: DeviceBuffer, gradient: DeviceBuffer, firstMoment: DeviceBuffer,
                     secondMoment: DeviceBuffer, count: Int, _ step: AdamStep) throws
 
+    // MARK: Samplers
+    /// One DDPM/DDIM update: writes the previous sample and the predicted original sample.
+    /// `noise` may be nil when the noise coefficient is zero.
+    func schedulerStep(sample: DeviceBuffer, modelOutput: DeviceBuffer, noise: DeviceBuffer?, previous: DeviceBuffer,
+                       predictedOriginal: DeviceBuffer, _ geometry: SchedulerStepGeometry) throws
+
     // MARK: Random numbers (Philox4x32-10, identical on every backend)
     func fillUniform(_ out: DeviceBuffer, count: Int, key: RandomKey, low: Float, high: Float) throws
     func fillNormal(_ out: DeviceBuffer, count: Int, key: RandomKey, mean: Float, standardDeviation: Float) throws

@@ -9,22 +9,22 @@ import XCTest
 final class DDPMSchedulerTests: XCTestCase {
     func testBetaSchedulesMatchDiffusers() throws {
         let fixture = try Fixtures.load("schedulers.safetensors")
-        var cases: [(String, DDPMSchedulerConfig)] = []
-        var config = DDPMSchedulerConfig()
+        var cases: [(String, SchedulerConfig)] = []
+        var config = SchedulerConfig()
         cases.append(("linear", config))
         config.betaSchedule = .scaledLinear
         config.betaStart = 0.00085
         config.betaEnd = 0.012
         cases.append(("scaled_linear", config))
-        config = DDPMSchedulerConfig()
+        config = SchedulerConfig()
         config.betaSchedule = .squaredCosCapV2
         cases.append(("squaredcos_cap_v2", config))
         config.betaSchedule = .sigmoid
         cases.append(("sigmoid", config))
-        config = DDPMSchedulerConfig()
+        config = SchedulerConfig()
         config.rescaleBetasZeroSNR = true
         cases.append(("linear_zero_snr", config))
-        config = DDPMSchedulerConfig()
+        config = SchedulerConfig()
         config.numTrainTimesteps = 37
         config.betaStart = 0.001
         config.betaEnd = 0.05
@@ -48,7 +48,7 @@ final class DDPMSchedulerTests: XCTestCase {
     func testTimestepSpacingsMatchDiffusers() throws {
         let fixture = try Fixtures.load("schedulers.safetensors")
         for (spacing, offset) in [("leading", 1), ("linspace", 0), ("trailing", 0)] {
-            var config = DDPMSchedulerConfig()
+            var config = SchedulerConfig()
             config.timestepSpacing = spacing
             config.stepsOffset = offset
             let scheduler = try DDPMScheduler(config: config)
@@ -73,13 +73,13 @@ final class DDPMSchedulerTests: XCTestCase {
 
     func testConfigTakesDiffusersDefaultsForMissingKeys() throws {
         let json = #"{"_class_name": "DDPMScheduler", "beta_schedule": "squaredcos_cap_v2", "num_train_timesteps": 1000}"#
-        let config = try JSONDecoder().decode(DDPMSchedulerConfig.self, from: Data(json.utf8))
+        let config = try JSONDecoder().decode(SchedulerConfig.self, from: Data(json.utf8))
         XCTAssertEqual(config.betaSchedule, .squaredCosCapV2)
         XCTAssertEqual(config.betaStart, 0.0001)
         XCTAssertEqual(config.varianceType, "fixed_small")
         XCTAssertEqual(config.timestepSpacing, "leading")
         XCTAssertTrue(config.clipSample)
-        XCTAssertThrowsError(try JSONDecoder().decode(DDPMSchedulerConfig.self,
+        XCTAssertThrowsError(try JSONDecoder().decode(SchedulerConfig.self,
                                                       from: Data(#"{"beta_schedule": "warp"}"#.utf8)))
     }
 }

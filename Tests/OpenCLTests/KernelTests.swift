@@ -102,6 +102,33 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    func testSchedulerStepMatchesTheCPU() throws {
+        let gpu = try TestDevices.opencl()
+        let geometries = [
+            SchedulerStepGeometry(count: 0, prediction: .epsilon, sqrtAlphaProduct: 0.3, sqrtBetaProduct: 0.95,
+                                  clipRange: 1, recomputeEpsilon: false, x0Coefficient: 0.2, sampleCoefficient: 0.9,
+                                  epsilonCoefficient: 0, noiseCoefficient: 0.1),
+            SchedulerStepGeometry(count: 0, prediction: .sample, sqrtAlphaProduct: 0.7, sqrtBetaProduct: 0.71,
+                                  clipRange: nil, recomputeEpsilon: true, x0Coefficient: 0.8, sampleCoefficient: 0,
+                                  epsilonCoefficient: 0.5, noiseCoefficient: 0),
+            SchedulerStepGeometry(count: 0, prediction: .velocity, sqrtAlphaProduct: 0.5, sqrtBetaProduct: 0.86,
+                                  clipRange: 0.5, recomputeEpsilon: true, x0Coefficient: 0.6, sampleCoefficient: 0,
+                                  epsilonCoefficient: 0.7, noiseCoefficient: 0.2),
+        ]
+        for (n, g) in geometries.enumerated() {
+            var results: [[Float]] = []
+            for device in [CPUDevice.shared as Device, gpu] {
+                let sample = try Tensor(try testValues(3 * 33, seed: 30, low: -2, high: 2), shape: [3, 33], on: device)
+                let output = try Tensor(try testValues(3 * 33, seed: 31), shape: [3, 33], on: device)
+                let noise = try Tensor(try testValues(3 * 33, seed: 32), shape: [3, 33], on: device)
+                let step = try Tensor.schedulerStep(sample: sample, modelOutput: output,
+                                                    noise: g.noiseCoefficient == 0 ? nil : noise, g)
+                results.append(try step.previous.toArray() + step.original.toArray())
+            }
+            XCTAssertLessThan(maxRelativeError(results[1], results[0]), 1e-6, "scheduler step \(n)")
+        }
+    }
+
     func testAdamUpdateMatchesTheCPU() throws {
         let gpu = try TestDevices.opencl()
         var finals: [[Float]] = []
