@@ -1,0 +1,72 @@
+// diffusers' ResnetBlock2D (models/resnet.py) without its up/down variants: GroupNorm, SiLU, 3x3
+// conv, the time embedding added (`default`) or applied as scale and shift (`scale_shift`), a
+// second norm/SiLU/conv, a 1x1 shortcut when the channel count changes, and the output scale.
+import NN
+import Tensor
+
+public final class ResnetBlock2D: Module {
+    public enum TimeEmbeddingNorm: String, Sendable { case `default`, scaleShift = "scale_shift" }
+
+    public let norm1: GroupNorm
+    public let conv1: Conv2d
+    public let timeEmbeddingProjection: Linear?
+    public let norm2: GroupNorm
+    public let conv2: Conv2d
+    public let convShortcut: Conv2d?
+    public let timeEmbeddingNorm: TimeEmbeddingNorm
+    public let outputScaleFactor: Float
+
+    public init(inChannels: Int, outChannels: Int, timeEmbeddingChannels: Int?, groups: Int, groupsOut: Int? = nil,
+                epsilon: Float = 1e-6, timeEmbeddingNorm: TimeEmbeddingNorm = .default, outputScaleFactor: Float = 1,
+                dropout: Float = 0, generator: RandomGenerator, device: Device) throws {
+        guard dropout == 0 else {
+            throw DiffuseError.input("ResnetBlock2D dropout \(dropout) is not supported yet; use dropout 0")
+        }
+        norm1 = try GroupNorm(groups: groups, channels: inChannels, epsilon: epsilon, device: device)
+        conv1 = try Conv2d(inChannels: inChannels, outChannels: outChannels, kernelSize: 3, padding: 1,
+                           generator: generator, device: device)
+        timeEmbeddingProjection = try timeEmbeddingChannels.map {
+            try Linear(inFeatures: $0, outFeatures: timeEmbeddingNorm == .scaleShift ? 2 * outChannels : outChannels,
+                       generator: generator, device: device)
+        }
+        norm2 = try GroupNorm(groups: groupsOut ?? groups, channels: outChannels, epsilon: epsilon, device: device)
+        conv2 = try Conv2d(inChannels: outChannels, outChannels: outChannels, kernelSize: 3, padding: 1,
+                           generator: generator, device: device)
+        convShortcut = inChannels == outChannels ? nil
+            : try Conv2d(inChannels: inChannels, outChannels: outChannels, kernelSize: 1, generator: generator, device: device)
+        self.timeEmbeddingNorm = timeEmbeddingNorm
+        self.outputScaleFactor = outputScaleFactor
+        super.init()
+        child("norm1", norm1)
+        child("conv1", conv1)
+        if let p = timeEmbeddingProjection { child("time_emb_proj", p) }
+        child("norm2", norm2)
+        child("conv2", conv2)
+        if let s = convShortcut { child("conv_shortcut", s) }
+    }
+
+    /// x: [B, C, H, W]; timeEmbedding: [B, temb] (nil when the block has no projection).
+    public func callAsFunction(_ x: Tensor, timeEmbedding: Tensor?) throws -> Tensor {
+        var h = try conv1(norm1(x).silu())
+        var projected: Tensor?
+        if let projection = timeEmbeddingProjection, let timeEmbedding {
+            let t = try projection(timeEmbedding.silu())
+            projected = try t.reshaped(t.shape + [1, 1])
+        }
+        switch timeEmbeddingNorm {
+        case .default:
+            if let projected { h = try h + projected }
+            h = try norm2(h)
+        case .scaleShift:
+            guard let projected else {
+                throw DiffuseError.shape("ResnetBlock2D with scale_shift needs a time embedding")
+            }
+            let parts = try projected.chunked(2, axis: 1)
+            h = try norm2(h) * (parts[0] + 1) + parts[1]
+        }
+        h = try conv2(h.silu())
+        let shortcut = try convShortcut.map { try $0(x) } ?? x
+        let sum = try shortcut + h
+        return outputScaleFactor == 1 ? sum : try sum.scaled(by: 1 / outputScaleFactor)
+    }
+}

@@ -1,0 +1,51 @@
+// The UNet's time conditioning, following diffusers' models/embeddings.py: the sinusoidal
+// get_timestep_embedding (computed on the host in float32 in torch's order, since timesteps are
+// host integers) and TimestepEmbedding (linear_1, SiLU, linear_2).
+import Foundation
+import NN
+import Tensor
+
+public enum SinusoidalEmbedding {
+    /// [timesteps.count, dimension]: sin/cos of t * exp(-ln(maxPeriod) i / (half - shift)).
+    public static func values(_ timesteps: [Float], dimension: Int, flipSinToCos: Bool, downscaleFreqShift: Float,
+                              scale: Float = 1, maxPeriod: Float = 10_000) -> [Float] {
+        let half = dimension / 2
+        let logPeriod = -Float(Foundation.log(Double(maxPeriod)))
+        let frequencies = (0..<half).map { i in
+            Foundation.exp(logPeriod * Float(i) / (Float(half) - downscaleFreqShift))
+        }
+        var out = [Float](repeating: 0, count: timesteps.count * dimension)
+        for (row, t) in timesteps.enumerated() {
+            for i in 0..<half {
+                let angle = scale * (t * frequencies[i])
+                let (first, second) = flipSinToCos ? (Foundation.cos(angle), Foundation.sin(angle))
+                    : (Foundation.sin(angle), Foundation.cos(angle))
+                out[row * dimension + i] = first
+                out[row * dimension + half + i] = second
+            }
+        }
+        return out
+    }
+
+    public static func tensor(_ timesteps: [Int], dimension: Int, flipSinToCos: Bool, downscaleFreqShift: Float,
+                              on device: Device) throws -> Tensor {
+        try Tensor(values(timesteps.map(Float.init), dimension: dimension, flipSinToCos: flipSinToCos,
+                          downscaleFreqShift: downscaleFreqShift),
+                   shape: [timesteps.count, dimension], on: device)
+    }
+}
+
+public final class TimestepEmbedding: Module {
+    public let linear1: Linear
+    public let linear2: Linear
+
+    public init(inChannels: Int, timeEmbedDim: Int, generator: RandomGenerator, device: Device) throws {
+        linear1 = try Linear(inFeatures: inChannels, outFeatures: timeEmbedDim, generator: generator, device: device)
+        linear2 = try Linear(inFeatures: timeEmbedDim, outFeatures: timeEmbedDim, generator: generator, device: device)
+        super.init()
+        child("linear_1", linear1)
+        child("linear_2", linear2)
+    }
+
+    public func callAsFunction(_ x: Tensor) throws -> Tensor { try linear2(linear1(x).silu()) }
+}

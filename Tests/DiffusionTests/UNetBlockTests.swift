@@ -1,0 +1,61 @@
+// UNet building blocks against diffusers (Tests/Fixtures/unet_blocks.safetensors,
+// Tools/reference/unet_blocks.py): timestep embeddings, TimestepEmbedding, ResnetBlock2D.
+import DataIO
+import Diffusion
+import NN
+import Tensor
+import XCTest
+
+final class UNetBlockTests: XCTestCase {
+    func testSinusoidalEmbeddingMatchesDiffusers() throws {
+        let f = try Fixtures.load("unet_blocks.safetensors")
+        let cases: [(String, Int, Bool, Float)] = [("even_flip_shift0", 10, true, 0), ("even_noflip_shift1", 10, false, 1),
+                                                   ("odd_flip_shift1", 9, true, 1)]
+        for (name, dimension, flip, shift) in cases {
+            let ours = SinusoidalEmbedding.values([0, 17, 999], dimension: dimension, flipSinToCos: flip,
+                                                  downscaleFreqShift: shift)
+            let theirs = try f.values("temb.\(name)")
+            XCTAssertEqual(ours.count, theirs.count, name)
+            // sin/cos of angles up to ~1000 rad: float32 libm results agree to a few ulp of the angle.
+            for i in ours.indices { XCTAssertEqual(ours[i], theirs[i], accuracy: 2e-4, "\(name) \(i)") }
+        }
+    }
+
+    /// Loads the fixture's parameters, runs `forward`, and compares output and every gradient.
+    func check(_ name: String, module: Module, inputs: [String], tolerance: Float = 1e-4,
+               _ forward: ([Tensor]) throws -> Tensor) throws {
+        let f = try Fixtures.load("unet_blocks.safetensors")
+        let prefix = "\(name).param."
+        let state = f.filter { $0.key.hasPrefix(prefix) }
+            .reduce(into: [String: (shape: [Int], values: [Float])]()) { $0[String($1.key.dropFirst(prefix.count))] = ($1.value.shape, $1.value.values) }
+        XCTAssertEqual(Set(state.keys), Set(module.namedParameters().map(\.name)), "\(name) parameter names")
+        try module.load(state: state, source: name)
+        let leaves = try inputs.map { try f.tensor("\(name).in.\($0)", requiresGrad: true) }
+        let out = try forward(leaves)
+        XCTAssertLessThan(relativeError(try out.toArray(), try f.values("\(name).out")), tolerance, "\(name) output")
+        try (out * f.tensor("\(name).w").reshaped(out.shape)).sum().backward()
+        for (input, leaf) in zip(inputs, leaves) {
+            XCTAssertLessThan(relativeError(try XCTUnwrap(leaf.grad).toArray(), try f.values("\(name).grad.\(input)")),
+                              tolerance, "\(name) gradient of \(input)")
+        }
+        for (parameter, tensor) in module.namedParameters() {
+            XCTAssertLessThan(relativeError(try XCTUnwrap(tensor.grad, parameter).toArray(),
+                                            try f.values("\(name).grad.\(parameter)")), tolerance, "\(name) \(parameter)")
+        }
+    }
+
+    func testTimestepEmbeddingMatchesDiffusers() throws {
+        let module = try TimestepEmbedding(inChannels: 6, timeEmbedDim: 8, generator: RandomGenerator(seed: 0),
+                                           device: CPUDevice.shared)
+        try check("time_embedding", module: module, inputs: ["sample"]) { try module($0[0]) }
+    }
+
+    func testResnetBlock2DMatchesDiffusers() throws {
+        for (name, norm) in [("resnet_default", ResnetBlock2D.TimeEmbeddingNorm.default), ("resnet_scale_shift", .scaleShift)] {
+            let block = try ResnetBlock2D(inChannels: 4, outChannels: 6, timeEmbeddingChannels: 8, groups: 2,
+                                          timeEmbeddingNorm: norm, outputScaleFactor: 1.5,
+                                          generator: RandomGenerator(seed: 0), device: CPUDevice.shared)
+            try check(name, module: block, inputs: ["x", "temb"]) { try block($0[0], timeEmbedding: $0[1]) }
+        }
+    }
+}
