@@ -39,8 +39,15 @@ final class UNetBlockTests: XCTestCase {
                               tolerance, "\(name) gradient of \(input)")
         }
         for (parameter, tensor) in module.namedParameters() {
-            XCTAssertLessThan(relativeError(try XCTUnwrap(tensor.grad, parameter).toArray(),
-                                            try f.values("\(name).grad.\(parameter)")), tolerance, "\(name) \(parameter)")
+            let ours = try XCTUnwrap(tensor.grad, parameter).toArray()
+            let theirs = try f.values("\(name).grad.\(parameter)")
+            if parameter == "to_k.bias" {
+                // Adding one vector to every key shifts each row of scores by a constant, which
+                // softmax ignores: this gradient is zero in exact arithmetic, rounding noise in both.
+                XCTAssertLessThan((ours + theirs).map { abs($0) }.max() ?? 0, 1e-5, "\(name) \(parameter)")
+                continue
+            }
+            XCTAssertLessThan(relativeError(ours, theirs), tolerance, "\(name) \(parameter)")
         }
     }
 
@@ -57,5 +64,23 @@ final class UNetBlockTests: XCTestCase {
                                           generator: RandomGenerator(seed: 0), device: CPUDevice.shared)
             try check(name, module: block, inputs: ["x", "temb"]) { try block($0[0], timeEmbedding: $0[1]) }
         }
+    }
+}
+
+extension UNetBlockTests {
+    func testSpatialAttentionMatchesDiffusers() throws {
+        let attention = try SpatialAttention(channels: 8, headDim: 4, groups: 4, epsilon: 1e-6, rescaleOutputFactor: 2,
+                                             generator: RandomGenerator(seed: 0), device: CPUDevice.shared)
+        XCTAssertEqual(attention.heads, 2)
+        try check("attention", module: attention, inputs: ["x"]) { try attention($0[0]) }
+    }
+
+    func testDownsampleAndUpsampleMatchDiffusers() throws {
+        let down = try Downsample2D(channels: 6, outChannels: 6, generator: RandomGenerator(seed: 0), device: CPUDevice.shared)
+        try check("downsample", module: down, inputs: ["x"]) { try down($0[0]) }
+        let up = try Upsample2D(channels: 6, outChannels: 6, generator: RandomGenerator(seed: 0), device: CPUDevice.shared)
+        try check("upsample", module: up, inputs: ["x"]) { try up($0[0]) }
+        XCTAssertThrowsError(try Downsample2D(channels: 6, outChannels: 6, padding: 0, generator: RandomGenerator(seed: 0),
+                                              device: CPUDevice.shared))
     }
 }

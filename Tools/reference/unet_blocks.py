@@ -5,13 +5,18 @@ sum(out * w) for its inputs and parameters.
 
 Keys: temb.<case> (embedding of timesteps [0, 17, 999]);
 <block>.param.<state-dict name>, <block>.in.<name>, <block>.out, <block>.w, <block>.grad.<name>
-(inputs and parameters) for block in {time_embedding, resnet_default, resnet_scale_shift}.
+(inputs and parameters) for block in {time_embedding, resnet_default, resnet_scale_shift, attention
+(as AttnDownBlock2D builds it: 8 channels, head dim 4 so 2 heads, group norm, residual, rescale 2),
+downsample, upsample}.
 """
 import os
 import torch
 import diffusers
 from diffusers.models.embeddings import TimestepEmbedding, get_timestep_embedding
+from diffusers.models.attention_processor import Attention
+from diffusers.models.downsampling import Downsample2D
 from diffusers.models.resnet import ResnetBlock2D
+from diffusers.models.upsampling import Upsample2D
 from safetensors.torch import save_file
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "..", "Tests", "Fixtures", "unet_blocks.safetensors")
@@ -22,7 +27,7 @@ def record(tensors, name, module, inputs):
     out = module(*leaves.values())
     w = torch.randn(out.shape)
     (out * w).sum().backward()
-    tensors[f"{name}.out"] = out.detach()
+    tensors[f"{name}.out"] = out.detach().contiguous()
     tensors[f"{name}.w"] = w
     for k, v in leaves.items():
         tensors[f"{name}.in.{k}"] = inputs[k]
@@ -48,6 +53,15 @@ def main():
                 m.weight.normal_(1, 0.2)
                 m.bias.normal_(0, 0.2)
         record(tensors, f"resnet_{norm}", block, {"x": torch.randn(2, 4, 5, 7), "temb": torch.randn(2, 8)})
+    attention = Attention(8, heads=2, dim_head=4, rescale_output_factor=2.0, eps=1e-6, norm_num_groups=4,
+                          residual_connection=True, bias=True, upcast_softmax=True, _from_deprecated_attn_block=True)
+    with torch.no_grad():
+        attention.group_norm.weight.normal_(1, 0.2)
+        attention.group_norm.bias.normal_(0, 0.2)
+    record(tensors, "attention", attention, {"x": torch.randn(2, 8, 3, 5)})
+    record(tensors, "downsample", Downsample2D(6, use_conv=True, out_channels=6, padding=1, name="op"),
+           {"x": torch.randn(2, 6, 7, 6)})
+    record(tensors, "upsample", Upsample2D(6, use_conv=True, out_channels=6), {"x": torch.randn(2, 6, 3, 4)})
     save_file(tensors, OUT, metadata={"script": "Tools/reference/unet_blocks.py", "torch": torch.__version__,
                                       "diffusers": diffusers.__version__})
     print("wrote", os.path.normpath(OUT))
