@@ -1,0 +1,132 @@
+// unet/config.json of diffusers' UNet2DModel (models/unets/unet_2d.py): keys and defaults as
+// diffusers reads them, so old Hub configs that lack newer keys load with the same meaning.
+import Foundation
+import Tensor
+
+public struct UNet2DConfig: Codable, Equatable, Sendable {
+    public var className = "UNet2DModel"
+    public var sampleSize: Int?
+    public var inChannels = 3
+    public var outChannels = 3
+    public var centerInputSample = false
+    public var timeEmbeddingType = "positional"
+    public var timeEmbeddingDim: Int?
+    public var freqShift = 0
+    public var flipSinToCos = true
+    public var downBlockTypes = ["DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"]
+    public var midBlockType: String? = "UNetMidBlock2D"
+    public var upBlockTypes = ["AttnUpBlock2D", "AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D"]
+    public var blockOutChannels = [224, 448, 672, 896]
+    public var layersPerBlock = 2
+    public var midBlockScaleFactor = 1.0
+    public var downsamplePadding = 1
+    public var downsampleType = "conv"
+    public var upsampleType = "conv"
+    public var dropout = 0.0
+    public var actFn = "silu"
+    public var attentionHeadDim: Int? = 8
+    public var normNumGroups = 32
+    public var attnNormNumGroups: Int?
+    public var normEps = 1e-5
+    public var resnetTimeScaleShift = "default"
+    public var addAttention = true
+    public var classEmbedType: String?
+    public var numClassEmbeds: Int?
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case className = "_class_name"
+        case sampleSize = "sample_size"
+        case inChannels = "in_channels"
+        case outChannels = "out_channels"
+        case centerInputSample = "center_input_sample"
+        case timeEmbeddingType = "time_embedding_type"
+        case timeEmbeddingDim = "time_embedding_dim"
+        case freqShift = "freq_shift"
+        case flipSinToCos = "flip_sin_to_cos"
+        case downBlockTypes = "down_block_types"
+        case midBlockType = "mid_block_type"
+        case upBlockTypes = "up_block_types"
+        case blockOutChannels = "block_out_channels"
+        case layersPerBlock = "layers_per_block"
+        case midBlockScaleFactor = "mid_block_scale_factor"
+        case downsamplePadding = "downsample_padding"
+        case downsampleType = "downsample_type"
+        case upsampleType = "upsample_type"
+        case dropout
+        case actFn = "act_fn"
+        case attentionHeadDim = "attention_head_dim"
+        case normNumGroups = "norm_num_groups"
+        case attnNormNumGroups = "attn_norm_num_groups"
+        case normEps = "norm_eps"
+        case resnetTimeScaleShift = "resnet_time_scale_shift"
+        case addAttention = "add_attention"
+        case classEmbedType = "class_embed_type"
+        case numClassEmbeds = "num_class_embeds"
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = UNet2DConfig()
+        func value<T: Decodable>(_ key: CodingKeys, _ fallback: T) throws -> T {
+            try c.decodeIfPresent(T.self, forKey: key) ?? fallback
+        }
+        className = try value(.className, d.className)
+        sampleSize = try c.decodeIfPresent(Int.self, forKey: .sampleSize)
+        inChannels = try value(.inChannels, d.inChannels)
+        outChannels = try value(.outChannels, d.outChannels)
+        centerInputSample = try value(.centerInputSample, d.centerInputSample)
+        timeEmbeddingType = try value(.timeEmbeddingType, d.timeEmbeddingType)
+        timeEmbeddingDim = try c.decodeIfPresent(Int.self, forKey: .timeEmbeddingDim)
+        freqShift = try value(.freqShift, d.freqShift)
+        flipSinToCos = try value(.flipSinToCos, d.flipSinToCos)
+        downBlockTypes = try value(.downBlockTypes, d.downBlockTypes)
+        midBlockType = c.contains(.midBlockType) ? try c.decodeIfPresent(String.self, forKey: .midBlockType) : d.midBlockType
+        upBlockTypes = try value(.upBlockTypes, d.upBlockTypes)
+        blockOutChannels = try value(.blockOutChannels, d.blockOutChannels)
+        layersPerBlock = try value(.layersPerBlock, d.layersPerBlock)
+        midBlockScaleFactor = try value(.midBlockScaleFactor, d.midBlockScaleFactor)
+        downsamplePadding = try value(.downsamplePadding, d.downsamplePadding)
+        downsampleType = try value(.downsampleType, d.downsampleType)
+        upsampleType = try value(.upsampleType, d.upsampleType)
+        dropout = try value(.dropout, d.dropout)
+        actFn = try value(.actFn, d.actFn)
+        attentionHeadDim = c.contains(.attentionHeadDim) ? try c.decodeIfPresent(Int.self, forKey: .attentionHeadDim)
+            : d.attentionHeadDim
+        normNumGroups = try value(.normNumGroups, d.normNumGroups)
+        attnNormNumGroups = try c.decodeIfPresent(Int.self, forKey: .attnNormNumGroups)
+        normEps = try value(.normEps, d.normEps)
+        resnetTimeScaleShift = try value(.resnetTimeScaleShift, d.resnetTimeScaleShift)
+        addAttention = try value(.addAttention, d.addAttention)
+        classEmbedType = try c.decodeIfPresent(String.self, forKey: .classEmbedType)
+        numClassEmbeds = try c.decodeIfPresent(Int.self, forKey: .numClassEmbeds)
+    }
+
+    /// Rejects what this version cannot build, naming the key and value.
+    public func validate(source: String) throws {
+        func unsupported(_ key: String, _ value: String) -> DiffuseError {
+            .input("\(source): \(key) \(value) is not supported yet")
+        }
+        guard !blockOutChannels.isEmpty, blockOutChannels.count == downBlockTypes.count,
+              downBlockTypes.count == upBlockTypes.count else {
+            throw DiffuseError.input("\(source): block_out_channels, down_block_types and up_block_types must have the same length")
+        }
+        for type in downBlockTypes where !["DownBlock2D", "AttnDownBlock2D"].contains(type) {
+            throw unsupported("down block", type)
+        }
+        for type in upBlockTypes where !["UpBlock2D", "AttnUpBlock2D"].contains(type) { throw unsupported("up block", type) }
+        if let mid = midBlockType, mid != "UNetMidBlock2D" { throw unsupported("mid_block_type", mid) }
+        if timeEmbeddingType != "positional" { throw unsupported("time_embedding_type", timeEmbeddingType) }
+        if downsampleType != "conv" { throw unsupported("downsample_type", downsampleType) }
+        if upsampleType != "conv" { throw unsupported("upsample_type", upsampleType) }
+        if actFn != "silu" && actFn != "swish" { throw unsupported("act_fn", actFn) }
+        if classEmbedType != nil || numClassEmbeds != nil { throw unsupported("class conditioning", "") }
+        if !["default", "scale_shift"].contains(resnetTimeScaleShift) {
+            throw unsupported("resnet_time_scale_shift", resnetTimeScaleShift)
+        }
+        for channels in blockOutChannels where channels % normNumGroups != 0 {
+            throw DiffuseError.input("\(source): block_out_channels \(channels) is not divisible by norm_num_groups \(normNumGroups)")
+        }
+    }
+}

@@ -1,0 +1,93 @@
+// diffusers' UNet2DModel (models/unets/unet_2d.py) built from its config, with the state-dict
+// names diffusers uses: conv_in, time_embedding, down_blocks, mid_block, up_blocks, conv_norm_out, conv_out.
+import NN
+import Tensor
+
+public final class UNet2DModel: Module {
+    public let config: UNet2DConfig
+    public let convIn: Conv2d
+    public let timeEmbedding: TimestepEmbedding
+    public let downBlocks: [UNetDownBlock]
+    public let midBlock: UNetMidBlock?
+    public let upBlocks: [UNetUpBlock]
+    public let convNormOut: GroupNorm
+    public let convOut: Conv2d
+
+    public init(config: UNet2DConfig, generator: RandomGenerator, device: Device) throws {
+        try config.validate(source: "UNet2DModel config")
+        self.config = config
+        let channels = config.blockOutChannels
+        let timeChannels = config.timeEmbeddingDim ?? channels[0] * 4
+        let settings = BlockSettings(
+            timeChannels: timeChannels, epsilon: Float(config.normEps), groups: config.normNumGroups,
+            timeEmbeddingNorm: config.resnetTimeScaleShift == "scale_shift" ? .scaleShift : .default,
+            dropout: Float(config.dropout), generator: generator, device: device)
+        convIn = try Conv2d(inChannels: config.inChannels, outChannels: channels[0], kernelSize: 3, padding: 1,
+                            generator: generator, device: device)
+        timeEmbedding = try TimestepEmbedding(inChannels: channels[0], timeEmbedDim: timeChannels, generator: generator,
+                                              device: device)
+        var down: [UNetDownBlock] = []
+        var output = channels[0]
+        for (i, type) in config.downBlockTypes.enumerated() {
+            let input = output
+            output = channels[i]
+            down.append(try UNetDownBlock(
+                layers: config.layersPerBlock, inChannels: input, outChannels: output,
+                attention: type == "AttnDownBlock2D" ? config.attentionHeadDim ?? output : nil,
+                downsample: i < channels.count - 1, downsamplePadding: config.downsamplePadding, settings))
+        }
+        downBlocks = down
+        let last = channels[channels.count - 1]
+        midBlock = config.midBlockType == nil ? nil : try UNetMidBlock(
+            channels: last, headDim: config.attentionHeadDim ?? last, addAttention: config.addAttention,
+            attentionGroups: config.attnNormNumGroups ?? (config.resnetTimeScaleShift == "default" ? config.normNumGroups : nil),
+            outputScale: Float(config.midBlockScaleFactor), settings)
+        let reversed = Array(channels.reversed())
+        var up: [UNetUpBlock] = []
+        output = reversed[0]
+        for (i, type) in config.upBlockTypes.enumerated() {
+            let previous = output
+            output = reversed[i]
+            let input = reversed[min(i + 1, channels.count - 1)]
+            up.append(try UNetUpBlock(
+                layers: config.layersPerBlock + 1, inChannels: input, previousChannels: previous, outChannels: output,
+                attention: type == "AttnUpBlock2D" ? config.attentionHeadDim ?? output : nil,
+                upsample: i < channels.count - 1, settings))
+        }
+        upBlocks = up
+        convNormOut = try GroupNorm(groups: config.normNumGroups, channels: channels[0], epsilon: Float(config.normEps),
+                                    device: device)
+        convOut = try Conv2d(inChannels: channels[0], outChannels: config.outChannels, kernelSize: 3, padding: 1,
+                             generator: generator, device: device)
+        super.init()
+        child("conv_in", convIn)
+        child("time_embedding", timeEmbedding)
+        for (i, b) in downBlocks.enumerated() { child("down_blocks.\(i)", b) }
+        if let midBlock { child("mid_block", midBlock) }
+        for (i, b) in upBlocks.enumerated() { child("up_blocks.\(i)", b) }
+        child("conv_norm_out", convNormOut)
+        child("conv_out", convOut)
+    }
+
+    /// The model's output (noise, sample or velocity, as trained) for `sample` at one timestep per image.
+    public func callAsFunction(_ sample: Tensor, timesteps: [Int]) throws -> Tensor {
+        guard timesteps.count == sample.shape[0] else {
+            throw DiffuseError.shape("UNet2DModel: \(timesteps.count) timesteps for a batch of \(sample.shape[0])")
+        }
+        let x = config.centerInputSample ? try sample * 2 - 1 : sample
+        let projected = try SinusoidalEmbedding.tensor(timesteps, dimension: config.blockOutChannels[0],
+                                                       flipSinToCos: config.flipSinToCos,
+                                                       downscaleFreqShift: Float(config.freqShift), on: sample.device)
+        let embedding = try timeEmbedding(projected)
+        var h = try convIn(x)
+        var skips = [h]
+        for block in downBlocks {
+            let (out, states) = try block(h, timeEmbedding: embedding)
+            h = out
+            skips += states
+        }
+        if let midBlock { h = try midBlock(h, timeEmbedding: embedding) }
+        for block in upBlocks { h = try block(h, skips: &skips, timeEmbedding: embedding) }
+        return try convOut(convNormOut(h).silu())
+    }
+}

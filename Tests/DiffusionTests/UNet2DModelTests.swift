@@ -1,0 +1,67 @@
+// UNet2DModel against diffusers: the seed config's size, and a small random model (every supported
+// block type) whose output and all gradients come from Tools/reference/unet2d.py.
+import DataIO
+import Diffusion
+import Foundation
+import NN
+import Tensor
+import XCTest
+
+final class UNet2DModelTests: XCTestCase {
+    func seedConfig() -> UNet2DConfig {
+        var config = UNet2DConfig()
+        config.sampleSize = 28
+        config.inChannels = 1
+        config.outChannels = 1
+        config.layersPerBlock = 2
+        config.blockOutChannels = [32, 64, 64]
+        config.downBlockTypes = ["DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"]
+        config.upBlockTypes = ["AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D"]
+        return config
+    }
+
+    func testSeedConfigHasTheTutorialsParameterCount() throws {
+        let model = try UNet2DModel(config: seedConfig(), generator: RandomGenerator(seed: 0), device: CPUDevice.shared)
+        XCTAssertEqual(model.parameterCount, 1_707_009)
+    }
+
+    func testSmallModelMatchesDiffusersForwardAndGradients() throws {
+        let f = try Fixtures.load("unet2d_small.safetensors")
+        let json = try Data(contentsOf: Fixtures.directory.appendingPathComponent("unet2d_small.json"))
+        let config = try JSONDecoder().decode(UNet2DConfig.self, from: json)
+        XCTAssertEqual(config.midBlockScaleFactor, 1.25)
+        let model = try UNet2DModel(config: config, generator: RandomGenerator(seed: 0), device: CPUDevice.shared)
+        let state = f.filter { $0.key.hasPrefix("param.") }
+            .reduce(into: [String: (shape: [Int], values: [Float])]()) { $0[String($1.key.dropFirst(6))] = ($1.value.shape, $1.value.values) }
+        XCTAssertEqual(Set(state.keys), Set(model.namedParameters().map(\.name)))
+        try model.load(state: state, source: "unet2d_small")
+        let input = try f.tensor("input", requiresGrad: true)
+        let out = try model(input, timesteps: try f.values("timesteps").map { Int($0) })
+        XCTAssertLessThan(relativeError(try out.toArray(), try f.values("out")), 1e-4, "forward")
+        try (out * f.tensor("w")).sum().backward()
+        XCTAssertLessThan(relativeError(try XCTUnwrap(input.grad).toArray(), try f.values("grad.input")), 1e-3, "input")
+        for (name, parameter) in model.namedParameters() {
+            let ours = try XCTUnwrap(parameter.grad, name).toArray()
+            let theirs = try f.values("grad." + name)
+            if name.hasSuffix("to_k.bias") {
+                // Zero in exact arithmetic (softmax ignores a shift shared by every key).
+                XCTAssertLessThan((ours + theirs).map { abs($0) }.max() ?? 0, 1e-4, name)
+                continue
+            }
+            XCTAssertLessThan(relativeError(ours, theirs), 1e-3, name)
+        }
+    }
+
+    func testUnsupportedConfigurationsNameTheKey() throws {
+        var config = seedConfig()
+        config.downBlockTypes[0] = "CrossAttnDownBlock2D"
+        XCTAssertThrowsError(try UNet2DModel(config: config, generator: RandomGenerator(seed: 0), device: CPUDevice.shared)) {
+            XCTAssertTrue("\($0)".contains("CrossAttnDownBlock2D"))
+        }
+        config = seedConfig()
+        config.timeEmbeddingType = "fourier"
+        XCTAssertThrowsError(try UNet2DModel(config: config, generator: RandomGenerator(seed: 0), device: CPUDevice.shared)) {
+            XCTAssertTrue("\($0)".contains("fourier"))
+        }
+    }
+}
