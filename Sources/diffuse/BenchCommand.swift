@@ -12,7 +12,7 @@ struct BenchCommand: ParsableCommand {
 
     @Option(help: "Devices to measure: all, or one --device value (auto, cpu, opencl, opencl:N).")
     var device = "all"
-    @Option(help: "Images per step.")
+    @Option(help: "Images per BasicUNet step (UNet2DModel runs at the seed's 64 for training, 8 for a sampling step).")
     var batchSize = 128
     @Option(help: "Seconds to time each workload (after one warm-up step).")
     var seconds = 5.0
@@ -36,6 +36,8 @@ struct BenchCommand: ParsableCommand {
             opencl?.setProfiling(profile)
             results.append(try Benchmark.basicUNetTraining(device: d, batchSize: batchSize, seconds: seconds))
             results.append(try Benchmark.basicUNetForward(device: d, batchSize: batchSize, seconds: seconds))
+            results.append(try Benchmark.unet2dTraining(device: d, batchSize: 64, seconds: seconds))
+            results.append(try Benchmark.unet2dSamplingStep(device: d, batchSize: 8, seconds: seconds))
             if gemm { results.append(try Benchmark.gemm(device: d, seconds: seconds)) }
             if let opencl, profile { print("kernel times on \(opencl.name):\n" + opencl.profileReport()) }
         }

@@ -45,11 +45,42 @@ def main():
         with torch.no_grad():
             net(clean)
 
+    from diffusers import DDPMScheduler, UNet2DModel
+    unet = UNet2DModel(sample_size=28, in_channels=1, out_channels=1, layers_per_block=2,
+                       block_out_channels=(32, 64, 64),
+                       down_block_types=("DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"),
+                       up_block_types=("AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D"))
+    scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2")
+    unet_opt = torch.optim.AdamW(unet.parameters(), lr=4e-4)
+    clean64 = torch.rand(64, 1, 28, 28) * 2 - 1
+
+    def unet_train_step():
+        noise = torch.randn_like(clean64)
+        timesteps = torch.randint(0, 999, (64,)).long()
+        noisy = scheduler.add_noise(clean64, noise, timesteps)
+        loss = F.mse_loss(unet(noisy, timesteps).sample, noise)
+        unet_opt.zero_grad()
+        loss.backward()
+        unet_opt.step()
+
+    sample8 = torch.randn(8, 1, 28, 28)
+    sampler = DDPMScheduler()
+    sampler.set_timesteps(1000)
+
+    def unet_sample_step():
+        with torch.no_grad():
+            out = unet(sample8, 500).sample
+            sampler.step(out, 500, sample8)
+
     results = [
         dict(name="basic_unet_train", device=device, batch_size=b,
              images_per_second=images_per_second(b, args.seconds, train_step)),
         dict(name="basic_unet_forward", device=device, batch_size=b,
              images_per_second=images_per_second(b, args.seconds, forward)),
+        dict(name="unet2d_train", device=device, batch_size=64,
+             images_per_second=images_per_second(64, args.seconds, unet_train_step)),
+        dict(name="unet2d_sample_step", device=device, batch_size=8,
+             images_per_second=images_per_second(8, args.seconds, unet_sample_step)),
     ]
     print(json.dumps(results))
 

@@ -1,0 +1,31 @@
+// The whole UNet2DModel (every supported block) on OpenCL against the CPU: output and gradients.
+import Diffusion
+import NN
+import OpenCLBackend
+import Tensor
+import XCTest
+
+final class UNet2DOnOpenCLTests: XCTestCase {
+    func testSmallUNetAgreesWithTheCPU() throws {
+        let gpu = try TestDevices.opencl()
+        var config = UNet2DConfig()
+        config.inChannels = 2
+        config.outChannels = 2
+        config.layersPerBlock = 1
+        config.blockOutChannels = [8, 16]
+        config.downBlockTypes = ["DownBlock2D", "AttnDownBlock2D"]
+        config.upBlockTypes = ["AttnUpBlock2D", "UpBlock2D"]
+        config.normNumGroups = 4
+        config.attentionHeadDim = 4
+        config.resnetTimeScaleShift = "scale_shift"
+        var results: [[Float]] = []
+        for device in [CPUDevice.shared as Device, gpu] {
+            let model = try UNet2DModel(config: config, generator: RandomGenerator(seed: 3), device: device)
+            let x = try Tensor.normal([2, 2, 8, 8], generator: RandomGenerator(seed: 4), on: device)
+            let out = try model(x, timesteps: [5, 901])
+            try Tensor.mseLoss(out, Tensor.zeros(out.shape, on: device)).backward()
+            results.append(try out.toArray() + model.parameters.flatMap { try $0.grad!.toArray() })
+        }
+        XCTAssertLessThan(maxRelativeError(results[1], results[0]), 1e-4)
+    }
+}
