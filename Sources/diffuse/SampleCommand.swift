@@ -8,12 +8,16 @@ import Tensor
 struct SampleCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sample",
-        abstract: "Sample images from a model folder written by `diffuse train`.")
+        abstract: "Sample images from a model folder: a BasicUNet run or a diffusers DDPM/DDIM pipeline.")
 
     @Argument(help: "Model folder (model_index.json, unet/, scheduler/).")
     var model: String
-    @Option(help: "Sampling steps. Default: the folder's scheduler config (5 for BasicUNet).")
+    @Option(help: "Sampling steps. Default: 5 for BasicUNet (its scheduler config), 1000 for DDPM, 50 for DDIM.")
     var steps: Int?
+    @Option(help: "ddpm or ddim for diffusers pipelines. Default: the folder's scheduler.")
+    var scheduler: String?
+    @Option(help: "DDIM eta (0 is deterministic).")
+    var eta: Float = 0
     @Option(help: "Images to sample.")
     var batchSize: Int?
     @Option(help: "Seed of the initial noise.")
@@ -41,28 +45,77 @@ struct SampleCommand: ParsableCommand {
         }
         let chosen = try DeviceChoice.resolve(device)
         print("sampling on \(chosen.name)\(device == "auto" ? " (--device auto)" : "")")
-        let loaded = try BasicUNetFolder.load(URL(fileURLWithPath: model), device: chosen)
-        let config = loaded.model.config
-        let shape = [batchSize ?? 8, config.inChannels, config.sampleSize, config.sampleSize]
-        let noise: Tensor
-        if let initNoise {
-            noise = try SampleTensors.readSample(URL(fileURLWithPath: initNoise), expectedChannels: config.inChannels,
-                                                 batchSize: batchSize, device: chosen)
+        let folder = URL(fileURLWithPath: model)
+        let index = try PipelineFolder.readIndex(folder)
+        let result: (sample: Tensor, images: Tensor, trajectory: Image8?)
+        if DDPMPipelineFolder.pipelineClasses.contains(index.className) {
+            result = try sampleDiffusersPipeline(folder, device: chosen)
         } else {
-            noise = try Tensor.uniform(shape, generator: RandomGenerator(seed: seed), on: chosen)
+            if scheduler != nil { throw DiffuseError.usage("--scheduler applies to DDPM/DDIM pipelines, not \(index.className)") }
+            result = try sampleBasicUNet(folder, device: chosen)
         }
-        let sampler = X0MixingSampler(steps: steps ?? loaded.sampler.numInferenceSteps)
-        let result = try sampler.sample(model: { try loaded.model($0) }, initialNoise: noise,
-                                        recordTrajectory: trajectory != nil)
-        try PNG.write(try Figures.grid(result.sample.clamped(0, 1), columns: 8), to: URL(fileURLWithPath: output))
+        try PNG.write(try Figures.grid(result.images, columns: 8), to: URL(fileURLWithPath: output))
         print("samples: \(output)")
-        if let trajectory {
-            try PNG.write(try Figures.trajectory(result.trajectory, shape: noise.shape), to: URL(fileURLWithPath: trajectory))
+        if let trajectory, let image = result.trajectory {
+            try PNG.write(image, to: URL(fileURLWithPath: trajectory))
             print("trajectory: \(trajectory)")
         }
         if let saveTensor {
             try SampleTensors.writeSample(result.sample, to: URL(fileURLWithPath: saveTensor))
             print("tensor: \(saveTensor)")
         }
+    }
+
+    func initialNoise(channels: Int, size: Int, device: Device, uniform: Bool) throws -> Tensor {
+        if let initNoise {
+            return try SampleTensors.readSample(URL(fileURLWithPath: initNoise), expectedChannels: channels,
+                                                batchSize: batchSize, device: device)
+        }
+        let shape = [batchSize ?? 8, channels, size, size]
+        let generator = RandomGenerator(seed: seed)
+        return uniform ? try Tensor.uniform(shape, generator: generator, on: device)
+            : try Tensor.normal(shape, generator: generator, on: device)
+    }
+
+    func sampleBasicUNet(_ folder: URL, device: Device) throws -> (sample: Tensor, images: Tensor, trajectory: Image8?) {
+        let loaded = try BasicUNetFolder.load(folder, device: device)
+        let config = loaded.model.config
+        let noise = try initialNoise(channels: config.inChannels, size: config.sampleSize, device: device, uniform: true)
+        let sampler = X0MixingSampler(steps: steps ?? loaded.sampler.numInferenceSteps)
+        let result = try sampler.sample(model: { try loaded.model($0) }, initialNoise: noise,
+                                        recordTrajectory: trajectory != nil)
+        let figure = trajectory == nil ? nil : try Figures.trajectory(result.trajectory, shape: noise.shape)
+        return (result.sample, try result.sample.clamped(0, 1), figure)
+    }
+
+    /// diffusers' DDPMPipeline loop; images are (x / 2 + 0.5) clamped to [0, 1] as diffusers outputs them.
+    func sampleDiffusersPipeline(_ folder: URL, device: Device) throws -> (sample: Tensor, images: Tensor, trajectory: Image8?) {
+        let pipeline = try DDPMPipelineFolder.load(folder, device: device)
+        let kind: SamplerKind
+        if let scheduler {
+            guard let k = SamplerKind(rawValue: scheduler.lowercased()) else {
+                throw DiffuseError.usage("unknown --scheduler '\(scheduler)': use ddpm or ddim")
+            }
+            kind = k
+        } else {
+            kind = pipeline.defaultSampler
+        }
+        guard eta >= 0, eta.isFinite else { throw DiffuseError.usage("--eta must be 0 or more, got \(eta)") }
+        let config = pipeline.unet.config
+        let noise = try initialNoise(channels: config.inChannels, size: config.sampleSize ?? 32, device: device,
+                                     uniform: false)
+        let sampler = UNetSampler(kind: kind, steps: steps ?? (kind == .ddpm ? 1000 : 50), eta: eta,
+                                  config: pipeline.schedulerConfig)
+        let result = try sampler.sample(unet: pipeline.unet, initialNoise: noise,
+                                        generator: RandomGenerator(seed: seed, offset: 1 << 40),
+                                        recordTrajectory: trajectory != nil)
+        var figure: Image8?
+        if trajectory != nil {
+            let rows = zip(result.trajectory.samples, result.trajectory.predictions).map { sample, prediction in
+                Figures.tiles(sample, shape: noise.shape, low: -1, high: 1) + Figures.tiles(prediction, shape: noise.shape, low: -1, high: 1)
+            }
+            figure = try ImageGrid.rows(rows)
+        }
+        return (result.sample, try result.sample.affine(scale: 0.5, shift: 0.5).clamped(0, 1), figure)
     }
 }

@@ -1,0 +1,96 @@
+// Loading a diffusers DDPM/DDIM pipeline folder (save_pretrained's layout) and sampling it with
+// diffusers' loop: set_timesteps, then per timestep the UNet's prediction and one scheduler step.
+import DataIO
+import Foundation
+import NN
+import Tensor
+
+public enum SamplerKind: String, Sendable, CaseIterable { case ddpm, ddim }
+
+public struct DDPMPipelineFolder {
+    public static let pipelineClasses: Set<String> = ["DDPMPipeline", "DDIMPipeline"]
+
+    public let unet: UNet2DModel
+    public let schedulerConfig: SchedulerConfig
+    /// The scheduler the folder names (DDPMScheduler -> ddpm, DDIMScheduler -> ddim).
+    public let defaultSampler: SamplerKind
+
+    public static func load(_ folder: URL, device: Device) throws -> DDPMPipelineFolder {
+        let index = try PipelineFolder.readIndex(folder)
+        guard pipelineClasses.contains(index.className) else {
+            throw DiffuseError.input("\(folder.path) holds a \(index.className); expected one of \(pipelineClasses.sorted())")
+        }
+        let configURL = folder.appendingPathComponent("unet/config.json")
+        let config = try PipelineFolder.readJSON(UNet2DConfig.self, from: configURL)
+        guard config.className == "UNet2DModel" else {
+            throw DiffuseError.input("\(configURL.path): _class_name \(config.className) is not supported; expected UNet2DModel")
+        }
+        try config.validate(source: configURL.path)
+        let unet = try UNet2DModel(config: config, generator: RandomGenerator(seed: 0), device: device)
+        let weights = folder.appendingPathComponent("unet/" + PipelineFolder.weightsName)
+        if !FileManager.default.fileExists(atPath: weights.path),
+           FileManager.default.fileExists(atPath: folder.appendingPathComponent("unet/diffusion_pytorch_model.bin").path) {
+            throw DiffuseError.input("\(folder.path) has only PyTorch pickle weights (.bin); Diffuse reads safetensors: re-save it with save_pretrained(safe_serialization=True)")
+        }
+        try PipelineFolder.readWeights(into: unet, from: weights)
+        let schedulerConfig = try PipelineFolder.readJSON(
+            SchedulerConfig.self, from: folder.appendingPathComponent("scheduler/scheduler_config.json"))
+        let kind: SamplerKind
+        switch schedulerConfig.className {
+        case "DDPMScheduler": kind = .ddpm
+        case "DDIMScheduler": kind = .ddim
+        default:
+            throw DiffuseError.input("scheduler \(schedulerConfig.className) is not supported; use --scheduler ddpm or ddim")
+        }
+        return DDPMPipelineFolder(unet: unet, schedulerConfig: schedulerConfig, defaultSampler: kind)
+    }
+}
+
+/// diffusers' DDPMPipeline / DDIMPipeline loop on the device.
+public struct UNetSampler {
+    public var kind: SamplerKind
+    public var steps: Int
+    public var eta: Float = 0
+    /// A DDPM folder sampled with DDIM converts its config as DDIMScheduler.from_config does:
+    /// shared keys are kept, DDIM's own take their defaults.
+    public var config: SchedulerConfig
+
+    public init(kind: SamplerKind, steps: Int, eta: Float, config: SchedulerConfig) {
+        self.kind = kind
+        self.steps = steps
+        self.eta = eta
+        self.config = config
+    }
+
+    public struct Trajectory {
+        public var samples: [[Float]] = []
+        public var predictions: [[Float]] = []
+    }
+
+    /// The final sample before clamping; `generator` draws the variance noise (DDPM, DDIM with eta > 0).
+    public func sample(unet: UNet2DModel, initialNoise: Tensor, generator: RandomGenerator,
+                       recordTrajectory: Bool = false) throws -> (sample: Tensor, trajectory: Trajectory) {
+        let ddpm = try DDPMScheduler(config: config)
+        let ddim = try DDIMScheduler(config: config)
+        let timesteps = try ddpm.timesteps(steps: steps)
+        var x = initialNoise
+        var trajectory = Trajectory()
+        try GradMode.withoutGradients {
+            for (i, t) in timesteps.enumerated() {
+                let output = try unet(x, timesteps: Array(repeating: t, count: x.shape[0]))
+                let needsNoise = kind == .ddpm ? t > 0 : eta > 0
+                let noise = needsNoise ? try Tensor.normal(x.shape, generator: generator, on: x.device) : nil
+                let step = kind == .ddpm
+                    ? try ddpm.step(modelOutput: output, timestep: t,
+                                    previousTimestep: i + 1 < timesteps.count ? timesteps[i + 1] : -1, sample: x, noise: noise)
+                    : try ddim.step(modelOutput: output, timestep: t, steps: steps, sample: x, eta: eta, noise: noise)
+                if recordTrajectory {
+                    trajectory.samples.append(try x.toArray())
+                    trajectory.predictions.append(try step.original.toArray())
+                }
+                x = step.previous
+            }
+        }
+        return (x, trajectory)
+    }
+}
