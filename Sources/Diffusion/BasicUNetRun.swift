@@ -8,7 +8,7 @@ public final class BasicUNetRun {
     public let trainer: BasicUNetTrainer
     public let folder: URL
 
-    public init(options: BasicUNetTrainingOptions, dataset: MNISTDataset, device: Device, folder: URL) throws {
+    public init(options: TrainingOptions, dataset: MNISTDataset, device: Device, folder: URL) throws {
         trainer = try BasicUNetTrainer(options: options, dataset: dataset, device: device)
         self.folder = folder
     }

@@ -5,7 +5,8 @@ import Foundation
 import NN
 import Tensor
 
-public struct BasicUNetTrainingOptions: Codable, Equatable, Sendable {
+/// Options of `diffuse train`; the last three apply to UNet2DModel's DDPM recipe.
+public struct TrainingOptions: Codable, Equatable, Sendable {
     public var epochs = 3
     public var maxSteps: Int?
     public var batchSize = 128
@@ -14,6 +15,9 @@ public struct BasicUNetTrainingOptions: Codable, Equatable, Sendable {
     /// Steps between loss reads (the only host synchronisation of the loop).
     public var logEvery = 10
     public var sampleSteps = 5
+    public var optimizer = Adam.Variant.adam
+    public var predictionType = "epsilon"
+    public var betaSchedule = BetaScheduleKind.squaredCosCapV2
 
     public init() {}
 
@@ -24,6 +28,9 @@ public struct BasicUNetTrainingOptions: Codable, Equatable, Sendable {
         case learningRate = "learning_rate"
         case logEvery = "log_every"
         case sampleSteps = "sample_steps"
+        case optimizer
+        case predictionType = "prediction_type"
+        case betaSchedule = "beta_schedule"
     }
 
     public func validate() throws {
@@ -34,6 +41,9 @@ public struct BasicUNetTrainingOptions: Codable, Equatable, Sendable {
         }
         if let maxSteps, maxSteps <= 0 { throw DiffuseError.usage("--max-steps must be positive, got \(maxSteps)") }
         guard logEvery > 0 else { throw DiffuseError.usage("--log-every must be positive, got \(logEvery)") }
+        guard ["epsilon", "sample", "v_prediction"].contains(predictionType) else {
+            throw DiffuseError.usage("--prediction-type must be epsilon, sample or v_prediction, got \(predictionType)")
+        }
     }
 }
 
@@ -72,46 +82,22 @@ public struct ImageBatcher {
     }
 }
 
-public final class BasicUNetTrainer {
-    public let options: BasicUNetTrainingOptions
-    public let device: Device
-    public let batcher: ImageBatcher
-    public let model: BasicUNet
-    public let optimizer: Adam
-    public let generator: RandomGenerator
-    public private(set) var log: [TrainingLogEntry] = []
+/// A model trainer: one optimisation step per batch of clean images in [0, 1]; the loop, the
+/// log and the progress line are shared (`train`).
+public protocol Trainer: AnyObject {
+    var options: TrainingOptions { get }
+    var device: Device { get }
+    var batcher: ImageBatcher { get }
+    var generator: RandomGenerator { get }
+    var learningRate: Double { get }
+    var log: [TrainingLogEntry] { get set }
+    /// One optimisation step; returns the loss tensor without reading it.
+    func step(_ clean: Tensor) throws -> Tensor
+}
 
-    public init(options: BasicUNetTrainingOptions, dataset: MNISTDataset, device: Device) throws {
-        try options.validate()
-        guard dataset.rows % 4 == 0, dataset.columns % 4 == 0, dataset.rows == dataset.columns else {
-            throw DiffuseError.input("BasicUNet needs square images with sides divisible by 4; the dataset has \(dataset.rows)x\(dataset.columns)")
-        }
-        self.options = options
-        self.device = device
-        self.batcher = ImageBatcher(dataset: dataset)
-        generator = RandomGenerator(seed: options.seed)
-        var config = BasicUNetConfig()
-        config.sampleSize = dataset.rows
-        model = try BasicUNet(config: config, generator: generator, device: device)
-        optimizer = try Adam(parameters: model.parameters, learningRate: options.learningRate)
-    }
-
+extension Trainer {
     public var stepsPerEpoch: Int { (batcher.dataset.count + options.batchSize - 1) / options.batchSize }
     public var totalSteps: Int { min(options.maxSteps ?? Int.max, stepsPerEpoch * options.epochs) }
-
-    /// One optimisation step; returns the loss tensor without reading it.
-    public func step(_ clean: Tensor) throws -> Tensor {
-        let batch = clean.shape[0]
-        let amount = try Tensor.uniform([batch], generator: generator, on: device)
-        let noise = try Tensor.uniform(clean.shape, generator: generator, on: device)
-        let noisy = try Corruption.corrupt(clean, noise: noise, amount: amount)
-        let prediction = try model(noisy)
-        let loss = try Tensor.mseLoss(prediction, clean)
-        try loss.backward()
-        try optimizer.update()
-        optimizer.zeroGradients()
-        return loss
-    }
 
     /// Trains, logging to `logURL` (rewritten atomically at each log point) and `progress`.
     public func train(logURL: URL?, progress: ProgressLine) throws {
@@ -138,8 +124,8 @@ public final class BasicUNetTrainer {
                     let meanLoss = Double(try lossSum.item()) / Double(lossesSinceLog)
                     let now = Date()
                     let rate = Double(imagesSinceLog) / max(now.timeIntervalSince(intervalStart), 1e-9)
-                    let entry = TrainingLogEntry(step: step, epoch: epoch, loss: meanLoss,
-                                                 lr: optimizer.learningRate, imagesPerSecond: rate)
+                    let entry = TrainingLogEntry(step: step, epoch: epoch, loss: meanLoss, lr: learningRate,
+                                                 imagesPerSecond: rate)
                     log.append(entry)
                     if let logURL {
                         lines += String(decoding: try JSONEncoder.sorted.encode(entry), as: UTF8.self) + "\n"
@@ -157,6 +143,46 @@ public final class BasicUNetTrainer {
             }
         }
         progress.finish()
+    }
+}
+
+public final class BasicUNetTrainer: Trainer {
+    public let options: TrainingOptions
+    public let device: Device
+    public let batcher: ImageBatcher
+    public let model: BasicUNet
+    public let optimizer: Adam
+    public let generator: RandomGenerator
+    public var log: [TrainingLogEntry] = []
+    public var learningRate: Double { optimizer.learningRate }
+
+    public init(options: TrainingOptions, dataset: MNISTDataset, device: Device) throws {
+        try options.validate()
+        guard dataset.rows % 4 == 0, dataset.columns % 4 == 0, dataset.rows == dataset.columns else {
+            throw DiffuseError.input("BasicUNet needs square images with sides divisible by 4; the dataset has \(dataset.rows)x\(dataset.columns)")
+        }
+        self.options = options
+        self.device = device
+        self.batcher = ImageBatcher(dataset: dataset)
+        generator = RandomGenerator(seed: options.seed)
+        var config = BasicUNetConfig()
+        config.sampleSize = dataset.rows
+        model = try BasicUNet(config: config, generator: generator, device: device)
+        optimizer = try Adam(parameters: model.parameters, learningRate: options.learningRate, variant: options.optimizer)
+    }
+
+    /// The tutorial's step: uniform noise mixed in by a random amount per image, predict the clean image.
+    public func step(_ clean: Tensor) throws -> Tensor {
+        let batch = clean.shape[0]
+        let amount = try Tensor.uniform([batch], generator: generator, on: device)
+        let noise = try Tensor.uniform(clean.shape, generator: generator, on: device)
+        let noisy = try Corruption.corrupt(clean, noise: noise, amount: amount)
+        let prediction = try model(noisy)
+        let loss = try Tensor.mseLoss(prediction, clean)
+        try loss.backward()
+        try optimizer.update()
+        optimizer.zeroGradients()
+        return loss
     }
 }
 

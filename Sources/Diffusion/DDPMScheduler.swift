@@ -187,3 +187,11 @@ extension DDPMScheduler {
                                         noise: g.noiseCoefficient == 0 ? nil : noise, g)
     }
 }
+
+extension DDPMScheduler {
+    /// diffusers' get_velocity: sqrt(abar_t) noise - sqrt(1 - abar_t) x, the v-prediction target.
+    public func velocity(_ x: Tensor, noise: Tensor, timesteps: [Int]) throws -> Tensor {
+        // add_noise(noise, -x) = sqrt(abar) noise + sqrt(1 - abar) (-x).
+        try addNoise(noise, noise: x.scaled(by: -1), timesteps: timesteps)
+    }
+}

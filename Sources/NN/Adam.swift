@@ -3,7 +3,7 @@
 import Tensor
 
 public final class Adam {
-    public enum Variant: String, Sendable { case adam, adamw }
+    public enum Variant: String, Codable, Sendable { case adam, adamw }
 
     public let parameters: [Tensor]
     public var learningRate: Double

@@ -49,3 +49,42 @@ final class DiffusersPipelineCLITests: XCTestCase {
         XCTAssertTrue(bad.stderr.contains("--scheduler"), bad.stderr)
     }
 }
+
+final class UNet2DTrainCLITests: XCTestCase {
+    func testTrainUNet2DWritesADiffusersPipelineThatSamples() throws {
+        let work = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: work) }
+        try CLI.writeTinyDataset(to: work.appendingPathComponent("data"), count: 16)
+        let config = #"{"_class_name": "UNet2DModel", "in_channels": 1, "out_channels": 1, "layers_per_block": 1, "block_out_channels": [8, 16], "down_block_types": ["DownBlock2D", "AttnDownBlock2D"], "up_block_types": ["AttnUpBlock2D", "UpBlock2D"], "norm_num_groups": 4, "attention_head_dim": 4}"#
+        try Data(config.utf8).write(to: work.appendingPathComponent("unet.json"))
+        let run = work.appendingPathComponent("run").path
+        let trained = try CLI.run(["train", "--model", "unet2d", "--config", work.appendingPathComponent("unet.json").path,
+                                   "--dataset", work.appendingPathComponent("data").path, "--max-steps", "3",
+                                   "--batch-size", "8", "--log-every", "1", "--device", "cpu", "--quiet",
+                                   "--prediction-type", "v_prediction", "--output", run])
+        XCTAssertEqual(trained.status, 0, trained.stderr)
+        let index = try XCTUnwrap(JSONSerialization.jsonObject(
+            with: Data(contentsOf: URL(fileURLWithPath: run + "/model_index.json"))) as? [String: Any])
+        XCTAssertEqual(index["_class_name"] as? String, "DDPMPipeline")
+        let scheduler = try XCTUnwrap(JSONSerialization.jsonObject(
+            with: Data(contentsOf: URL(fileURLWithPath: run + "/scheduler/scheduler_config.json"))) as? [String: Any])
+        XCTAssertEqual(scheduler["beta_schedule"] as? String, "squaredcos_cap_v2")
+        XCTAssertEqual(scheduler["prediction_type"] as? String, "v_prediction")
+        let unet = try XCTUnwrap(JSONSerialization.jsonObject(
+            with: Data(contentsOf: URL(fileURLWithPath: run + "/unet/config.json"))) as? [String: Any])
+        XCTAssertEqual(unet["sample_size"] as? Int, 28)
+        XCTAssertTrue(unet["attn_norm_num_groups"] is NSNull, "unset keys are written as null, as diffusers does")
+        let weights = try Safetensors.read(URL(fileURLWithPath: run + "/unet/diffusion_pytorch_model.safetensors"))
+        XCTAssertNotNil(weights.tensors["down_blocks.1.attentions.0.to_q.weight"])
+        XCTAssertEqual(try String(contentsOfFile: run + "/log.jsonl", encoding: .utf8).split(separator: "\n").count, 3)
+        let sampled = try CLI.run(["sample", run, "--scheduler", "ddim", "--steps", "5", "--batch-size", "2",
+                                   "--device", "cpu", "--output", work.appendingPathComponent("s.png").path])
+        XCTAssertEqual(sampled.status, 0, sampled.stderr)
+        let bad = try CLI.run(["train", "--model", "unet2d", "--prediction-type", "noise",
+                               "--dataset", work.appendingPathComponent("data").path,
+                               "--output", work.appendingPathComponent("x").path])
+        XCTAssertEqual(bad.status, 2, bad.stderr)
+        XCTAssertTrue(bad.stderr.contains("--prediction-type"), bad.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: work.appendingPathComponent("x").path), "nothing written")
+    }
+}

@@ -36,7 +36,7 @@ final class TrainingParityTests: XCTestCase {
     func testTwentyStepsAgreeWithTheCPU() throws {
         let gpu = try TestDevices.opencl()
         let dataset = try blobDataset()
-        var options = BasicUNetTrainingOptions()
+        var options = TrainingOptions()
         options.maxSteps = 20
         options.epochs = 5
         options.batchSize = 16

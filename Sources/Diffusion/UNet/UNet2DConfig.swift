@@ -103,6 +103,40 @@ public struct UNet2DConfig: Codable, Equatable, Sendable {
         numClassEmbeds = try c.decodeIfPresent(Int.self, forKey: .numClassEmbeds)
     }
 
+    /// Writes every key, nil as null, as diffusers' save_pretrained does, so diffusers reads the
+    /// same meaning back (a missing attention_head_dim would mean 8 there, not None).
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(className, forKey: .className)
+        try c.encode(sampleSize, forKey: .sampleSize)
+        try c.encode(inChannels, forKey: .inChannels)
+        try c.encode(outChannels, forKey: .outChannels)
+        try c.encode(centerInputSample, forKey: .centerInputSample)
+        try c.encode(timeEmbeddingType, forKey: .timeEmbeddingType)
+        try c.encode(timeEmbeddingDim, forKey: .timeEmbeddingDim)
+        try c.encode(freqShift, forKey: .freqShift)
+        try c.encode(flipSinToCos, forKey: .flipSinToCos)
+        try c.encode(downBlockTypes, forKey: .downBlockTypes)
+        try c.encode(midBlockType, forKey: .midBlockType)
+        try c.encode(upBlockTypes, forKey: .upBlockTypes)
+        try c.encode(blockOutChannels, forKey: .blockOutChannels)
+        try c.encode(layersPerBlock, forKey: .layersPerBlock)
+        try c.encode(midBlockScaleFactor, forKey: .midBlockScaleFactor)
+        try c.encode(downsamplePadding, forKey: .downsamplePadding)
+        try c.encode(downsampleType, forKey: .downsampleType)
+        try c.encode(upsampleType, forKey: .upsampleType)
+        try c.encode(dropout, forKey: .dropout)
+        try c.encode(actFn, forKey: .actFn)
+        try c.encode(attentionHeadDim, forKey: .attentionHeadDim)
+        try c.encode(normNumGroups, forKey: .normNumGroups)
+        try c.encode(attnNormNumGroups, forKey: .attnNormNumGroups)
+        try c.encode(normEps, forKey: .normEps)
+        try c.encode(resnetTimeScaleShift, forKey: .resnetTimeScaleShift)
+        try c.encode(addAttention, forKey: .addAttention)
+        try c.encode(classEmbedType, forKey: .classEmbedType)
+        try c.encode(numClassEmbeds, forKey: .numClassEmbeds)
+    }
+
     /// Rejects what this version cannot build, naming the key and value.
     public func validate(source: String) throws {
         func unsupported(_ key: String, _ value: String) -> DiffuseError {

@@ -1,0 +1,30 @@
+// A whole UNet2DModel DDPM run: training, the diffusers pipeline folder, the loss curve, and a
+// grid of 16 samples drawn with 50 DDIM steps (1000 DDPM steps would take minutes on a CPU).
+import DataIO
+import Foundation
+import Tensor
+
+public final class DDPMRun {
+    public let trainer: UNet2DTrainer
+    public let folder: URL
+
+    public init(options: TrainingOptions, config: UNet2DConfig, dataset: MNISTDataset, device: Device, folder: URL) throws {
+        trainer = try UNet2DTrainer(options: options, config: config, dataset: dataset, device: device)
+        self.folder = folder
+    }
+
+    public func execute(progress: ProgressLine) throws {
+        try PipelineFolder.writeJSON(trainer.options, to: folder.appendingPathComponent("training_config.json"))
+        try trainer.train(logURL: folder.appendingPathComponent("log.jsonl"), progress: progress)
+        try DDPMRunFolder.save(trainer, to: folder)
+        try PNG.write(Figures.lossCurve(trainer.log), to: folder.appendingPathComponent("loss.png"))
+        let size = trainer.model.config.sampleSize ?? 28
+        let generator = RandomGenerator(seed: trainer.options.seed &+ 0x5EED)
+        let noise = try Tensor.normal([16, trainer.model.config.inChannels, size, size], generator: generator,
+                                      on: trainer.device)
+        let sampler = UNetSampler(kind: .ddim, steps: 50, eta: 0, config: trainer.scheduler.config)
+        let result = try sampler.sample(unet: trainer.model, initialNoise: noise, generator: generator)
+        try PNG.write(try Figures.grid(result.sample.affine(scale: 0.5, shift: 0.5).clamped(0, 1), columns: 8),
+                      to: folder.appendingPathComponent("samples.png"))
+    }
+}

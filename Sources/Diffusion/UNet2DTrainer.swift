@@ -1,0 +1,72 @@
+// The tutorial's DDPM recipe: UNet2DModel learns to predict the noise (or the clean image, or
+// the velocity) that DDPMScheduler.add_noise mixed into images mapped to [-1, 1], with AdamW.
+import DataIO
+import Foundation
+import NN
+import Tensor
+
+public final class UNet2DTrainer: Trainer {
+    public let options: TrainingOptions
+    public let device: Device
+    public let batcher: ImageBatcher
+    public let model: UNet2DModel
+    public let scheduler: DDPMScheduler
+    public let optimizer: Adam
+    public let generator: RandomGenerator
+    public var log: [TrainingLogEntry] = []
+    public var learningRate: Double { optimizer.learningRate }
+
+    public init(options: TrainingOptions, config: UNet2DConfig, dataset: MNISTDataset, device: Device) throws {
+        try options.validate()
+        guard config.inChannels == 1, config.outChannels == 1 else {
+            throw DiffuseError.usage("the dataset has 1 channel; the UNet config has in_channels \(config.inChannels), out_channels \(config.outChannels)")
+        }
+        self.options = options
+        self.device = device
+        batcher = ImageBatcher(dataset: dataset)
+        generator = RandomGenerator(seed: options.seed)
+        var modelConfig = config
+        modelConfig.sampleSize = dataset.rows
+        model = try UNet2DModel(config: modelConfig, generator: generator, device: device)
+        var schedulerConfig = SchedulerConfig()
+        schedulerConfig.betaSchedule = options.betaSchedule
+        schedulerConfig.predictionType = options.predictionType
+        scheduler = try DDPMScheduler(config: schedulerConfig)
+        optimizer = try Adam(parameters: model.parameters, learningRate: options.learningRate, variant: options.optimizer)
+    }
+
+    public func step(_ clean: Tensor) throws -> Tensor {
+        let x0 = try clean.affine(scale: 2, shift: -1)
+        let noise = try Tensor.normal(x0.shape, generator: generator, on: device)
+        let timesteps = generator.nextInts(count: x0.shape[0], below: scheduler.config.numTrainTimesteps)
+        let noisy = try scheduler.addNoise(x0, noise: noise, timesteps: timesteps)
+        let target: Tensor
+        switch options.predictionType {
+        case "sample": target = x0
+        case "v_prediction": target = try scheduler.velocity(x0, noise: noise, timesteps: timesteps)
+        default: target = noise
+        }
+        let loss = try Tensor.mseLoss(model(noisy, timesteps: timesteps), target)
+        try loss.backward()
+        try optimizer.update()
+        optimizer.zeroGradients()
+        return loss
+    }
+}
+
+/// A DDPM run folder: the diffusers pipeline (DDPMPipeline.from_pretrained loads it) plus the record.
+public enum DDPMRunFolder {
+    public static let diffusersVersion = "0.42.1"
+
+    public static func save(_ trainer: UNet2DTrainer, to folder: URL) throws {
+        let index = try JSONSerialization.data(withJSONObject: [
+            "_class_name": "DDPMPipeline", "_diffusers_version": diffusersVersion,
+            "scheduler": ["diffusers", "DDPMScheduler"], "unet": ["diffusers", "UNet2DModel"],
+        ], options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        try AtomicFile.write(index + [0x0A], to: folder.appendingPathComponent("model_index.json"))
+        try PipelineFolder.writeJSON(trainer.model.config, to: folder.appendingPathComponent("unet/config.json"))
+        try PipelineFolder.writeWeights(trainer.model, to: folder.appendingPathComponent("unet/" + PipelineFolder.weightsName))
+        try PipelineFolder.writeJSON(trainer.scheduler.config,
+                                     to: folder.appendingPathComponent("scheduler/scheduler_config.json"))
+    }
+}
