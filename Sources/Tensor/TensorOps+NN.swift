@@ -134,6 +134,25 @@ extension Tensor {
         }
     }
 
+    /// 2x2 average pooling of NCHW input with even sides (nn.AvgPool2d(2, 2)): a quarter of the block
+    /// sums that nearest upsampling's gradient computes.
+    public func averagePool2x2() throws -> Tensor {
+        guard rank == 4, shape[2] % 2 == 0, shape[3] % 2 == 0 else {
+            throw DiffuseError.shape("2x2 average pool needs NCHW input with even sides, got \(shape)")
+        }
+        let g = UpsampleGeometry(planes: shape[0] * shape[1], height: shape[2] / 2, width: shape[3] / 2, factor: 2)
+        let sums = try Tensor.empty([shape[0], shape[1], shape[2] / 2, shape[3] / 2], on: device)
+        try device.upsampleNearestBackward(gradOut: buffer, gradIn: sums.buffer, g)
+        let out = try Tensor.empty(sums.shape, on: device)
+        try device.affine(sums.buffer, out: out.buffer, scale: 0.25, shift: 0, count: sums.count)
+        let x = self
+        return out.recording([x]) { grad in
+            let spread = try Tensor.empty(x.shape, on: x.device)
+            try x.device.upsampleNearest(grad.buffer, out: spread.buffer, g)
+            return [try spread.scaled(by: 0.25)]
+        }
+    }
+
     /// x W^T + b over the last dimension (nn.Linear); x is [..., in], weight [out, in].
     public func linear(weight: Tensor, bias: Tensor?) throws -> Tensor {
         guard let inFeatures = shape.last, weight.rank == 2, weight.shape[1] == inFeatures else {

@@ -25,31 +25,49 @@ final class UNet2DModelTests: XCTestCase {
         XCTAssertEqual(model.parameterCount, 1_707_009)
     }
 
-    func testSmallModelMatchesDiffusersForwardAndGradients() throws {
-        let f = try Fixtures.load("unet2d_small.safetensors")
-        let json = try Data(contentsOf: Fixtures.directory.appendingPathComponent("unet2d_small.json"))
+    /// Builds the fixture's model from its config JSON, loads its weights by name, and compares the
+    /// output (1e-4) and every gradient (1e-3) with diffusers'.
+    func checkAgainstDiffusers(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws -> UNet2DConfig {
+        let f = try Fixtures.load(name + ".safetensors")
+        let json = try Data(contentsOf: Fixtures.directory.appendingPathComponent(name + ".json"))
         let config = try JSONDecoder().decode(UNet2DConfig.self, from: json)
-        XCTAssertEqual(config.midBlockScaleFactor, 1.25)
         let model = try UNet2DModel(config: config, generator: RandomGenerator(seed: 0), device: CPUDevice.shared)
         let state = f.filter { $0.key.hasPrefix("param.") }
             .reduce(into: [String: (shape: [Int], values: [Float])]()) { $0[String($1.key.dropFirst(6))] = ($1.value.shape, $1.value.values) }
-        XCTAssertEqual(Set(state.keys), Set(model.namedParameters().map(\.name)))
-        try model.load(state: state, source: "unet2d_small")
+        XCTAssertEqual(Set(state.keys), Set(model.namedParameters().map(\.name)), name, file: file, line: line)
+        try model.load(state: state, source: name)
         let input = try f.tensor("input", requiresGrad: true)
         let out = try model(input, timesteps: try f.values("timesteps").map { Int($0) })
-        XCTAssertLessThan(relativeError(try out.toArray(), try f.values("out")), 1e-4, "forward")
+        XCTAssertLessThan(relativeError(try out.toArray(), try f.values("out")), 1e-4, "\(name) forward", file: file, line: line)
         try (out * f.tensor("w")).sum().backward()
-        XCTAssertLessThan(relativeError(try XCTUnwrap(input.grad).toArray(), try f.values("grad.input")), 1e-3, "input")
-        for (name, parameter) in model.namedParameters() {
-            let ours = try XCTUnwrap(parameter.grad, name).toArray()
-            let theirs = try f.values("grad." + name)
-            if name.hasSuffix("to_k.bias") {
+        XCTAssertLessThan(relativeError(try XCTUnwrap(input.grad).toArray(), try f.values("grad.input")), 1e-3,
+                          "\(name) input", file: file, line: line)
+        for (key, parameter) in model.namedParameters() {
+            let ours = try XCTUnwrap(parameter.grad, key).toArray()
+            let theirs = try f.values("grad." + key)
+            if key.hasSuffix("to_k.bias") {
                 // Zero in exact arithmetic (softmax ignores a shift shared by every key).
-                XCTAssertLessThan((ours + theirs).map { abs($0) }.max() ?? 0, 1e-4, name)
+                XCTAssertLessThan((ours + theirs).map { abs($0) }.max() ?? 0, 1e-4, key, file: file, line: line)
                 continue
             }
-            XCTAssertLessThan(relativeError(ours, theirs), 1e-3, name)
+            XCTAssertLessThan(relativeError(ours, theirs), 1e-3, "\(name) \(key)", file: file, line: line)
         }
+        return config
+    }
+
+    func testLegacyConfigModelMatchesDiffusers() throws {
+        let config = try checkAgainstDiffusers("unet2d_small")
+        // Keys this old-style config lacks took diffusers' defaults.
+        XCTAssertEqual(config.midBlockScaleFactor, 1.25)
+        XCTAssertEqual(config.downsampleType, "conv")
+        XCTAssertEqual(config.resnetTimeScaleShift, "default")
+        XCTAssertTrue(config.addAttention)
+    }
+
+    func testResnetResamplingBlocksMatchDiffusers() throws {
+        let config = try checkAgainstDiffusers("unet2d_resnet")
+        XCTAssertEqual(config.downBlockTypes.first, "ResnetDownsampleBlock2D")
+        XCTAssertTrue(config.centerInputSample)
     }
 
     func testUnsupportedConfigurationsNameTheKey() throws {

@@ -111,6 +111,9 @@ final class GradientTests: XCTestCase {
         try checkGradients([(randomValues(2 * 3 * 3 * 5, seed: 23), [2, 3, 3, 5])], "upsample") {
             try $0[0].upsampleNearest(factor: 2)
         }
+        try checkGradients([(randomValues(2 * 3 * 6 * 4, seed: 26), [2, 3, 6, 4])], "average pool 2x2") {
+            try $0[0].averagePool2x2()
+        }
         try checkGradients([(randomValues(21, seed: 24), [3, 7]), (randomValues(21, seed: 25), [3, 7])], "mse") {
             try Tensor.mseLoss($0[0], $0[1])
         }

@@ -1,11 +1,13 @@
-// diffusers' ResnetBlock2D (models/resnet.py) without its up/down variants: GroupNorm, SiLU, 3x3
-// conv, the time embedding added (`default`) or applied as scale and shift (`scale_shift`), a
-// second norm/SiLU/conv, a 1x1 shortcut when the channel count changes, and the output scale.
+// diffusers' ResnetBlock2D (models/resnet.py): GroupNorm, SiLU, 3x3 conv, the time embedding
+// added (`default`) or applied as scale and shift (`scale_shift`), a second norm/SiLU/conv, a 1x1
+// shortcut when the channel count changes, and the output scale. `down`/`up` resample both paths
+// after the first activation (2x2 average pool / 2x nearest), as ResnetDownsample/UpsampleBlock2D use it.
 import NN
 import Tensor
 
 public final class ResnetBlock2D: Module {
     public enum TimeEmbeddingNorm: String, Sendable { case `default`, scaleShift = "scale_shift" }
+    public enum Resample: Sendable { case none, down, up }
 
     public let norm1: GroupNorm
     public let conv1: Conv2d
@@ -15,10 +17,11 @@ public final class ResnetBlock2D: Module {
     public let convShortcut: Conv2d?
     public let timeEmbeddingNorm: TimeEmbeddingNorm
     public let outputScaleFactor: Float
+    public let resample: Resample
 
     public init(inChannels: Int, outChannels: Int, timeEmbeddingChannels: Int?, groups: Int, groupsOut: Int? = nil,
                 epsilon: Float = 1e-6, timeEmbeddingNorm: TimeEmbeddingNorm = .default, outputScaleFactor: Float = 1,
-                dropout: Float = 0, generator: RandomGenerator, device: Device) throws {
+                dropout: Float = 0, resample: Resample = .none, generator: RandomGenerator, device: Device) throws {
         guard dropout == 0 else {
             throw DiffuseError.input("ResnetBlock2D dropout \(dropout) is not supported yet; use dropout 0")
         }
@@ -36,6 +39,7 @@ public final class ResnetBlock2D: Module {
             : try Conv2d(inChannels: inChannels, outChannels: outChannels, kernelSize: 1, generator: generator, device: device)
         self.timeEmbeddingNorm = timeEmbeddingNorm
         self.outputScaleFactor = outputScaleFactor
+        self.resample = resample
         super.init()
         child("norm1", norm1)
         child("conv1", conv1)
@@ -47,7 +51,18 @@ public final class ResnetBlock2D: Module {
 
     /// x: [B, C, H, W]; timeEmbedding: [B, temb] (nil when the block has no projection).
     public func callAsFunction(_ x: Tensor, timeEmbedding: Tensor?) throws -> Tensor {
-        var h = try conv1(norm1(x).silu())
+        var h = try norm1(x).silu()
+        var input = x
+        switch resample {
+        case .none: break
+        case .down:
+            h = try h.averagePool2x2()
+            input = try x.averagePool2x2()
+        case .up:
+            h = try h.upsampleNearest(factor: 2)
+            input = try x.upsampleNearest(factor: 2)
+        }
+        h = try conv1(h)
         var projected: Tensor?
         if let projection = timeEmbeddingProjection, let timeEmbedding {
             let t = try projection(timeEmbedding.silu())
@@ -65,7 +80,7 @@ public final class ResnetBlock2D: Module {
             h = try norm2(h) * (parts[0] + 1) + parts[1]
         }
         h = try conv2(h.silu())
-        let shortcut = try convShortcut.map { try $0(x) } ?? x
+        let shortcut = try convShortcut.map { try $0(input) } ?? input
         let sum = try shortcut + h
         return outputScaleFactor == 1 ? sum : try sum.scaled(by: 1 / outputScaleFactor)
     }

@@ -146,14 +146,16 @@ public struct UNet2DConfig: Codable, Equatable, Sendable {
               downBlockTypes.count == upBlockTypes.count else {
             throw DiffuseError.input("\(source): block_out_channels, down_block_types and up_block_types must have the same length")
         }
-        for type in downBlockTypes where !["DownBlock2D", "AttnDownBlock2D"].contains(type) {
+        for type in downBlockTypes where !["DownBlock2D", "AttnDownBlock2D", "ResnetDownsampleBlock2D"].contains(type) {
             throw unsupported("down block", type)
         }
-        for type in upBlockTypes where !["UpBlock2D", "AttnUpBlock2D"].contains(type) { throw unsupported("up block", type) }
+        for type in upBlockTypes where !["UpBlock2D", "AttnUpBlock2D", "ResnetUpsampleBlock2D"].contains(type) {
+            throw unsupported("up block", type)
+        }
         if let mid = midBlockType, mid != "UNetMidBlock2D" { throw unsupported("mid_block_type", mid) }
         if timeEmbeddingType != "positional" { throw unsupported("time_embedding_type", timeEmbeddingType) }
-        if downsampleType != "conv" { throw unsupported("downsample_type", downsampleType) }
-        if upsampleType != "conv" { throw unsupported("upsample_type", upsampleType) }
+        if !["conv", "resnet"].contains(downsampleType) { throw unsupported("downsample_type", downsampleType) }
+        if !["conv", "resnet"].contains(upsampleType) { throw unsupported("upsample_type", upsampleType) }
         if actFn != "silu" && actFn != "swish" { throw unsupported("act_fn", actFn) }
         if classEmbedType != nil || numClassEmbeds != nil { throw unsupported("class conditioning", "") }
         if !["default", "scale_shift"].contains(resnetTimeScaleShift) {

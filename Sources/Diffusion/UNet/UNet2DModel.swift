@@ -34,7 +34,9 @@ public final class UNet2DModel: Module {
             down.append(try UNetDownBlock(
                 layers: config.layersPerBlock, inChannels: input, outChannels: output,
                 attention: type == "AttnDownBlock2D" ? config.attentionHeadDim ?? output : nil,
-                downsample: i < channels.count - 1, downsamplePadding: config.downsamplePadding, settings))
+                downsample: i < channels.count - 1, downsamplePadding: config.downsamplePadding,
+                resnetDownsample: type == "ResnetDownsampleBlock2D"
+                    || (type == "AttnDownBlock2D" && config.downsampleType == "resnet"), settings))
         }
         downBlocks = down
         let last = channels[channels.count - 1]
@@ -52,7 +54,9 @@ public final class UNet2DModel: Module {
             up.append(try UNetUpBlock(
                 layers: config.layersPerBlock + 1, inChannels: input, previousChannels: previous, outChannels: output,
                 attention: type == "AttnUpBlock2D" ? config.attentionHeadDim ?? output : nil,
-                upsample: i < channels.count - 1, settings))
+                upsample: i < channels.count - 1,
+                resnetUpsample: type == "ResnetUpsampleBlock2D" || (type == "AttnUpBlock2D" && config.upsampleType == "resnet"),
+                settings))
         }
         upBlocks = up
         convNormOut = try GroupNorm(groups: config.normNumGroups, channels: channels[0], epsilon: Float(config.normEps),
