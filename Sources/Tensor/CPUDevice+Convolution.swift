@@ -253,8 +253,7 @@ extension CPUDevice {
         }
         let used = min(workers, g.batch)
         // Each worker accumulates its own weight and bias gradient; they are summed at the end.
-        let partials = UnsafeMutablePointer<Float>.allocate(capacity: used * (weightCount + g.outChannels))
-        defer { partials.deallocate() }
+        let partials = partialSums.buffer(worker: 0, count: used * (weightCount + g.outChannels))
         partials.update(repeating: 0, count: used * (weightCount + g.outChannels))
         forEachImageGroup(g) { first, count, worker in
             let dW = partials + worker * (weightCount + g.outChannels)

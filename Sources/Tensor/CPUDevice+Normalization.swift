@@ -50,8 +50,7 @@ extension CPUDevice {
         let cpg = g.channelsPerGroup
         let groupSize = cpg * g.spatial
         // Per (sample, channel): sum(dy * xhat) and sum(dy), reduced over samples afterwards.
-        let partial = UnsafeMutablePointer<Float>.allocate(capacity: 2 * g.batch * g.channels)
-        defer { partial.deallocate() }
+        let partial = partialSums.buffer(worker: 0, count: 2 * g.batch * g.channels)
         Parallel.forEach(g.batch * g.groups, workers: g.batch * g.groups * groupSize < 65_536 ? 1 : workers) { ng, _ in
             let n = ng / g.groups
             let group = ng % g.groups

@@ -80,6 +80,9 @@ public final class CPUDevice: Device {
     /// Two regions per worker: columns and gathered gradients.
     let scratchA: ScratchSpace
     let scratchB: ScratchSpace
+    /// Partial sums of the reductions that run outside the workers (weight and norm gradients); kept,
+    /// because freshly mapped pages for them cost more than the sums.
+    let partialSums = ScratchSpace(workers: 1)
 
     public init() {
         // We split work over the cores ourselves; OpenBLAS threads inside our workers would fight them.
