@@ -74,24 +74,11 @@ public enum Benchmark {
                            gflopPerSecond: rate * 2 * pow(Double(size), 3) / 1e9)
     }
 
-    /// The seed's UNet2DModel config (28x28 grey, channels 32/64/64, attention at the lower two levels).
-    public static var seedUNetConfig: UNet2DConfig {
-        var config = UNet2DConfig()
-        config.sampleSize = 28
-        config.inChannels = 1
-        config.outChannels = 1
-        config.layersPerBlock = 2
-        config.blockOutChannels = [32, 64, 64]
-        config.downBlockTypes = ["DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"]
-        config.upBlockTypes = ["AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D"]
-        return config
-    }
-
     /// UNet2DModel DDPM training steps: Gaussian noise, a random timestep per image, add_noise,
     /// epsilon prediction, MSE and AdamW (lr 4e-4), as the tutorial's second recipe.
     public static func unet2dTraining(device: Device, batchSize: Int, seconds: Double) throws -> BenchResult {
         let generator = RandomGenerator(seed: 1)
-        let model = try UNet2DModel(config: seedUNetConfig, generator: generator, device: device)
+        let model = try UNet2DModel(config: .tutorial, generator: generator, device: device)
         var schedulerConfig = SchedulerConfig()
         schedulerConfig.betaSchedule = .squaredCosCapV2
         let scheduler = try DDPMScheduler(config: schedulerConfig)
@@ -113,7 +100,7 @@ public enum Benchmark {
     /// One DDPM sampling step of UNet2DModel (forward plus scheduler step), batch `batchSize`.
     public static func unet2dSamplingStep(device: Device, batchSize: Int, seconds: Double) throws -> BenchResult {
         let generator = RandomGenerator(seed: 1)
-        let model = try UNet2DModel(config: seedUNetConfig, generator: generator, device: device)
+        let model = try UNet2DModel(config: .tutorial, generator: generator, device: device)
         let scheduler = try DDPMScheduler()
         var sample = try Tensor.normal([batchSize, 1, 28, 28], generator: generator, on: device)
         let rate = try GradMode.withoutGradients {

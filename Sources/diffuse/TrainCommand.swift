@@ -72,7 +72,7 @@ struct TrainCommand: ParsableCommand {
         if !ddpm && config != nil { throw DiffuseError.usage("--config applies to --model unet2d") }
         try options.validate()
         let unetConfig = try config.map { try PipelineFolder.readJSON(UNet2DConfig.self, from: URL(fileURLWithPath: $0)) }
-            ?? Benchmark.seedUNetConfig
+            ?? UNet2DConfig.tutorial
         let chosen = try DeviceChoice.resolve(device)
         let data = try MNISTDataset(directory: URL(fileURLWithPath: dataset))
         let folder = URL(fileURLWithPath: output ?? "runs/\(model)-\(Self.timestamp())")

@@ -8,17 +8,7 @@ import Tensor
 import XCTest
 
 final class UNet2DModelTests: XCTestCase {
-    func seedConfig() -> UNet2DConfig {
-        var config = UNet2DConfig()
-        config.sampleSize = 28
-        config.inChannels = 1
-        config.outChannels = 1
-        config.layersPerBlock = 2
-        config.blockOutChannels = [32, 64, 64]
-        config.downBlockTypes = ["DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"]
-        config.upBlockTypes = ["AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D"]
-        return config
-    }
+    func seedConfig() -> UNet2DConfig { .tutorial }
 
     func testSeedConfigHasTheTutorialsParameterCount() throws {
         let model = try UNet2DModel(config: seedConfig(), generator: RandomGenerator(seed: 0), device: CPUDevice.shared)

@@ -35,6 +35,20 @@ public struct UNet2DConfig: Codable, Equatable, Sendable {
 
     public init() {}
 
+    /// The tutorial's model: 28x28 grey, channels 32/64/64, attention in the lower two levels
+    /// (1,707,009 parameters).
+    public static var tutorial: UNet2DConfig {
+        var config = UNet2DConfig()
+        config.sampleSize = 28
+        config.inChannels = 1
+        config.outChannels = 1
+        config.layersPerBlock = 2
+        config.blockOutChannels = [32, 64, 64]
+        config.downBlockTypes = ["DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"]
+        config.upBlockTypes = ["AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D"]
+        return config
+    }
+
     enum CodingKeys: String, CodingKey {
         case className = "_class_name"
         case sampleSize = "sample_size"
