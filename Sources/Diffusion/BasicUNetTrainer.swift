@@ -91,8 +91,9 @@ public protocol Trainer: AnyObject {
     var generator: RandomGenerator { get }
     var learningRate: Double { get }
     var log: [TrainingLogEntry] { get set }
-    /// One optimisation step; returns the loss tensor without reading it.
-    func step(_ clean: Tensor) throws -> Tensor
+    /// One optimisation step on clean images and their dataset labels; returns the loss tensor
+    /// without reading it.
+    func step(_ clean: Tensor, labels: [Int]) throws -> Tensor
 }
 
 extension Trainer {
@@ -115,7 +116,8 @@ extension Trainer {
                 if step >= total { break epochs }
                 let indices = order[first..<min(first + options.batchSize, order.count)]
                 let clean = try batcher.batch(indices, on: device)
-                let loss = try self.step(clean)
+                let labels = indices.map { Int(batcher.dataset.labels[$0]) }
+                let loss = try self.step(clean, labels: labels)
                 lossSum = try GradMode.withoutGradients { try lossSum + loss }
                 step += 1
                 lossesSinceLog += 1
@@ -172,7 +174,7 @@ public final class BasicUNetTrainer: Trainer {
     }
 
     /// The tutorial's step: uniform noise mixed in by a random amount per image, predict the clean image.
-    public func step(_ clean: Tensor) throws -> Tensor {
+    public func step(_ clean: Tensor, labels: [Int]) throws -> Tensor {
         let batch = clean.shape[0]
         let amount = try Tensor.uniform([batch], generator: generator, on: device)
         let noise = try Tensor.uniform(clean.shape, generator: generator, on: device)

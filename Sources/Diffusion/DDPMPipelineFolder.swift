@@ -68,7 +68,7 @@ public struct UNetSampler {
     }
 
     /// The final sample before clamping; `generator` draws the variance noise (DDPM, DDIM with eta > 0).
-    public func sample(unet: UNet2DModel, initialNoise: Tensor, generator: RandomGenerator,
+    public func sample(unet: UNet2DModel, initialNoise: Tensor, generator: RandomGenerator, classLabels: [Int]? = nil,
                        recordTrajectory: Bool = false) throws -> (sample: Tensor, trajectory: Trajectory) {
         let ddpm = try DDPMScheduler(config: config)
         let ddim = try DDIMScheduler(config: config)
@@ -77,7 +77,7 @@ public struct UNetSampler {
         var trajectory = Trajectory()
         try GradMode.withoutGradients {
             for (i, t) in timesteps.enumerated() {
-                let output = try unet(x, timesteps: Array(repeating: t, count: x.shape[0]))
+                let output = try unet(x, timesteps: Array(repeating: t, count: x.shape[0]), classLabels: classLabels)
                 let needsNoise = kind == .ddpm ? t > 0 : eta > 0
                 let noise = needsNoise ? try Tensor.normal(x.shape, generator: generator, on: x.device) : nil
                 let step = kind == .ddpm

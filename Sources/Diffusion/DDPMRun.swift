@@ -23,7 +23,10 @@ public final class DDPMRun {
         let noise = try Tensor.normal([16, trainer.model.config.inChannels, size, size], generator: generator,
                                       on: trainer.device)
         let sampler = UNetSampler(kind: .ddim, steps: 50, eta: 0, config: trainer.scheduler.config)
-        let result = try sampler.sample(unet: trainer.model, initialNoise: noise, generator: generator)
+        // A class-conditional model gets labels cycling through its classes.
+        let labels = trainer.model.config.isClassConditional
+            ? (0..<16).map { $0 % max(trainer.model.config.numClassEmbeds ?? 10, 1) } : nil
+        let result = try sampler.sample(unet: trainer.model, initialNoise: noise, generator: generator, classLabels: labels)
         try PNG.write(try Figures.grid(result.sample.affine(scale: 0.5, shift: 0.5).clamped(0, 1), columns: 8),
                       to: folder.appendingPathComponent("samples.png"))
     }

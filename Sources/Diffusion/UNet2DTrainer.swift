@@ -35,7 +35,8 @@ public final class UNet2DTrainer: Trainer {
         optimizer = try Adam(parameters: model.parameters, learningRate: options.learningRate, variant: options.optimizer)
     }
 
-    public func step(_ clean: Tensor) throws -> Tensor {
+    /// Class-conditional configs train on the dataset's labels.
+    public func step(_ clean: Tensor, labels: [Int]) throws -> Tensor {
         let x0 = try clean.affine(scale: 2, shift: -1)
         let noise = try Tensor.normal(x0.shape, generator: generator, on: device)
         let timesteps = generator.nextInts(count: x0.shape[0], below: scheduler.config.numTrainTimesteps)
@@ -46,7 +47,8 @@ public final class UNet2DTrainer: Trainer {
         case "v_prediction": target = try scheduler.velocity(x0, noise: noise, timesteps: timesteps)
         default: target = noise
         }
-        let loss = try Tensor.mseLoss(model(noisy, timesteps: timesteps), target)
+        let classLabels = model.config.isClassConditional ? labels : nil
+        let loss = try Tensor.mseLoss(model(noisy, timesteps: timesteps, classLabels: classLabels), target)
         try loss.backward()
         try optimizer.update()
         optimizer.zeroGradients()

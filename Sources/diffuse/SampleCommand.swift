@@ -18,6 +18,8 @@ struct SampleCommand: ParsableCommand {
     var scheduler: String?
     @Option(help: "DDIM eta (0 is deterministic).")
     var eta: Float = 0
+    @Option(help: "Class-conditional pipelines: one label, or one per image, comma-separated (e.g. 3 or 0,1,2,3).")
+    var classLabels: String?
     @Option(help: "Images to sample.")
     var batchSize: Int?
     @Option(help: "Seed of the initial noise.")
@@ -106,8 +108,17 @@ struct SampleCommand: ParsableCommand {
                                      uniform: false)
         let sampler = UNetSampler(kind: kind, steps: steps ?? (kind == .ddpm ? 1000 : 50), eta: eta,
                                   config: pipeline.schedulerConfig)
+        var labels: [Int]?
+        if let classLabels {
+            let parsed = classLabels.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !parsed.isEmpty, parsed.allSatisfy({ $0 != nil }) else {
+                throw DiffuseError.usage("--class-labels must be integers separated by commas, got '\(classLabels)'")
+            }
+            let values = parsed.compactMap { $0 }
+            labels = values.count == 1 ? Array(repeating: values[0], count: noise.shape[0]) : values
+        }
         let result = try sampler.sample(unet: pipeline.unet, initialNoise: noise,
-                                        generator: RandomGenerator(seed: seed, offset: 1 << 40),
+                                        generator: RandomGenerator(seed: seed, offset: 1 << 40), classLabels: labels,
                                         recordTrajectory: trajectory != nil)
         var figure: Image8?
         if trajectory != nil {

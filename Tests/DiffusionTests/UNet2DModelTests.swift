@@ -27,7 +27,8 @@ final class UNet2DModelTests: XCTestCase {
         XCTAssertEqual(Set(state.keys), Set(model.namedParameters().map(\.name)), name, file: file, line: line)
         try model.load(state: state, source: name)
         let input = try f.tensor("input", requiresGrad: true)
-        let out = try model(input, timesteps: try f.values("timesteps").map { Int($0) })
+        let labels = f["class_labels"].map { $0.values.map { Int($0) } }
+        let out = try model(input, timesteps: try f.values("timesteps").map { Int($0) }, classLabels: labels)
         XCTAssertLessThan(relativeError(try out.toArray(), try f.values("out")), 1e-4, "\(name) forward", file: file, line: line)
         try (out * f.tensor("w")).sum().backward()
         XCTAssertLessThan(relativeError(try XCTUnwrap(input.grad).toArray(), try f.values("grad.input")), 1e-3,
@@ -58,6 +59,17 @@ final class UNet2DModelTests: XCTestCase {
         let config = try checkAgainstDiffusers("unet2d_resnet")
         XCTAssertEqual(config.downBlockTypes.first, "ResnetDownsampleBlock2D")
         XCTAssertTrue(config.centerInputSample)
+    }
+
+    func testClassConditioningMatchesDiffusers() throws {
+        XCTAssertEqual(try checkAgainstDiffusers("unet2d_class").numClassEmbeds, 5)
+        XCTAssertEqual(try checkAgainstDiffusers("unet2d_class_timestep").classEmbedType, "timestep")
+        var config = UNet2DConfig.tutorial
+        config.numClassEmbeds = 3
+        let model = try UNet2DModel(config: config, generator: RandomGenerator(seed: 0), device: CPUDevice.shared)
+        let x = try Tensor.zeros([1, 1, 28, 28], on: CPUDevice.shared)
+        XCTAssertThrowsError(try model(x, timesteps: [1])) { XCTAssertTrue("\($0)".contains("--class-labels")) }
+        XCTAssertThrowsError(try model(x, timesteps: [1], classLabels: [3])) { XCTAssertTrue("\($0)".contains("outside")) }
     }
 
     func testUnsupportedConfigurationsNameTheKey() throws {

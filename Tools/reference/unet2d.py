@@ -3,7 +3,9 @@
   its JSON is written the way old Hub configs look (keys newer diffusers added are left out), so
   the reader's defaults are checked too;
 - Tests/Fixtures/unet2d_resnet.{safetensors,json}: ResnetDownsampleBlock2D, AttnDownBlock2D and
-  AttnUpBlock2D with resnet down/upsampling, ResnetUpsampleBlock2D, scale_shift time embedding.
+  AttnUpBlock2D with resnet down/upsampling, ResnetUpsampleBlock2D, scale_shift time embedding;
+- Tests/Fixtures/unet2d_class{,_timestep}.{safetensors,json}: class conditioning through an
+  embedding table (num_class_embeds 5) and through a timestep embedding of the labels (key class_labels).
 
 Keys: param.<state-dict name>, grad.<state-dict name>, input, timesteps (float32), out, w, grad.input.
 """
@@ -20,7 +22,7 @@ LEGACY_MISSING = ["add_attention", "attn_norm_num_groups", "class_embed_type", "
                   "time_embedding_dim", "_use_default_values"]
 
 
-def write(name, config, legacy):
+def write(name, config, legacy, class_labels=None):
     model = UNet2DModel(**config)
     with torch.no_grad():  # random norms, so their gradients are checked meaningfully
         for key, p in model.named_parameters():
@@ -30,11 +32,13 @@ def write(name, config, legacy):
                 p.normal_(0, 0.2)
     x = torch.randn(2, config["in_channels"], 8, 8).requires_grad_(True)
     t = torch.tensor([3, 700])
-    out = model(x, t).sample
+    out = model(x, t, class_labels=class_labels).sample
     w = torch.randn(out.shape)
     (out * w).sum().backward()
     tensors = {"input": x.detach().clone(), "timesteps": t.to(torch.float32), "out": out.detach().contiguous(), "w": w,
                "grad.input": x.grad}
+    if class_labels is not None:
+        tensors["class_labels"] = class_labels.to(torch.float32)
     for key, p in model.named_parameters():
         tensors["param." + key] = p.detach().clone()
         tensors["grad." + key] = p.grad.clone()
@@ -62,6 +66,12 @@ def main():
                                 downsample_type="resnet", upsample_type="resnet", norm_num_groups=4,
                                 attention_head_dim=8, resnet_time_scale_shift="scale_shift",
                                 flip_sin_to_cos=False, center_input_sample=True), legacy=False)
+    small = dict(sample_size=8, in_channels=1, out_channels=1, layers_per_block=1, block_out_channels=(8, 16),
+                 down_block_types=("DownBlock2D", "AttnDownBlock2D"), up_block_types=("AttnUpBlock2D", "UpBlock2D"),
+                 norm_num_groups=4, attention_head_dim=4)
+    write("unet2d_class", dict(small, num_class_embeds=5), legacy=False, class_labels=torch.tensor([1, 4]))
+    write("unet2d_class_timestep", dict(small, class_embed_type="timestep"), legacy=False,
+          class_labels=torch.tensor([2, 9]))
     seed = UNet2DModel(sample_size=28, in_channels=1, out_channels=1, layers_per_block=2,
                        block_out_channels=(32, 64, 64),
                        down_block_types=("DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"),

@@ -49,3 +49,26 @@ public final class TimestepEmbedding: Module {
 
     public func callAsFunction(_ x: Tensor) throws -> Tensor { try linear2(linear1(x).silu()) }
 }
+
+/// nn.Embedding (class conditioning): a [count, dimension] table, looked up through a one-hot
+/// product so its gradient flows through the GEMM.
+public final class Embedding: Module {
+    public let weight: Tensor
+
+    public init(count: Int, dimension: Int, generator: RandomGenerator, device: Device) throws {
+        // PyTorch initialises embeddings from N(0, 1).
+        weight = try Tensor.normal([count, dimension], generator: generator, on: device)
+        super.init()
+        parameter("weight", weight)
+    }
+
+    public func callAsFunction(_ indices: [Int]) throws -> Tensor {
+        let count = weight.shape[0]
+        if let bad = indices.first(where: { !(0..<count).contains($0) }) {
+            throw DiffuseError.usage("class label \(bad) is outside 0..<\(count) (num_class_embeds)")
+        }
+        var oneHot = [Float](repeating: 0, count: indices.count * count)
+        for (row, index) in indices.enumerated() { oneHot[row * count + index] = 1 }
+        return try Tensor(oneHot, shape: [indices.count, count], on: weight.device).matmul(weight)
+    }
+}

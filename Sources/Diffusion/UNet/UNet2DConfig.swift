@@ -151,6 +151,9 @@ public struct UNet2DConfig: Codable, Equatable, Sendable {
         try c.encode(numClassEmbeds, forKey: .numClassEmbeds)
     }
 
+    /// Whether the model needs class labels (nn.Embedding or a timestep embedding of the labels).
+    public var isClassConditional: Bool { classEmbedType == "timestep" || numClassEmbeds != nil }
+
     /// Rejects what this version cannot build, naming the key and value.
     public func validate(source: String) throws {
         func unsupported(_ key: String, _ value: String) -> DiffuseError {
@@ -171,7 +174,10 @@ public struct UNet2DConfig: Codable, Equatable, Sendable {
         if !["conv", "resnet"].contains(downsampleType) { throw unsupported("downsample_type", downsampleType) }
         if !["conv", "resnet"].contains(upsampleType) { throw unsupported("upsample_type", upsampleType) }
         if actFn != "silu" && actFn != "swish" { throw unsupported("act_fn", actFn) }
-        if classEmbedType != nil || numClassEmbeds != nil { throw unsupported("class conditioning", "") }
+        if let type = classEmbedType, type != "timestep" { throw unsupported("class_embed_type", type) }
+        if classEmbedType == nil, let count = numClassEmbeds, count <= 0 {
+            throw DiffuseError.input("\(source): num_class_embeds must be positive, got \(count)")
+        }
         if !["default", "scale_shift"].contains(resnetTimeScaleShift) {
             throw unsupported("resnet_time_scale_shift", resnetTimeScaleShift)
         }

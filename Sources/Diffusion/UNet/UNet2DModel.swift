@@ -7,6 +7,9 @@ public final class UNet2DModel: Module {
     public let config: UNet2DConfig
     public let convIn: Conv2d
     public let timeEmbedding: TimestepEmbedding
+    /// Class conditioning: an embedding table (num_class_embeds) or a timestep embedding of the labels.
+    public let classEmbedding: Embedding?
+    public let classTimestepEmbedding: TimestepEmbedding?
     public let downBlocks: [UNetDownBlock]
     public let midBlock: UNetMidBlock?
     public let upBlocks: [UNetUpBlock]
@@ -26,6 +29,12 @@ public final class UNet2DModel: Module {
                             generator: generator, device: device)
         timeEmbedding = try TimestepEmbedding(inChannels: channels[0], timeEmbedDim: timeChannels, generator: generator,
                                               device: device)
+        classEmbedding = config.classEmbedType == nil ? try config.numClassEmbeds.map {
+            try Embedding(count: $0, dimension: timeChannels, generator: generator, device: device)
+        } : nil
+        classTimestepEmbedding = config.classEmbedType == "timestep"
+            ? try TimestepEmbedding(inChannels: channels[0], timeEmbedDim: timeChannels, generator: generator, device: device)
+            : nil
         var down: [UNetDownBlock] = []
         var output = channels[0]
         for (i, type) in config.downBlockTypes.enumerated() {
@@ -66,6 +75,8 @@ public final class UNet2DModel: Module {
         super.init()
         child("conv_in", convIn)
         child("time_embedding", timeEmbedding)
+        if let classEmbedding { child("class_embedding", classEmbedding) }
+        if let classTimestepEmbedding { child("class_embedding", classTimestepEmbedding) }
         for (i, b) in downBlocks.enumerated() { child("down_blocks.\(i)", b) }
         if let midBlock { child("mid_block", midBlock) }
         for (i, b) in upBlocks.enumerated() { child("up_blocks.\(i)", b) }
@@ -73,16 +84,32 @@ public final class UNet2DModel: Module {
         child("conv_out", convOut)
     }
 
-    /// The model's output (noise, sample or velocity, as trained) for `sample` at one timestep per image.
-    public func callAsFunction(_ sample: Tensor, timesteps: [Int]) throws -> Tensor {
+    /// The model's output (noise, sample or velocity, as trained) for `sample` at one timestep per
+    /// image; class-conditional models need one class label per image.
+    public func callAsFunction(_ sample: Tensor, timesteps: [Int], classLabels: [Int]? = nil) throws -> Tensor {
         guard timesteps.count == sample.shape[0] else {
             throw DiffuseError.shape("UNet2DModel: \(timesteps.count) timesteps for a batch of \(sample.shape[0])")
+        }
+        guard config.isClassConditional == (classLabels != nil) else {
+            throw DiffuseError.usage(config.isClassConditional
+                ? "this model is class-conditional: pass --class-labels (one per image)"
+                : "this model has no class conditioning: drop --class-labels")
+        }
+        if let classLabels, classLabels.count != sample.shape[0] {
+            throw DiffuseError.usage("\(classLabels.count) class labels for a batch of \(sample.shape[0])")
         }
         let x = config.centerInputSample ? try sample * 2 - 1 : sample
         let projected = try SinusoidalEmbedding.tensor(timesteps, dimension: config.blockOutChannels[0],
                                                        flipSinToCos: config.flipSinToCos,
                                                        downscaleFreqShift: Float(config.freqShift), on: sample.device)
-        let embedding = try timeEmbedding(projected)
+        var embedding = try timeEmbedding(projected)
+        if let classLabels, let classEmbedding {
+            embedding = try embedding + classEmbedding(classLabels)
+        } else if let classLabels, let classTimestepEmbedding {
+            embedding = try embedding + classTimestepEmbedding(SinusoidalEmbedding.tensor(
+                classLabels, dimension: config.blockOutChannels[0], flipSinToCos: config.flipSinToCos,
+                downscaleFreqShift: Float(config.freqShift), on: sample.device))
+        }
         var h = try convIn(x)
         var skips = [h]
         for block in downBlocks {
