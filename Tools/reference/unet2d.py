@@ -5,7 +5,8 @@
 - Tests/Fixtures/unet2d_resnet.{safetensors,json}: ResnetDownsampleBlock2D, AttnDownBlock2D and
   AttnUpBlock2D with resnet down/upsampling, ResnetUpsampleBlock2D, scale_shift time embedding;
 - Tests/Fixtures/unet2d_class{,_timestep}.{safetensors,json}: class conditioning through an
-  embedding table (num_class_embeds 5) and through a timestep embedding of the labels (key class_labels).
+  embedding table (num_class_embeds 5) and through a timestep embedding of the labels (key class_labels);
+- Tests/Fixtures/unet2d_fourier.{safetensors,json}: time_embedding_type "fourier".
 
 Keys: param.<state-dict name>, grad.<state-dict name>, input, timesteps (float32), out, w, grad.input.
 """
@@ -41,7 +42,8 @@ def write(name, config, legacy, class_labels=None):
         tensors["class_labels"] = class_labels.to(torch.float32)
     for key, p in model.named_parameters():
         tensors["param." + key] = p.detach().clone()
-        tensors["grad." + key] = p.grad.clone()
+        if p.requires_grad:  # the fourier projection's frequencies are frozen
+            tensors["grad." + key] = p.grad.clone()
     save_file(tensors, os.path.join(FIXTURES, name + ".safetensors"),
               metadata={"script": "Tools/reference/unet2d.py", "torch": torch.__version__,
                         "diffusers": diffusers.__version__})
@@ -72,6 +74,7 @@ def main():
     write("unet2d_class", dict(small, num_class_embeds=5), legacy=False, class_labels=torch.tensor([1, 4]))
     write("unet2d_class_timestep", dict(small, class_embed_type="timestep"), legacy=False,
           class_labels=torch.tensor([2, 9]))
+    write("unet2d_fourier", dict(small, time_embedding_type="fourier"), legacy=False)
     seed = UNet2DModel(sample_size=28, in_channels=1, out_channels=1, layers_per_block=2,
                        block_out_channels=(32, 64, 64),
                        down_block_types=("DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"),

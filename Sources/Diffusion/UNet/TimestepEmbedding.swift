@@ -72,3 +72,25 @@ public final class Embedding: Module {
         return try Tensor(oneHot, shape: [indices.count, count], on: weight.device).matmul(weight)
     }
 }
+
+/// diffusers' GaussianFourierProjection as UNet2DModel uses it (time_embedding_type "fourier":
+/// log-timesteps times fixed random frequencies, sin then cos). Its weight is a saved but frozen
+/// parameter, as in diffusers (requires_grad=False), so training leaves it unchanged.
+public final class FourierProjection: Module {
+    public let weight: Tensor
+
+    public init(size: Int, scale: Float = 16, generator: RandomGenerator, device: Device) throws {
+        weight = try Tensor.normal([size], standardDeviation: scale, generator: generator, on: device)
+        super.init()
+        parameter("weight", weight)
+        weight.requiresGrad = false
+    }
+
+    /// [timesteps.count, 2 * size]; like diffusers, timestep 0 gives log(0) = -inf.
+    public func callAsFunction(_ timesteps: [Int]) throws -> Tensor {
+        let logT = try Tensor(timesteps.map { Foundation.log(Float($0)) }, shape: [timesteps.count, 1], on: weight.device)
+        // x[:, None] * weight[None, :] * 2 * pi, in torch's order.
+        let projected = try (logT * weight.reshaped([1, weight.count])).scaled(by: 2).scaled(by: Float.pi)
+        return try Tensor.concatenate([projected.sin(), projected.cos()], axis: 1)
+    }
+}

@@ -170,7 +170,7 @@ public struct UNet2DConfig: Codable, Equatable, Sendable {
             throw unsupported("up block", type)
         }
         if let mid = midBlockType, mid != "UNetMidBlock2D" { throw unsupported("mid_block_type", mid) }
-        if timeEmbeddingType != "positional" { throw unsupported("time_embedding_type", timeEmbeddingType) }
+        if !["positional", "fourier"].contains(timeEmbeddingType) { throw unsupported("time_embedding_type", timeEmbeddingType) }
         if !["conv", "resnet"].contains(downsampleType) { throw unsupported("downsample_type", downsampleType) }
         if !["conv", "resnet"].contains(upsampleType) { throw unsupported("upsample_type", upsampleType) }
         if actFn != "silu" && actFn != "swish" { throw unsupported("act_fn", actFn) }

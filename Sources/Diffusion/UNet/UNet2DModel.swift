@@ -7,6 +7,8 @@ public final class UNet2DModel: Module {
     public let config: UNet2DConfig
     public let convIn: Conv2d
     public let timeEmbedding: TimestepEmbedding
+    /// time_embedding_type "fourier": the projection with its saved random frequencies.
+    public let fourierProjection: FourierProjection?
     /// Class conditioning: an embedding table (num_class_embeds) or a timestep embedding of the labels.
     public let classEmbedding: Embedding?
     public let classTimestepEmbedding: TimestepEmbedding?
@@ -27,8 +29,10 @@ public final class UNet2DModel: Module {
             dropout: Float(config.dropout), generator: generator, device: device)
         convIn = try Conv2d(inChannels: config.inChannels, outChannels: channels[0], kernelSize: 3, padding: 1,
                             generator: generator, device: device)
-        timeEmbedding = try TimestepEmbedding(inChannels: channels[0], timeEmbedDim: timeChannels, generator: generator,
-                                              device: device)
+        let fourier = config.timeEmbeddingType == "fourier"
+        fourierProjection = fourier ? try FourierProjection(size: channels[0], generator: generator, device: device) : nil
+        timeEmbedding = try TimestepEmbedding(inChannels: fourier ? 2 * channels[0] : channels[0], timeEmbedDim: timeChannels,
+                                              generator: generator, device: device)
         classEmbedding = config.classEmbedType == nil ? try config.numClassEmbeds.map {
             try Embedding(count: $0, dimension: timeChannels, generator: generator, device: device)
         } : nil
@@ -74,6 +78,7 @@ public final class UNet2DModel: Module {
                              generator: generator, device: device)
         super.init()
         child("conv_in", convIn)
+        if let fourierProjection { child("time_proj", fourierProjection) }
         child("time_embedding", timeEmbedding)
         if let classEmbedding { child("class_embedding", classEmbedding) }
         if let classTimestepEmbedding { child("class_embedding", classTimestepEmbedding) }
@@ -99,9 +104,10 @@ public final class UNet2DModel: Module {
             throw DiffuseError.usage("\(classLabels.count) class labels for a batch of \(sample.shape[0])")
         }
         let x = config.centerInputSample ? try sample * 2 - 1 : sample
-        let projected = try SinusoidalEmbedding.tensor(timesteps, dimension: config.blockOutChannels[0],
-                                                       flipSinToCos: config.flipSinToCos,
-                                                       downscaleFreqShift: Float(config.freqShift), on: sample.device)
+        let projected = try fourierProjection.map { try $0(timesteps) }
+            ?? SinusoidalEmbedding.tensor(timesteps, dimension: config.blockOutChannels[0],
+                                          flipSinToCos: config.flipSinToCos,
+                                          downscaleFreqShift: Float(config.freqShift), on: sample.device)
         var embedding = try timeEmbedding(projected)
         if let classLabels, let classEmbedding {
             embedding = try embedding + classEmbedding(classLabels)
@@ -119,6 +125,10 @@ public final class UNet2DModel: Module {
         }
         if let midBlock { h = try midBlock(h, timeEmbedding: embedding) }
         for block in upBlocks { h = try block(h, skips: &skips, timeEmbedding: embedding) }
-        return try convOut(convNormOut(h).silu())
+        let out = try convOut(convNormOut(h).silu())
+        guard fourierProjection != nil else { return out }
+        // Score-SDE models (fourier embedding) output the score divided by the noise level t.
+        let perImage = try Tensor(timesteps.map(Float.init), shape: [timesteps.count, 1, 1, 1], on: sample.device)
+        return try out / perImage
     }
 }
