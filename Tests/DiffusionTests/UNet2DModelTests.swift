@@ -76,6 +76,10 @@ final class UNet2DModelTests: XCTestCase {
         XCTAssertThrowsError(try model(x, timesteps: [1], classLabels: [3])) { XCTAssertTrue("\($0)".contains("outside")) }
     }
 
+    func testAsymmetricDownsamplePaddingMatchesDiffusers() throws {
+        XCTAssertEqual(try checkAgainstDiffusers("unet2d_pad0").downsamplePadding, 0)
+    }
+
     func testFourierTimeEmbeddingMatchesDiffusers() throws {
         XCTAssertEqual(try checkAgainstDiffusers("unet2d_fourier").timeEmbeddingType, "fourier")
     }

@@ -6,7 +6,8 @@
   AttnUpBlock2D with resnet down/upsampling, ResnetUpsampleBlock2D, scale_shift time embedding;
 - Tests/Fixtures/unet2d_class{,_timestep}.{safetensors,json}: class conditioning through an
   embedding table (num_class_embeds 5) and through a timestep embedding of the labels (key class_labels);
-- Tests/Fixtures/unet2d_fourier.{safetensors,json}: time_embedding_type "fourier".
+- Tests/Fixtures/unet2d_fourier.{safetensors,json}: time_embedding_type "fourier";
+- Tests/Fixtures/unet2d_pad0.{safetensors,json}: downsample_padding 0 (the original DDPM's padding).
 
 Keys: param.<state-dict name>, grad.<state-dict name>, input, timesteps (float32), out, w, grad.input.
 """
@@ -75,6 +76,7 @@ def main():
     write("unet2d_class_timestep", dict(small, class_embed_type="timestep"), legacy=False,
           class_labels=torch.tensor([2, 9]))
     write("unet2d_fourier", dict(small, time_embedding_type="fourier"), legacy=False)
+    write("unet2d_pad0", dict(small, downsample_padding=0), legacy=False)
     seed = UNet2DModel(sample_size=28, in_channels=1, out_channels=1, layers_per_block=2,
                        block_out_channels=(32, 64, 64),
                        down_block_types=("DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"),
