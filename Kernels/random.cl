@@ -2,6 +2,7 @@
 // key = seed, counter = (offset + block, 0, 0); block b gives elements 4b..4b+3.
 //   philox_uniform(out, n, seedLo, seedHi, offsetLo, offsetHi, low, high)       one work-item per block
 //   philox_normal(out, n, seedLo, seedHi, offsetLo, offsetHi, mean, std)        Box-Muller on lane pairs
+//   philox_dropout_mask(out, n, seedLo, seedHi, offsetLo, offsetHi, p)         1/(1-p) where uniform >= p, else 0
 
 inline uint4 philox4x32_10(uint4 c, uint2 k) {
     for (int round = 0; round < 10; ++round) {
@@ -55,4 +56,17 @@ __kernel void philox_normal(__global float* out, const int n, const uint seedLo,
     if (base + 1 < (size_t)n) out[base + 1] = mean + std * first.y;
     if (base + 2 < (size_t)n) out[base + 2] = mean + std * second.x;
     if (base + 3 < (size_t)n) out[base + 3] = mean + std * second.y;
+}
+
+__kernel void philox_dropout_mask(__global float* out, const int n, const uint seedLo, const uint seedHi,
+                                  const uint offsetLo, const uint offsetHi, const float p) {
+    const size_t block = get_global_id(0);
+    const size_t base = block * 4;
+    if (base >= (size_t)n) return;
+    const uint4 r = philox_block(seedLo, seedHi, offsetLo, offsetHi, block);
+    const float keep = 1.0f / (1.0f - p);
+    out[base] = unit_float(r.x) >= p ? keep : 0.0f;
+    if (base + 1 < (size_t)n) out[base + 1] = unit_float(r.y) >= p ? keep : 0.0f;
+    if (base + 2 < (size_t)n) out[base + 2] = unit_float(r.z) >= p ? keep : 0.0f;
+    if (base + 3 < (size_t)n) out[base + 3] = unit_float(r.w) >= p ? keep : 0.0f;
 }

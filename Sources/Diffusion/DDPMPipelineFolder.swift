@@ -73,6 +73,7 @@ public struct UNetSampler {
         let ddpm = try DDPMScheduler(config: config)
         let ddim = try DDIMScheduler(config: config)
         let timesteps = try ddpm.timesteps(steps: steps)
+        unet.train(false) // sampling: dropout off
         var x = initialNoise
         var trajectory = Trajectory()
         try GradMode.withoutGradients {

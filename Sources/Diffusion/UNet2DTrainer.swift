@@ -37,6 +37,7 @@ public final class UNet2DTrainer: Trainer {
 
     /// Class-conditional configs train on the dataset's labels.
     public func step(_ clean: Tensor, labels: [Int]) throws -> Tensor {
+        model.train(true)
         let x0 = try clean.affine(scale: 2, shift: -1)
         let noise = try Tensor.normal(x0.shape, generator: generator, on: device)
         let timesteps = generator.nextInts(count: x0.shape[0], below: scheduler.config.numTrainTimesteps)

@@ -114,6 +114,11 @@ extension OpenCLDevice {
                      [.buffer(out), .int(count)] + randomArguments(key) + [.float(low), .float(high)])
     }
 
+    public func fillDropoutMask(_ out: DeviceBuffer, count: Int, key: RandomKey, probability: Float) throws {
+        try launch1D("philox_dropout_mask", count: Int(Philox.blocks(for: count)),
+                     [.buffer(out), .int(count)] + randomArguments(key) + [.float(probability)])
+    }
+
     public func fillNormal(_ out: DeviceBuffer, count: Int, key: RandomKey, mean: Float, standardDeviation: Float) throws {
         try launch1D("philox_normal", count: Int(Philox.blocks(for: count)),
                      [.buffer(out), .int(count)] + randomArguments(key) + [.float(mean), .float(standardDeviation)])

@@ -418,6 +418,20 @@ public final class CPUDevice: Device {
         }
     }
 
+    public func fillDropoutMask(_ out: DeviceBuffer, count: Int, key: RandomKey, probability: Float) throws {
+        let d = pointer(out)
+        let keep = 1 / (1 - probability)
+        Parallel.forChunks(Int(Philox.blocks(for: count)), minimumChunk: 8_192) { r in
+            for block in r {
+                let b = Philox.block(key: key, index: UInt64(block))
+                let lanes = [b.0, b.1, b.2, b.3]
+                for lane in 0..<4 where block * 4 + lane < count {
+                    d[block * 4 + lane] = Philox.unitFloat(lanes[lane]) >= probability ? keep : 0
+                }
+            }
+        }
+    }
+
     public func fillNormal(_ out: DeviceBuffer, count: Int, key: RandomKey, mean: Float, standardDeviation: Float) throws {
         let d = pointer(out)
         Parallel.forChunks(Int(Philox.blocks(for: count)), minimumChunk: 4_096) { r in

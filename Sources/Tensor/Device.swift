@@ -103,6 +103,8 @@ public protocol Device: AnyObject {
     // MARK: Random numbers (Philox4x32-10, identical on every backend)
     func fillUniform(_ out: DeviceBuffer, count: Int, key: RandomKey, low: Float, high: Float) throws
     func fillNormal(_ out: DeviceBuffer, count: Int, key: RandomKey, mean: Float, standardDeviation: Float) throws
+    /// Inverted-dropout mask: 1 / (1 - p) where the uniform draw is >= p, else 0.
+    func fillDropoutMask(_ out: DeviceBuffer, count: Int, key: RandomKey, probability: Float) throws
 }
 
 public enum UnaryOp: Int, Sendable, CaseIterable {

@@ -134,6 +134,16 @@ extension Tensor {
         }
     }
 
+    /// Inverted dropout (nn.Dropout in training mode): zeroes each element with probability p and
+    /// scales the rest by 1 / (1 - p); the mask comes from `generator`'s Philox stream.
+    public func dropout(probability p: Float, generator: RandomGenerator) throws -> Tensor {
+        guard p > 0 else { return self }
+        guard p < 1 else { return try Tensor.zeros(shape, on: device) * self }
+        let mask = try Tensor.empty(shape, on: device)
+        try device.fillDropoutMask(mask.buffer, count: count, key: generator.next(count: count), probability: p)
+        return try self * mask
+    }
+
     /// 2x2 average pooling of NCHW input with even sides (nn.AvgPool2d(2, 2)): a quarter of the block
     /// sums that nearest upsampling's gradient computes.
     public func averagePool2x2() throws -> Tensor {

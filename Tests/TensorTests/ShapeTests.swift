@@ -54,3 +54,19 @@ final class ShapeTests: XCTestCase {
         XCTAssertFalse(z.requiresGrad)
     }
 }
+
+final class DropoutTests: XCTestCase {
+    func testInvertedDropoutKeepsTheMeanAndPassesTheMaskAsGradient() throws {
+        let x = try Tensor.ones([100_000], on: cpu)
+        x.requiresGrad = true
+        let y = try x.dropout(probability: 0.3, generator: RandomGenerator(seed: 12))
+        let values = try y.toArray()
+        let zeros = values.filter { $0 == 0 }.count
+        XCTAssertEqual(Double(zeros) / 100_000, 0.3, accuracy: 0.01)
+        XCTAssertTrue(values.allSatisfy { $0 == 0 || abs($0 - 1 / 0.7) < 1e-6 })
+        XCTAssertEqual(values.reduce(0, +) / 100_000, 1, accuracy: 0.02)
+        try y.sum().backward()
+        XCTAssertEqual(try x.grad!.toArray(), values, "d(x * mask)/dx is the mask")
+        XCTAssertTrue(try x.dropout(probability: 0, generator: RandomGenerator(seed: 1)) === x)
+    }
+}

@@ -18,13 +18,18 @@ public final class ResnetBlock2D: Module {
     public let timeEmbeddingNorm: TimeEmbeddingNorm
     public let outputScaleFactor: Float
     public let resample: Resample
+    /// nn.Dropout before conv2 while training; its mask draws from the model's generator.
+    public let dropout: Float
+    let dropoutGenerator: RandomGenerator
 
     public init(inChannels: Int, outChannels: Int, timeEmbeddingChannels: Int?, groups: Int, groupsOut: Int? = nil,
                 epsilon: Float = 1e-6, timeEmbeddingNorm: TimeEmbeddingNorm = .default, outputScaleFactor: Float = 1,
                 dropout: Float = 0, resample: Resample = .none, generator: RandomGenerator, device: Device) throws {
-        guard dropout == 0 else {
-            throw DiffuseError.input("ResnetBlock2D dropout \(dropout) is not supported yet; use dropout 0")
+        guard dropout >= 0, dropout < 1 else {
+            throw DiffuseError.input("ResnetBlock2D dropout must be in [0, 1), got \(dropout)")
         }
+        self.dropout = dropout
+        dropoutGenerator = generator
         norm1 = try GroupNorm(groups: groups, channels: inChannels, epsilon: epsilon, device: device)
         conv1 = try Conv2d(inChannels: inChannels, outChannels: outChannels, kernelSize: 3, padding: 1,
                            generator: generator, device: device)
@@ -79,7 +84,9 @@ public final class ResnetBlock2D: Module {
             let parts = try projected.chunked(2, axis: 1)
             h = try norm2(h) * (parts[0] + 1) + parts[1]
         }
-        h = try conv2(h.silu())
+        h = try h.silu()
+        if isTraining && dropout > 0 { h = try h.dropout(probability: dropout, generator: dropoutGenerator) }
+        h = try conv2(h)
         let shortcut = try convShortcut.map { try $0(input) } ?? input
         let sum = try shortcut + h
         return outputScaleFactor == 1 ? sum : try sum.scaled(by: 1 / outputScaleFactor)
