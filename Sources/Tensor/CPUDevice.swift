@@ -424,9 +424,8 @@ public final class CPUDevice: Device {
         Parallel.forChunks(Int(Philox.blocks(for: count)), minimumChunk: 8_192) { r in
             for block in r {
                 let b = Philox.block(key: key, index: UInt64(block))
-                let lanes = [b.0, b.1, b.2, b.3]
                 for lane in 0..<4 where block * 4 + lane < count {
-                    d[block * 4 + lane] = Philox.unitFloat(lanes[lane]) >= probability ? keep : 0
+                    d[block * 4 + lane] = Philox.unitFloat(Philox.lane(b, lane)) >= probability ? keep : 0
                 }
             }
         }

@@ -50,6 +50,17 @@ public enum Philox {
         return first ? radius * Foundation.cos(angle) : radius * Foundation.sin(angle)
     }
 
+    /// Output `lane` (0...3) of a block, without building an array.
+    @inline(__always)
+    public static func lane(_ b: (UInt32, UInt32, UInt32, UInt32), _ lane: Int) -> UInt32 {
+        switch lane {
+        case 0: return b.0
+        case 1: return b.1
+        case 2: return b.2
+        default: return b.3
+        }
+    }
+
     /// Blocks a draw of `count` values consumes.
     public static func blocks(for count: Int) -> UInt64 { UInt64((count + 3) / 4) }
 }
@@ -78,7 +89,7 @@ public final class RandomGenerator {
         var out = [Int](repeating: 0, count: count)
         for i in 0..<count {
             let b = Philox.block(key: key, index: UInt64(i / 4))
-            let bits: UInt32 = [b.0, b.1, b.2, b.3][i % 4]
+            let bits = Philox.lane(b, i % 4)
             out[i] = Int((UInt64(bits) &* UInt64(bound)) >> 32)
         }
         return out
