@@ -53,7 +53,9 @@ struct SampleCommand: ParsableCommand {
         if DDPMPipelineFolder.pipelineClasses.contains(index.className) {
             result = try sampleDiffusersPipeline(folder, device: chosen)
         } else {
-            if scheduler != nil { throw DiffuseError.usage("--scheduler applies to DDPM/DDIM pipelines, not \(index.className)") }
+            if scheduler != nil || classLabels != nil || eta != 0 {
+                throw DiffuseError.usage("--scheduler, --eta and --class-labels apply to DDPM/DDIM pipelines, not \(index.className)")
+            }
             result = try sampleBasicUNet(folder, device: chosen)
         }
         try PNG.write(try Figures.grid(result.images, columns: 8), to: URL(fileURLWithPath: output))
