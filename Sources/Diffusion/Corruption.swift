@@ -10,6 +10,13 @@ public enum Corruption {
     }
 }
 
+/// The input of every sampling step and the model's prediction of the clean image there, host
+/// copies for the trajectory figure (both samplers record it).
+public struct SamplingTrajectory {
+    public var inputs: [[Float]] = []
+    public var predictions: [[Float]] = []
+}
+
 /// The tutorial's sampler: start from uniform noise and at step i move 1/(n-i) of the way to the
 /// model's prediction of the clean image.
 public struct X0MixingSampler {
@@ -17,16 +24,10 @@ public struct X0MixingSampler {
 
     public init(steps: Int) { self.steps = steps }
 
-    public struct Trajectory {
-        /// The input of every step and its prediction, host copies for the figure.
-        public var inputs: [[Float]] = []
-        public var predictions: [[Float]] = []
-    }
-
     public func sample(model: (Tensor) throws -> Tensor, initialNoise: Tensor,
-                       recordTrajectory: Bool = false) throws -> (sample: Tensor, trajectory: Trajectory) {
+                       recordTrajectory: Bool = false) throws -> (sample: Tensor, trajectory: SamplingTrajectory) {
         var x = initialNoise
-        var trajectory = Trajectory()
+        var trajectory = SamplingTrajectory()
         try GradMode.withoutGradients {
             for i in 0..<steps {
                 let prediction = try model(x)

@@ -62,20 +62,15 @@ public struct UNetSampler {
         self.config = config
     }
 
-    public struct Trajectory {
-        public var samples: [[Float]] = []
-        public var predictions: [[Float]] = []
-    }
-
     /// The final sample before clamping; `generator` draws the variance noise (DDPM, DDIM with eta > 0).
     public func sample(unet: UNet2DModel, initialNoise: Tensor, generator: RandomGenerator, classLabels: [Int]? = nil,
-                       recordTrajectory: Bool = false) throws -> (sample: Tensor, trajectory: Trajectory) {
+                       recordTrajectory: Bool = false) throws -> (sample: Tensor, trajectory: SamplingTrajectory) {
         let ddpm = try DDPMScheduler(config: config)
         let ddim = try DDIMScheduler(config: config)
         let timesteps = try ddpm.timesteps(steps: steps)
         unet.train(false) // sampling: dropout off
         var x = initialNoise
-        var trajectory = Trajectory()
+        var trajectory = SamplingTrajectory()
         try GradMode.withoutGradients {
             for (i, t) in timesteps.enumerated() {
                 let output = try unet(x, timesteps: Array(repeating: t, count: x.shape[0]), classLabels: classLabels)
@@ -86,7 +81,7 @@ public struct UNetSampler {
                                     previousTimestep: i + 1 < timesteps.count ? timesteps[i + 1] : -1, sample: x, noise: noise)
                     : try ddim.step(modelOutput: output, timestep: t, steps: steps, sample: x, eta: eta, noise: noise)
                 if recordTrajectory {
-                    trajectory.samples.append(try x.toArray())
+                    trajectory.inputs.append(try x.toArray())
                     trajectory.predictions.append(try step.original.toArray())
                 }
                 x = step.previous

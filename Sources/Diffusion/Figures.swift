@@ -44,10 +44,12 @@ public enum Figures {
         return try ImageGrid.rows([clean, noisy, predicted].map { tiles(try $0.toArray(), shape: clean.shape) })
     }
 
-    /// One row per sampling step: the step's input images, then its predictions.
-    public static func trajectory(_ trajectory: X0MixingSampler.Trajectory, shape: [Int]) throws -> Image8 {
-        let rows = zip(trajectory.inputs, trajectory.predictions).map { input, prediction in
-            tiles(input, shape: shape) + tiles(prediction, shape: shape)
+    /// One row per sampling step: the step's input images, then its predictions of the clean image,
+    /// with [low, high] mapped to black..white.
+    public static func trajectory(inputs: [[Float]], predictions: [[Float]], shape: [Int], low: Float = 0,
+                                  high: Float = 1) throws -> Image8 {
+        let rows = zip(inputs, predictions).map { input, prediction in
+            tiles(input, shape: shape, low: low, high: high) + tiles(prediction, shape: shape, low: low, high: high)
         }
         return try ImageGrid.rows(rows)
     }

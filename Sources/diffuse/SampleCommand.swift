@@ -88,7 +88,8 @@ struct SampleCommand: ParsableCommand {
         let sampler = X0MixingSampler(steps: steps ?? loaded.sampler.numInferenceSteps)
         let result = try sampler.sample(model: { try loaded.model($0) }, initialNoise: noise,
                                         recordTrajectory: trajectory != nil)
-        let figure = trajectory == nil ? nil : try Figures.trajectory(result.trajectory, shape: noise.shape)
+        let figure = trajectory == nil ? nil : try Figures.trajectory(
+            inputs: result.trajectory.inputs, predictions: result.trajectory.predictions, shape: noise.shape)
         return (result.sample, try result.sample.clamped(0, 1), figure)
     }
 
@@ -122,13 +123,9 @@ struct SampleCommand: ParsableCommand {
         let result = try sampler.sample(unet: pipeline.unet, initialNoise: noise,
                                         generator: RandomGenerator(seed: seed, offset: 1 << 40), classLabels: labels,
                                         recordTrajectory: trajectory != nil)
-        var figure: Image8?
-        if trajectory != nil {
-            let rows = zip(result.trajectory.samples, result.trajectory.predictions).map { sample, prediction in
-                Figures.tiles(sample, shape: noise.shape, low: -1, high: 1) + Figures.tiles(prediction, shape: noise.shape, low: -1, high: 1)
-            }
-            figure = try ImageGrid.rows(rows)
-        }
+        let figure = trajectory == nil ? nil : try Figures.trajectory(
+            inputs: result.trajectory.inputs, predictions: result.trajectory.predictions, shape: noise.shape,
+            low: -1, high: 1)
         return (result.sample, try result.sample.affine(scale: 0.5, shift: 0.5).clamped(0, 1), figure)
     }
 }
