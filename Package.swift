@@ -27,19 +27,22 @@ let package = Package(
         .target(name: "OpenCLBackend", dependencies: ["Tensor", "COpenCL", "Kernels", "DataIO"], swiftSettings: optimize),
         .target(name: "NN", dependencies: ["Tensor"], swiftSettings: optimize),
         .target(name: "DataIO", dependencies: ["Tensor", "CPNG", "CZlib"], swiftSettings: optimize),
-        .target(name: "Diffusion", dependencies: ["NN", "Tensor", "DataIO", "OpenCLBackend"], swiftSettings: optimize),
+        // The Hugging Face Hub: its cache layout, downloads, and a loopback look-alike server for tests.
+        .target(name: "Hub", dependencies: ["Tensor", "DataIO"], swiftSettings: optimize),
+        .target(name: "Diffusion", dependencies: ["NN", "Tensor", "DataIO", "OpenCLBackend", "Hub"], swiftSettings: optimize),
         .executableTarget(
             name: "diffuse",
-            dependencies: ["Diffusion", "DataIO", "NN", "Tensor",
+            dependencies: ["Diffusion", "DataIO", "NN", "Tensor", "Hub",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: optimize),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "Tensor"]),
         .testTarget(name: "OpenCLTests", dependencies: ["OpenCLBackend", "Tensor", "NN", "Diffusion"]),
         .testTarget(name: "DataIOTests", dependencies: ["DataIO", "Tensor", "CZlib"]),
+        .testTarget(name: "HubTests", dependencies: ["Hub", "Tensor"]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "NN", "Tensor", "DataIO"]),
         // Runs the built `diffuse` binary: exit codes, messages and run folders as a user sees them.
-        .testTarget(name: "CLITests", dependencies: ["diffuse", "DataIO"]),
+        .testTarget(name: "CLITests", dependencies: ["diffuse", "DataIO", "Hub"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -76,6 +76,11 @@ public enum PipelineFolder {
         guard let data = FileManager.default.contents(atPath: url.path) else {
             throw DiffuseError.input("\(folder.path) is not a model folder: \(url.lastPathComponent) is missing")
         }
+        return try parseIndex(data, source: url.path)
+    }
+
+    public static func parseIndex(_ data: Data, source: String) throws -> ModelIndex {
+        let url = URL(fileURLWithPath: source)
         guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
               let className = object["_class_name"] as? String else {
             throw DiffuseError.input("\(url.path) is not valid JSON with a _class_name")

@@ -10,7 +10,7 @@ struct SampleCommand: ParsableCommand {
         commandName: "sample",
         abstract: "Sample images from a model folder: a BasicUNet run or a diffusers DDPM/DDIM pipeline.")
 
-    @Argument(help: "Model folder (model_index.json, unet/, scheduler/).")
+    @Argument(help: "Model folder (model_index.json, unet/, scheduler/), or a Hub repository id owner/name[@revision].")
     var model: String
     @Option(help: "Sampling steps. Default: 5 for BasicUNet (its scheduler config), 1000 for DDPM, 50 for DDIM.")
     var steps: Int?
@@ -47,7 +47,7 @@ struct SampleCommand: ParsableCommand {
         }
         let chosen = try DeviceChoice.resolve(device)
         print("sampling on \(chosen.name)\(device == "auto" ? " (--device auto)" : "")")
-        let folder = URL(fileURLWithPath: model)
+        let folder = try ModelSource.resolve(model)
         let index = try PipelineFolder.readIndex(folder)
         let result: (sample: Tensor, images: Tensor, trajectory: Image8?)
         if DDPMPipelineFolder.pipelineClasses.contains(index.className) {

@@ -1,0 +1,57 @@
+// Where a model comes from: a folder on disk, or a Hugging Face Hub repository id
+// (`owner/name[@revision]`) fetched into the shared Hub cache, as DiffusionPipeline.from_pretrained
+// takes either. A path that exists always wins over a repository of the same name.
+import DataIO
+import Foundation
+import Hub
+import Tensor
+
+public enum ModelSource {
+    /// The local folder for `argument`, downloading the pipeline's files from the Hub if needed.
+    public static func resolve(_ argument: String, environment: HubEnvironment = .current()) throws -> URL {
+        if FileManager.default.fileExists(atPath: argument) { return URL(fileURLWithPath: argument) }
+        guard let repo = try HubRepoID.parse(argument) else {
+            throw DiffuseError.input("\(argument) does not exist: give a model folder, or a Hub repository id like johnowhitaker/ddpm-butterflies-32px[@revision]")
+        }
+        let fetcher = HubSnapshotFetcher(repo: repo, environment: environment)
+        do {
+            let folder = try fetch(fetcher)
+            if fetcher.downloadedBytes > 0 {
+                print("fetched \(repo) into \(folder.path)")
+            } else if fetcher.usingCacheOnly && !environment.offline {
+                print("\(environment.endpoint) unreachable; using the cached \(repo)")
+            }
+            return folder
+        } catch {
+            fetcher.abandon()
+            throw error
+        }
+    }
+
+    /// Exactly the files a pipeline folder is read from: model_index.json, then each component's
+    /// config and (for models) safetensors weights. Pickled .bin weights are refused before any
+    /// weights are downloaded.
+    static func fetch(_ fetcher: HubSnapshotFetcher) throws -> URL {
+        let indexURL = try fetcher.file("model_index.json")
+        guard let data = FileManager.default.contents(atPath: indexURL.path) else {
+            throw DiffuseError.input("cannot read model_index.json of \(fetcher.repo) at \(indexURL.path)")
+        }
+        let index = try PipelineFolder.parseIndex(data, source: "\(fetcher.repo)/model_index.json")
+        for component in index.components.keys.sorted() {
+            guard let pair = index.components[component], pair.count == 2 else { continue }
+            if component == "scheduler" || pair[1].hasSuffix("Scheduler") || pair[1] == "X0MixingSampler" {
+                _ = try fetcher.file("\(component)/scheduler_config.json")
+                continue
+            }
+            _ = try fetcher.file("\(component)/config.json")
+            let weights = "\(component)/\(PipelineFolder.weightsName)"
+            if try fetcher.fileIfPresent(weights) == nil {
+                if try fetcher.exists("\(component)/diffusion_pytorch_model.bin") {
+                    throw DiffuseError.input("\(fetcher.repo) has only PyTorch pickle weights (\(component)/diffusion_pytorch_model.bin); Diffuse reads safetensors, which pickles cannot hide code in: use a revision that has \(weights) (the Hub's safetensors conversion opens one as refs/pr/N: try \(fetcher.repo.id)@refs/pr/1), or re-save it in Python with save_pretrained(safe_serialization=True)")
+                }
+                throw DiffuseError.input("\(fetcher.repo) has no \(weights) at revision \(fetcher.repo.revision)")
+            }
+        }
+        return try fetcher.finish()
+    }
+}
