@@ -7,10 +7,16 @@ import Tensor
 public final class BasicUNetRun {
     public let trainer: BasicUNetTrainer
     public let folder: URL
+    public let start: RunStart
+    public let checkpoint: CheckpointPlan
 
-    public init(options: TrainingOptions, dataset: MNISTDataset, device: Device, folder: URL) throws {
-        trainer = try BasicUNetTrainer(options: options, dataset: dataset, device: device)
+    /// `config`: a pretrained model's (with `.initFrom`) or the resumed run's.
+    public init(options: TrainingOptions, dataset: MNISTDataset, device: Device, folder: URL,
+                config: BasicUNetConfig? = nil, start: RunStart = .fresh, checkpoint: CheckpointPlan) throws {
+        trainer = try BasicUNetTrainer(options: options, dataset: dataset, device: device, config: config)
         self.folder = folder
+        self.start = start
+        self.checkpoint = checkpoint
     }
 
     func file(_ name: String) -> URL { folder.appendingPathComponent(name) }
@@ -23,10 +29,11 @@ public final class BasicUNetRun {
         try PNG.write(try Figures.corruption(clean: examples, generator: figureNoise), to: file("corruption.png"))
         try PipelineFolder.writeJSON(trainer.options, to: file("training_config.json"))
 
-        try trainer.train(logURL: file("log.jsonl"), progress: progress)
+        let resume = try start.prepare(trainer, folder: folder)
+        try trainer.train(logURL: file("log.jsonl"), progress: progress, checkpoint: checkpoint, resume: resume)
 
+        // The last checkpoint (at the final step) already wrote the model folder.
         let sampler = X0MixingSamplerConfig(numInferenceSteps: trainer.options.sampleSteps)
-        try BasicUNetFolder.save(trainer.model, sampler: sampler, to: folder)
         try PNG.write(Figures.lossCurve(trainer.log), to: file("loss.png"))
         try PNG.write(try Figures.predictions(model: trainer.model, clean: examples, generator: figureNoise),
                       to: file("predictions.png"))

@@ -14,19 +14,29 @@ public final class BasicUNetTrainer: Trainer {
     public let generator: RandomGenerator
     public var log: [TrainingLogEntry] = []
     public var learningRate: Double { optimizer.learningRate }
+    public var module: Module { model }
 
-    public init(options: TrainingOptions, dataset: MNISTDataset, device: Device) throws {
+    public func saveModel(to folder: URL, metadata: [String: String]) throws {
+        try BasicUNetFolder.save(model, sampler: X0MixingSamplerConfig(numInferenceSteps: options.sampleSteps),
+                                 to: folder, metadata: metadata)
+    }
+
+    /// `config`: a pretrained model's (its image size and channels are kept, the images fitted to them).
+    public init(options: TrainingOptions, dataset: MNISTDataset, device: Device, config: BasicUNetConfig? = nil) throws {
         try options.validate()
-        guard dataset.rows % 4 == 0, dataset.columns % 4 == 0, dataset.rows == dataset.columns else {
-            throw DiffuseError.input("BasicUNet needs square images with sides divisible by 4; the dataset has \(dataset.rows)x\(dataset.columns)")
+        var modelConfig = config ?? BasicUNetConfig()
+        if config == nil { modelConfig.sampleSize = dataset.rows }
+        guard modelConfig.sampleSize % 4 == 0 else {
+            throw DiffuseError.input("BasicUNet needs square images with sides divisible by 4; the images are \(modelConfig.sampleSize)x\(modelConfig.sampleSize)")
+        }
+        guard dataset.rows == dataset.columns else {
+            throw DiffuseError.input("BasicUNet needs square images; the dataset has \(dataset.rows)x\(dataset.columns)")
         }
         self.options = options
         self.device = device
-        self.batcher = ImageBatcher(dataset: dataset)
+        self.batcher = try ImageBatcher(dataset: dataset, channels: modelConfig.inChannels, size: modelConfig.sampleSize)
         generator = RandomGenerator(seed: options.seed)
-        var config = BasicUNetConfig()
-        config.sampleSize = dataset.rows
-        model = try BasicUNet(config: config, generator: generator, device: device)
+        model = try BasicUNet(config: modelConfig, generator: generator, device: device)
         optimizer = try Adam(parameters: model.parameters, learningRate: options.learningRate, variant: options.optimizer)
     }
 

@@ -7,16 +7,26 @@ import Tensor
 public final class DDPMRun {
     public let trainer: UNet2DTrainer
     public let folder: URL
+    public let start: RunStart
+    public let checkpoint: CheckpointPlan
 
-    public init(options: TrainingOptions, config: UNet2DConfig, dataset: MNISTDataset, device: Device, folder: URL) throws {
-        trainer = try UNet2DTrainer(options: options, config: config, dataset: dataset, device: device)
+    /// `schedulerConfig`: a pretrained pipeline's, kept as it was trained (else built from `options`).
+    public init(options: TrainingOptions, config: UNet2DConfig, schedulerConfig: SchedulerConfig? = nil,
+                dataset: MNISTDataset, device: Device, folder: URL, start: RunStart = .fresh,
+                checkpoint: CheckpointPlan) throws {
+        trainer = try UNet2DTrainer(options: options, config: config, dataset: dataset, device: device,
+                                    pretrained: schedulerConfig)
         self.folder = folder
+        self.start = start
+        self.checkpoint = checkpoint
     }
 
     public func execute(progress: ProgressLine) throws {
+        let resume = try start.prepare(trainer, folder: folder)
         try PipelineFolder.writeJSON(trainer.options, to: folder.appendingPathComponent("training_config.json"))
-        try trainer.train(logURL: folder.appendingPathComponent("log.jsonl"), progress: progress)
-        try DDPMRunFolder.save(trainer, to: folder)
+        try trainer.train(logURL: folder.appendingPathComponent("log.jsonl"), progress: progress,
+                          checkpoint: checkpoint, resume: resume)
+        // The last checkpoint (at the final step) already wrote the pipeline folder.
         try PNG.write(Figures.lossCurve(trainer.log), to: folder.appendingPathComponent("loss.png"))
         let size = trainer.model.config.sampleSize ?? 28
         let generator = RandomGenerator(seed: trainer.options.seed &+ 0x5EED)

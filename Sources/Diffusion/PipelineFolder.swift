@@ -139,12 +139,14 @@ public enum PipelineFolder {
 public enum BasicUNetFolder {
     public static let pipelineClass = "BasicUNetPipeline"
 
-    public static func save(_ model: BasicUNet, sampler: X0MixingSamplerConfig, to folder: URL) throws {
+    public static func save(_ model: BasicUNet, sampler: X0MixingSamplerConfig, to folder: URL,
+                            metadata: [String: String] = ["format": "pt"]) throws {
         try PipelineFolder.writeIndex(ModelIndex(className: pipelineClass, components: [
             "unet": ["diffuse", "BasicUNet"], "scheduler": ["diffuse", "X0MixingSampler"],
         ]), to: folder)
         try PipelineFolder.writeJSON(model.config, to: folder.appendingPathComponent("unet/config.json"))
-        try PipelineFolder.writeWeights(model, to: folder.appendingPathComponent("unet/" + PipelineFolder.weightsName))
+        try PipelineFolder.writeWeights(model, to: folder.appendingPathComponent("unet/" + PipelineFolder.weightsName),
+                                        metadata: metadata)
         try PipelineFolder.writeJSON(sampler, to: folder.appendingPathComponent("scheduler/scheduler_config.json"))
     }
 

@@ -61,24 +61,68 @@ public struct TrainingLogEntry: Codable, Equatable, Sendable {
     }
 }
 
-/// A dataset of 8-bit images as float tensors in [0, 1].
+/// A dataset of 8-bit grey images as float tensors in [0, 1], shaped for the model: resized
+/// (bilinear, half-pixel centres as torch's interpolate with align_corners=False) to `size` and
+/// repeated over `channels` (grey to RGB as PIL's convert does) when a pretrained model asks.
 public struct ImageBatcher {
     public let dataset: MNISTDataset
-    public var pixelsPerImage: Int { dataset.rows * dataset.columns }
+    public let channels: Int
+    public let size: Int
 
-    public init(dataset: MNISTDataset) { self.dataset = dataset }
+    public init(dataset: MNISTDataset, channels: Int = 1, size: Int? = nil) throws {
+        guard channels == 1 || channels == 3 else {
+            throw DiffuseError.input("the model takes \(channels)-channel images; a grey dataset can feed 1 (grey) or 3 (grey repeated as RGB)")
+        }
+        self.dataset = dataset
+        self.channels = channels
+        self.size = size ?? dataset.rows
+        guard self.size > 0, self.size <= 1024 else { throw DiffuseError.input("image size \(self.size) is out of range") }
+    }
+
+    public var pixelsPerImage: Int { size * size }
+    public var resizes: Bool { size != dataset.rows || size != dataset.columns }
 
     public func batch(_ indices: ArraySlice<Int>, on device: Device) throws -> Tensor {
         let n = pixelsPerImage
-        var values = [Float](repeating: 0, count: indices.count * n)
+        let plane = channels * n
+        let rows = dataset.rows, columns = dataset.columns
+        let taps = resizes ? (ImageBatcher.taps(from: columns, to: size), ImageBatcher.taps(from: rows, to: size)) : nil
+        var values = [Float](repeating: 0, count: indices.count * plane)
         dataset.images.withUnsafeBufferPointer { images in
             values.withUnsafeMutableBufferPointer { out in
                 for (row, index) in indices.enumerated() {
-                    for i in 0..<n { out[row * n + i] = Float(images[index * n + i]) * (1 / 255) }
+                    let source = index * rows * columns
+                    let target = row * plane
+                    if let (xs, ys) = taps {
+                        for y in 0..<size {
+                            let (y0, y1, wy) = ys[y]
+                            for x in 0..<size {
+                                let (x0, x1, wx) = xs[x]
+                                let top = Float(images[source + y0 * columns + x0]) * (1 - wx) + Float(images[source + y0 * columns + x1]) * wx
+                                let bottom = Float(images[source + y1 * columns + x0]) * (1 - wx) + Float(images[source + y1 * columns + x1]) * wx
+                                out[target + y * size + x] = (top * (1 - wy) + bottom * wy) * (1 / 255)
+                            }
+                        }
+                    } else {
+                        for i in 0..<n { out[target + i] = Float(images[source + i]) * (1 / 255) }
+                    }
+                    for c in 1..<max(channels, 1) {
+                        for i in 0..<n { out[target + c * n + i] = out[target + i] }
+                    }
                 }
             }
         }
-        return try Tensor(values, shape: [indices.count, 1, dataset.rows, dataset.columns], on: device)
+        return try Tensor(values, shape: [indices.count, channels, size, size], on: device)
+    }
+
+    /// Source pixels and weight per output pixel of a linear resize with half-pixel centres.
+    static func taps(from input: Int, to output: Int) -> [(Int, Int, Float)] {
+        let scale = Float(input) / Float(output)
+        return (0..<output).map { o in
+            let position = max((Float(o) + 0.5) * scale - 0.5, 0)
+            let low = min(Int(position), input - 1)
+            return (low, min(low + 1, input - 1), position - Float(low))
+        }
     }
 }
 
@@ -91,6 +135,10 @@ public protocol Trainer: AnyObject {
     var generator: RandomGenerator { get }
     var learningRate: Double { get }
     var log: [TrainingLogEntry] { get set }
+    var module: Module { get }
+    var optimizer: Adam { get }
+    /// Writes the model as a pipeline folder (model_index.json, unet/, scheduler/).
+    func saveModel(to folder: URL, metadata: [String: String]) throws
     /// One optimisation step on clean images and their dataset labels; returns the loss tensor
     /// without reading it.
     func step(_ clean: Tensor, labels: [Int]) throws -> Tensor
@@ -100,19 +148,34 @@ extension Trainer {
     public var stepsPerEpoch: Int { (batcher.dataset.count + options.batchSize - 1) / options.batchSize }
     public var totalSteps: Int { min(options.maxSteps ?? Int.max, stepsPerEpoch * options.epochs) }
 
-    /// Trains, logging to `logURL` (rewritten atomically at each log point) and `progress`.
-    public func train(logURL: URL?, progress: ProgressLine) throws {
+    /// Trains, logging to `logURL` (rewritten atomically at each log point) and `progress`,
+    /// checkpointing by `checkpoint`, continuing from `resume` when given (its weights and optimizer
+    /// state already restored, `log` holding its earlier lines).
+    public func train(logURL: URL?, progress: ProgressLine, checkpoint: CheckpointPlan? = nil,
+                      resume: TrainerState? = nil) throws {
         let total = totalSteps
-        var step = 0
+        var step = resume?.globalStep ?? 0
         var lossSum = try Tensor.zeros([], on: device)
         var lossesSinceLog = 0
         var imagesSinceLog = 0
         var intervalStart = Date()
         let start = Date()
-        var lines = ""
-        epochs: for epoch in 1...options.epochs {
+        let stepsBefore = step
+        var lines = try log.map { String(decoding: try JSONEncoder.sorted.encode($0), as: UTF8.self) + "\n" }.joined()
+        let firstEpoch = resume?.epoch ?? 1
+        guard firstEpoch <= options.epochs, step < total else {
+            progress.finish()
+            return
+        }
+        epochs: for epoch in firstEpoch...options.epochs {
+            let resuming = resume != nil && epoch == firstEpoch
+            if resuming { generator.seek(to: resume!.epochStartOffset) }
+            let epochStartOffset = generator.offset
             let order = generator.permutation(batcher.dataset.count)
-            for first in stride(from: 0, to: order.count, by: options.batchSize) {
+            if resuming { generator.seek(to: resume!.randomOffset) }
+            let skip = resuming ? resume!.stepInEpoch : 0
+            let starts = Array(stride(from: 0, to: order.count, by: options.batchSize))
+            for (batchIndex, first) in starts.enumerated() where batchIndex >= skip {
                 if step >= total { break epochs }
                 let indices = order[first..<min(first + options.batchSize, order.count)]
                 let clean = try batcher.batch(indices, on: device)
@@ -122,7 +185,9 @@ extension Trainer {
                 step += 1
                 lossesSinceLog += 1
                 imagesSinceLog += indices.count
-                if step % options.logEvery == 0 || step == total {
+                let endOfEpoch = batchIndex == starts.count - 1
+                let checkpointNow = checkpoint.map { step % $0.every == 0 || step == total || endOfEpoch } ?? false
+                if step % options.logEvery == 0 || step == total || checkpointNow {
                     let meanLoss = Double(try lossSum.item()) / Double(lossesSinceLog)
                     let now = Date()
                     let rate = Double(imagesSinceLog) / max(now.timeIntervalSince(intervalStart), 1e-9)
@@ -136,11 +201,18 @@ extension Trainer {
                     let elapsed = now.timeIntervalSince(start)
                     progress.update(epoch: epoch, epochs: options.epochs, step: step, totalSteps: total,
                                     loss: meanLoss, imagesPerSecond: rate,
-                                    secondsLeft: elapsed / Double(step) * Double(total - step))
+                                    secondsLeft: elapsed / Double(step - stepsBefore) * Double(total - step))
                     lossSum = try Tensor.zeros([], on: device)
                     lossesSinceLog = 0
                     imagesSinceLog = 0
                     intervalStart = now
+                }
+                if let checkpoint, checkpointNow {
+                    let state = TrainerState(model: checkpoint.model, dataset: checkpoint.dataset, globalStep: step,
+                                             epoch: epoch, stepInEpoch: batchIndex + 1,
+                                             epochStartOffset: epochStartOffset, randomOffset: generator.offset,
+                                             optimizerStep: optimizer.step)
+                    try Checkpoint.save(self, state: state, to: checkpoint.folder)
                 }
             }
         }

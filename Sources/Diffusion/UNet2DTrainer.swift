@@ -15,23 +15,35 @@ public final class UNet2DTrainer: Trainer {
     public let generator: RandomGenerator
     public var log: [TrainingLogEntry] = []
     public var learningRate: Double { optimizer.learningRate }
+    public var module: Module { model }
 
-    public init(options: TrainingOptions, config: UNet2DConfig, dataset: MNISTDataset, device: Device) throws {
+    public func saveModel(to folder: URL, metadata: [String: String]) throws {
+        try DDPMRunFolder.save(self, to: folder, metadata: metadata)
+    }
+
+    /// A fresh model takes the dataset's image size; a pretrained one (`pretrained`: its scheduler
+    /// config) keeps its `sample_size` and channels, and the images are resized and repeated to fit.
+    public init(options: TrainingOptions, config: UNet2DConfig, dataset: MNISTDataset, device: Device,
+                pretrained schedulerConfig: SchedulerConfig? = nil) throws {
         try options.validate()
-        guard config.inChannels == 1, config.outChannels == 1 else {
-            throw DiffuseError.usage("the dataset has 1 channel; the UNet config has in_channels \(config.inChannels), out_channels \(config.outChannels)")
+        guard config.outChannels == config.inChannels else {
+            throw DiffuseError.usage("training predicts an image-shaped target: the UNet config needs out_channels == in_channels, got \(config.inChannels) in, \(config.outChannels) out")
         }
         self.options = options
         self.device = device
-        batcher = ImageBatcher(dataset: dataset)
         generator = RandomGenerator(seed: options.seed)
         var modelConfig = config
-        modelConfig.sampleSize = dataset.rows
+        if schedulerConfig == nil || modelConfig.sampleSize == nil { modelConfig.sampleSize = dataset.rows }
+        batcher = try ImageBatcher(dataset: dataset, channels: config.inChannels, size: modelConfig.sampleSize)
         model = try UNet2DModel(config: modelConfig, generator: generator, device: device)
-        var schedulerConfig = SchedulerConfig()
-        schedulerConfig.betaSchedule = options.betaSchedule
-        schedulerConfig.predictionType = options.predictionType
-        scheduler = try DDPMScheduler(config: schedulerConfig)
+        if let schedulerConfig {
+            scheduler = try DDPMScheduler(config: schedulerConfig)
+        } else {
+            var fresh = SchedulerConfig()
+            fresh.betaSchedule = options.betaSchedule
+            fresh.predictionType = options.predictionType
+            scheduler = try DDPMScheduler(config: fresh)
+        }
         optimizer = try Adam(parameters: model.parameters, learningRate: options.learningRate, variant: options.optimizer)
     }
 
@@ -43,7 +55,7 @@ public final class UNet2DTrainer: Trainer {
         let timesteps = generator.nextInts(count: x0.shape[0], below: scheduler.config.numTrainTimesteps)
         let noisy = try scheduler.addNoise(x0, noise: noise, timesteps: timesteps)
         let target: Tensor
-        switch options.predictionType {
+        switch scheduler.config.predictionType {
         case "sample": target = x0
         case "v_prediction": target = try scheduler.velocity(x0, noise: noise, timesteps: timesteps)
         default: target = noise
@@ -61,14 +73,15 @@ public final class UNet2DTrainer: Trainer {
 public enum DDPMRunFolder {
     public static let diffusersVersion = "0.42.1"
 
-    public static func save(_ trainer: UNet2DTrainer, to folder: URL) throws {
+    public static func save(_ trainer: UNet2DTrainer, to folder: URL, metadata: [String: String] = ["format": "pt"]) throws {
         let index = try JSONSerialization.data(withJSONObject: [
             "_class_name": "DDPMPipeline", "_diffusers_version": diffusersVersion,
             "scheduler": ["diffusers", "DDPMScheduler"], "unet": ["diffusers", "UNet2DModel"],
         ], options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
         try AtomicFile.write(index + [0x0A], to: folder.appendingPathComponent("model_index.json"))
         try PipelineFolder.writeJSON(trainer.model.config, to: folder.appendingPathComponent("unet/config.json"))
-        try PipelineFolder.writeWeights(trainer.model, to: folder.appendingPathComponent("unet/" + PipelineFolder.weightsName))
+        try PipelineFolder.writeWeights(trainer.model, to: folder.appendingPathComponent("unet/" + PipelineFolder.weightsName),
+                                        metadata: metadata)
         try PipelineFolder.writeJSON(trainer.scheduler.config,
                                      to: folder.appendingPathComponent("scheduler/scheduler_config.json"))
     }

@@ -43,6 +43,35 @@ public final class Adam {
         }
     }
 
+    /// PyTorch's per-parameter state, `exp_avg.<name>` and `exp_avg_sq.<name>` with `names` in
+    /// parameter order, for checkpoints; `step` is saved beside it.
+    public func state(names: [String]) throws -> [(name: String, shape: [Int], values: [Float])] {
+        precondition(names.count == parameters.count, "one name per parameter")
+        var out: [(name: String, shape: [Int], values: [Float])] = []
+        for (i, name) in names.enumerated() {
+            out.append(("exp_avg.\(name)", firstMoments[i].shape, try firstMoments[i].toArray()))
+            out.append(("exp_avg_sq.\(name)", secondMoments[i].shape, try secondMoments[i].toArray()))
+        }
+        return out
+    }
+
+    /// Restores what `state(names:)` saved, and the step count.
+    public func load(state: [String: (shape: [Int], values: [Float])], step: Int, names: [String], source: String) throws {
+        guard step >= 0 else { throw DiffuseError.input("\(source): negative optimizer step \(step)") }
+        for (i, name) in names.enumerated() {
+            for (key, moment) in [("exp_avg.\(name)", firstMoments[i]), ("exp_avg_sq.\(name)", secondMoments[i])] {
+                guard let entry = state[key] else {
+                    throw DiffuseError.input("\(source): optimizer state \(key) is missing; the checkpoint does not match the model")
+                }
+                guard entry.shape == moment.shape else {
+                    throw DiffuseError.input("\(source): \(key) has shape \(entry.shape), the model expects \(moment.shape)")
+                }
+                try moment.assign(entry.values)
+            }
+        }
+        self.step = step
+    }
+
     public func zeroGradients() {
         for p in parameters { p.grad = nil }
     }

@@ -76,6 +76,9 @@ public final class RandomGenerator {
         self.offset = offset
     }
 
+    /// Moves the stream to `offset` (a value read from `offset` earlier): resuming a checkpoint.
+    public func seek(to offset: UInt64) { self.offset = offset }
+
     /// Reserves `count` values and returns the key that draws them.
     public func next(count: Int) -> RandomKey {
         let key = RandomKey(seed: seed, offset: offset)

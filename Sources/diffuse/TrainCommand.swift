@@ -1,4 +1,6 @@
-// `diffuse train`: the tutorial's recipes, writing a run folder that is also a loadable model.
+// `diffuse train`: the tutorial's recipes, writing a run folder that is also a loadable model,
+// checkpointed as it goes; `--init-from` fine-tunes a pretrained model (a folder or a Hub id),
+// `--resume` continues an interrupted run from its last checkpoint.
 import ArgumentParser
 import DataIO
 import Diffusion
@@ -11,56 +13,122 @@ struct TrainCommand: ParsableCommand {
         commandName: "train",
         abstract: "Train a model on an MNIST-format dataset and write a run folder.")
 
-    @Option(help: "Model to train: basic-unet (the tutorial's first recipe) or unet2d (its DDPM recipe).")
-    var model = "basic-unet"
-    @Option(help: "Folder of MNIST-format IDX files (.gz or raw). Default: Debian's dataset-fashion-mnist.")
-    var dataset: String = MNISTDataset.defaultDirectory.path
-    @Option(help: "Passes over the training set. Default: 3 for basic-unet, 30 for unet2d (the tutorial's).")
+    @Option(help: "Model to train: basic-unet (the tutorial's first recipe) or unet2d (its DDPM recipe). Default: basic-unet, or what --init-from holds.")
+    var model: String?
+    @Option(help: "Folder of MNIST-format IDX files (.gz or raw). Default: Debian's dataset-fashion-mnist (with --resume: the run's).")
+    var dataset: String?
+    @Option(help: "Passes over the training set. Default: 3 for basic-unet, 30 for unet2d (the tutorial's); with --resume, the run's (raise it to train longer).")
     var epochs: Int?
-    @Option(help: "Stop after this many optimisation steps.")
+    @Option(help: "Stop after this many optimisation steps in all.")
     var maxSteps: Int?
-    @Option(help: "Images per step.")
-    var batchSize = 128
+    @Option(help: "Images per step (default 128).")
+    var batchSize: Int?
     @Option(help: "Learning rate. Default: 1e-3 for basic-unet, 4e-4 for unet2d.")
     var lr: Double?
     @Option(help: "adam or adamw (PyTorch's defaults). Default: adam for basic-unet, adamw for unet2d.")
     var optimizer: String?
     @Option(help: "unet2d: a UNet2DModel config.json. Default: the tutorial's (28x28, 32/64/64, attention below the top).")
     var config: String?
-    @Option(help: "unet2d: DDPMScheduler beta schedule (linear, scaled_linear, squaredcos_cap_v2, sigmoid).")
-    var betaSchedule = "squaredcos_cap_v2"
-    @Option(help: "unet2d: what the model predicts: epsilon, sample or v_prediction.")
-    var predictionType = "epsilon"
-    @Option(help: "Seed of the Philox generator (weights, shuffling, noise).")
-    var seed: UInt64 = 0
+    @Option(help: "unet2d: DDPMScheduler beta schedule (linear, scaled_linear, squaredcos_cap_v2 (default), sigmoid).")
+    var betaSchedule: String?
+    @Option(help: "unet2d: what the model predicts: epsilon (default), sample or v_prediction.")
+    var predictionType: String?
+    @Option(help: "Start from a pretrained model: a model folder or a Hub id owner/name[@revision]. Its architecture, image size, channels and scheduler are kept; the images are resized and repeated to fit.")
+    var initFrom: String?
+    @Option(help: "Continue the run folder RUN from its last checkpoint, with its own options.")
+    var resume: String?
+    @Option(help: "Steps between checkpoints (one is also written at the end of every epoch).")
+    var checkpointEvery = 500
+    @Option(help: "Seed of the Philox generator (weights, shuffling, noise). Default 0.")
+    var seed: UInt64?
     @Option(help: "auto, cpu, opencl or opencl:N (see `diffuse devices`).")
     var device = "auto"
     @Option(help: "Run folder. Default: runs/<model>-<timestamp>.")
     var output: String?
     @Flag(help: "Write into an existing --output folder.")
     var overwrite = false
-    @Option(help: "Steps between loss reads and log lines.")
-    var logEvery = 10
+    @Option(help: "Steps between loss reads and log lines (default 10).")
+    var logEvery: Int?
     @Flag(help: "No progress line.")
     var quiet = false
 
     func run() throws {
-        guard model == "basic-unet" || model == "unet2d" else {
-            throw DiffuseError.usage("unknown --model '\(model)': use basic-unet or unet2d")
+        guard checkpointEvery > 0 else { throw DiffuseError.usage("--checkpoint-every must be positive, got \(checkpointEvery)") }
+        if let resume { return try resumeRun(URL(fileURLWithPath: resume)) }
+        var pretrained: URL?
+        var kind = model
+        if let initFrom {
+            let folder = try ModelSource.resolve(initFrom)
+            let index = try PipelineFolder.readIndex(folder)
+            let held = index.className == BasicUNetFolder.pipelineClass ? "basic-unet"
+                : DDPMPipelineFolder.pipelineClasses.contains(index.className) ? "unet2d" : nil
+            guard let held else {
+                throw DiffuseError.input("--init-from \(initFrom) holds a \(index.className); expected a BasicUNetPipeline or a DDPM/DDIM pipeline")
+            }
+            if let model, model != held { throw DiffuseError.usage("--init-from \(initFrom) holds a \(held) model, not --model \(model)") }
+            for (name, value) in [("--config", config), ("--beta-schedule", betaSchedule), ("--prediction-type", predictionType)]
+            where value != nil {
+                throw DiffuseError.usage("\(name) cannot change a pretrained model; --init-from keeps its config and scheduler")
+            }
+            kind = held
+            pretrained = folder
         }
-        let ddpm = model == "unet2d"
+        let modelKind = kind ?? "basic-unet"
+        guard modelKind == "basic-unet" || modelKind == "unet2d" else {
+            throw DiffuseError.usage("unknown --model '\(modelKind)': use basic-unet or unet2d")
+        }
+        let ddpm = modelKind == "unet2d"
+        if !ddpm {
+            for (name, value) in [("--config", config), ("--beta-schedule", betaSchedule), ("--prediction-type", predictionType)]
+            where value != nil {
+                throw DiffuseError.usage("\(name) applies to --model unet2d")
+            }
+        }
+        let options = try makeOptions(ddpm: ddpm)
+        let datasetPath = dataset ?? MNISTDataset.defaultDirectory.path
+        let chosen = try DeviceChoice.resolve(device)
+        let data = try MNISTDataset(directory: URL(fileURLWithPath: datasetPath))
+        let folder = URL(fileURLWithPath: output ?? "runs/\(modelKind)-\(Self.timestamp())")
+        try PipelineFolder.prepareOutput(folder, overwrite: overwrite)
+        let plan = CheckpointPlan(folder: folder, every: checkpointEvery, model: modelKind, dataset: datasetPath)
+        let start = pretrained.map { RunStart.initFrom($0) } ?? .fresh
+        print("training \(modelKind) on \(data.count) images from \(datasetPath) on \(chosen.name)\(device == "auto" ? " (--device auto)" : "")"
+              + (initFrom.map { ", starting from \($0)" } ?? ""))
+        if ddpm {
+            var unetConfig = UNet2DConfig.tutorial
+            var schedulerConfig: SchedulerConfig?
+            if let pretrained {
+                unetConfig = try PipelineFolder.readJSON(UNet2DConfig.self, from: pretrained.appendingPathComponent("unet/config.json"))
+                schedulerConfig = try PipelineFolder.readJSON(
+                    SchedulerConfig.self, from: pretrained.appendingPathComponent("scheduler/scheduler_config.json"))
+            } else if let config {
+                unetConfig = try PipelineFolder.readJSON(UNet2DConfig.self, from: URL(fileURLWithPath: config))
+            }
+            try runDDPM(options: options, config: unetConfig, schedulerConfig: schedulerConfig, data: data,
+                        device: chosen, folder: folder, start: start, plan: plan)
+        } else {
+            let basicConfig = try pretrained.map {
+                try PipelineFolder.readJSON(BasicUNetConfig.self, from: $0.appendingPathComponent("unet/config.json"))
+            }
+            try runBasicUNet(options: options, config: basicConfig, data: data, device: chosen, folder: folder,
+                             start: start, plan: plan)
+        }
+    }
+
+    func makeOptions(ddpm: Bool) throws -> TrainingOptions {
         var options = TrainingOptions()
         options.epochs = epochs ?? (ddpm ? 30 : 3)
         options.maxSteps = maxSteps
-        options.batchSize = batchSize
+        options.batchSize = batchSize ?? 128
         options.learningRate = lr ?? (ddpm ? 4e-4 : 1e-3)
-        options.seed = seed
-        options.logEvery = logEvery
-        options.predictionType = predictionType
-        guard let schedule = BetaScheduleKind(rawValue: betaSchedule) else {
-            throw DiffuseError.usage("unknown --beta-schedule '\(betaSchedule)': use linear, scaled_linear, squaredcos_cap_v2 or sigmoid")
+        options.seed = seed ?? 0
+        options.logEvery = logEvery ?? 10
+        options.predictionType = predictionType ?? "epsilon"
+        let schedule = betaSchedule ?? "squaredcos_cap_v2"
+        guard let parsed = BetaScheduleKind(rawValue: schedule) else {
+            throw DiffuseError.usage("unknown --beta-schedule '\(schedule)': use linear, scaled_linear, squaredcos_cap_v2 or sigmoid")
         }
-        options.betaSchedule = schedule
+        options.betaSchedule = parsed
         if let optimizer {
             guard let variant = Adam.Variant(rawValue: optimizer) else {
                 throw DiffuseError.usage("unknown --optimizer '\(optimizer)': use adam or adamw")
@@ -69,25 +137,64 @@ struct TrainCommand: ParsableCommand {
         } else {
             options.optimizer = ddpm ? .adamw : .adam
         }
-        if !ddpm && config != nil { throw DiffuseError.usage("--config applies to --model unet2d") }
         try options.validate()
-        let unetConfig = try config.map { try PipelineFolder.readJSON(UNet2DConfig.self, from: URL(fileURLWithPath: $0)) }
-            ?? UNet2DConfig.tutorial
-        let chosen = try DeviceChoice.resolve(device)
-        let data = try MNISTDataset(directory: URL(fileURLWithPath: dataset))
-        let folder = URL(fileURLWithPath: output ?? "runs/\(model)-\(Self.timestamp())")
-        try PipelineFolder.prepareOutput(folder, overwrite: overwrite)
-        print("training \(model) on \(data.count) images from \(dataset) on \(chosen.name)\(device == "auto" ? " (--device auto)" : "")")
-        let figures: [String]
-        if ddpm {
-            let run = try DDPMRun(options: options, config: unetConfig, dataset: data, device: chosen, folder: folder)
-            try run.execute(progress: ProgressLine(quiet: quiet))
-            figures = ["loss.png", "samples.png"]
-        } else {
-            let run = try BasicUNetRun(options: options, dataset: data, device: chosen, folder: folder)
-            try run.execute(progress: ProgressLine(quiet: quiet))
-            figures = ["loss.png", "samples.png", "corruption.png", "predictions.png"]
+        return options
+    }
+
+    /// Continues RUN with the options, configs and dataset it was started with; only the length
+    /// (--epochs, --max-steps), the device and the output chatter may change.
+    func resumeRun(_ folder: URL) throws {
+        let fixed: [(String, Bool)] = [("--model", model != nil), ("--config", config != nil), ("--init-from", initFrom != nil),
+                                       ("--lr", lr != nil), ("--batch-size", batchSize != nil), ("--optimizer", optimizer != nil),
+                                       ("--beta-schedule", betaSchedule != nil), ("--prediction-type", predictionType != nil),
+                                       ("--seed", seed != nil), ("--output", output != nil)]
+        if let (name, _) = fixed.first(where: { $0.1 }) {
+            throw DiffuseError.usage("\(name) cannot change a resumed run; it continues with the options in \(folder.path)/training_config.json")
         }
+        let state = try Checkpoint.readState(folder)
+        var options = try PipelineFolder.readJSON(TrainingOptions.self, from: folder.appendingPathComponent("training_config.json"))
+        if let epochs { options.epochs = epochs }
+        if let maxSteps { options.maxSteps = maxSteps }
+        if let logEvery { options.logEvery = logEvery }
+        try options.validate()
+        let datasetPath = dataset ?? state.dataset
+        let data = try MNISTDataset(directory: URL(fileURLWithPath: datasetPath))
+        let chosen = try DeviceChoice.resolve(device)
+        let plan = CheckpointPlan(folder: folder, every: checkpointEvery, model: state.model, dataset: datasetPath)
+        print("resuming \(state.model) in \(folder.path) at step \(state.globalStep) (epoch \(state.epoch)) on \(chosen.name)")
+        switch state.model {
+        case "unet2d":
+            let config = try PipelineFolder.readJSON(UNet2DConfig.self, from: folder.appendingPathComponent("unet/config.json"))
+            let scheduler = try PipelineFolder.readJSON(SchedulerConfig.self,
+                                                        from: folder.appendingPathComponent("scheduler/scheduler_config.json"))
+            try runDDPM(options: options, config: config, schedulerConfig: scheduler, data: data, device: chosen,
+                        folder: folder, start: .resume(state), plan: plan)
+        case "basic-unet":
+            let config = try PipelineFolder.readJSON(BasicUNetConfig.self, from: folder.appendingPathComponent("unet/config.json"))
+            try runBasicUNet(options: options, config: config, data: data, device: chosen, folder: folder,
+                             start: .resume(state), plan: plan)
+        default:
+            throw DiffuseError.input("\(folder.path)/\(Checkpoint.stateName) names an unknown model '\(state.model)'")
+        }
+    }
+
+    func runDDPM(options: TrainingOptions, config: UNet2DConfig, schedulerConfig: SchedulerConfig?, data: MNISTDataset,
+                 device: Device, folder: URL, start: RunStart, plan: CheckpointPlan) throws {
+        let run = try DDPMRun(options: options, config: config, schedulerConfig: schedulerConfig, dataset: data,
+                              device: device, folder: folder, start: start, checkpoint: plan)
+        try run.execute(progress: ProgressLine(quiet: quiet))
+        report(folder, figures: ["loss.png", "samples.png"])
+    }
+
+    func runBasicUNet(options: TrainingOptions, config: BasicUNetConfig?, data: MNISTDataset, device: Device,
+                      folder: URL, start: RunStart, plan: CheckpointPlan) throws {
+        let run = try BasicUNetRun(options: options, dataset: data, device: device, folder: folder, config: config,
+                                   start: start, checkpoint: plan)
+        try run.execute(progress: ProgressLine(quiet: quiet))
+        report(folder, figures: ["loss.png", "samples.png", "corruption.png", "predictions.png"])
+    }
+
+    func report(_ folder: URL, figures: [String]) {
         print("model: \(folder.path)")
         print("figures: \(figures.map { folder.appendingPathComponent($0).path }.joined(separator: " "))")
     }
