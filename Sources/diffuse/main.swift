@@ -8,7 +8,7 @@ struct Diffuse: ParsableCommand {
         commandName: "diffuse",
         abstract: "Train and sample image diffusion models on OpenCL or the CPU.",
         version: "0.1.0",
-        subcommands: [TrainCommand.self, SampleCommand.self, BenchCommand.self, DevicesCommand.self,
+        subcommands: [TrainCommand.self, SampleCommand.self, VisualizeCommand.self, BenchCommand.self, DevicesCommand.self,
                       ServeHubCommand.self])
 }
 

@@ -115,7 +115,7 @@ final class CLITests: XCTestCase {
 
         try Data("[]".utf8).write(to: URL(fileURLWithPath: path("run/model_index.json")))
         assertUsageError(try CLI.run(["sample", path("run"), "--output", path("t.png")]), mentions: "model_index.json")
-        assertUsageError(try CLI.run(["sample", path("nowhere"), "--output", path("t.png")]), mentions: "model_index.json")
+        assertUsageError(try CLI.run(["sample", path("nowhere"), "--output", path("t.png")]), mentions: "does not exist")
         XCTAssertFalse(FileManager.default.fileExists(atPath: path("t.png")))
     }
 }
