@@ -40,7 +40,7 @@ let package = Package(
         .testTarget(name: "OpenCLTests", dependencies: ["OpenCLBackend", "Tensor", "NN", "Diffusion"]),
         .testTarget(name: "DataIOTests", dependencies: ["DataIO", "Tensor", "CZlib"]),
         .testTarget(name: "HubTests", dependencies: ["Hub", "Tensor"]),
-        .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "NN", "Tensor", "DataIO"]),
+        .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "NN", "Tensor", "DataIO", "OpenCLBackend"]),
         // Runs the built `diffuse` binary: exit codes, messages and run folders as a user sees them.
         .testTarget(name: "CLITests", dependencies: ["diffuse", "DataIO", "Hub"]),
     ],

@@ -12,16 +12,18 @@ final class AdamReferenceTests: XCTestCase {
             ("adamw", .adamw, 1e-2, nil, 0.9, 0.999, 1e-8),
             ("adamw_wd", .adamw, 4e-4, 0.3, 0.8, 0.95, 1e-6),
         ]
-        for (name, variant, lr, decay, beta1, beta2, eps) in variants {
-            let params = try (0..<2).map { try fixture.tensor("init.p\($0)", requiresGrad: true) }
-            let optimizer = try Adam(parameters: params, learningRate: lr, beta1: beta1, beta2: beta2, epsilon: eps,
-                                     weightDecay: decay, variant: variant)
-            for step in 0..<6 {
-                for (n, p) in params.enumerated() { p.grad = try fixture.tensor("grad.s\(step).p\(n)") }
-                try optimizer.update()
-                for (n, p) in params.enumerated() {
-                    XCTAssertLessThan(relativeError(try p.toArray(), try fixture.values("\(name).s\(step).p\(n)")), 2e-6,
-                                      "\(name) step \(step) parameter \(n)")
+        try DevicesUnderTest.each { device in
+            for (name, variant, lr, decay, beta1, beta2, eps) in variants {
+                let params = try (0..<2).map { try fixture.tensor("init.p\($0)", requiresGrad: true) }
+                let optimizer = try Adam(parameters: params, learningRate: lr, beta1: beta1, beta2: beta2, epsilon: eps,
+                                         weightDecay: decay, variant: variant)
+                for step in 0..<6 {
+                    for (n, p) in params.enumerated() { p.grad = try fixture.tensor("grad.s\(step).p\(n)") }
+                    try optimizer.update()
+                    for (n, p) in params.enumerated() {
+                        XCTAssertLessThan(relativeError(try p.toArray(), try fixture.values("\(name).s\(step).p\(n)")), 2e-6,
+                                          "\(name) step \(step) parameter \(n) on \(device.name)")
+                    }
                 }
             }
         }

@@ -19,16 +19,19 @@ final class BasicUNetTests: XCTestCase {
 
     func testForwardAndGradientsMatchPyTorch() throws {
         let fixture = try Fixtures.load("basic_unet.safetensors")
-        let model = try BasicUNet(generator: RandomGenerator(seed: 0), device: CPUDevice.shared)
-        try model.load(state: fixture.mapValues { ($0.shape, $0.values) }, source: "basic_unet.safetensors")
-        let output = try model(fixture.tensor("input"))
-        XCTAssertLessThan(relativeError(try output.toArray(), try fixture.values("output")), 1e-4)
-        let loss = try Tensor.mseLoss(output, fixture.tensor("target"))
-        XCTAssertEqual(try loss.item(), try fixture.values("loss")[0], accuracy: 1e-6)
-        try loss.backward()
-        for (name, parameter) in model.namedParameters() {
-            let grad = try XCTUnwrap(parameter.grad, "no gradient for \(name)")
-            XCTAssertLessThan(relativeError(try grad.toArray(), try fixture.values("grad." + name)), 1e-4, name)
+        try DevicesUnderTest.each { device in
+            let model = try BasicUNet(generator: RandomGenerator(seed: 0), device: device)
+            try model.load(state: fixture.mapValues { ($0.shape, $0.values) }, source: "basic_unet.safetensors")
+            let output = try model(fixture.tensor("input"))
+            XCTAssertLessThan(relativeError(try output.toArray(), try fixture.values("output")), 1e-4, device.name)
+            let loss = try Tensor.mseLoss(output, fixture.tensor("target"))
+            XCTAssertEqual(try loss.item(), try fixture.values("loss")[0], accuracy: 1e-6, device.name)
+            try loss.backward()
+            for (name, parameter) in model.namedParameters() {
+                let grad = try XCTUnwrap(parameter.grad, "no gradient for \(name)")
+                XCTAssertLessThan(relativeError(try grad.toArray(), try fixture.values("grad." + name)), 1e-4,
+                                  "\(name) on \(device.name)")
+            }
         }
     }
 }

@@ -14,7 +14,7 @@ enum Fixtures {
 }
 
 extension Dictionary where Key == String, Value == SafetensorsTensor {
-    func tensor(_ key: String, on device: Device = CPUDevice.shared, requiresGrad: Bool = false) throws -> Tensor {
+    func tensor(_ key: String, on device: Device = DevicesUnderTest.current, requiresGrad: Bool = false) throws -> Tensor {
         let entry = try XCTUnwrap(self[key], "fixture has no \(key)")
         let t = try Tensor(entry.values, shape: entry.shape, on: device)
         t.requiresGrad = requiresGrad

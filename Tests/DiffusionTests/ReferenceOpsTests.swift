@@ -1,21 +1,24 @@
-// Single ops on the CPU backend against PyTorch (Tests/Fixtures/ops.safetensors, Tools/reference/ops.py).
+// Single ops on every backend against PyTorch (Tests/Fixtures/ops.safetensors, Tools/reference/ops.py).
 import DataIO
 import Tensor
 import XCTest
 
 final class ReferenceOpsTests: XCTestCase {
-    /// Runs `f` on the fixture's inputs, then compares the output and the gradients of sum(out * w).
+    /// Runs `f` on the fixture's inputs on each backend, then compares the output and the gradients of sum(out * w).
     func check(_ name: String, inputs: [String], tolerance: Float = 1e-5, _ f: ([Tensor]) throws -> Tensor) throws {
         let fixture = try Fixtures.load("ops.safetensors")
-        let leaves = try inputs.map { try fixture.tensor("\(name).in.\($0)", requiresGrad: true) }
-        let out = try f(leaves)
-        XCTAssertLessThan(relativeError(try out.toArray(), try fixture.values("\(name).out")), tolerance, "\(name) forward")
-        let w = try fixture.tensor("\(name).w")
-        try (out * w.reshaped(out.shape)).sum().backward()
-        for (input, leaf) in zip(inputs, leaves) {
-            let grad = try XCTUnwrap(leaf.grad, "\(name): no gradient for \(input)")
-            XCTAssertLessThan(relativeError(try grad.toArray(), try fixture.values("\(name).grad.\(input)")), tolerance,
-                              "\(name) gradient of \(input)")
+        try DevicesUnderTest.each { device in
+            let leaves = try inputs.map { try fixture.tensor("\(name).in.\($0)", requiresGrad: true) }
+            let out = try f(leaves)
+            XCTAssertLessThan(relativeError(try out.toArray(), try fixture.values("\(name).out")), tolerance,
+                              "\(name) forward on \(device.name)")
+            let w = try fixture.tensor("\(name).w")
+            try (out * w.reshaped(out.shape)).sum().backward()
+            for (input, leaf) in zip(inputs, leaves) {
+                let grad = try XCTUnwrap(leaf.grad, "\(name): no gradient for \(input)")
+                XCTAssertLessThan(relativeError(try grad.toArray(), try fixture.values("\(name).grad.\(input)")), tolerance,
+                                  "\(name) gradient of \(input) on \(device.name)")
+            }
         }
     }
 

@@ -8,33 +8,35 @@ import XCTest
 final class SchedulerStepTests: XCTestCase {
     func testDDPMStepEveryVarianceAndPredictionType() throws {
         let f = try Fixtures.load("schedulers.safetensors")
-        for variance in ["fixed_small", "fixed_small_log", "fixed_large", "fixed_large_log"] {
-            for prediction in ["epsilon", "sample", "v_prediction"] {
-                var config = SchedulerConfig()
-                config.varianceType = variance
-                config.predictionType = prediction
-                let scheduler = try DDPMScheduler(config: config)
-                let timesteps = try scheduler.timesteps(steps: 50)
-                XCTAssertEqual(timesteps[10], 780)
-                let out = try scheduler.step(modelOutput: f.tensor("step.output"), timestep: 780,
-                                             previousTimestep: timesteps[11], sample: f.tensor("step.sample"),
-                                             noise: f.tensor("step.noise"))
-                let name = "ddpm.\(variance).\(prediction)"
-                XCTAssertLessThan(relativeError(try out.original.toArray(), try f.values(name + ".x0")), 1e-6, name)
-                if variance == "fixed_large_log" {
-                    // diffusers takes sqrt(log(beta)) here: NaN, and so do we.
-                    XCTAssertTrue(try f.values(name + ".prev").allSatisfy(\.isNaN))
-                    XCTAssertTrue(try out.previous.toArray().allSatisfy(\.isNaN), name)
-                } else {
-                    XCTAssertLessThan(relativeError(try out.previous.toArray(), try f.values(name + ".prev")), 1e-6, name)
+        try DevicesUnderTest.each { device in
+            for variance in ["fixed_small", "fixed_small_log", "fixed_large", "fixed_large_log"] {
+                for prediction in ["epsilon", "sample", "v_prediction"] {
+                    var config = SchedulerConfig()
+                    config.varianceType = variance
+                    config.predictionType = prediction
+                    let scheduler = try DDPMScheduler(config: config)
+                    let timesteps = try scheduler.timesteps(steps: 50)
+                    XCTAssertEqual(timesteps[10], 780)
+                    let out = try scheduler.step(modelOutput: f.tensor("step.output"), timestep: 780,
+                                                 previousTimestep: timesteps[11], sample: f.tensor("step.sample"),
+                                                 noise: f.tensor("step.noise"))
+                    let name = "ddpm.\(variance).\(prediction)", on = "\(name) on \(device.name)"
+                    XCTAssertLessThan(relativeError(try out.original.toArray(), try f.values(name + ".x0")), 1e-6, on)
+                    if variance == "fixed_large_log" {
+                        // diffusers takes sqrt(log(beta)) here: NaN, and so do we.
+                        XCTAssertTrue(try f.values(name + ".prev").allSatisfy(\.isNaN))
+                        XCTAssertTrue(try out.previous.toArray().allSatisfy(\.isNaN), on)
+                    } else {
+                        XCTAssertLessThan(relativeError(try out.previous.toArray(), try f.values(name + ".prev")), 1e-6, on)
+                    }
                 }
             }
+            let scheduler = try DDPMScheduler()
+            let last = try scheduler.step(modelOutput: f.tensor("step.output"), timestep: 0, previousTimestep: -1,
+                                          sample: f.tensor("step.sample"), noise: nil)
+            XCTAssertLessThan(relativeError(try last.previous.toArray(), try f.values("ddpm.last.prev")), 1e-6, device.name)
+            XCTAssertLessThan(relativeError(try last.original.toArray(), try f.values("ddpm.last.x0")), 1e-6, device.name)
         }
-        let scheduler = try DDPMScheduler()
-        let last = try scheduler.step(modelOutput: f.tensor("step.output"), timestep: 0, previousTimestep: -1,
-                                      sample: f.tensor("step.sample"), noise: nil)
-        XCTAssertLessThan(relativeError(try last.previous.toArray(), try f.values("ddpm.last.prev")), 1e-6)
-        XCTAssertLessThan(relativeError(try last.original.toArray(), try f.values("ddpm.last.x0")), 1e-6)
     }
 
     func testDDIMStepCases() throws {
@@ -53,15 +55,19 @@ final class SchedulerStepTests: XCTestCase {
                 $0.timestepSpacing = "trailing"; $0.clipSample = false
             }, 999, 0, false),
         ]
-        for (name, adjust, t, eta, clipped) in cases {
-            var c = config
-            adjust(&c)
-            let scheduler = try DDIMScheduler(config: c)
-            let out = try scheduler.step(modelOutput: f.tensor("step.output"), timestep: t, steps: 50,
-                                         sample: f.tensor("step.sample"), eta: eta, useClippedModelOutput: clipped,
-                                         noise: f.tensor("step.noise"))
-            XCTAssertLessThan(relativeError(try out.previous.toArray(), try f.values("ddim.\(name).prev")), 1e-6, name)
-            XCTAssertLessThan(relativeError(try out.original.toArray(), try f.values("ddim.\(name).x0")), 1e-6, name)
+        try DevicesUnderTest.each { device in
+            for (name, adjust, t, eta, clipped) in cases {
+                var c = config
+                adjust(&c)
+                let scheduler = try DDIMScheduler(config: c)
+                let out = try scheduler.step(modelOutput: f.tensor("step.output"), timestep: t, steps: 50,
+                                             sample: f.tensor("step.sample"), eta: eta, useClippedModelOutput: clipped,
+                                             noise: f.tensor("step.noise"))
+                XCTAssertLessThan(relativeError(try out.previous.toArray(), try f.values("ddim.\(name).prev")), 1e-6,
+                                  "\(name) on \(device.name)")
+                XCTAssertLessThan(relativeError(try out.original.toArray(), try f.values("ddim.\(name).x0")), 1e-6,
+                                  "\(name) on \(device.name)")
+            }
         }
     }
 

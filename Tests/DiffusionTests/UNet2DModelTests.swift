@@ -21,31 +21,34 @@ final class UNet2DModelTests: XCTestCase {
         let f = try Fixtures.load(name + ".safetensors")
         let json = try Data(contentsOf: Fixtures.directory.appendingPathComponent(name + ".json"))
         let config = try JSONDecoder().decode(UNet2DConfig.self, from: json)
-        let model = try UNet2DModel(config: config, generator: RandomGenerator(seed: 0), device: CPUDevice.shared)
-        let state = f.filter { $0.key.hasPrefix("param.") }
-            .reduce(into: [String: (shape: [Int], values: [Float])]()) { $0[String($1.key.dropFirst(6))] = ($1.value.shape, $1.value.values) }
-        XCTAssertEqual(Set(state.keys), Set(model.namedParameters().map(\.name)), name, file: file, line: line)
-        try model.load(state: state, source: name)
-        let input = try f.tensor("input", requiresGrad: true)
-        let labels = f["class_labels"].map { $0.values.map { Int($0) } }
-        let out = try model(input, timesteps: try f.values("timesteps").map { Int($0) }, classLabels: labels)
-        XCTAssertLessThan(relativeError(try out.toArray(), try f.values("out")), 1e-4, "\(name) forward", file: file, line: line)
-        try (out * f.tensor("w")).sum().backward()
-        XCTAssertLessThan(relativeError(try XCTUnwrap(input.grad).toArray(), try f.values("grad.input")), 1e-3,
-                          "\(name) input", file: file, line: line)
-        for (key, parameter) in model.namedParameters() {
-            guard let theirs = f["grad." + key]?.values else {
-                // Frozen in diffusers (requires_grad=False), so untouched by training here too.
-                XCTAssertNil(parameter.grad, "\(name) \(key) should be frozen", file: file, line: line)
-                continue
+        try DevicesUnderTest.each { device in
+            let on = "\(name) on \(device.name)"
+            let model = try UNet2DModel(config: config, generator: RandomGenerator(seed: 0), device: device)
+            let state = f.filter { $0.key.hasPrefix("param.") }
+                .reduce(into: [String: (shape: [Int], values: [Float])]()) { $0[String($1.key.dropFirst(6))] = ($1.value.shape, $1.value.values) }
+            XCTAssertEqual(Set(state.keys), Set(model.namedParameters().map(\.name)), on, file: file, line: line)
+            try model.load(state: state, source: name)
+            let input = try f.tensor("input", requiresGrad: true)
+            let labels = f["class_labels"].map { $0.values.map { Int($0) } }
+            let out = try model(input, timesteps: try f.values("timesteps").map { Int($0) }, classLabels: labels)
+            XCTAssertLessThan(relativeError(try out.toArray(), try f.values("out")), 1e-4, "\(on) forward", file: file, line: line)
+            try (out * f.tensor("w")).sum().backward()
+            XCTAssertLessThan(relativeError(try XCTUnwrap(input.grad).toArray(), try f.values("grad.input")), 1e-3,
+                              "\(on) input", file: file, line: line)
+            for (key, parameter) in model.namedParameters() {
+                guard let theirs = f["grad." + key]?.values else {
+                    // Frozen in diffusers (requires_grad=False), so untouched by training here too.
+                    XCTAssertNil(parameter.grad, "\(on) \(key) should be frozen", file: file, line: line)
+                    continue
+                }
+                let ours = try XCTUnwrap(parameter.grad, key).toArray()
+                if key.hasSuffix("to_k.bias") {
+                    // Zero in exact arithmetic (softmax ignores a shift shared by every key).
+                    XCTAssertLessThan((ours + theirs).map { abs($0) }.max() ?? 0, 1e-4, "\(on) \(key)", file: file, line: line)
+                    continue
+                }
+                XCTAssertLessThan(relativeError(ours, theirs), 1e-3, "\(on) \(key)", file: file, line: line)
             }
-            let ours = try XCTUnwrap(parameter.grad, key).toArray()
-            if key.hasSuffix("to_k.bias") {
-                // Zero in exact arithmetic (softmax ignores a shift shared by every key).
-                XCTAssertLessThan((ours + theirs).map { abs($0) }.max() ?? 0, 1e-4, key, file: file, line: line)
-                continue
-            }
-            XCTAssertLessThan(relativeError(ours, theirs), 1e-3, "\(name) \(key)", file: file, line: line)
         }
         return config
     }
