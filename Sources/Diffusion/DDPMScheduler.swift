@@ -79,10 +79,11 @@ public struct SchedulerConfig: Codable, Equatable, Sendable {
         case "v_prediction": prediction = .velocity
         default: throw DiffuseError.input("prediction_type '\(predictionType)' is not supported: use epsilon, sample or v_prediction")
         }
-        guard !thresholding else {
-            throw DiffuseError.input("thresholding (dynamic thresholding) is not supported yet; set \"thresholding\": false")
+        guard !thresholding || (dynamicThresholdingRatio > 0 && dynamicThresholdingRatio <= 1 && sampleMaxValue >= 1) else {
+            throw DiffuseError.input("thresholding needs 0 < dynamic_thresholding_ratio <= 1 and sample_max_value >= 1, got \(dynamicThresholdingRatio) and \(sampleMaxValue)")
         }
-        return (prediction, clipSample ? Float(clipSampleRange) : nil)
+        // As in diffusers, thresholding replaces clip_sample.
+        return (prediction, clipSample && !thresholding ? Float(clipSampleRange) : nil)
     }
 }
 
@@ -182,6 +183,10 @@ extension DDPMScheduler {
         let g = try stepGeometry(timestep: timestep, previousTimestep: previousTimestep)
         guard g.noiseCoefficient == 0 || noise != nil else {
             throw DiffuseError.shape("DDPM step at t = \(timestep) needs variance noise")
+        }
+        if config.thresholding {
+            return try Tensor.thresholdedSchedulerStep(sample: sample, modelOutput: modelOutput,
+                                                       noise: g.noiseCoefficient == 0 ? nil : noise, g, config: config)
         }
         return try Tensor.schedulerStep(sample: sample, modelOutput: modelOutput,
                                         noise: g.noiseCoefficient == 0 ? nil : noise, g)

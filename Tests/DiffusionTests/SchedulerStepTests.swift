@@ -1,6 +1,6 @@
 // DDPM and DDIM steps on the device against diffusers' step outputs (Tests/Fixtures/schedulers.safetensors).
 import DataIO
-import Diffusion
+@testable import Diffusion
 import Foundation
 import Tensor
 import XCTest
@@ -71,11 +71,58 @@ final class SchedulerStepTests: XCTestCase {
         }
     }
 
+    /// Dynamic thresholding: DDPM for every prediction type, DDIM with and without
+    /// use_clipped_model_output and with v-prediction (Tools/reference/schedulers.py, THRESHOLD).
+    func testDynamicThresholdingMatchesDiffusers() throws {
+        let f = try Fixtures.load("schedulers.safetensors")
+        func thresholding(_ c: inout SchedulerConfig) {
+            c.thresholding = true
+            c.dynamicThresholdingRatio = 0.9
+            c.sampleMaxValue = 2.5
+        }
+        try DevicesUnderTest.each { device in
+            let output = try f.tensor("step.output") * 3
+            for prediction in ["epsilon", "sample", "v_prediction"] {
+                var config = SchedulerConfig()
+                config.predictionType = prediction
+                thresholding(&config)
+                let scheduler = try DDPMScheduler(config: config)
+                let out = try scheduler.step(modelOutput: output, timestep: 780, previousTimestep: 760,
+                                             sample: f.tensor("step.sample"), noise: f.tensor("step.noise"))
+                let name = "ddpm_threshold.\(prediction)"
+                XCTAssertLessThan(relativeError(try out.original.toArray(), try f.values(name + ".x0")), 1e-6,
+                                  "\(name) on \(device.name)")
+                XCTAssertLessThan(relativeError(try out.previous.toArray(), try f.values(name + ".prev")), 1e-6,
+                                  "\(name) on \(device.name)")
+            }
+            for (name, prediction, t, eta, clipped) in [("threshold", "epsilon", 780, Float(0.5), false),
+                                                         ("threshold_clipped", "epsilon", 780, 0.5, true),
+                                                         ("threshold_v", "v_prediction", 500, 0, false)] {
+                var config = SchedulerConfig()
+                config.className = "DDIMScheduler"
+                config.predictionType = prediction
+                thresholding(&config)
+                let out = try DDIMScheduler(config: config).step(
+                    modelOutput: f.tensor("step.output"), timestep: t, steps: 50, sample: f.tensor("step.sample"),
+                    eta: eta, useClippedModelOutput: clipped, noise: f.tensor("step.noise"))
+                XCTAssertLessThan(relativeError(try out.original.toArray(), try f.values("ddim.\(name).x0")), 1e-6,
+                                  "\(name) on \(device.name)")
+                XCTAssertLessThan(relativeError(try out.previous.toArray(), try f.values("ddim.\(name).prev")), 1e-6,
+                                  "\(name) on \(device.name)")
+            }
+        }
+        // torch.quantile's linear interpolation.
+        XCTAssertEqual(SchedulerConfig.quantile([4, 1, 3, 2], 0.5), 2.5)
+        XCTAssertEqual(SchedulerConfig.quantile([4, 1, 3, 2], 1), 4)
+        XCTAssertEqual(SchedulerConfig.quantile([7], 0.995), 7)
+    }
+
     func testUnsupportedOptionsAreClearErrors() throws {
         var config = SchedulerConfig()
         config.thresholding = true
+        config.sampleMaxValue = 0.5
         XCTAssertThrowsError(try DDPMScheduler(config: config).stepGeometry(timestep: 10, previousTimestep: 9)) {
-            XCTAssertTrue("\($0)".contains("thresholding"))
+            XCTAssertTrue("\($0)".contains("sample_max_value"))
         }
         config = SchedulerConfig()
         config.varianceType = "learned"

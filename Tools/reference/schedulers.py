@@ -5,7 +5,8 @@ DDPM / DDIM step outputs.
 Keys: <case>.betas, <case>.alphas_cumprod; timesteps.<spacing>.<n> (as float32);
 add_noise.{x,noise,timesteps,out} with the linear schedule; step.{sample,output,noise};
 ddpm.<variance_type>.<prediction_type>.{prev,x0} at t=780 (50 leading steps, previous 760),
-ddpm.last.{prev,x0} at t=0; ddim.<case>.{prev,x0} (see DDIM_CASES).
+ddpm.last.{prev,x0} at t=0; ddim.<case>.{prev,x0} (see DDIM_CASES); ddpm_threshold.<prediction_type>.{prev,x0}:
+DDPM steps at t=780 with dynamic thresholding (THRESHOLD) on 3x the step output.
 """
 import os
 import torch
@@ -24,6 +25,8 @@ CASES = {
 }
 
 
+THRESHOLD = dict(thresholding=True, dynamic_thresholding_ratio=0.9, sample_max_value=2.5)
+
 DDIM_CASES = {
     # name: (scheduler kwargs, timestep, eta, use_clipped_model_output)
     "eta0": (dict(), 780, 0.0, False),
@@ -34,6 +37,10 @@ DDIM_CASES = {
     "last_no_alpha_one": (dict(set_alpha_to_one=False), 0, 0.0, False),
     "scaled_linear_trailing": (dict(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
                                     timestep_spacing="trailing", clip_sample=False), 999, 0.0, False),
+    # Dynamic thresholding (Imagen): per-image quantile of |x0|, clamped to [1, sample_max_value].
+    "threshold": (THRESHOLD, 780, 0.5, False),
+    "threshold_clipped": (THRESHOLD, 780, 0.5, True),
+    "threshold_v": (dict(THRESHOLD, prediction_type="v_prediction"), 500, 0.0, False),
 }
 
 
@@ -52,6 +59,12 @@ def add_steps(tensors):
             out = s.step(output, 780, sample, generator=torch.Generator().manual_seed(5))
             tensors[f"ddpm.{variance}.{prediction}.prev"] = out.prev_sample
             tensors[f"ddpm.{variance}.{prediction}.x0"] = out.pred_original_sample
+    for prediction in ["epsilon", "sample", "v_prediction"]:
+        s = DDPMScheduler(prediction_type=prediction, **THRESHOLD)
+        s.set_timesteps(50)
+        out = s.step(output * 3, 780, sample, generator=torch.Generator().manual_seed(5))
+        tensors[f"ddpm_threshold.{prediction}.prev"] = out.prev_sample
+        tensors[f"ddpm_threshold.{prediction}.x0"] = out.pred_original_sample
     s = DDPMScheduler()
     s.set_timesteps(50)
     out = s.step(output, 0, sample, generator=torch.Generator().manual_seed(5))
