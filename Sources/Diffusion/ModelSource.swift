@@ -7,15 +7,17 @@ import Hub
 import Tensor
 
 public enum ModelSource {
-    /// The local folder for `argument`, downloading the pipeline's files from the Hub if needed.
-    public static func resolve(_ argument: String, environment: HubEnvironment = .current()) throws -> URL {
+    /// The local folder for `argument`, downloading the pipeline's files from the Hub if needed,
+    /// plus `extraFiles` (required) and `optionalFiles` of the repository (a training run's record).
+    public static func resolve(_ argument: String, extraFiles: [String] = [], optionalFiles: [String] = [],
+                               environment: HubEnvironment = .current()) throws -> URL {
         if FileManager.default.fileExists(atPath: argument) { return URL(fileURLWithPath: argument) }
         guard let repo = try HubRepoID.parse(argument) else {
             throw DiffuseError.input("\(argument) does not exist: give a model folder, or a Hub repository id like johnowhitaker/ddpm-butterflies-32px[@revision]")
         }
         let fetcher = HubSnapshotFetcher(repo: repo, environment: environment)
         do {
-            let folder = try fetch(fetcher)
+            let folder = try fetch(fetcher, extraFiles: extraFiles, optionalFiles: optionalFiles)
             if fetcher.downloadedBytes > 0 {
                 print("fetched \(repo) into \(folder.path)")
             } else if fetcher.usingCacheOnly && !environment.offline {
@@ -31,7 +33,7 @@ public enum ModelSource {
     /// Exactly the files a pipeline folder is read from: model_index.json, then each component's
     /// config and (for models) safetensors weights. Pickled .bin weights are refused before any
     /// weights are downloaded.
-    static func fetch(_ fetcher: HubSnapshotFetcher) throws -> URL {
+    static func fetch(_ fetcher: HubSnapshotFetcher, extraFiles: [String], optionalFiles: [String]) throws -> URL {
         let indexURL = try fetcher.file("model_index.json")
         guard let data = FileManager.default.contents(atPath: indexURL.path) else {
             throw DiffuseError.input("cannot read model_index.json of \(fetcher.repo) at \(indexURL.path)")
@@ -52,6 +54,18 @@ public enum ModelSource {
                 throw DiffuseError.input("\(fetcher.repo) has no \(weights) at revision \(fetcher.repo.revision)")
             }
         }
+        for file in extraFiles { _ = try fetcher.file(file) }
+        for file in optionalFiles { _ = try fetcher.fileIfPresent(file) }
         return try fetcher.finish()
+    }
+
+    /// Copies `files` of a model folder into `destination` as plain files (a Hub snapshot holds
+    /// symlinks into the cache's blobs, which must not be written through).
+    public static func copyFiles(_ files: [String], from source: URL, to destination: URL) throws {
+        for file in files {
+            let from = source.appendingPathComponent(file).resolvingSymlinksInPath()
+            guard let data = FileManager.default.contents(atPath: from.path) else { continue }
+            try AtomicFile.write(data, to: destination.appendingPathComponent(file))
+        }
     }
 }

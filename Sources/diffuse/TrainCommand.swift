@@ -5,6 +5,7 @@ import ArgumentParser
 import DataIO
 import Diffusion
 import Foundation
+import Hub
 import NN
 import Tensor
 
@@ -35,7 +36,7 @@ struct TrainCommand: ParsableCommand {
     var predictionType: String?
     @Option(help: "Start from a pretrained model: a model folder or a Hub id owner/name[@revision]. Its architecture, image size, channels and scheduler are kept; the images are resized and repeated to fit.")
     var initFrom: String?
-    @Option(help: "Continue the run folder RUN from its last checkpoint, with its own options.")
+    @Option(help: "Continue the run folder RUN from its last checkpoint, with its own options. A Hub id holding a run is copied into --output first.")
     var resume: String?
     @Option(help: "Steps between checkpoints (one is also written at the end of every epoch).")
     var checkpointEvery = 500
@@ -54,7 +55,7 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         guard checkpointEvery > 0 else { throw DiffuseError.usage("--checkpoint-every must be positive, got \(checkpointEvery)") }
-        if let resume { return try resumeRun(URL(fileURLWithPath: resume)) }
+        if let resume { return try resumeRun(try runFolder(resume)) }
         var pretrained: URL?
         var kind = model
         if let initFrom {
@@ -147,7 +148,7 @@ struct TrainCommand: ParsableCommand {
         let fixed: [(String, Bool)] = [("--model", model != nil), ("--config", config != nil), ("--init-from", initFrom != nil),
                                        ("--lr", lr != nil), ("--batch-size", batchSize != nil), ("--optimizer", optimizer != nil),
                                        ("--beta-schedule", betaSchedule != nil), ("--prediction-type", predictionType != nil),
-                                       ("--seed", seed != nil), ("--output", output != nil)]
+                                       ("--seed", seed != nil)]
         if let (name, _) = fixed.first(where: { $0.1 }) {
             throw DiffuseError.usage("\(name) cannot change a resumed run; it continues with the options in \(folder.path)/training_config.json")
         }
@@ -176,6 +177,34 @@ struct TrainCommand: ParsableCommand {
         default:
             throw DiffuseError.input("\(folder.path)/\(Checkpoint.stateName) names an unknown model '\(state.model)'")
         }
+    }
+
+    /// The run folder to resume: RUN itself, or a run fetched from the Hub and copied into --output
+    /// (the cache's snapshot is read-only to us: training writes into its folder).
+    func runFolder(_ resume: String) throws -> URL {
+        if FileManager.default.fileExists(atPath: resume) {
+            if let output, URL(fileURLWithPath: output).standardizedFileURL != URL(fileURLWithPath: resume).standardizedFileURL {
+                throw DiffuseError.usage("--output cannot change a resumed run folder; it continues in \(resume)")
+            }
+            return URL(fileURLWithPath: resume)
+        }
+        guard (try HubRepoID.parse(resume)) != nil else {
+            throw DiffuseError.input("\(resume) does not exist: --resume takes a run folder written by `diffuse train`, or a Hub id holding one")
+        }
+        guard let output else {
+            throw DiffuseError.usage("--resume from the Hub (\(resume)) needs --output: the folder the run continues in")
+        }
+        let record = [Checkpoint.stateName, Checkpoint.optimizerName, "training_config.json"]
+        let snapshot = try ModelSource.resolve(resume, extraFiles: record, optionalFiles: ["log.jsonl"])
+        let folder = URL(fileURLWithPath: output)
+        try PipelineFolder.prepareOutput(folder, overwrite: overwrite)
+        var files = record + ["log.jsonl", "model_index.json"]
+        for component in try PipelineFolder.readIndex(snapshot).components.keys {
+            files += ["\(component)/config.json", "\(component)/scheduler_config.json", "\(component)/\(PipelineFolder.weightsName)"]
+        }
+        try ModelSource.copyFiles(files, from: snapshot, to: folder)
+        print("copied the run \(resume) into \(folder.path)")
+        return folder
     }
 
     func runDDPM(options: TrainingOptions, config: UNet2DConfig, schedulerConfig: SchedulerConfig?, data: MNISTDataset,

@@ -72,6 +72,31 @@ final class TrainResumeCLITests: XCTestCase {
         try checkResumeIsExact(["--model", "unet2d", "--config", path("unet.json")])
     }
 
+    /// A stopped run pushed to the Hub continues in a new folder, ending as the unstopped run.
+    func testResumeARunFromTheHub() throws {
+        let whole = path("whole"), broken = path("broken"), resumed = path("resumed")
+        XCTAssertEqual(try train(["--epochs", "2", "--output", whole]).status, 0)
+        XCTAssertEqual(try train(["--epochs", "2", "--max-steps", "4", "--output", broken]).status, 0)
+        let server = try HubFileServer(repos: ["me/run": URL(fileURLWithPath: broken)])
+        try server.start()
+        defer { server.stop() }
+        let environment = ["HF_ENDPOINT": server.endpoint, "HF_HUB_CACHE": path("hub-cache")]
+        let noOutput = try CLI.run(["train", "--resume", "me/run", "--max-steps", "6"], environment: environment)
+        XCTAssertEqual(noOutput.status, 2)
+        XCTAssertTrue(noOutput.stderr.contains("needs --output"), noOutput.stderr)
+        let result = try CLI.run(["train", "--resume", "me/run", "--output", resumed, "--max-steps", "6", "--device", "cpu",
+                                  "--quiet", "--checkpoint-every", "2", "--dataset", path("data")], environment: environment)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(try tensors(whole + "/unet/diffusion_pytorch_model.safetensors")
+                      == tensors(resumed + "/unet/diffusion_pytorch_model.safetensors"), "weights differ")
+        XCTAssertEqual(try log(resumed).map { $0["step"] as? Int }, [2, 3, 4, 6])
+        // The cache's copy of the run is untouched (still at step 4).
+        let cached = try XCTUnwrap(FileManager.default.enumerator(atPath: path("hub-cache"))?.allObjects as? [String])
+            .first { $0.hasSuffix("snapshots") == false && $0.hasSuffix("/trainer_state.json") }
+        let state = try String(contentsOfFile: path("hub-cache") + "/" + XCTUnwrap(cached), encoding: .utf8)
+        XCTAssertTrue(state.contains("\"global_step\" : 4"), state)
+    }
+
     func testResumeRefusesChangesAndNonRuns() throws {
         let run = path("run")
         XCTAssertEqual(try train(["--max-steps", "2", "--output", run]).status, 0)
