@@ -2,11 +2,11 @@
 // and plain files by their git blob SHA-1; Diffuse checks downloads against the first and its
 // loopback Hub server computes both. No crypto library is available offline, so they live here.
 
-public struct SHA256 {
-    private var state: [UInt32] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+public struct SHA256: MerkleDamgardHash {
+    var state: [UInt32] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                                    0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]
-    private var buffer: [UInt8] = []
-    private var length: UInt64 = 0
+    var buffer: [UInt8] = []
+    var length: UInt64 = 0
 
     private static let k: [UInt32] = [
         0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -20,31 +20,8 @@ public struct SHA256 {
 
     public init() {}
 
-    public mutating func update<C: Collection>(_ bytes: C) where C.Element == UInt8 {
-        length &+= UInt64(bytes.count)
-        buffer.append(contentsOf: bytes)
-        var offset = 0
-        while buffer.count - offset >= 64 {
-            compress(buffer, at: offset)
-            offset += 64
-        }
-        if offset > 0 { buffer.removeFirst(offset) }
-    }
-
-    public mutating func finalize() -> [UInt8] {
-        let bits = length &* 8
-        var tail: [UInt8] = [0x80]
-        while (buffer.count + tail.count) % 64 != 56 { tail.append(0) }
-        for i in (0..<8).reversed() { tail.append(UInt8(truncatingIfNeeded: bits >> (UInt64(i) * 8))) }
-        buffer.append(contentsOf: tail)
-        var offset = 0
-        while offset < buffer.count {
-            compress(buffer, at: offset)
-            offset += 64
-        }
-        buffer = []
-        return state.flatMap { word in (0..<4).map { UInt8(truncatingIfNeeded: word >> (24 - 8 * UInt32($0))) } }
-    }
+    public mutating func update<C: Collection>(_ bytes: C) where C.Element == UInt8 { absorb(bytes) }
+    public mutating func finalize() -> [UInt8] { pad() }
 
     public static func hex<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
         var hasher = SHA256()
@@ -52,7 +29,7 @@ public struct SHA256 {
         return hexString(hasher.finalize())
     }
 
-    private mutating func compress(_ block: [UInt8], at offset: Int) {
+    mutating func compress(_ block: [UInt8], at offset: Int) {
         var w = [UInt32](repeating: 0, count: 64)
         for i in 0..<16 {
             let j = offset + 4 * i
@@ -78,38 +55,15 @@ public struct SHA256 {
     }
 }
 
-public struct SHA1 {
-    private var state: [UInt32] = [0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0]
-    private var buffer: [UInt8] = []
-    private var length: UInt64 = 0
+public struct SHA1: MerkleDamgardHash {
+    var state: [UInt32] = [0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0]
+    var buffer: [UInt8] = []
+    var length: UInt64 = 0
 
     public init() {}
 
-    public mutating func update<C: Collection>(_ bytes: C) where C.Element == UInt8 {
-        length &+= UInt64(bytes.count)
-        buffer.append(contentsOf: bytes)
-        var offset = 0
-        while buffer.count - offset >= 64 {
-            compress(buffer, at: offset)
-            offset += 64
-        }
-        if offset > 0 { buffer.removeFirst(offset) }
-    }
-
-    public mutating func finalize() -> [UInt8] {
-        let bits = length &* 8
-        var tail: [UInt8] = [0x80]
-        while (buffer.count + tail.count) % 64 != 56 { tail.append(0) }
-        for i in (0..<8).reversed() { tail.append(UInt8(truncatingIfNeeded: bits >> (UInt64(i) * 8))) }
-        buffer.append(contentsOf: tail)
-        var offset = 0
-        while offset < buffer.count {
-            compress(buffer, at: offset)
-            offset += 64
-        }
-        buffer = []
-        return state.flatMap { word in (0..<4).map { UInt8(truncatingIfNeeded: word >> (24 - 8 * UInt32($0))) } }
-    }
+    public mutating func update<C: Collection>(_ bytes: C) where C.Element == UInt8 { absorb(bytes) }
+    public mutating func finalize() -> [UInt8] { pad() }
 
     /// git's object id of a file's contents: SHA-1 of "blob <size>\0" + bytes (what the Hub's ETag is for
     /// files not stored in LFS).
@@ -126,7 +80,7 @@ public struct SHA1 {
         return hexString(hasher.finalize())
     }
 
-    private mutating func compress(_ block: [UInt8], at offset: Int) {
+    mutating func compress(_ block: [UInt8], at offset: Int) {
         var w = [UInt32](repeating: 0, count: 80)
         for i in 0..<16 {
             let j = offset + 4 * i
@@ -146,6 +100,43 @@ public struct SHA1 {
             (e, d, c, b, a) = (d, c, rotl(b, 30), a, t)
         }
         state[0] &+= a; state[1] &+= b; state[2] &+= c; state[3] &+= d; state[4] &+= e
+    }
+}
+
+/// What SHA-1 and SHA-256 share: 64-byte blocks, big-endian words, and the padding
+/// (0x80, zeros, the bit length) before the last block.
+protocol MerkleDamgardHash {
+    var state: [UInt32] { get }
+    var buffer: [UInt8] { get set }
+    var length: UInt64 { get set }
+    mutating func compress(_ block: [UInt8], at offset: Int)
+}
+
+extension MerkleDamgardHash {
+    mutating func absorb<C: Collection>(_ bytes: C) where C.Element == UInt8 {
+        length &+= UInt64(bytes.count)
+        buffer.append(contentsOf: bytes)
+        var offset = 0
+        while buffer.count - offset >= 64 {
+            compress(buffer, at: offset)
+            offset += 64
+        }
+        if offset > 0 { buffer.removeFirst(offset) }
+    }
+
+    mutating func pad() -> [UInt8] {
+        let bits = length &* 8
+        var tail: [UInt8] = [0x80]
+        while (buffer.count + tail.count) % 64 != 56 { tail.append(0) }
+        for i in (0..<8).reversed() { tail.append(UInt8(truncatingIfNeeded: bits >> (UInt64(i) * 8))) }
+        buffer.append(contentsOf: tail)
+        var offset = 0
+        while offset < buffer.count {
+            compress(buffer, at: offset)
+            offset += 64
+        }
+        buffer = []
+        return state.flatMap { word in (0..<4).map { UInt8(truncatingIfNeeded: word >> (24 - 8 * UInt32($0))) } }
     }
 }
 
