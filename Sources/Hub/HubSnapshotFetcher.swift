@@ -39,6 +39,11 @@ public final class HubSnapshotFetcher {
     /// The local path of `path` in the repository (cached, or downloaded and staged), or nil when the
     /// Hub says the repository has no such file.
     public func fileIfPresent(_ path: String) throws -> URL? {
+        // A commit never changes: a file cached for it needs no request (hf_hub_download does the same).
+        if repo.revisionIsCommit, let cached = environment.cache.cachedFile(repo, commit: repo.revision, path: path) {
+            commit = repo.revision
+            return cached
+        }
         if !usingCacheOnly {
             do {
                 return try fetchOnline(path)

@@ -98,6 +98,14 @@ final class HubFetchTests: XCTestCase {
         XCTAssertEqual(try fetchAll(environment(offline: true)), first)
     }
 
+    func testAPinnedCommitInTheCacheNeedsNoRequest() throws {
+        let first = try fetchAll(environment())
+        let seen = server.requests.count
+        let pinned = HubRepoID(owner: repo.owner, name: repo.name, revision: try XCTUnwrap(server.commit(of: repo.id)))
+        XCTAssertEqual(try fetchAll(environment(), repo: pinned), first)
+        XCTAssertEqual(server.requests.count, seen)
+    }
+
     func testOfflineWithEmptyCacheSaysWhatIsMissing() throws {
         let fetcher = HubSnapshotFetcher(repo: repo, environment: environment(offline: true))
         XCTAssertThrowsError(try fetcher.file("model_index.json")) { error in
