@@ -74,6 +74,13 @@ public enum PNG {
                 throw DiffuseError.input(
                     "\(source): PNG claims \(width)x\(height) pixels, over the \(maximumSide)-per-side limit; the file is corrupt or not an image for this tool")
             }
+            // Deflate expands at most ~1032:1, so a header claiming far more pixels than the data can hold
+            // is corrupt: refuse it before allocating (a 100-byte file must not cost a gigabyte).
+            // The most compact PNG pixel is 1 bit, plus a filter byte per row.
+            guard width * height / 8 + height <= raw.count * 1100 + 4096 else {
+                throw DiffuseError.input(
+                    "\(source): PNG claims \(width)x\(height) pixels, more than its \(raw.count) bytes can hold; the file is truncated or corrupt")
+            }
             let color = png.format & UInt32(PNG_FORMAT_FLAG_COLOR) != 0
             let alpha = png.format & UInt32(PNG_FORMAT_FLAG_ALPHA) != 0
             let channels = color ? 3 : 1

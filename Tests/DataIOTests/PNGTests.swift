@@ -75,6 +75,9 @@ final class PNGTests: XCTestCase {
     func testAbsurdDimensionsRejectedBeforeAllocation() throws {
         let png = Self.handBuiltPNG(width: 100_000, height: 2, bitDepth: 8, colorType: 0, rows: [[0], [0]])
         assertInputError(["100000x2"]) { _ = try PNG.decode(png, source: "wide.png") }
+        // Within the per-side limit but far more pixels than a tiny file can hold: refused, not allocated.
+        let bomb = Self.handBuiltPNG(width: 16_000, height: 16_000, bitDepth: 8, colorType: 6, rows: [[0]])
+        assertInputError(["16000x16000", "more than its"]) { _ = try PNG.decode(bomb, source: "bomb.png") }
     }
 
     func testEncodeRejectsInconsistentImage() {
