@@ -60,8 +60,8 @@ enum ProgramBuilder {
         return String(decoding: bytes.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    static func build(context: cl_context, info: OpenCLDeviceInfo) throws -> (cl_program, String) {
-        let source = KernelSources.combined
+    static func build(context: cl_context, info: OpenCLDeviceInfo,
+                      source: String = KernelSources.combined) throws -> (cl_program, String) {
         let options = options(for: info)
         let file = cacheDirectory.appendingPathComponent(cacheKey(info, source: source, options: options) + ".bin")
         if let binary = FileManager.default.contents(atPath: file.path), !binary.isEmpty,
