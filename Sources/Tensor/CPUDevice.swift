@@ -166,8 +166,20 @@ public final class CPUDevice: Device {
         let d = pointer(out)
         Parallel.forChunks(count) { r in
             switch op {
-            case .silu: for i in r { let v = s[i]; d[i] = v / (1 + Foundation.exp(-v)) }
-            case .exp: for i in r { d[i] = Foundation.exp(s[i]) }
+            case .silu, .exp, .sigmoid:
+                // The polynomial exponential first; libm again for a chunk with an argument outside its range.
+                var outside: UInt32 = 0
+                switch op {
+                case .silu: for i in r { let v = s[i]; d[i] = v / (1 + polynomialExp(expArgument(-v, &outside))) }
+                case .sigmoid: for i in r { d[i] = 1 / (1 + polynomialExp(expArgument(-s[i], &outside))) }
+                default: for i in r { d[i] = polynomialExp(expArgument(s[i], &outside)) }
+                }
+                guard outside != 0 else { return }
+                switch op {
+                case .silu: for i in r { let v = s[i]; d[i] = v / (1 + Foundation.exp(-v)) }
+                case .sigmoid: for i in r { d[i] = 1 / (1 + Foundation.exp(-s[i])) }
+                default: for i in r { d[i] = Foundation.exp(s[i]) }
+                }
             case .sin: for i in r { d[i] = Foundation.sin(s[i]) }
             case .cos: for i in r { d[i] = Foundation.cos(s[i]) }
             case .negate: for i in r { d[i] = -s[i] }
@@ -175,7 +187,6 @@ public final class CPUDevice: Device {
             case .sqrt: for i in r { d[i] = s[i].squareRoot() }
             case .relu: for i in r { d[i] = max(s[i], 0) }
             case .tanh: for i in r { d[i] = Foundation.tanh(s[i]) }
-            case .sigmoid: for i in r { d[i] = 1 / (1 + Foundation.exp(-s[i])) }
             }
         }
     }
@@ -189,6 +200,12 @@ public final class CPUDevice: Device {
         Parallel.forChunks(count) { r in
             switch op {
             case .silu:
+                var outside: UInt32 = 0
+                for i in r {
+                    let sig = 1 / (1 + polynomialExp(expArgument(-xs[i], &outside)))
+                    dx[i] = dy[i] * sig * (1 + xs[i] * (1 - sig))
+                }
+                guard outside != 0 else { return }
                 for i in r {
                     let sig = 1 / (1 + Foundation.exp(-xs[i]))
                     dx[i] = dy[i] * sig * (1 + xs[i] * (1 - sig))
