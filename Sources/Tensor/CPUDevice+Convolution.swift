@@ -74,6 +74,7 @@ extension CPUDevice {
     /// Writes the patches of `count` images side by side: row (c, ki, kj), column (image, oh, ow).
     static func im2col(_ x: UnsafePointer<Float>, _ g: Conv2dGeometry, images count: Int,
                        into columns: UnsafeMutablePointer<Float>) {
+        if g.isSameStrideOne { return im2colSame(x, g, images: count, into: columns) }
         let oh = g.outHeight
         let ow = g.outWidth
         let plane = oh * ow
@@ -119,8 +120,9 @@ extension CPUDevice {
     }
 
     /// Adds the column gradients back onto the input gradient of `count` images.
-    static func col2im(_ columns: UnsafePointer<Float>, _ g: Conv2dGeometry, images count: Int,
+    static func col2im(_ columns: UnsafeMutablePointer<Float>, _ g: Conv2dGeometry, images count: Int,
                        into gradIn: UnsafeMutablePointer<Float>) {
+        if g.isSameStrideOne { return col2imSame(columns, g, images: count, into: gradIn) }
         let oh = g.outHeight
         let ow = g.outWidth
         let plane = oh * ow
