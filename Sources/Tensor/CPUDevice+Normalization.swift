@@ -1,4 +1,5 @@
 // CPU group norm, softmax, attention, max pooling and nearest upsampling with their gradients.
+import CKernels
 import Foundation
 
 extension CPUDevice {
@@ -104,6 +105,7 @@ extension CPUDevice {
     /// softmax over 196 keys per query was the largest cost of a UNet2DModel sampling step on libm expf.
     @inline(__always)
     static func softmaxRow(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+        if CPUDevice.avx2Kernels && diffuse_softmax_row(x, y, n) != 0 { return }
         let peak = vectorMax(x, n)
         var outside: UInt32 = 0
         for i in 0..<n { y[i] = polynomialExp(expArgument(x[i] - peak, &outside)) }

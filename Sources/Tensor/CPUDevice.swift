@@ -1,6 +1,7 @@
 // The CPU backend: the reference implementation of every Device op, in plain Swift over raw
 // pointers plus OpenBLAS for GEMM and convolution, split over both cores.
 import CBLAS
+import CKernels
 import Foundation
 
 public final class CPUBuffer: DeviceBuffer {
@@ -83,6 +84,10 @@ public final class CPUDevice: Device {
     /// Partial sums of the reductions that run outside the workers (weight and norm gradients); kept,
     /// because freshly mapped pages for them cost more than the sums.
     let partialSums = ScratchSpace(workers: 1)
+
+    /// Whether to try the CKernels AVX2 loops (they decline on CPUs without AVX2); tests turn
+    /// this off to run the portable Swift loops on such a CPU too.
+    nonisolated(unsafe) static var avx2Kernels = true
 
     public init() {
         // We split work over the cores ourselves; OpenBLAS threads inside our workers would fight them.
@@ -167,7 +172,19 @@ public final class CPUDevice: Device {
         Parallel.forChunks(count) { r in
             switch op {
             case .silu, .exp, .sigmoid:
-                // The polynomial exponential first; libm again for a chunk with an argument outside its range.
+                let n = r.count
+                let (from, to) = (s + r.lowerBound, d + r.lowerBound)
+                if CPUDevice.avx2Kernels {
+                    let done: Int32
+                    switch op {
+                    case .silu: done = diffuse_silu(from, to, n)
+                    case .sigmoid: done = diffuse_sigmoid(from, to, n)
+                    default: done = diffuse_exp(from, to, n)
+                    }
+                    if done != 0 { return }
+                }
+                // Without AVX2: the polynomial exponential, then libm again for a chunk with an
+                // argument outside its range.
                 var outside: UInt32 = 0
                 switch op {
                 case .silu: for i in r { let v = s[i]; d[i] = v / (1 + polynomialExp(expArgument(-v, &outside))) }
@@ -200,6 +217,10 @@ public final class CPUDevice: Device {
         Parallel.forChunks(count) { r in
             switch op {
             case .silu:
+                if CPUDevice.avx2Kernels
+                    && diffuse_silu_backward(xs + r.lowerBound, dy + r.lowerBound, dx + r.lowerBound, r.count) != 0 {
+                    return
+                }
                 var outside: UInt32 = 0
                 for i in r {
                     let sig = 1 / (1 + polynomialExp(expArgument(-xs[i], &outside)))
