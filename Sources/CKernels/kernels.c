@@ -143,6 +143,39 @@ static AVX2 void softmax_row_avx2(const float *x, float *y, long n) {
     for (; i < n; i++) y[i] *= 1 / total;
 }
 
+static AVX2 void sum_squares_avx2(const float *x, long n, double *sum, double *squares) {
+    // Four double lanes per quantity, two sets so consecutive adds do not wait on each other.
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+    __m256d q0 = _mm256_setzero_pd(), q1 = _mm256_setzero_pd();
+    long i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256d a = _mm256_cvtps_pd(_mm_loadu_ps(x + i));
+        __m256d b = _mm256_cvtps_pd(_mm_loadu_ps(x + i + 4));
+        s0 = _mm256_add_pd(s0, a);
+        s1 = _mm256_add_pd(s1, b);
+        q0 = _mm256_fmadd_pd(a, a, q0);
+        q1 = _mm256_fmadd_pd(b, b, q1);
+    }
+    double lanes[4];
+    _mm256_storeu_pd(lanes, _mm256_add_pd(s0, s1));
+    double s = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+    _mm256_storeu_pd(lanes, _mm256_add_pd(q0, q1));
+    double q = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+    for (; i < n; i++) {
+        double v = x[i];
+        s += v;
+        q += v * v;
+    }
+    *sum = s;
+    *squares = q;
+}
+
+int diffuse_sum_squares(const float *x, long n, double *sum, double *squares) {
+    if (!has_avx2_fma()) return 0;
+    sum_squares_avx2(x, n, sum, squares);
+    return 1;
+}
+
 int diffuse_silu(const float *x, float *y, long n) {
     if (!has_avx2_fma()) return 0;
     silu_avx2(x, y, n);
@@ -180,5 +213,6 @@ int diffuse_silu_backward(const float *x, const float *dy, float *dx, long n) { 
 int diffuse_sigmoid(const float *x, float *y, long n) { return 0; }
 int diffuse_exp(const float *x, float *y, long n) { return 0; }
 int diffuse_softmax_row(const float *x, float *y, long n) { return 0; }
+int diffuse_sum_squares(const float *x, long n, double *sum, double *squares) { return 0; }
 
 #endif

@@ -14,5 +14,7 @@ int diffuse_sigmoid(const float *x, float *y, long n);
 int diffuse_exp(const float *x, float *y, long n);
 /// y = softmax(x) over one row of n values (y may be x).
 int diffuse_softmax_row(const float *x, float *y, long n);
+/// *sum = sum(x), *squares = sum(x^2), accumulated in double (group norm statistics).
+int diffuse_sum_squares(const float *x, long n, double *sum, double *squares);
 
 #endif
