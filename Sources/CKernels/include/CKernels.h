@@ -4,6 +4,8 @@
 #ifndef DIFFUSE_CKERNELS_H
 #define DIFFUSE_CKERNELS_H
 
+#include "CParallel.h"
+
 /// y = x / (1 + e^-x)
 int diffuse_silu(const float *x, float *y, long n);
 /// dx = dy * s * (1 + x (1 - s)), s = 1 / (1 + e^-x)
