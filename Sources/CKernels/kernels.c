@@ -21,6 +21,8 @@ static int has_avx2_fma(void) {
     return known;
 }
 
+int diffuse_cpu_has_avx2_fma(void) { return has_avx2_fma(); }
+
 /// e^x per lane; *outside gets a nonzero bit for a lane outside [-87, 88] or NaN.
 static inline AVX2 __m256 exp8(__m256 x, int *outside) {
     __m256 inside = _mm256_and_ps(_mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_GE_OQ),
@@ -208,6 +210,7 @@ int diffuse_softmax_row(const float *x, float *y, long n) {
 
 #else
 
+int diffuse_cpu_has_avx2_fma(void) { return 0; }
 int diffuse_silu(const float *x, float *y, long n) { return 0; }
 int diffuse_silu_backward(const float *x, const float *dy, float *dx, long n) { return 0; }
 int diffuse_sigmoid(const float *x, float *y, long n) { return 0; }

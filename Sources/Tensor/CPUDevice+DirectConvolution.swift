@@ -1,6 +1,8 @@
 // Direct stride-1 convolution for layers with very few output channels (BasicUNet's last layer:
 // 32 -> 1, 5x5). There im2col would write K = Cin*kh*kw floats per pixel to feed a GEMM with one
 // row, so each (in-channel, tap) pair becomes a shifted multiply-add over a plane held in cache.
+import CKernels
+
 extension CPUDevice {
     /// Calls body(ki, kj, y0, y1, x0, x1): the output rectangle whose input pixel (y+ki-p, x+kj-p) exists.
     @inline(__always)
@@ -23,6 +25,17 @@ extension CPUDevice {
                       _ pbias: UnsafeMutablePointer<Float>?, _ po: UnsafeMutablePointer<Float>, _ g: Conv2dGeometry) {
         let (oh, ow) = (g.outHeight, g.outWidth)
         let (h, w) = (g.height, g.width)
+        if CPUDevice.avx2Kernels && diffuse_cpu_has_avx2_fma() != 0 {
+            // One image per task, all its output channels, through the padded-row AVX2 kernel.
+            let scratch = diffuse_direct_conv_scratch(g.inChannels, h, w, g.kernelHeight, g.kernelWidth,
+                                                      g.paddingHeight, g.paddingWidth)
+            Parallel.forEach(g.batch) { n, worker in
+                _ = diffuse_direct_conv_image(px + n * g.inChannels * h * w, pw, pbias, po + n * g.outChannels * oh * ow,
+                                              g.inChannels, g.outChannels, h, w, g.kernelHeight, g.kernelWidth,
+                                              g.paddingHeight, g.paddingWidth, scratchA.buffer(worker: worker, count: scratch))
+            }
+            return
+        }
         let taps = g.kernelHeight * g.kernelWidth
         Parallel.forEach(g.batch * g.outChannels) { index, _ in
             let n = index / g.outChannels

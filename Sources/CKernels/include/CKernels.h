@@ -6,6 +6,9 @@
 
 #include "CParallel.h"
 
+/// Whether this CPU runs the AVX2/FMA kernels (else each returns 0).
+int diffuse_cpu_has_avx2_fma(void);
+
 /// y = x / (1 + e^-x)
 int diffuse_silu(const float *x, float *y, long n);
 /// dx = dy * s * (1 + x (1 - s)), s = 1 / (1 + e^-x)
@@ -18,5 +21,12 @@ int diffuse_exp(const float *x, float *y, long n);
 int diffuse_softmax_row(const float *x, float *y, long n);
 /// *sum = sum(x), *squares = sum(x^2), accumulated in double (group norm statistics).
 int diffuse_sum_squares(const float *x, long n, double *sum, double *squares);
+/// Stride-1 convolution of one image with few output channels (the CPU backend's direct path):
+/// out[co] = bias[co] + sum over ci and taps, in that order. `scratch` holds
+/// diffuse_direct_conv_scratch(...) floats (the zero-padded input).
+int diffuse_direct_conv_image(const float *x, const float *weight, const float *bias, float *out,
+                              long cin, long cout, long h, long w, long kh, long kw, long ph, long pw,
+                              float *scratch);
+long diffuse_direct_conv_scratch(long cin, long h, long w, long kh, long kw, long ph, long pw);
 
 #endif
