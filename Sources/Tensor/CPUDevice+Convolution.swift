@@ -270,12 +270,8 @@ extension CPUDevice {
             }
             CPUDevice.sgemm(false, true, g.outChannels, k, count * plane, 1, gathered, count * plane,
                             columns, count * plane, 1, dW, k)
-            for c in 0..<g.outChannels {
-                let row = gathered + c * count * plane
-                var acc: Float = 0
-                for i in 0..<(count * plane) { acc += row[i] }
-                dB[c] += acc
-            }
+            // Eight partial sums: a single running Float sum waits on every add.
+            for c in 0..<g.outChannels { dB[c] += vectorSum(gathered + c * count * plane, count * plane) }
         }
         let dW = pointer(gradWeight)
         dW.update(from: partials, count: weightCount)
