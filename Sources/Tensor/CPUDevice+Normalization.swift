@@ -207,6 +207,8 @@ extension CPUDevice {
             for p in r {
                 let src = s + p * g.height * g.width
                 let dst = d + p * oh * ow
+                if g.kernel == 2 && g.stride == 2 && CPUDevice.avx2Kernels
+                    && diffuse_max_pool2(src, dst, g.height, g.width) != 0 { continue }
                 for y in 0..<oh {
                     for x in 0..<ow {
                         var best = -Float.infinity
@@ -231,6 +233,8 @@ extension CPUDevice {
             for p in r {
                 let src = s + p * g.height * g.width
                 let grad = dx + p * g.height * g.width
+                if g.kernel == 2 && g.stride == 2 && CPUDevice.avx2Kernels
+                    && diffuse_max_pool2_backward(src, dy + p * oh * ow, grad, g.height, g.width) != 0 { continue }
                 grad.update(repeating: 0, count: g.height * g.width)
                 for y in 0..<oh {
                     for x in 0..<ow {
