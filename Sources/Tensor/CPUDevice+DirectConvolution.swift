@@ -62,6 +62,29 @@ extension CPUDevice {
         let (oh, ow) = (g.outHeight, g.outWidth)
         let (h, w) = (g.height, g.width)
         let taps = g.kernelHeight * g.kernelWidth
+        let (kh, kw) = (g.kernelHeight, g.kernelWidth)
+        if CPUDevice.avx2Kernels && diffuse_cpu_has_avx2_fma() != 0 && g.paddingHeight < kh && g.paddingWidth < kw {
+            // The input gradient is a stride-1 convolution of dY (Cout channels in, Cin out) with
+            // the kernel flipped and transposed, padded by k - 1 - p: the forward AVX2 kernel.
+            var flipped = [Float](repeating: 0, count: g.inChannels * g.outChannels * taps)
+            for co in 0..<g.outChannels {
+                for ci in 0..<g.inChannels {
+                    for t in 0..<taps {
+                        flipped[(ci * g.outChannels + co) * taps + taps - 1 - t] = pw[(co * g.inChannels + ci) * taps + t]
+                    }
+                }
+            }
+            let (padH, padW) = (kh - 1 - g.paddingHeight, kw - 1 - g.paddingWidth)
+            let scratch = diffuse_direct_conv_scratch(g.outChannels, oh, ow, kh, kw, padH, padW)
+            flipped.withUnsafeBufferPointer { weights in
+                Parallel.forEach(g.batch) { n, worker in
+                    _ = diffuse_direct_conv_image(dy + n * g.outChannels * oh * ow, weights.baseAddress!, nil,
+                                                  dx + n * g.inChannels * h * w, g.outChannels, g.inChannels, oh, ow,
+                                                  kh, kw, padH, padW, scratchA.buffer(worker: worker, count: scratch))
+                }
+            }
+            return
+        }
         Parallel.forEach(g.batch * g.inChannels) { index, _ in
             let n = index / g.inChannels
             let ci = index % g.inChannels
