@@ -110,6 +110,45 @@ extension CPUDevice {
         let (oh, ow) = (g.outHeight, g.outWidth)
         let (h, w) = (g.height, g.width)
         let taps = g.kernelHeight * g.kernelWidth
+        let weightCount = g.outChannels * g.inChannels * taps
+        if CPUDevice.avx2Kernels && diffuse_cpu_has_avx2_fma() != 0 {
+            // One image per task through the AVX2 kernel, into per-worker sums added in worker order.
+            let scratch = diffuse_direct_conv_weight_scratch(g.inChannels, g.outChannels, h, w, g.kernelHeight,
+                                                             g.kernelWidth, g.paddingHeight, g.paddingWidth)
+            let partials = partialSums.buffer(worker: 0, count: workers * weightCount)
+            partials.update(repeating: 0, count: workers * weightCount)
+            Parallel.forEach(g.batch) { n, worker in
+                _ = diffuse_direct_conv_weight_grad_image(
+                    px + n * g.inChannels * h * w, dy + n * g.outChannels * oh * ow, partials + worker * weightCount,
+                    g.inChannels, g.outChannels, h, w, g.kernelHeight, g.kernelWidth, g.paddingHeight,
+                    g.paddingWidth, scratchA.buffer(worker: worker, count: scratch))
+            }
+            dw.update(from: partials, count: weightCount)
+            for worker in 1..<max(workers, 1) {
+                let part = partials + worker * weightCount
+                for i in 0..<weightCount { dw[i] += part[i] }
+            }
+        } else {
+            directConv2dBackwardWeightLoops(px, dy, dw, g)
+        }
+        if let db {
+            for co in 0..<g.outChannels {
+                var acc: Float = 0
+                for n in 0..<g.batch {
+                    let upstream = dy + (n * g.outChannels + co) * oh * ow
+                    acc += vectorSum(upstream, oh * ow)
+                }
+                db[co] = acc
+            }
+        }
+    }
+
+    /// The portable weight gradient.
+    func directConv2dBackwardWeightLoops(_ px: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>,
+                                         _ dw: UnsafeMutablePointer<Float>, _ g: Conv2dGeometry) {
+        let (oh, ow) = (g.outHeight, g.outWidth)
+        let (h, w) = (g.height, g.width)
+        let taps = g.kernelHeight * g.kernelWidth
         // One task per (out, in) channel pair, each summing over the batch: no shared writes.
         Parallel.forEach(g.outChannels * g.inChannels) { index, _ in
             let co = index / g.inChannels
@@ -127,16 +166,6 @@ extension CPUDevice {
                     }
                     weights[ki * g.kernelWidth + kj] += acc
                 }
-            }
-        }
-        if let db {
-            for co in 0..<g.outChannels {
-                var acc: Float = 0
-                for n in 0..<g.batch {
-                    let upstream = dy + (n * g.outChannels + co) * oh * ow
-                    acc += vectorSum(upstream, oh * ow)
-                }
-                db[co] = acc
             }
         }
     }

@@ -28,6 +28,11 @@ int diffuse_direct_conv_image(const float *x, const float *weight, const float *
                               long cin, long cout, long h, long w, long kh, long kw, long ph, long pw,
                               float *scratch);
 long diffuse_direct_conv_scratch(long cin, long h, long w, long kh, long kw, long ph, long pw);
+/// Adds one image's weight gradient of that convolution into dw ([cout, cin, kh, kw]); `scratch`
+/// holds diffuse_direct_conv_weight_scratch(...) floats.
+int diffuse_direct_conv_weight_grad_image(const float *x, const float *dy, float *dw, long cin, long cout,
+                                          long h, long w, long kh, long kw, long ph, long pw, float *scratch);
+long diffuse_direct_conv_weight_scratch(long cin, long cout, long h, long w, long kh, long kw, long ph, long pw);
 /// 2x2 stride-2 max pooling of one h x w plane, and its gradient (dx written everywhere): the
 /// first maximum of each window in scan order wins and a NaN is always taken, as in the Swift loop.
 int diffuse_max_pool2(const float *x, float *y, long h, long w);
