@@ -57,13 +57,14 @@ static void *worker_main(void *argument) {
 }
 
 void diffuse_parallel_run(long workers, diffuse_task task, void *context) {
-    if (workers > MAX_THREADS) workers = MAX_THREADS;
     if (workers <= 1 || inside_task || pthread_mutex_trylock(&owner) != 0) {
         for (long w = 0; w < workers; w++) task(context, w);
         return;
     }
     pthread_mutex_lock(&lock);
-    while (started < workers - 1) {
+    // At most MAX_THREADS pool threads; the caller runs any indices beyond them.
+    long wanted = workers - 1 < MAX_THREADS ? workers - 1 : MAX_THREADS;
+    while (started < wanted) {
         pthread_t thread;
         pthread_attr_t attributes;
         pthread_attr_init(&attributes);
@@ -75,16 +76,18 @@ void diffuse_parallel_run(long workers, diffuse_task task, void *context) {
         pthread_attr_destroy(&attributes);
         started++;
     }
-    if (workers - 1 > started) workers = started + 1;
+    // Indices without a pool thread (beyond MAX_THREADS, or a thread failed to start) run on the caller.
+    long pooled = workers - 1 > started ? started + 1 : workers;
     job_task = task;
     job_context = context;
-    job_workers = workers;
-    __atomic_store_n(&remaining, workers - 1, __ATOMIC_RELEASE);
+    job_workers = pooled;
+    __atomic_store_n(&remaining, pooled - 1, __ATOMIC_RELEASE);
     __atomic_add_fetch(&generation, 1, __ATOMIC_RELEASE);
     if (sleepers > 0) pthread_cond_broadcast(&wake);
     pthread_mutex_unlock(&lock);
     inside_task = 1;
     task(context, 0);
+    for (long w = pooled; w < workers; w++) task(context, w);
     inside_task = 0;
     // A worker descheduled by another process would keep us spinning: yield after a while.
     for (long spins = 0; __atomic_load_n(&remaining, __ATOMIC_ACQUIRE) > 0; spins++) {

@@ -25,6 +25,12 @@ final class ParallelTests: XCTestCase {
         }
     }
 
+    func testMoreWorkersThanPoolThreads() {
+        // The pool stops at 64 threads; the caller runs the other workers' indices.
+        XCTAssertEqual(visits(1000) { mark in Parallel.forEach(1000, workers: 100) { i, _ in mark(i) } },
+                       Array(repeating: 1, count: 1000))
+    }
+
     func testNestedLoopsRunOnTheirThread() {
         let outer = 8, inner = 5_000
         XCTAssertEqual(visits(outer * inner) { mark in
