@@ -1,9 +1,8 @@
-import Foundation
-
 // Short-vector loops with explicit SIMD8 lanes: Swift keeps float reductions in order, so a plain
 // `acc += a[i] * b[i]` loop stays scalar; eight partial sums let it use the vector units.
 // Multiply then add, not addProduct: without a target CPU that has FMA, addProduct becomes a
 // libm fmaf call per lane.
+import Foundation
 
 @inline(__always)
 func simdLoad(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
