@@ -19,7 +19,9 @@ let package = Package(
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "COpenCL", path: "Sources/COpenCL", providers: [.apt(["ocl-icd-opencl-dev", "opencl-headers"])]),
-        .target(name: "Tensor", dependencies: ["CBLAS"], swiftSettings: optimize),
+        // AVX2/FMA loops picked at run time (Swift cannot target an instruction set per function).
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"], .when(configuration: .release))]),
+        .target(name: "Tensor", dependencies: ["CBLAS", "CKernels"], swiftSettings: optimize),
         // OpenCL C sources, embedded as bytes (PackageResources.<name>_cl) so nothing is read at run time.
         .target(name: "Kernels", path: "Kernels",
                 resources: ["elementwise", "activation", "reduce", "loss", "scheduler", "optimizer", "random",

@@ -74,6 +74,7 @@ extension CPUDevice {
     /// Writes the patches of `count` images side by side: row (c, ki, kj), column (image, oh, ow).
     static func im2col(_ x: UnsafePointer<Float>, _ g: Conv2dGeometry, images count: Int,
                        into columns: UnsafeMutablePointer<Float>) {
+        if g.isSameStrideOne { return im2colSame(x, g, images: count, into: columns) }
         let oh = g.outHeight
         let ow = g.outWidth
         let plane = oh * ow
@@ -119,8 +120,9 @@ extension CPUDevice {
     }
 
     /// Adds the column gradients back onto the input gradient of `count` images.
-    static func col2im(_ columns: UnsafePointer<Float>, _ g: Conv2dGeometry, images count: Int,
+    static func col2im(_ columns: UnsafeMutablePointer<Float>, _ g: Conv2dGeometry, images count: Int,
                        into gradIn: UnsafeMutablePointer<Float>) {
+        if g.isSameStrideOne { return col2imSame(columns, g, images: count, into: gradIn) }
         let oh = g.outHeight
         let ow = g.outWidth
         let plane = oh * ow
@@ -268,12 +270,8 @@ extension CPUDevice {
             }
             CPUDevice.sgemm(false, true, g.outChannels, k, count * plane, 1, gathered, count * plane,
                             columns, count * plane, 1, dW, k)
-            for c in 0..<g.outChannels {
-                let row = gathered + c * count * plane
-                var acc: Float = 0
-                for i in 0..<(count * plane) { acc += row[i] }
-                dB[c] += acc
-            }
+            // Eight partial sums: a single running Float sum waits on every add.
+            for c in 0..<g.outChannels { dB[c] += vectorSum(gathered + c * count * plane, count * plane) }
         }
         let dW = pointer(gradWeight)
         dW.update(from: partials, count: weightCount)

@@ -1,4 +1,5 @@
 // CPU group norm, softmax, attention, max pooling and nearest upsampling with their gradients.
+import CKernels
 import Foundation
 
 extension CPUDevice {
@@ -16,10 +17,12 @@ extension CPUDevice {
             let base = px + ng * groupSize
             var sum: Double = 0
             var sumSquares: Double = 0
-            for i in 0..<groupSize {
-                let v = Double(base[i])
-                sum += v
-                sumSquares += v * v
+            if !CPUDevice.avx2Kernels || diffuse_sum_squares(base, groupSize, &sum, &sumSquares) == 0 {
+                for i in 0..<groupSize {
+                    let v = Double(base[i])
+                    sum += v
+                    sumSquares += v * v
+                }
             }
             let mu = sum / Double(groupSize)
             let variance = max(sumSquares / Double(groupSize) - mu * mu, 0)
@@ -63,12 +66,23 @@ extension CPUDevice {
                 let gammaC = pg?[c] ?? 1
                 let src = px + ng * groupSize + cc * g.spatial
                 let grad = dy + ng * groupSize + cc * g.spatial
-                var sumDyXhat: Float = 0
-                var sumDy: Float = 0
-                for i in 0..<g.spatial {
-                    let xhat = (src[i] - mu) * r
-                    sumDyXhat += grad[i] * xhat
+                // Eight partial sums each: one running Float sum waited on every add.
+                let (muLanes, rLanes) = (SIMD8<Float>(repeating: mu), SIMD8<Float>(repeating: r))
+                var dyXhatLanes = SIMD8<Float>(repeating: 0)
+                var dyLanes = SIMD8<Float>(repeating: 0)
+                var i = 0
+                while i + 8 <= g.spatial {
+                    let dyv = simdLoad(grad + i)
+                    dyXhatLanes += dyv * ((simdLoad(src + i) - muLanes) * rLanes)
+                    dyLanes += dyv
+                    i += 8
+                }
+                var sumDyXhat = dyXhatLanes.sum()
+                var sumDy = dyLanes.sum()
+                while i < g.spatial {
+                    sumDyXhat += grad[i] * ((src[i] - mu) * r)
                     sumDy += grad[i]
+                    i += 1
                 }
                 partial[n * g.channels + c] = sumDyXhat
                 partial[g.batch * g.channels + n * g.channels + c] = sumDy
@@ -100,25 +114,25 @@ extension CPUDevice {
         }
     }
 
+    /// With the polynomial exponential (libm again for a row with arguments below -87): attention's
+    /// softmax over 196 keys per query was the largest cost of a UNet2DModel sampling step on libm expf.
     @inline(__always)
     static func softmaxRow(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
-        var peak = -Float.infinity
-        for i in 0..<n { peak = max(peak, x[i]) }
-        var total: Float = 0
-        for i in 0..<n {
-            let e = Foundation.exp(x[i] - peak)
-            y[i] = e
-            total += e
+        if CPUDevice.avx2Kernels && diffuse_softmax_row(x, y, n) != 0 { return }
+        let peak = vectorMax(x, n)
+        var outside: UInt32 = 0
+        for i in 0..<n { y[i] = polynomialExp(expArgument(x[i] - peak, &outside)) }
+        if outside != 0 {
+            for i in 0..<n { y[i] = Foundation.exp(x[i] - peak) }
         }
-        let inverse = 1 / total
+        let inverse = 1 / vectorSum(y, n)
         for i in 0..<n { y[i] *= inverse }
     }
 
     @inline(__always)
     static func softmaxBackwardRow(_ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
                                    _ dx: UnsafeMutablePointer<Float>, _ n: Int) {
-        var dot: Float = 0
-        for i in 0..<n { dot += y[i] * dy[i] }
+        let dot = dotProduct(y, dy, n)
         for i in 0..<n { dx[i] = y[i] * (dy[i] - dot) }
     }
 
@@ -193,6 +207,8 @@ extension CPUDevice {
             for p in r {
                 let src = s + p * g.height * g.width
                 let dst = d + p * oh * ow
+                if g.kernel == 2 && g.stride == 2 && CPUDevice.avx2Kernels
+                    && diffuse_max_pool2(src, dst, g.height, g.width) != 0 { continue }
                 for y in 0..<oh {
                     for x in 0..<ow {
                         var best = -Float.infinity
@@ -217,6 +233,8 @@ extension CPUDevice {
             for p in r {
                 let src = s + p * g.height * g.width
                 let grad = dx + p * g.height * g.width
+                if g.kernel == 2 && g.stride == 2 && CPUDevice.avx2Kernels
+                    && diffuse_max_pool2_backward(src, dy + p * oh * ow, grad, g.height, g.width) != 0 { continue }
                 grad.update(repeating: 0, count: g.height * g.width)
                 for y in 0..<oh {
                     for x in 0..<ow {
@@ -244,10 +262,16 @@ extension CPUDevice {
             for p in r {
                 let src = s + p * h * w
                 let dst = d + p * h * w * f * f
-                for y in 0..<(h * f) {
-                    let line = src + (y / f) * w
-                    let out = dst + y * w * f
-                    for x in 0..<(w * f) { out[x] = line[x / f] }
+                // Each input row widened once, then copied to the other f - 1 output rows
+                // (no division per output element).
+                for y in 0..<h {
+                    let line = src + y * w
+                    let out = dst + y * f * w * f
+                    for x in 0..<w {
+                        let v = line[x]
+                        for j in 0..<f { out[x * f + j] = v }
+                    }
+                    for i in 1..<max(f, 1) { (out + i * w * f).update(from: out, count: w * f) }
                 }
             }
         }
@@ -261,11 +285,17 @@ extension CPUDevice {
             for p in r {
                 let src = dy + p * h * w * f * f
                 let dst = dx + p * h * w
-                dst.update(repeating: 0, count: h * w)
-                for y in 0..<(h * f) {
-                    let line = dst + (y / f) * w
-                    let row = src + y * w * f
-                    for x in 0..<(w * f) { line[x / f] += row[x] }
+                // Each input pixel sums its f x f window, row by row from 0: the order of the
+                // scatter-add this replaces, without a division per element.
+                for y in 0..<h {
+                    for x in 0..<w {
+                        var total: Float = 0
+                        for i in 0..<f {
+                            let row = src + (y * f + i) * w * f + x * f
+                            for j in 0..<f { total += row[j] }
+                        }
+                        dst[y * w + x] = total
+                    }
                 }
             }
         }

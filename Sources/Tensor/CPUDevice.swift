@@ -1,6 +1,7 @@
 // The CPU backend: the reference implementation of every Device op, in plain Swift over raw
 // pointers plus OpenBLAS for GEMM and convolution, split over both cores.
 import CBLAS
+import CKernels
 import Foundation
 
 public final class CPUBuffer: DeviceBuffer {
@@ -84,6 +85,10 @@ public final class CPUDevice: Device {
     /// because freshly mapped pages for them cost more than the sums.
     let partialSums = ScratchSpace(workers: 1)
 
+    /// Whether to try the CKernels AVX2 loops (they decline on CPUs without AVX2); tests turn
+    /// this off to run the portable Swift loops on such a CPU too.
+    nonisolated(unsafe) static var avx2Kernels = true
+
     public init() {
         // We split work over the cores ourselves; OpenBLAS threads inside our workers would fight them.
         openblas_set_num_threads(1)
@@ -166,8 +171,32 @@ public final class CPUDevice: Device {
         let d = pointer(out)
         Parallel.forChunks(count) { r in
             switch op {
-            case .silu: for i in r { let v = s[i]; d[i] = v / (1 + Foundation.exp(-v)) }
-            case .exp: for i in r { d[i] = Foundation.exp(s[i]) }
+            case .silu, .exp, .sigmoid:
+                let n = r.count
+                let (from, to) = (s + r.lowerBound, d + r.lowerBound)
+                if CPUDevice.avx2Kernels {
+                    let done: Int32
+                    switch op {
+                    case .silu: done = diffuse_silu(from, to, n)
+                    case .sigmoid: done = diffuse_sigmoid(from, to, n)
+                    default: done = diffuse_exp(from, to, n)
+                    }
+                    if done != 0 { return }
+                }
+                // Without AVX2: the polynomial exponential, then libm again for a chunk with an
+                // argument outside its range.
+                var outside: UInt32 = 0
+                switch op {
+                case .silu: for i in r { let v = s[i]; d[i] = v / (1 + polynomialExp(expArgument(-v, &outside))) }
+                case .sigmoid: for i in r { d[i] = 1 / (1 + polynomialExp(expArgument(-s[i], &outside))) }
+                default: for i in r { d[i] = polynomialExp(expArgument(s[i], &outside)) }
+                }
+                guard outside != 0 else { return }
+                switch op {
+                case .silu: for i in r { let v = s[i]; d[i] = v / (1 + Foundation.exp(-v)) }
+                case .sigmoid: for i in r { d[i] = 1 / (1 + Foundation.exp(-s[i])) }
+                default: for i in r { d[i] = Foundation.exp(s[i]) }
+                }
             case .sin: for i in r { d[i] = Foundation.sin(s[i]) }
             case .cos: for i in r { d[i] = Foundation.cos(s[i]) }
             case .negate: for i in r { d[i] = -s[i] }
@@ -175,7 +204,6 @@ public final class CPUDevice: Device {
             case .sqrt: for i in r { d[i] = s[i].squareRoot() }
             case .relu: for i in r { d[i] = max(s[i], 0) }
             case .tanh: for i in r { d[i] = Foundation.tanh(s[i]) }
-            case .sigmoid: for i in r { d[i] = 1 / (1 + Foundation.exp(-s[i])) }
             }
         }
     }
@@ -189,6 +217,16 @@ public final class CPUDevice: Device {
         Parallel.forChunks(count) { r in
             switch op {
             case .silu:
+                if CPUDevice.avx2Kernels
+                    && diffuse_silu_backward(xs + r.lowerBound, dy + r.lowerBound, dx + r.lowerBound, r.count) != 0 {
+                    return
+                }
+                var outside: UInt32 = 0
+                for i in r {
+                    let sig = 1 / (1 + polynomialExp(expArgument(-xs[i], &outside)))
+                    dx[i] = dy[i] * sig * (1 + xs[i] * (1 - sig))
+                }
+                guard outside != 0 else { return }
                 for i in r {
                     let sig = 1 / (1 + Foundation.exp(-xs[i]))
                     dx[i] = dy[i] * sig * (1 + xs[i] * (1 - sig))

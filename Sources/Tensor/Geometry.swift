@@ -153,6 +153,12 @@ public struct Conv2dGeometry: Hashable, Sendable {
 
     /// Few output channels at stride 1 (BasicUNet's 32 -> 1 output layer): im2col would move far
     /// more memory than the GEMM computes, so both backends convolve directly.
+    /// Stride 1 with "same" padding: output planes have the input's size, so every tap's patch row
+    /// is the input plane shifted by a constant offset (CPU im2col copies it as one block).
+    public var isSameStrideOne: Bool {
+        strideHeight == 1 && strideWidth == 1 && outHeight == height && outWidth == width
+    }
+
     public var prefersDirect: Bool {
         outChannels <= 4 && strideHeight == 1 && strideWidth == 1 && kernelHeight * kernelWidth > 1
     }

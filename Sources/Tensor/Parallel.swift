@@ -1,9 +1,23 @@
-// Splitting loops over the machine's cores with Dispatch; small loops stay on the calling thread.
-import Dispatch
+// Splitting loops over the machine's cores; small loops stay on the calling thread. The workers
+// are CKernels' persistent pool (CParallel.h): it starts each loop without waking a thread.
+import CKernels
 import Foundation
 
 public enum Parallel {
     public static let coreCount = max(1, ProcessInfo.processInfo.activeProcessorCount)
+
+    /// Runs body(w) for w in 0..<workers on the pool, w = 0 on the calling thread.
+    @inline(__always)
+    static func run(_ workers: Int, _ body: (Int) -> Void) {
+        withoutActuallyEscaping(body) { body in
+            var task = body
+            withUnsafeMutablePointer(to: &task) { context in
+                diffuse_parallel_run(workers, { context, worker in
+                    context!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(worker)
+                }, context)
+            }
+        }
+    }
 
     /// Runs `body` over contiguous chunks of 0..<count, one per worker, when there is enough work.
     @inline(__always)
@@ -14,7 +28,7 @@ public enum Parallel {
             return
         }
         let chunk = (count + workers - 1) / workers
-        DispatchQueue.concurrentPerform(iterations: workers) { w in
+        run(workers) { w in
             let start = w * chunk
             let end = min(count, start + chunk)
             if start < end { body(start..<end) }
@@ -29,7 +43,7 @@ public enum Parallel {
             for i in 0..<count { body(i, 0) }
             return
         }
-        DispatchQueue.concurrentPerform(iterations: workers) { w in
+        run(workers) { w in
             var i = w
             while i < count {
                 body(i, w)

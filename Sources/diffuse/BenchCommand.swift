@@ -24,26 +24,45 @@ struct BenchCommand: ParsableCommand {
     var python = "python3"
     @Flag(help: "Also time a 1024^3 GEMM on each device (GFLOP/s).")
     var gemm = false
+    @Option(help: "Only these workloads (repeatable): basic_unet_train, basic_unet_forward, unet2d_train, unet2d_sample_step.")
+    var workload: [String] = []
     @Flag(help: "Time every OpenCL kernel (each launch waits for the device) and print where the time goes.")
     var profile = false
 
+    static let workloads = ["basic_unet_train", "basic_unet_forward", "unet2d_train", "unet2d_sample_step"]
+
     func run() throws {
         guard batchSize > 0, seconds > 0 else { throw DiffuseError.usage("--batch-size and --seconds must be positive") }
+        let unknown = workload.filter { !BenchCommand.workloads.contains($0) }
+        guard unknown.isEmpty else {
+            throw DiffuseError.usage("unknown --workload \(unknown.joined(separator: ", ")); known: "
+                                     + BenchCommand.workloads.joined(separator: ", "))
+        }
+        let wanted = { (name: String) in workload.isEmpty || workload.contains(name) }
         let devices: [Device] = device == "all" ? try DeviceChoice.available() : [try DeviceChoice.resolve(device)]
         var results: [BenchResult] = []
         for d in devices {
             let opencl = d as? OpenCLDevice
             opencl?.setProfiling(profile)
-            results.append(try Benchmark.basicUNetTraining(device: d, batchSize: batchSize, seconds: seconds))
-            results.append(try Benchmark.basicUNetForward(device: d, batchSize: batchSize, seconds: seconds))
-            results.append(try Benchmark.unet2dTraining(device: d, batchSize: 64, seconds: seconds))
-            results.append(try Benchmark.unet2dSamplingStep(device: d, batchSize: 8, seconds: seconds))
+            if wanted("basic_unet_train") {
+                results.append(try Benchmark.basicUNetTraining(device: d, batchSize: batchSize, seconds: seconds))
+            }
+            if wanted("basic_unet_forward") {
+                results.append(try Benchmark.basicUNetForward(device: d, batchSize: batchSize, seconds: seconds))
+            }
+            if wanted("unet2d_train") {
+                results.append(try Benchmark.unet2dTraining(device: d, batchSize: 64, seconds: seconds))
+            }
+            if wanted("unet2d_sample_step") {
+                results.append(try Benchmark.unet2dSamplingStep(device: d, batchSize: 8, seconds: seconds))
+            }
             if gemm { results.append(try Benchmark.gemm(device: d, seconds: seconds)) }
             if let opencl, profile { print("kernel times on \(opencl.name):\n" + opencl.profileReport()) }
         }
         var torch: [BenchResult] = []
         if let torchScript {
-            torch = try TorchBaseline.run(python: python, script: torchScript, batchSize: batchSize, seconds: seconds)
+            torch = try TorchBaseline.run(python: python, script: torchScript, batchSize: batchSize, seconds: seconds,
+                                          workloads: workload)
         }
         if json {
             let data = try JSONEncoder.pretty.encode(results + torch)
@@ -56,13 +75,15 @@ struct BenchCommand: ParsableCommand {
 
 enum TorchBaseline {
     /// Runs the PyTorch twin of the workloads and reads its JSON list from stdout.
-    static func run(python: String, script: String, batchSize: Int, seconds: Double) throws -> [BenchResult] {
+    static func run(python: String, script: String, batchSize: Int, seconds: Double,
+                    workloads: [String]) throws -> [BenchResult] {
         guard FileManager.default.fileExists(atPath: script) else {
             throw DiffuseError.usage("--torch-script \(script) not found (it is Tools/reference/bench_torch.py in the repository)")
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [python, script, "--batch-size", "\(batchSize)", "--seconds", "\(seconds)"]
+            + workloads.flatMap { ["--workload", $0] }
         let pipe = Pipe()
         process.standardOutput = pipe
         do { try process.run() } catch {

@@ -25,6 +25,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--workload", action="append", default=[],
+                        help="only these workloads (repeatable); all when none is given")
     args = parser.parse_args()
     torch.manual_seed(1)
     b = args.batch_size
@@ -72,16 +74,15 @@ def main():
             out = unet(sample8, 500).sample
             sampler.step(out, 500, sample8)
 
-    results = [
-        dict(name="basic_unet_train", device=device, batch_size=b,
-             images_per_second=images_per_second(b, args.seconds, train_step)),
-        dict(name="basic_unet_forward", device=device, batch_size=b,
-             images_per_second=images_per_second(b, args.seconds, forward)),
-        dict(name="unet2d_train", device=device, batch_size=64,
-             images_per_second=images_per_second(64, args.seconds, unet_train_step)),
-        dict(name="unet2d_sample_step", device=device, batch_size=8,
-             images_per_second=images_per_second(8, args.seconds, unet_sample_step)),
+    workloads = [
+        ("basic_unet_train", b, train_step),
+        ("basic_unet_forward", b, forward),
+        ("unet2d_train", 64, unet_train_step),
+        ("unet2d_sample_step", 8, unet_sample_step),
     ]
+    results = [dict(name=name, device=device, batch_size=batch,
+                    images_per_second=images_per_second(batch, args.seconds, body))
+               for name, batch, body in workloads if not args.workload or name in args.workload]
     print(json.dumps(results))
 
 

@@ -33,29 +33,28 @@ public final class SpatialAttention: Module {
         child("to_out.0", toOut)
     }
 
-    /// [B, L, heads*d] -> [B*heads, L, d] and back, through transposes (no general permute op).
-    func splitHeads(_ x: Tensor) throws -> Tensor {
-        let (b, l, c) = (x.shape[0], x.shape[1], x.shape[2])
-        return try x.transposedLastTwo().reshaped([b * heads, c / heads, l]).transposedLastTwo()
-    }
-
-    func mergeHeads(_ x: Tensor, batch: Int) throws -> Tensor {
-        let (l, d) = (x.shape[1], x.shape[2])
-        return try x.transposedLastTwo().reshaped([batch, heads * d, l]).transposedLastTwo()
+    /// A projection applied over the channels of [B, C, H, W] as a 1x1 convolution with the Linear's
+    /// weight (its [out, in] memory is the conv weight [out, in, 1, 1]): the result stays channel-major,
+    /// [B*heads, d, HW] after a reshape, so the head split needs one transpose instead of the
+    /// token-major route's two (and the output projection none).
+    func project(_ layer: Linear, _ x: Tensor) throws -> Tensor {
+        let c = layer.weight.shape[0]
+        return try x.conv2d(weight: layer.weight.reshaped([c, layer.weight.shape[1], 1, 1]), bias: layer.bias)
     }
 
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
         let (b, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        var tokens = try x.reshaped([b, c, h * w])
-        if let groupNorm { tokens = try groupNorm(tokens) }
-        tokens = try tokens.transposedLastTwo() // [B, HW, C]
-        let q = try splitHeads(toQuery(tokens))
-        let k = try splitHeads(toKey(tokens))
-        let v = try splitHeads(toValue(tokens))
-        let attended = try Tensor.attention(query: q, key: k, value: v, scale: 1 / Float(c / heads).squareRoot())
-        let out = try toOut(mergeHeads(attended, batch: b)) // [B, HW, C]
-        let image = try out.transposedLastTwo().reshaped([b, c, h, w])
-        let residual = try image + x
+        var normed = x
+        if let groupNorm { normed = try groupNorm(x.reshaped([b, c, h * w])).reshaped([b, c, h, w]) }
+        // [B, C, H, W] -> [B*heads, d, HW] -> [B*heads, HW, d]
+        func heads(_ layer: Linear) throws -> Tensor {
+            try project(layer, normed).reshaped([b * self.heads, c / self.heads, h * w]).transposedLastTwo()
+        }
+        let attended = try Tensor.attention(query: heads(toQuery), key: heads(toKey), value: heads(toValue),
+                                            scale: 1 / Float(c / self.heads).squareRoot())
+        // [B*heads, HW, d] -> [B*heads, d, HW] = [B, C, H, W]
+        let merged = try attended.transposedLastTwo().reshaped([b, c, h, w])
+        let residual = try project(toOut, merged) + x
         return rescaleOutputFactor == 1 ? residual : try residual.scaled(by: 1 / rescaleOutputFactor)
     }
 }
