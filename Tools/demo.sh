@@ -8,5 +8,14 @@ swift build -c release --product diffuse
 bin="$(swift build -c release --show-bin-path)/diffuse"
 run="runs/basic-unet-$(date +%Y%m%d-%H%M%S)"
 "$bin" train --model basic-unet --output "$run" "$@"
-"$bin" sample "$run" --batch-size 64 --output "$run/demo-samples.png" --trajectory "$run/demo-trajectory.png"
+# Sample on the device training used, when one was named.
+device=(--device auto)
+args=("$@")
+for i in "${!args[@]}"; do
+  case "${args[$i]}" in
+    --device) device=(--device "${args[$((i + 1))]:-auto}") ;;
+    --device=*) device=("${args[$i]}") ;;
+  esac
+done
+"$bin" sample "$run" "${device[@]}" --batch-size 64 --output "$run/demo-samples.png" --trajectory "$run/demo-trajectory.png"
 echo "pictures: $run/*.png"
