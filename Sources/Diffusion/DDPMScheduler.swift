@@ -184,12 +184,7 @@ extension DDPMScheduler {
         guard g.noiseCoefficient == 0 || noise != nil else {
             throw DiffuseError.shape("DDPM step at t = \(timestep) needs variance noise")
         }
-        if config.thresholding {
-            return try Tensor.thresholdedSchedulerStep(sample: sample, modelOutput: modelOutput,
-                                                       noise: g.noiseCoefficient == 0 ? nil : noise, g, config: config)
-        }
-        return try Tensor.schedulerStep(sample: sample, modelOutput: modelOutput,
-                                        noise: g.noiseCoefficient == 0 ? nil : noise, g)
+        return try config.applyStep(sample: sample, modelOutput: modelOutput, noise: noise, g)
     }
 }
 

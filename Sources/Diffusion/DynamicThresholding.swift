@@ -30,6 +30,17 @@ extension SchedulerConfig {
         }
     }
 
+    /// The step both schedulers share once they have its geometry: the fused device step, through
+    /// dynamic thresholding when the config asks for it. `noise` is dropped where it has no weight.
+    func applyStep(sample: Tensor, modelOutput: Tensor, noise: Tensor?, _ g: SchedulerStepGeometry)
+        throws -> (previous: Tensor, original: Tensor) {
+        let noise = g.noiseCoefficient == 0 ? nil : noise
+        if thresholding {
+            return try Tensor.thresholdedSchedulerStep(sample: sample, modelOutput: modelOutput, noise: noise, g, config: self)
+        }
+        return try Tensor.schedulerStep(sample: sample, modelOutput: modelOutput, noise: noise, g)
+    }
+
     /// clamp(x0, -s, s) / s per image. With s >= 1 this equals clamp(x0 / s, -1, 1) exactly
     /// (division rounds monotonically and s / s is 1), which needs only a broadcast divide.
     func thresholded(_ x0: Tensor) throws -> Tensor {

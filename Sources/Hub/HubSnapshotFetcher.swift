@@ -96,11 +96,11 @@ public final class HubSnapshotFetcher {
 
     private func resolveURL(_ path: String) -> URL {
         // A branch like refs/pr/1 travels as one path segment, percent-encoded (hf_hub_url quotes it).
-        let revision = commit ?? repo.revision
-        let encodedRevision = revision.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-_.~"))) ?? revision
-        let encodedPath = path.split(separator: "/").map {
-            String($0).addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-_.~"))) ?? String($0)
-        }.joined(separator: "/")
+        func encoded(_ segment: String) -> String {
+            segment.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-_.~"))) ?? segment
+        }
+        let encodedRevision = encoded(commit ?? repo.revision)
+        let encodedPath = path.split(separator: "/").map { encoded(String($0)) }.joined(separator: "/")
         return URL(string: "\(environment.endpoint)/\(repo.id)/resolve/\(encodedRevision)/\(encodedPath)")!
     }
 

@@ -5,8 +5,7 @@ import Foundation
 import XCTest
 
 final class DiffusersPipelineCLITests: XCTestCase {
-    let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures")
+    let fixtures = CLI.fixtures
 
     func testDDIMFromGivenNoiseMatchesDiffusersOnEveryDevice() throws {
         let work = try CLI.temporaryDirectory()

@@ -8,8 +8,7 @@ import Hub
 import XCTest
 
 final class HubCLITests: XCTestCase {
-    let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures")
+    let fixtures = CLI.fixtures
     var work: URL!
     var server: HubFileServer!
 

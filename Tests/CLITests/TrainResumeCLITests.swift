@@ -6,8 +6,7 @@ import Hub
 import XCTest
 
 final class TrainResumeCLITests: XCTestCase {
-    let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures")
+    let fixtures = CLI.fixtures
     var work: URL!
 
     override func setUpWithError() throws {

@@ -5,8 +5,7 @@ import Hub
 import XCTest
 
 final class VisualizeCLITests: XCTestCase {
-    let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures")
+    let fixtures = CLI.fixtures
 
     func testFiguresForEveryKindOfModel() throws {
         let work = try CLI.temporaryDirectory()
