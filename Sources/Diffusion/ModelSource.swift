@@ -59,13 +59,24 @@ public enum ModelSource {
         return try fetcher.finish()
     }
 
-    /// Copies `files` of a model folder into `destination` as plain files (a Hub snapshot holds
-    /// symlinks into the cache's blobs, which must not be written through).
-    public static func copyFiles(_ files: [String], from source: URL, to destination: URL) throws {
+    /// Copies `files` of a Hub snapshot (models--owner--name/snapshots/<commit>) into `destination`
+    /// as plain files: the snapshot holds symlinks into the cache's blobs, which must not be written
+    /// through. A link leading out of the repository's cache folder is refused, not followed.
+    public static func copyFiles(_ files: [String], fromSnapshot source: URL, to destination: URL) throws {
+        let repoFolder = source.deletingLastPathComponent().deletingLastPathComponent()
         for file in files {
-            let from = source.appendingPathComponent(file).resolvingSymlinksInPath()
-            guard let data = FileManager.default.contents(atPath: from.path) else { continue }
-            try AtomicFile.write(data, to: destination.appendingPathComponent(file))
+            guard SafePath.isRelativePath(file) else {
+                throw DiffuseError.input("refusing to copy '\(file.prefix(200))': not a relative path of plain names")
+            }
+            let link = source.appendingPathComponent(file)
+            guard FileManager.default.fileExists(atPath: link.path) else { continue }
+            guard SafePath.isInside(link, root: repoFolder) else {
+                throw DiffuseError.input("refusing to copy \(link.path): it resolves to \(SafePath.resolved(link)), outside the Hub cache folder \(repoFolder.path)")
+            }
+            guard let data = FileManager.default.contents(atPath: SafePath.resolved(link)) else { continue }
+            let target = destination.appendingPathComponent(file)
+            try SafePath.requireInside(target.deletingLastPathComponent(), root: destination, what: "the run folder")
+            try AtomicFile.write(data, to: target)
         }
     }
 }

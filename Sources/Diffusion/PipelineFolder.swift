@@ -80,14 +80,18 @@ public enum PipelineFolder {
     }
 
     public static func parseIndex(_ data: Data, source: String) throws -> ModelIndex {
-        let url = URL(fileURLWithPath: source)
         guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
               let className = object["_class_name"] as? String else {
-            throw DiffuseError.input("\(url.path) is not valid JSON with a _class_name")
+            throw DiffuseError.input("\(source) is not valid JSON with a _class_name")
         }
         var components: [String: [String]] = [:]
         for (key, value) in object where !key.hasPrefix("_") {
-            if let pair = value as? [Any] { components[key] = pair.compactMap { $0 as? String } }
+            guard let pair = value as? [Any] else { continue }
+            // Component names become folder names: one identifier, as diffusers needs, or nothing.
+            guard SafePath.isComponentName(key) else {
+                throw DiffuseError.input("\(source): component name '\(key.prefix(80))' is not allowed: a component is named by one Python identifier (ASCII letters, digits, '_'), never a path")
+            }
+            components[key] = pair.compactMap { $0 as? String }
         }
         return ModelIndex(className: className, components: components,
                           version: object["_diffusers_version"] as? String ?? object["_diffuse_version"] as? String)

@@ -43,6 +43,14 @@ public final class HubFileServer: @unchecked Sendable {
     private var _interrupted: Set<String> = []
     /// When set, every Hub request must carry `Authorization: Bearer <token>` (a private repository).
     public var requiredToken: String?
+    /// A Hub that lies, for tests of what a hostile server can do: a request whose path (as the client
+    /// sent it, after its own normalisation) ends with one of these keys is answered 200 with those
+    /// bytes, as a file of the first repository's commit.
+    public var lyingAnswers: [String: [UInt8]] {
+        get { lock.lock(); defer { lock.unlock() }; return _lying }
+        set { lock.lock(); _lying = newValue; lock.unlock() }
+    }
+    private var _lying: [String: [UInt8]] = [:]
 
     public var endpoint: String { "http://127.0.0.1:\(port)" }
 
@@ -224,6 +232,10 @@ public final class HubFileServer: @unchecked Sendable {
             return error(401, code: "RepoNotFound", message: "Repository not found or invalid credentials")
         }
         let pathOnly = request.path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? request.path
+        if let lie = lyingAnswers.first(where: { pathOnly.hasSuffix($0.key) }), let commit = repos.values.first?.commit {
+            return Reply(status: 200, headers: [("X-Repo-Commit", commit), ("ETag", "\"\(SHA1.gitBlobID(lie.value))\""),
+                                                ("Content-Type", "application/octet-stream")], body: lie.value)
+        }
         let segments = pathOnly.split(separator: "/").map { $0.removingPercentEncoding ?? String($0) }
         if segments.count >= 4, segments[0] == "api", segments[1] == "models" {
             return apiReply(segments: Array(segments.dropFirst(2)))

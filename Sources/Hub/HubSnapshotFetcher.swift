@@ -4,6 +4,7 @@
 // Unlike huggingface_hub, nothing is installed until `finish()`: the blobs are renamed into place,
 // the snapshot links made and refs/<revision> written only once every file of the model arrived, so
 // a failed or interrupted fetch leaves the cache exactly as it was.
+import DataIO
 import Foundation
 import Tensor
 
@@ -39,6 +40,9 @@ public final class HubSnapshotFetcher {
     /// The local path of `path` in the repository (cached, or downloaded and staged), or nil when the
     /// Hub says the repository has no such file.
     public func fileIfPresent(_ path: String) throws -> URL? {
+        guard SafePath.isRelativePath(path) else {
+            throw DiffuseError.input("refusing to fetch '\(path.prefix(200))' from \(repo): a file of a repository is a relative path of plain names (letters, digits, '-', '_', '.'), never '..' or an absolute path")
+        }
         // A commit never changes: a file cached for it needs no request (hf_hub_download does the same).
         if repo.revisionIsCommit, let cached = environment.cache.cachedFile(repo, commit: repo.revision, path: path) {
             commit = repo.revision
@@ -58,6 +62,7 @@ public final class HubSnapshotFetcher {
 
     /// Whether the repository has `path`, asked without downloading it (to name files we refuse).
     public func exists(_ path: String) throws -> Bool {
+        guard SafePath.isRelativePath(path) else { return false }
         if !usingCacheOnly, let head = try? http.head(resolveURL(path)) {
             return (200..<400).contains(head.status)
         }
@@ -81,6 +86,7 @@ public final class HubSnapshotFetcher {
         for entry in staged {
             if let temporary = entry.temporary {
                 let blob = blobs.appendingPathComponent(entry.etag)
+                try environment.cache.requireInside(blob, repo)
                 if FileManager.default.fileExists(atPath: blob.path) {
                     try? FileManager.default.removeItem(at: temporary)
                 } else if rename(temporary.path, blob.path) != 0 {
@@ -120,7 +126,7 @@ public final class HubSnapshotFetcher {
             throw DiffuseError.input("\(environment.endpoint) answered \(url.absoluteString) without an ETag: is HF_ENDPOINT a Hugging Face Hub?")
         }
         let etag = HubSnapshotFetcher.normalizeEtag(rawEtag)
-        guard !etag.isEmpty, !etag.contains("/"), !etag.hasPrefix(".") else {
+        guard HubCache.isEtag(etag) else {
             throw DiffuseError.input("\(environment.endpoint) gave \(path) an unusable ETag '\(rawEtag)'")
         }
         let size = Int64(head.header("x-linked-size") ?? (head.isRedirect ? "" : head.header("content-length") ?? ""))
@@ -136,6 +142,9 @@ public final class HubSnapshotFetcher {
             return blob
         }
         let location = head.isRedirect ? URL(string: head.header("location")!, relativeTo: url)?.absoluteURL ?? url : url
+        guard let scheme = location.scheme?.lowercased(), scheme == "https" || scheme == "http" else {
+            throw DiffuseError.input("\(environment.endpoint) redirected \(path) to '\(location.absoluteString.prefix(200))', which is not an http(s) URL; refusing to follow it")
+        }
         let temporary = try download(location, path: path, etag: etag, expectedSize: size)
         staged.append((path, etag, temporary))
         return temporary
@@ -149,11 +158,13 @@ public final class HubSnapshotFetcher {
 
     private func download(_ url: URL, path: String, etag: String, expectedSize: Int64?) throws -> URL {
         let blobs = environment.cache.blobsFolder(repo)
+        try environment.cache.requireInside(blobs, repo)
         do {
             try FileManager.default.createDirectory(at: blobs, withIntermediateDirectories: true)
         } catch {
             throw DiffuseError.output("cannot create \(blobs.path): \(error.localizedDescription); check that the Hub cache (HF_HUB_CACHE or HF_HOME) is writable")
         }
+        try environment.cache.requireInside(blobs, repo)
         let random = String(UInt32.random(in: 0...UInt32.max), radix: 16)
         let temporary = blobs.appendingPathComponent("\(etag).\(random).incomplete")
         guard FileManager.default.createFile(atPath: temporary.path, contents: nil),

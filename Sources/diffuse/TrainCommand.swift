@@ -202,7 +202,7 @@ struct TrainCommand: ParsableCommand {
         for component in try PipelineFolder.readIndex(snapshot).components.keys {
             files += ["\(component)/config.json", "\(component)/scheduler_config.json", "\(component)/\(PipelineFolder.weightsName)"]
         }
-        try ModelSource.copyFiles(files, from: snapshot, to: folder)
+        try ModelSource.copyFiles(files, fromSnapshot: snapshot, to: folder)
         print("copied the run \(resume) into \(folder.path)")
         return folder
     }
