@@ -42,9 +42,18 @@ public final class BasicUNetTrainer: Trainer {
 
     /// The tutorial's step: uniform noise mixed in by a random amount per image, predict the clean image.
     public func step(_ clean: Tensor, labels: [Int]) throws -> Tensor {
+        try step(clean, noise: nil, amount: nil)
+    }
+
+    /// One step; `noise` and `amount`, when given, replace the generator's draws (the replay of a
+    /// PyTorch run feeds PyTorch's, Tools/reference/training_replay.py).
+    public func step(_ clean: Tensor, noise given: Tensor?, amount givenAmount: Tensor?) throws -> Tensor {
         let batch = clean.shape[0]
-        let amount = try Tensor.uniform([batch], generator: generator, on: device)
-        let noise = try Tensor.uniform(clean.shape, generator: generator, on: device)
+        let amount = try givenAmount ?? Tensor.uniform([batch], generator: generator, on: device)
+        let noise = try given ?? Tensor.uniform(clean.shape, generator: generator, on: device)
+        guard noise.shape == clean.shape, amount.shape == [batch] else {
+            throw DiffuseError.shape("a replayed step needs noise shaped \(clean.shape) and \(batch) amounts")
+        }
         let noisy = try Corruption.corrupt(clean, noise: noise, amount: amount)
         let prediction = try model(noisy)
         let loss = try Tensor.mseLoss(prediction, clean)

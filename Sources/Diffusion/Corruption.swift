@@ -3,10 +3,13 @@ import Tensor
 import NN
 
 public enum Corruption {
-    /// x * (1 - amount) + noise * amount, with `amount` one value per image ([B]).
+    /// x * (1 - amount) + noise * amount, with `amount` one value per image ([B]), in the
+    /// tutorial's order of operations, so the replay of a PyTorch run sees the same roundings.
     public static func corrupt(_ x: Tensor, noise: Tensor, amount: Tensor) throws -> Tensor {
-        let perImage = try amount.reshaped([x.shape[0]] + Array(repeating: 1, count: x.rank - 1))
-        return try x + (noise - x) * perImage
+        let shape = [x.shape[0]] + Array(repeating: 1, count: x.rank - 1)
+        let perImage = try amount.reshaped(shape)
+        let keep = try amount.affine(scale: -1, shift: 1).reshaped(shape)
+        return try x * keep + noise * perImage
     }
 }
 

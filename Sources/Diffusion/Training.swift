@@ -104,7 +104,8 @@ public struct ImageBatcher {
                             }
                         }
                     } else {
-                        for i in 0..<n { out[target + i] = Float(images[source + i]) * (1 / 255) }
+                        // torchvision's ToTensor divides by 255; a multiply by 1/255 differs by an ulp.
+                        for i in 0..<n { out[target + i] = Float(images[source + i]) / 255 }
                     }
                     for c in 1..<max(channels, 1) {
                         for i in 0..<n { out[target + c * n + i] = out[target + i] }

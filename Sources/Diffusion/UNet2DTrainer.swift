@@ -49,10 +49,20 @@ public final class UNet2DTrainer: Trainer {
 
     /// Class-conditional configs train on the dataset's labels.
     public func step(_ clean: Tensor, labels: [Int]) throws -> Tensor {
+        try step(clean, labels: labels, noise: nil, timesteps: nil)
+    }
+
+    /// One step; `noise` and `timesteps`, when given, replace the generator's draws (the replay of
+    /// a PyTorch run feeds PyTorch's, Tools/reference/training_replay.py).
+    public func step(_ clean: Tensor, labels: [Int], noise given: Tensor?, timesteps givenTimesteps: [Int]?) throws -> Tensor {
         model.train(true)
         let x0 = try clean.affine(scale: 2, shift: -1)
-        let noise = try Tensor.normal(x0.shape, generator: generator, on: device)
-        let timesteps = generator.nextInts(count: x0.shape[0], below: scheduler.config.numTrainTimesteps)
+        let noise = try given ?? Tensor.normal(x0.shape, generator: generator, on: device)
+        let timesteps = givenTimesteps ?? generator.nextInts(count: x0.shape[0], below: scheduler.config.numTrainTimesteps)
+        guard noise.shape == x0.shape, timesteps.count == x0.shape[0],
+              timesteps.allSatisfy({ (0..<scheduler.config.numTrainTimesteps).contains($0) }) else {
+            throw DiffuseError.shape("a replayed step needs noise shaped \(x0.shape) and \(x0.shape[0]) timesteps in 0..<\(scheduler.config.numTrainTimesteps)")
+        }
         let noisy = try scheduler.addNoise(x0, noise: noise, timesteps: timesteps)
         let target: Tensor
         switch scheduler.config.predictionType {

@@ -89,7 +89,7 @@ extension OpenCLDevice {
                            secondMoment: DeviceBuffer, count: Int, _ h: AdamStep) throws {
         try launch1D("adam_update", count: count, [
             .buffer(parameter), .buffer(gradient), .buffer(firstMoment), .buffer(secondMoment), .int(count),
-            .float(h.beta1), .float(h.beta2), .float(h.epsilon), .float(h.gradientWeightDecay),
+            .float(h.oneMinusBeta1), .float(h.beta2), .float(h.oneMinusBeta2), .float(h.epsilon), .float(h.gradientWeightDecay),
             .float(h.parameterDecayFactor), .float(h.stepSize), .float(h.biasCorrection2Sqrt)])
     }
 

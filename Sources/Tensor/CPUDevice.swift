@@ -411,8 +411,8 @@ public final class CPUDevice: Device {
                 let grad = g[i] + h.gradientWeightDecay * p[i]
                 let param = p[i] * h.parameterDecayFactor
                 // exp_avg.lerp_(grad, 1 - beta1); exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)
-                let mi = m[i] + (1 - h.beta1) * (grad - m[i])
-                let vi = v[i] * h.beta2 + (1 - h.beta2) * grad * grad
+                let mi = m[i] + h.oneMinusBeta1 * (grad - m[i])
+                let vi = v[i] * h.beta2 + h.oneMinusBeta2 * grad * grad
                 m[i] = mi
                 v[i] = vi
                 let denominator = vi.squareRoot() / h.biasCorrection2Sqrt + h.epsilon

@@ -231,7 +231,11 @@ public struct UpsampleGeometry: Hashable, Sendable {
 /// Host-computed scalars of one Adam/AdamW step, following PyTorch's torch/optim/adam.py
 /// (`_single_tensor_adam`): the bias corrections and step size are formed in Double as Python does.
 public struct AdamStep: Hashable, Sendable {
-    public var beta1: Float
+    /// 1 - beta1 and 1 - beta2 taken in double and rounded once, as PyTorch passes them (Python
+    /// floats) to lerp_ and addcmul_: Float(1) - Float(0.999) is 1.3e-5 off 0.001 and tilted
+    /// every second moment (found by the 200-step replay, Tools/reference/training_replay.py).
+    public var oneMinusBeta1: Float
+    public var oneMinusBeta2: Float
     public var beta2: Float
     public var epsilon: Float
     /// Adam's L2 term added to the gradient (zero for AdamW).
@@ -245,7 +249,8 @@ public struct AdamStep: Hashable, Sendable {
 
     public init(learningRate: Double, beta1: Double, beta2: Double, epsilon: Double, weightDecay: Double,
                 decoupledWeightDecay: Bool, step: Int) {
-        self.beta1 = Float(beta1)
+        self.oneMinusBeta1 = Float(1 - beta1)
+        self.oneMinusBeta2 = Float(1 - beta2)
         self.beta2 = Float(beta2)
         self.epsilon = Float(epsilon)
         self.gradientWeightDecay = decoupledWeightDecay ? 0 : Float(weightDecay)
