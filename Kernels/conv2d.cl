@@ -8,7 +8,7 @@
 //   conv_direct(x, w, bias, out, Cout, hasBias, g..., total)          8 output columns per work-item:
 //       total = N * Cout * oh * ceil(ow/8); stride 1 only
 //   conv_direct_backward_input(dy, w, dx, Cout, g..., total)          total = N * C * H * ceil(W/8)
-//   conv_direct_backward_weight(x, dy, dw, Cout, batch, g..., total)  one weight per work-item
+// Weight gradients of every layer go through im2col + per-image gemm + sum_batch (reduce.cl).
 
 #define GEOMETRY const int C, const int H, const int W, const int kh, const int kw, const int sh, const int sw, \
                  const int ph, const int pw, const int oh, const int ow
@@ -178,30 +178,4 @@ __kernel void conv_direct_backward_input(__global const float* dy, __global cons
         }
     }
     store_row8(dx + ((size_t)(n * C + c) * (size_t)H + (size_t)iy) * (size_t)W, x0, W, acc);
-}
-
-__kernel void conv_direct_backward_weight(__global const float* x, __global const float* dy, __global float* dw,
-                                          const int Cout, const int batch, GEOMETRY, const int total) {
-    const int i = (int)get_global_id(0);
-    if (i >= total) return;
-    const int taps = kh * kw;
-    const int co = i / (C * taps);
-    const int c = (i / taps) % C;
-    const int ki = (i % taps) / kw;
-    const int kj = i % kw;
-    float8 acc = (float8)(0.0f);
-    for (int n = 0; n < batch; ++n) {
-        __global const float* image = x + ((size_t)n * (size_t)C + (size_t)c) * (size_t)(H * W);
-        __global const float* grad = dy + ((size_t)n * (size_t)Cout + (size_t)co) * (size_t)(oh * ow);
-        for (int y = 0; y < oh; ++y) {
-            const int iy = y - ph + ki;
-            if (iy < 0 || iy >= H) continue;
-            __global const float* line = image + iy * W;
-            for (int x0 = 0; x0 < ow; x0 += 8) {
-                // Columns past ow load as zero from the gradient row, so they add nothing.
-                acc = fma(load_row8(grad + y * ow, x0, ow), load_row8(line, x0 - pw + kj, W), acc);
-            }
-        }
-    }
-    dw[i] = acc.s0 + acc.s1 + acc.s2 + acc.s3 + acc.s4 + acc.s5 + acc.s6 + acc.s7;
 }

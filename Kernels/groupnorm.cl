@@ -1,25 +1,45 @@
 // groupnorm.cl: group normalisation of [N, C, spatial] float32 with optional per-channel affine.
 // A group is channelsPerGroup * spatial contiguous floats; (n, g) index the N*G groups.
-//   group_norm_stats(x, mean, rstd, groupSize, eps, groups)                 two-pass, one work-item per group
+//   group_norm_stats(x, mean, rstd, groupSize, eps, groups)   two-pass, one work-group of 64 per group
 //   group_norm_apply(x, gamma, beta, mean, rstd, out, C, spatial, G, hasAffine, total)
 //   group_norm_backward_stats(x, gamma, mean, rstd, dy, a, b, C, spatial, G, hasAffine, groups)
-//       a = mean(dy * gamma), b = mean(dy * gamma * xhat) over the group
+//       a = mean(dy * gamma), b = mean(dy * gamma * xhat) over the group; one work-group of 64 per group
 //   group_norm_backward_input(x, gamma, mean, rstd, dy, a, b, dx, C, spatial, G, hasAffine, total)
 //       dx = rstd * (dy * gamma - a - xhat * b)
-//   group_norm_backward_params(x, mean, rstd, dy, dgamma, dbeta, N, C, spatial, G)  one work-item per channel
+//   group_norm_backward_params(x, mean, rstd, dy, partials, N, C, spatial, G)  one work-item per (n, c):
+//       partials[2(nC + c)] = sum dy * xhat, partials[2(nC + c) + 1] = sum dy; sum_batch_pair adds them up
 
-__kernel void group_norm_stats(__global const float* x, __global float* mean, __global float* rstd,
-                               const int groupSize, const float eps, const int groups) {
-    const size_t ng = get_global_id(0);
-    if (ng >= (size_t)groups) return;
+// Sums one value per work-item of a 64-wide work-group; every work-item gets the total.
+inline float group_sum(float value, __local float* scratch) {
+    const int lid = (int)get_local_id(0);
+    barrier(CLK_LOCAL_MEM_FENCE); // scratch may still be read by the previous call
+    scratch[lid] = value;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = 32; s > 0; s >>= 1) {
+        if (lid < s) scratch[lid] += scratch[lid + s];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    return scratch[0];
+}
+
+__kernel __attribute__((reqd_work_group_size(64, 1, 1)))
+void group_norm_stats(__global const float* x, __global float* mean, __global float* rstd,
+                      const int groupSize, const float eps, const int groups) {
+    __local float scratch[64];
+    const size_t ng = get_group_id(0);
+    const int lid = (int)get_local_id(0);
+    if (ng >= (size_t)groups) return; // whole work-group leaves together
     __global const float* v = x + ng * (size_t)groupSize;
     float sum = 0.0f;
-    for (int i = 0; i < groupSize; ++i) sum += v[i];
-    const float mu = sum / (float)groupSize;
+    for (int i = lid; i < groupSize; i += 64) sum += v[i];
+    const float mu = group_sum(sum, scratch) / (float)groupSize;
     float squares = 0.0f;
-    for (int i = 0; i < groupSize; ++i) { const float d = v[i] - mu; squares += d * d; }
-    mean[ng] = mu;
-    rstd[ng] = rsqrt(squares / (float)groupSize + eps);
+    for (int i = lid; i < groupSize; i += 64) { const float d = v[i] - mu; squares += d * d; }
+    const float variance = group_sum(squares, scratch) / (float)groupSize;
+    if (lid == 0) {
+        mean[ng] = mu;
+        rstd[ng] = rsqrt(variance + eps);
+    }
 }
 
 __kernel void group_norm_apply(__global const float* x, __global const float* gamma, __global const float* beta,
@@ -34,32 +54,37 @@ __kernel void group_norm_apply(__global const float* x, __global const float* ga
     out[i] = hasAffine ? normed * gamma[c] + beta[c] : normed;
 }
 
-__kernel void group_norm_backward_stats(__global const float* x, __global const float* gamma,
-                                        __global const float* mean, __global const float* rstd,
-                                        __global const float* dy, __global float* a, __global float* b,
-                                        const int C, const int spatial, const int G, const int hasAffine,
-                                        const int groups) {
-    const size_t ng = get_global_id(0);
+__kernel __attribute__((reqd_work_group_size(64, 1, 1)))
+void group_norm_backward_stats(__global const float* x, __global const float* gamma,
+                               __global const float* mean, __global const float* rstd,
+                               __global const float* dy, __global float* a, __global float* b,
+                               const int C, const int spatial, const int G, const int hasAffine,
+                               const int groups) {
+    __local float scratch[64];
+    const size_t ng = get_group_id(0);
+    const int lid = (int)get_local_id(0);
     if (ng >= (size_t)groups) return;
     const int cpg = C / G;
     const int group = (int)(ng % (size_t)G);
-    const size_t groupSize = (size_t)cpg * (size_t)spatial;
+    const int groupSize = cpg * spatial;
     const float mu = mean[ng];
     const float r = rstd[ng];
+    __global const float* xs = x + ng * (size_t)groupSize;
+    __global const float* gs = dy + ng * (size_t)groupSize;
     float sumA = 0.0f;
     float sumB = 0.0f;
-    for (int cc = 0; cc < cpg; ++cc) {
-        const float scale = hasAffine ? gamma[group * cpg + cc] : 1.0f;
-        __global const float* xs = x + ng * groupSize + (size_t)cc * (size_t)spatial;
-        __global const float* gs = dy + ng * groupSize + (size_t)cc * (size_t)spatial;
-        for (int s = 0; s < spatial; ++s) {
-            const float d = gs[s] * scale;
-            sumA += d;
-            sumB += d * (xs[s] - mu) * r;
-        }
+    for (int i = lid; i < groupSize; i += 64) {
+        const float scale = hasAffine ? gamma[group * cpg + i / spatial] : 1.0f;
+        const float d = gs[i] * scale;
+        sumA += d;
+        sumB += d * (xs[i] - mu) * r;
     }
-    a[ng] = sumA / (float)groupSize;
-    b[ng] = sumB / (float)groupSize;
+    const float totalA = group_sum(sumA, scratch);
+    const float totalB = group_sum(sumB, scratch);
+    if (lid == 0) {
+        a[ng] = totalA / (float)groupSize;
+        b[ng] = totalB / (float)groupSize;
+    }
 }
 
 __kernel void group_norm_backward_input(__global const float* x, __global const float* gamma,
@@ -80,24 +105,23 @@ __kernel void group_norm_backward_input(__global const float* x, __global const 
 
 __kernel void group_norm_backward_params(__global const float* x, __global const float* mean,
                                          __global const float* rstd, __global const float* dy,
-                                         __global float* dgamma, __global float* dbeta,
-                                         const int N, const int C, const int spatial, const int G) {
-    const size_t c = get_global_id(0);
-    if (c >= (size_t)C) return;
-    const int cpg = C / G;
+                                         __global float* partials, const int N, const int C, const int spatial,
+                                         const int G) {
+    const size_t nc = get_global_id(0);
+    if (nc >= (size_t)N * (size_t)C) return;
+    const size_t n = nc / (size_t)C;
+    const size_t c = nc % (size_t)C;
+    const size_t ng = n * (size_t)G + c / (size_t)(C / G);
+    const float mu = mean[ng];
+    const float r = rstd[ng];
+    __global const float* xs = x + nc * (size_t)spatial;
+    __global const float* gs = dy + nc * (size_t)spatial;
     float sumGamma = 0.0f;
     float sumBeta = 0.0f;
-    for (int n = 0; n < N; ++n) {
-        const size_t ng = (size_t)n * (size_t)G + c / (size_t)cpg;
-        const float mu = mean[ng];
-        const float r = rstd[ng];
-        __global const float* xs = x + ((size_t)n * (size_t)C + c) * (size_t)spatial;
-        __global const float* gs = dy + ((size_t)n * (size_t)C + c) * (size_t)spatial;
-        for (int s = 0; s < spatial; ++s) {
-            sumGamma += gs[s] * (xs[s] - mu) * r;
-            sumBeta += gs[s];
-        }
+    for (int s = 0; s < spatial; ++s) {
+        sumGamma += gs[s] * (xs[s] - mu) * r;
+        sumBeta += gs[s];
     }
-    dgamma[c] = sumGamma;
-    dbeta[c] = sumBeta;
+    partials[2 * nc] = sumGamma;
+    partials[2 * nc + 1] = sumBeta;
 }

@@ -4,6 +4,9 @@
 //       meta = [rank, shape[rank], inputStrides[rank], outputStrides[rank]]; outputStride 0 = summed
 //   sum_partials(x, y, partials, n, mode)    mode 0: sum x;  mode 1: sum (x - y)^2   (local size 64)
 //   sum_final(partials, out, count, scale)   out[0] = scale * sum(partials)          (local size 64)
+//   sum_batch(partials, c, size, batch, offset, beta, bias, hasBias, columns, rows)
+//       c[offset + i] = sum_b partials[b*size + i] + beta c[offset + i] + bias[(i / columns) % rows]
+//   sum_batch_pair(partials, a, b, size, batch)  a[i] = sum_n partials[2 (n*size + i)], b from the odd slots
 
 __kernel __attribute__((reqd_work_group_size(64, 1, 1)))
 void reduce_sum(__global const float* x, __global float* out, __constant int* meta, const int outputCount,
@@ -75,4 +78,33 @@ void sum_final(__global const float* partials, __global float* out, const int co
         barrier(CLK_LOCAL_MEM_FENCE);
     }
     if (lid == 0) out[0] = scratch[0] * scale;
+}
+
+// Adds up partial products: a GEMM whose batch is summed (one product per entry), or the K slices
+// of a split-K GEMM (with the row bias the GEMM would have added).
+__kernel void sum_batch(__global const float* partials, __global float* c, const int size, const int batch,
+                        const int offset, const float beta, __global const float* bias, const int hasBias,
+                        const int columns, const int rows) {
+    const int i = (int)get_global_id(0);
+    if (i >= size) return;
+    float acc = 0.0f;
+    for (int b = 0; b < batch; ++b) acc += partials[(size_t)b * (size_t)size + (size_t)i];
+    if (hasBias) acc += bias[(i / columns) % rows];
+    c[offset + i] = beta != 0.0f ? acc + beta * c[offset + i] : acc;
+}
+
+// Two interleaved sums over the batch: per-(image, channel) pairs into per-channel totals.
+__kernel void sum_batch_pair(__global const float* partials, __global float* a, __global float* b, const int size,
+                             const int batch) {
+    const int i = (int)get_global_id(0);
+    if (i >= size) return;
+    float sumA = 0.0f;
+    float sumB = 0.0f;
+    for (int n = 0; n < batch; ++n) {
+        const size_t at = 2 * ((size_t)n * (size_t)size + (size_t)i);
+        sumA += partials[at];
+        sumB += partials[at + 1];
+    }
+    a[i] = sumA;
+    b[i] = sumB;
 }

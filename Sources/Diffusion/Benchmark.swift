@@ -28,29 +28,60 @@ public struct BenchResult: Codable, Equatable, Sendable {
     }
 }
 
+/// One benchmark workload: its name, the images one step handles, and the step itself (which
+/// returns a tensor to read back so a step's queued device work is finished when timed).
+public struct BenchWorkload {
+    public let name: String
+    public let batchSize: Int
+    public let step: () throws -> Tensor
+    /// GEMM products are timed in GFLOP/s; the rest in images/s.
+    public var flopsPerStep: Double?
+}
+
 public enum Benchmark {
-    /// Runs `body` once to warm up (pools, caches, kernel builds), then repeatedly for at least
-    /// `seconds`. Each run's result is read back, so the clock covers finished work, not just
-    /// work queued on an asynchronous device.
-    static func imagesPerSecond(batch: Int, seconds: Double, minimumRuns: Int = 3,
-                                _ body: () throws -> Tensor) throws -> Double {
-        _ = try body().toArray()
-        var runs = 0
-        let start = Date()
-        repeat {
-            _ = try body().toArray()
-            runs += 1
-        } while runs < minimumRuns || Date().timeIntervalSince(start) < seconds
-        return Double(runs * batch) / Date().timeIntervalSince(start)
+    public static let names = ["basic_unet_train", "basic_unet_forward", "unet2d_train", "unet2d_sample_step"]
+
+    /// Runs the step once to warm up (pools, caches, kernel builds), calls `afterWarmUp`, then runs it
+    /// repeatedly for at least `seconds`. Each run's result is read back, so the clock covers
+    /// finished work, not just work queued on an asynchronous device. Returns the rate and the runs.
+    public static func measure(_ workload: BenchWorkload, device: Device, seconds: Double, minimumRuns: Int = 3,
+                               afterWarmUp: @escaping () -> Void = {}) throws -> (result: BenchResult, runs: Int) {
+        let timed = { () throws -> (result: BenchResult, runs: Int) in
+            _ = try workload.step().toArray()
+            afterWarmUp()
+            var runs = 0
+            let start = Date()
+            repeat {
+                _ = try workload.step().toArray()
+                runs += 1
+            } while runs < minimumRuns || Date().timeIntervalSince(start) < seconds
+            let rate = Double(runs * workload.batchSize) / Date().timeIntervalSince(start)
+            return (BenchResult(name: workload.name, device: device.name, batchSize: workload.batchSize,
+                                imagesPerSecond: rate, gflopPerSecond: workload.flopsPerStep.map { rate * $0 / 1e9 }), runs)
+        }
+        // Training steps record the graph they backpropagate; the rest run as inference does.
+        return workload.name.hasSuffix("_train") ? try timed() : try GradMode.withoutGradients(timed)
+    }
+
+    /// The workload `name` (one of `names`, or `gemm_1024`) on `device`.
+    public static func workload(_ name: String, device: Device, batchSize: Int) throws -> BenchWorkload {
+        switch name {
+        case "basic_unet_train": return try basicUNetTraining(device: device, batchSize: batchSize)
+        case "basic_unet_forward": return try basicUNetForward(device: device, batchSize: batchSize)
+        case "unet2d_train": return try unet2dTraining(device: device, batchSize: batchSize)
+        case "unet2d_sample_step": return try unet2dSamplingStep(device: device, batchSize: batchSize)
+        case "gemm_1024": return try gemm(device: device)
+        default: throw DiffuseError.usage("unknown workload \(name); known: \(names.joined(separator: ", ")), gemm_1024")
+        }
     }
 
     /// BasicUNet training steps: corruption, forward, MSE, backward and Adam, as `diffuse train` runs them.
-    public static func basicUNetTraining(device: Device, batchSize: Int, seconds: Double) throws -> BenchResult {
+    public static func basicUNetTraining(device: Device, batchSize: Int) throws -> BenchWorkload {
         let generator = RandomGenerator(seed: 1)
         let model = try BasicUNet(generator: generator, device: device)
         let optimizer = try Adam(parameters: model.parameters, learningRate: 1e-3)
         let clean = try Tensor.uniform([batchSize, 1, 28, 28], generator: generator, on: device)
-        let rate = try imagesPerSecond(batch: batchSize, seconds: seconds) {
+        return BenchWorkload(name: "basic_unet_train", batchSize: batchSize) {
             let amount = try Tensor.uniform([batchSize], generator: generator, on: device)
             let noise = try Tensor.uniform(clean.shape, generator: generator, on: device)
             let loss = try Tensor.mseLoss(model(Corruption.corrupt(clean, noise: noise, amount: amount)), clean)
@@ -59,24 +90,20 @@ public enum Benchmark {
             optimizer.zeroGradients()
             return loss
         }
-        return BenchResult(name: "basic_unet_train", device: device.name, batchSize: batchSize, imagesPerSecond: rate)
     }
 
     /// A square float32 GEMM (the design's 1024^3 yardstick); "images" are whole products here.
-    public static func gemm(device: Device, size: Int = 1024, seconds: Double) throws -> BenchResult {
+    public static func gemm(device: Device, size: Int = 1024) throws -> BenchWorkload {
         let generator = RandomGenerator(seed: 2)
         let a = try Tensor.uniform([size, size], generator: generator, on: device)
         let b = try Tensor.uniform([size, size], generator: generator, on: device)
-        let rate = try GradMode.withoutGradients {
-            try imagesPerSecond(batch: 1, seconds: seconds) { try a.matmul(b) }
-        }
-        return BenchResult(name: "gemm_\(size)", device: device.name, batchSize: 1, imagesPerSecond: rate,
-                           gflopPerSecond: rate * 2 * pow(Double(size), 3) / 1e9)
+        return BenchWorkload(name: "gemm_\(size)", batchSize: 1, step: { try a.matmul(b) },
+                             flopsPerStep: 2 * pow(Double(size), 3))
     }
 
     /// UNet2DModel DDPM training steps: Gaussian noise, a random timestep per image, add_noise,
     /// epsilon prediction, MSE and AdamW (lr 4e-4), as the tutorial's second recipe.
-    public static func unet2dTraining(device: Device, batchSize: Int, seconds: Double) throws -> BenchResult {
+    public static func unet2dTraining(device: Device, batchSize: Int) throws -> BenchWorkload {
         let generator = RandomGenerator(seed: 1)
         let model = try UNet2DModel(config: .tutorial, generator: generator, device: device)
         var schedulerConfig = SchedulerConfig()
@@ -84,7 +111,7 @@ public enum Benchmark {
         let scheduler = try DDPMScheduler(config: schedulerConfig)
         let optimizer = try Adam(parameters: model.parameters, learningRate: 4e-4, variant: .adamw)
         let clean = try Tensor.uniform([batchSize, 1, 28, 28], low: -1, high: 1, generator: generator, on: device)
-        let rate = try imagesPerSecond(batch: batchSize, seconds: seconds) {
+        return BenchWorkload(name: "unet2d_train", batchSize: batchSize) {
             let noise = try Tensor.normal(clean.shape, generator: generator, on: device)
             let timesteps = generator.nextInts(count: batchSize, below: 1000)
             let noisy = try scheduler.addNoise(clean, noise: noise, timesteps: timesteps)
@@ -94,35 +121,28 @@ public enum Benchmark {
             optimizer.zeroGradients()
             return loss
         }
-        return BenchResult(name: "unet2d_train", device: device.name, batchSize: batchSize, imagesPerSecond: rate)
     }
 
     /// One DDPM sampling step of UNet2DModel (forward plus scheduler step), batch `batchSize`.
-    public static func unet2dSamplingStep(device: Device, batchSize: Int, seconds: Double) throws -> BenchResult {
+    public static func unet2dSamplingStep(device: Device, batchSize: Int) throws -> BenchWorkload {
         let generator = RandomGenerator(seed: 1)
         let model = try UNet2DModel(config: .tutorial, generator: generator, device: device)
         let scheduler = try DDPMScheduler()
         var sample = try Tensor.normal([batchSize, 1, 28, 28], generator: generator, on: device)
-        let rate = try GradMode.withoutGradients {
-            try imagesPerSecond(batch: batchSize, seconds: seconds) {
-                let output = try model(sample, timesteps: Array(repeating: 500, count: batchSize))
-                let noise = try Tensor.normal(sample.shape, generator: generator, on: device)
-                sample = try scheduler.step(modelOutput: output, timestep: 500, previousTimestep: 499, sample: sample,
-                                            noise: noise).previous
-                return sample
-            }
+        return BenchWorkload(name: "unet2d_sample_step", batchSize: batchSize) {
+            let output = try model(sample, timesteps: Array(repeating: 500, count: batchSize))
+            let noise = try Tensor.normal(sample.shape, generator: generator, on: device)
+            sample = try scheduler.step(modelOutput: output, timestep: 500, previousTimestep: 499, sample: sample,
+                                        noise: noise).previous
+            return sample
         }
-        return BenchResult(name: "unet2d_sample_step", device: device.name, batchSize: batchSize, imagesPerSecond: rate)
     }
 
     /// BasicUNet forward passes without gradients (one sampling step).
-    public static func basicUNetForward(device: Device, batchSize: Int, seconds: Double) throws -> BenchResult {
+    public static func basicUNetForward(device: Device, batchSize: Int) throws -> BenchWorkload {
         let generator = RandomGenerator(seed: 1)
         let model = try BasicUNet(generator: generator, device: device)
         let x = try Tensor.uniform([batchSize, 1, 28, 28], generator: generator, on: device)
-        let rate = try GradMode.withoutGradients {
-            try imagesPerSecond(batch: batchSize, seconds: seconds) { try model(x) }
-        }
-        return BenchResult(name: "basic_unet_forward", device: device.name, batchSize: batchSize, imagesPerSecond: rate)
+        return BenchWorkload(name: "basic_unet_forward", batchSize: batchSize) { try model(x) }
     }
 }

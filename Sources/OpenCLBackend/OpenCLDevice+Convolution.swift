@@ -38,14 +38,61 @@ extension OpenCLDevice {
         return [8, 4, 1]
     }
 
+    /// A batch summed into one C (strideC 0, weight gradients) is computed as one product per
+    /// entry into scratch, in parallel, then added up by `sum_batch`: summing the batch inside each
+    /// work-item left a few hundred work-items looping over batch * K (issue 9).
     func enqueueGemm(_ a: cl_mem, _ b: cl_mem, _ c: cl_mem, _ g: StridedGemm) throws {
+        if g.strideC == 0 && g.batch > 1 {
+            let size = g.m * g.n
+            let partials = try scratch(ScratchSlot.gemmPartials, count: g.batch * size)
+            var each = g
+            each.strideC = size
+            each.offsetC = 0
+            each.beta = 0
+            try enqueueGemm(a, b, partials, each)
+            return try sumBatch(partials, into: c, size: size, batch: g.batch, offset: g.offsetC, beta: g.beta,
+                                bias: nil, columns: g.n, rows: g.m)
+        }
         let tile = gemmTile
+        let workItems = (g.n + tile.columns - 1) / tile.columns * ((g.m + tile.rows - 1) / tile.rows) * g.batch
+        if g.k > LaunchLedger.longLoop, workItems < LaunchLedger.narrowWorkItems, g.strideC == g.m * g.n {
+            // Split-K: too few outputs to fill a GPU and a long K each (the 128-channel 3x3 layers of
+            // the up path at 7x7: K = 1,152): slices of K into scratch, summed with bias and beta.
+            let slices = (g.k + LaunchLedger.longLoop - 1) / LaunchLedger.longLoop
+            let per = (g.k + slices - 1) / slices
+            let size = g.batch * g.m * g.n
+            let partials = try scratch(ScratchSlot.splitK, count: slices * size)
+            for slice in 0..<slices {
+                var each = g
+                each.k = min(per, g.k - slice * per)
+                each.offsetA += slice * per * g.csA
+                each.offsetB += slice * per * g.rsB
+                each.offsetC = slice * size
+                each.beta = 0
+                each.rowBias = nil
+                try enqueueGemm(a, b, partials, each)
+            }
+            return try sumBatch(partials, into: c, size: size, batch: slices, offset: g.offsetC, beta: g.beta,
+                                bias: g.rowBias, columns: g.n, rows: g.m)
+        }
+        let flops = 2.0 * Double(g.m) * Double(g.n) * Double(g.k) * Double(g.batch)
+        let bytes = 4.0 * Double(g.batch) * Double(g.m * g.k + g.k * g.n + g.m * g.n)
         try launch("gemm", global: [(g.n + tile.columns - 1) / tile.columns, (g.m + tile.rows - 1) / tile.rows,
-                                    g.strideC == 0 ? 1 : g.batch], local: gemmLocalSize, [
+                                    g.strideC == 0 ? 1 : g.batch], local: gemmLocalSize,
+                   serial: g.k * (g.strideC == 0 ? g.batch : 1), bytes: bytes, flops: flops, [
             .memory(a), .memory(b), .memory(c), .int(g.m), .int(g.n), .int(g.k), .int(g.rsA), .int(g.csA),
             .int(g.rsB), .int(g.csB), .int(g.offsetA), .int(g.offsetB), .int(g.offsetC), .int(g.strideA),
             .int(g.strideB), .int(g.strideC), .int(g.batch), .float(g.alpha), .float(g.beta),
             .memory(g.rowBias ?? a), .int(g.rowBias == nil ? 0 : 1)])
+    }
+
+    /// c[offset + i] = sum over b of partials[b * size + i] + beta c[offset + i] + bias[(i / columns) % rows].
+    func sumBatch(_ partials: cl_mem, into c: cl_mem, size: Int, batch: Int, offset: Int, beta: Float, bias: cl_mem?,
+                  columns: Int, rows: Int) throws {
+        try launch1D("sum_batch", count: size, serial: batch, bytes: Double(4 * size * (batch + 1)),
+                     flops: Double(size * batch), [
+            .memory(partials), .memory(c), .int(size), .int(batch), .int(offset), .float(beta), .memory(bias ?? partials),
+            .int(bias == nil ? 0 : 1), .int(max(columns, 1)), .int(max(rows, 1))])
     }
 
     public func gemm(_ a: DeviceBuffer, _ b: DeviceBuffer, out: DeviceBuffer, _ g: GemmGeometry) throws {
@@ -85,7 +132,8 @@ extension OpenCLDevice {
         let plane = g.outHeight * g.outWidth
         if g.prefersDirect {
             let total = g.batch * g.outChannels * g.outHeight * ((g.outWidth + 7) / 8)
-            return try launch1D("conv_direct", count: total, [.buffer(x), .buffer(weight), .buffer(bias ?? weight),
+            return try launch1D("conv_direct", count: total, serial: g.inChannels * g.kernelHeight * g.kernelWidth,
+                                flops: 2.0 * Double(g.batch * g.outChannels * plane * g.patchSize), [.buffer(x), .buffer(weight), .buffer(bias ?? weight),
                                                               .buffer(out), .int(g.outChannels), .int(bias == nil ? 0 : 1)]
                                 + geometryArguments(g) + [.int(total)])
         }
@@ -103,7 +151,7 @@ extension OpenCLDevice {
             }
             let columns = try scratch(ScratchSlot.columns, count: count * k * plane)
             let rows = count * k * g.outHeight
-            try launch1D("im2col", count: rows, [.buffer(x), .memory(columns)] + geometryArguments(g)
+            try launch1D("im2col", count: rows, serial: g.outWidth, bytes: 8.0 * Double(count * k * plane), [.buffer(x), .memory(columns)] + geometryArguments(g)
                          + [.int(first), .int(rows), .int(0)])
             try enqueueGemm(memory(weight), columns, memory(out), s)
         }
@@ -115,7 +163,9 @@ extension OpenCLDevice {
         let imageIn = g.inChannels * g.height * g.width
         if g.prefersDirect {
             let total = g.batch * g.inChannels * g.height * ((g.width + 7) / 8)
-            return try launch1D("conv_direct_backward_input", count: total, [
+            return try launch1D("conv_direct_backward_input", count: total,
+                                serial: g.outChannels * g.kernelHeight * g.kernelWidth,
+                                flops: 2.0 * Double(g.batch * g.outChannels * plane * g.patchSize), [
                 .buffer(gradOut), .buffer(weight), .buffer(gradIn), .int(g.outChannels)] + geometryArguments(g) + [.int(total)])
         }
         let k = g.patchSize
@@ -133,44 +183,40 @@ extension OpenCLDevice {
             let columns = try scratch(ScratchSlot.columns, count: count * k * plane)
             try enqueueGemm(memory(weight), memory(gradOut), columns, s)
             let total = count * imageIn
-            try launch1D("col2im", count: total, [.memory(columns), .buffer(gradIn)] + geometryArguments(g)
+            try launch1D("col2im", count: total, serial: g.kernelHeight * g.kernelWidth,
+                         bytes: 4.0 * Double(count * k * plane + total), [.memory(columns), .buffer(gradIn)] + geometryArguments(g)
                          + [.int(first), .int(total)])
         }
     }
 
+    /// Layers the forward pass runs directly (few output channels) take the GEMM path here too:
+    /// a direct weight gradient loops over the whole batch in each of a few hundred work-items.
     public func conv2dBackwardWeight(_ x: DeviceBuffer, gradOut: DeviceBuffer, gradWeight: DeviceBuffer,
                                      gradBias: DeviceBuffer?, _ g: Conv2dGeometry) throws {
         let plane = g.outHeight * g.outWidth
         let k = g.patchSize
-        if g.prefersDirect {
-            let total = g.outChannels * k
-            try launch1D("conv_direct_backward_weight", count: total, [
-                .buffer(x), .buffer(gradOut), .buffer(gradWeight), .int(g.outChannels), .int(g.batch)]
-                + geometryArguments(g) + [.int(total)])
-        } else {
-            try forEachChunk(g) { first, count in
-                // dW = sum over images of dY [Cout, plane] x cols^T, the columns laid out [plane][K] so the
-                // GEMM reads them contiguously; strideC = 0 sums the chunk's images into one dW.
-                var s = StridedGemm(m: g.outChannels, n: k, k: plane, rsA: plane, csA: 1, rsB: k, csB: 1)
-                s.offsetA = first * g.outChannels * plane
-                s.strideA = g.outChannels * plane
-                s.strideB = plane * k
-                s.batch = count
-                s.beta = first == 0 ? 0 : 1
-                if g.isPointwise {
-                    // cols^T of a 1x1 convolution is the input read transposed.
-                    s.rsB = 1
-                    s.csB = plane
-                    s.offsetB = first * g.inChannels * plane
-                    s.strideB = g.inChannels * plane
-                    return try enqueueGemm(memory(gradOut), memory(x), memory(gradWeight), s)
-                }
-                let columns = try scratch(ScratchSlot.columns, count: count * k * plane)
-                let segments = count * plane * g.inChannels
-                try launch1D("im2col", count: segments, [.buffer(x), .memory(columns)] + geometryArguments(g)
-                             + [.int(first), .int(segments), .int(1)])
-                try enqueueGemm(memory(gradOut), columns, memory(gradWeight), s)
+        try forEachChunk(g) { first, count in
+            // dW = sum over images of dY [Cout, plane] x cols^T, the columns laid out [plane][K] so the
+            // GEMM reads them contiguously; strideC = 0 sums the chunk's images into one dW.
+            var s = StridedGemm(m: g.outChannels, n: k, k: plane, rsA: plane, csA: 1, rsB: k, csB: 1)
+            s.offsetA = first * g.outChannels * plane
+            s.strideA = g.outChannels * plane
+            s.strideB = plane * k
+            s.batch = count
+            s.beta = first == 0 ? 0 : 1
+            if g.isPointwise {
+                // cols^T of a 1x1 convolution is the input read transposed.
+                s.rsB = 1
+                s.csB = plane
+                s.offsetB = first * g.inChannels * plane
+                s.strideB = g.inChannels * plane
+                return try enqueueGemm(memory(gradOut), memory(x), memory(gradWeight), s)
             }
+            let columns = try scratch(ScratchSlot.columns, count: count * k * plane)
+            let segments = count * plane * g.inChannels
+            try launch1D("im2col", count: segments, [.buffer(x), .memory(columns)] + geometryArguments(g)
+                         + [.int(first), .int(segments), .int(1)])
+            try enqueueGemm(memory(gradOut), columns, memory(gradWeight), s)
         }
         if let gradBias {
             try reduceSum(gradOut, out: gradBias, ReduceGeometry(input: [g.batch, g.outChannels, plane],

@@ -4,12 +4,12 @@ import Tensor
 
 extension OpenCLDevice {
     public func fill(_ out: DeviceBuffer, value: Float, count: Int) throws {
-        try launch1D("fill", count: count, [.buffer(out), .float(value), .int(count)])
+        try launch1D("fill", count: count, bytes: 4.0 * Double(count), [.buffer(out), .float(value), .int(count)])
     }
 
     public func copyBlocks(from source: DeviceBuffer, to destination: DeviceBuffer, _ g: BlockCopyGeometry) throws {
         let total = g.blockCount * g.blockLength
-        try launch1D("copy_blocks", count: total, [
+        try launch1D("copy_blocks", count: total, bytes: 8.0 * Double(total), [
             .buffer(source), .buffer(destination), .int(max(g.blockLength, 1)), .int(g.sourceOffset),
             .int(g.sourceStride), .int(g.destinationOffset), .int(g.destinationStride), .int(g.accumulate ? 1 : 0),
             .int(total)])
@@ -17,50 +17,51 @@ extension OpenCLDevice {
 
     public func transpose(_ x: DeviceBuffer, out: DeviceBuffer, _ g: TransposeGeometry) throws {
         let total = g.batch * g.rows * g.columns
-        try launch1D("transpose", count: total, [.buffer(x), .buffer(out), .int(g.rows), .int(g.columns), .int(total)])
+        try launch1D("transpose", count: total, bytes: 8.0 * Double(total), [.buffer(x), .buffer(out), .int(g.rows), .int(g.columns), .int(total)])
     }
 
     public func unary(_ op: UnaryOp, _ x: DeviceBuffer, out: DeviceBuffer, count: Int) throws {
-        try launch1D("unary", count: count, [.int(op.rawValue), .buffer(x), .buffer(out), .int(count)])
+        try launch1D("unary", count: count, bytes: 8.0 * Double(count), flops: 4.0 * Double(count), [.int(op.rawValue), .buffer(x), .buffer(out), .int(count)])
     }
 
     public func unaryBackward(_ op: UnaryOp, x: DeviceBuffer, y: DeviceBuffer, gradOut: DeviceBuffer,
                               gradIn: DeviceBuffer, count: Int) throws {
-        try launch1D("unary_backward", count: count, [.int(op.rawValue), .buffer(x), .buffer(y), .buffer(gradOut),
+        try launch1D("unary_backward", count: count, bytes: 16.0 * Double(count), flops: 6.0 * Double(count), [.int(op.rawValue), .buffer(x), .buffer(y), .buffer(gradOut),
                                                       .buffer(gradIn), .int(count)])
     }
 
     public func affine(_ x: DeviceBuffer, out: DeviceBuffer, scale: Float, shift: Float, count: Int) throws {
-        try launch1D("affine", count: count, [.buffer(x), .buffer(out), .float(scale), .float(shift), .int(count)])
+        try launch1D("affine", count: count, bytes: 8.0 * Double(count), flops: 2.0 * Double(count), [.buffer(x), .buffer(out), .float(scale), .float(shift), .int(count)])
     }
 
     public func linearCombination(_ x: DeviceBuffer, _ a: Float, _ y: DeviceBuffer, _ b: Float, out: DeviceBuffer,
                                   count: Int) throws {
-        try launch1D("linear_combination", count: count, [.buffer(x), .float(a), .buffer(y), .float(b), .buffer(out),
+        try launch1D("linear_combination", count: count, bytes: 12.0 * Double(count), flops: 3.0 * Double(count), [.buffer(x), .float(a), .buffer(y), .float(b), .buffer(out),
                                                           .int(count)])
     }
 
     public func clamp(_ x: DeviceBuffer, out: DeviceBuffer, low: Float, high: Float, count: Int) throws {
-        try launch1D("clamp_values", count: count, [.buffer(x), .buffer(out), .float(low), .float(high), .int(count)])
+        try launch1D("clamp_values", count: count, bytes: 8.0 * Double(count), [.buffer(x), .buffer(out), .float(low), .float(high), .int(count)])
     }
 
     public func binary(_ op: BinaryOp, _ a: DeviceBuffer, _ b: DeviceBuffer, out: DeviceBuffer,
                        _ g: BroadcastGeometry) throws {
         let n = g.count
         if g.shape.count == 1 && g.stridesA == [1] && g.stridesB == [1] {
-            return try launch1D("binary_same", count: n, [.int(op.rawValue), .buffer(a), .buffer(b), .buffer(out), .int(n)])
+            return try launch1D("binary_same", count: n, bytes: 12.0 * Double(n), flops: Double(n), [.int(op.rawValue), .buffer(a), .buffer(b), .buffer(out), .int(n)])
         }
         let meta = try geometryBuffer([Int32(g.shape.count)] + (g.shape + g.stridesA + g.stridesB).map { Int32($0) })
-        try launch1D("binary", count: n, [.int(op.rawValue), .buffer(a), .buffer(b), .buffer(out), .memory(meta), .int(n)])
+        try launch1D("binary", count: n, bytes: 12.0 * Double(n), flops: Double(n), [.int(op.rawValue), .buffer(a), .buffer(b), .buffer(out), .memory(meta), .int(n)])
     }
 
     /// Full sums in two launches: groups of 64 work-items into partials, then one group.
     func sumAll(_ x: cl_mem, _ y: cl_mem, count: Int, squaredDifference: Bool, scale: Float, out: DeviceBuffer) throws {
         let groups = max(1, min(256, count / 4096))
         let partials = try scratch(ScratchSlot.partials, count: groups)
-        try launch("sum_partials", global: [groups * 64], local: [64],
+        try launch("sum_partials", global: [groups * 64], local: [64], serial: (count + groups * 64 - 1) / (groups * 64),
+                   bytes: Double(count * (squaredDifference ? 8 : 4)), flops: Double(count * (squaredDifference ? 3 : 1)),
                    [.memory(x), .memory(y), .memory(partials), .int(count), .int(squaredDifference ? 1 : 0)])
-        try launch("sum_final", global: [64], local: [64], [.memory(partials), .buffer(out), .int(groups), .float(scale)])
+        try launch("sum_final", global: [64], local: [64], serial: (groups + 63) / 64, [.memory(partials), .buffer(out), .int(groups), .float(scale)])
     }
 
     public func reduceSum(_ x: DeviceBuffer, out: DeviceBuffer, _ g: ReduceGeometry) throws {
@@ -70,7 +71,8 @@ extension OpenCLDevice {
         let inputStrides = Shape.contiguousStrides(g.shape)
         let meta = try geometryBuffer([Int32(g.shape.count)] + (g.shape + inputStrides + g.outputStrides).map { Int32($0) })
         let reduced = g.inputCount / max(g.outputCount, 1)
-        try launch("reduce_sum", global: [g.outputCount * 64], local: [64],
+        try launch("reduce_sum", global: [g.outputCount * 64], local: [64], serial: (reduced + 63) / 64,
+                   bytes: 4.0 * Double(g.inputCount + g.outputCount), flops: Double(g.inputCount),
                    [.buffer(x), .buffer(out), .memory(meta), .int(g.outputCount), .int(reduced)])
     }
 
@@ -81,13 +83,13 @@ extension OpenCLDevice {
 
     public func mseLossBackward(_ prediction: DeviceBuffer, _ target: DeviceBuffer, gradOut: DeviceBuffer,
                                 gradIn: DeviceBuffer, count: Int) throws {
-        try launch1D("mse_backward", count: count, [.buffer(prediction), .buffer(target), .buffer(gradOut),
+        try launch1D("mse_backward", count: count, bytes: 12.0 * Double(count), flops: 2.0 * Double(count), [.buffer(prediction), .buffer(target), .buffer(gradOut),
                                                     .buffer(gradIn), .int(count)])
     }
 
     public func adamUpdate(parameter: DeviceBuffer, gradient: DeviceBuffer, firstMoment: DeviceBuffer,
                            secondMoment: DeviceBuffer, count: Int, _ h: AdamStep) throws {
-        try launch1D("adam_update", count: count, [
+        try launch1D("adam_update", count: count, bytes: 28.0 * Double(count), flops: 16.0 * Double(count), [
             .buffer(parameter), .buffer(gradient), .buffer(firstMoment), .buffer(secondMoment), .int(count),
             .float(h.oneMinusBeta1), .float(h.beta2), .float(h.oneMinusBeta2), .float(h.epsilon), .float(h.gradientWeightDecay),
             .float(h.parameterDecayFactor), .float(h.stepSize), .float(h.biasCorrection2Sqrt)])
@@ -96,7 +98,7 @@ extension OpenCLDevice {
     public func schedulerStep(sample: DeviceBuffer, modelOutput: DeviceBuffer, noise: DeviceBuffer?,
                               previous: DeviceBuffer, predictedOriginal: DeviceBuffer,
                               _ g: SchedulerStepGeometry) throws {
-        try launch1D("scheduler_step", count: g.count, [
+        try launch1D("scheduler_step", count: g.count, bytes: 20.0 * Double(g.count), flops: 10.0 * Double(g.count), [
             .buffer(sample), .buffer(modelOutput), .buffer(noise ?? sample), .buffer(previous), .buffer(predictedOriginal),
             .int(g.count), .int(g.prediction.rawValue), .float(g.sqrtAlphaProduct), .float(g.sqrtBetaProduct),
             .int(g.clipRange == nil ? 0 : 1), .float(g.clipRange ?? 0), .int(g.recomputeEpsilon ? 1 : 0),
@@ -130,4 +132,7 @@ enum ScratchSlot {
     static let partials = 0
     static let columns = 1
     static let attention = 2
+    static let gemmPartials = 3
+    static let normPartials = 4
+    static let splitK = 5
 }

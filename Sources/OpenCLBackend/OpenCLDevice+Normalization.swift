@@ -6,12 +6,15 @@ extension OpenCLDevice {
     public func groupNorm(_ x: DeviceBuffer, gamma: DeviceBuffer?, beta: DeviceBuffer?, out: DeviceBuffer,
                           mean: DeviceBuffer, rstd: DeviceBuffer, _ g: GroupNormGeometry) throws {
         let groups = g.batch * g.groups
-        try launch1D("group_norm_stats", count: groups, [.buffer(x), .buffer(mean), .buffer(rstd),
-                                                         .int(g.channelsPerGroup * g.spatial), .float(g.epsilon),
-                                                         .int(groups)])
+        let groupSize = g.channelsPerGroup * g.spatial
+        // One work-group of 64 per group, reducing in local memory (a work-item per group looped
+        // over up to thousands of values while a GPU waited).
+        try launch("group_norm_stats", global: [groups * 64], local: [64], serial: 2 * ((groupSize + 63) / 64),
+                   bytes: 8.0 * Double(groups * groupSize), flops: 4.0 * Double(groups * groupSize),
+                   [.buffer(x), .buffer(mean), .buffer(rstd), .int(groupSize), .float(g.epsilon), .int(groups)])
         let total = g.batch * g.channels * g.spatial
         let affine = gamma != nil && beta != nil
-        try launch1D("group_norm_apply", count: total, [
+        try launch1D("group_norm_apply", count: total, bytes: 8.0 * Double(total), flops: 4.0 * Double(total), [
             .buffer(x), .buffer(gamma ?? mean), .buffer(beta ?? mean), .buffer(mean), .buffer(rstd), .buffer(out),
             .int(g.channels), .int(g.spatial), .int(g.groups), .int(affine ? 1 : 0), .int(total)])
     }
@@ -23,30 +26,41 @@ extension OpenCLDevice {
         let a = try allocate(count: groups)
         let b = try allocate(count: groups)
         let affine = gamma != nil ? 1 : 0
-        try launch1D("group_norm_backward_stats", count: groups, [
+        let groupSize = g.channelsPerGroup * g.spatial
+        try launch("group_norm_backward_stats", global: [groups * 64], local: [64], serial: (groupSize + 63) / 64,
+                   bytes: 8.0 * Double(groups * groupSize), flops: 6.0 * Double(groups * groupSize), [
             .buffer(x), .buffer(gamma ?? mean), .buffer(mean), .buffer(rstd), .buffer(gradOut), .buffer(a), .buffer(b),
             .int(g.channels), .int(g.spatial), .int(g.groups), .int(affine), .int(groups)])
         let total = g.batch * g.channels * g.spatial
-        try launch1D("group_norm_backward_input", count: total, [
+        try launch1D("group_norm_backward_input", count: total, bytes: 12.0 * Double(total), flops: 8.0 * Double(total), [
             .buffer(x), .buffer(gamma ?? mean), .buffer(mean), .buffer(rstd), .buffer(gradOut), .buffer(a), .buffer(b),
             .buffer(gradIn), .int(g.channels), .int(g.spatial), .int(g.groups), .int(affine), .int(total)])
         if gradGamma != nil || gradBeta != nil {
             // Both sums come from one pass; a missing output gets a throwaway buffer.
             let dGamma = try gradGamma ?? allocate(count: g.channels)
             let dBeta = try gradBeta ?? allocate(count: g.channels)
-            try launch1D("group_norm_backward_params", count: g.channels, [
-                .buffer(x), .buffer(mean), .buffer(rstd), .buffer(gradOut), .buffer(dGamma), .buffer(dBeta),
+            // Per (image, channel) sums in parallel, then the batch added up: one work-item per
+            // channel looped over the whole batch.
+            let planes = g.batch * g.channels
+            let partials = try scratch(ScratchSlot.normPartials, count: 2 * planes)
+            try launch1D("group_norm_backward_params", count: planes, serial: g.spatial,
+                         bytes: 8.0 * Double(planes * g.spatial), flops: 4.0 * Double(planes * g.spatial), [
+                .buffer(x), .buffer(mean), .buffer(rstd), .buffer(gradOut), .memory(partials),
                 .int(g.batch), .int(g.channels), .int(g.spatial), .int(g.groups)])
+            try launch1D("sum_batch_pair", count: g.channels, serial: g.batch, bytes: 8.0 * Double(planes), [
+                .memory(partials), .buffer(dGamma), .buffer(dBeta), .int(g.channels), .int(g.batch)])
         }
     }
 
     public func softmax(_ x: DeviceBuffer, out: DeviceBuffer, rows: Int, columns: Int) throws {
-        try launch1D("softmax_rows", count: rows, [.buffer(x), .buffer(out), .int(rows), .int(columns)])
+        try launch1D("softmax_rows", count: rows, serial: 3 * columns, bytes: 8.0 * Double(rows * columns),
+                     flops: 5.0 * Double(rows * columns), [.buffer(x), .buffer(out), .int(rows), .int(columns)])
     }
 
     public func softmaxBackward(y: DeviceBuffer, gradOut: DeviceBuffer, gradIn: DeviceBuffer, rows: Int,
                                 columns: Int) throws {
-        try launch1D("softmax_backward_rows", count: rows, [.buffer(y), .buffer(gradOut), .buffer(gradIn), .int(rows),
+        try launch1D("softmax_backward_rows", count: rows, serial: 2 * columns, bytes: 12.0 * Double(rows * columns),
+                     flops: 4.0 * Double(rows * columns), [.buffer(y), .buffer(gradOut), .buffer(gradIn), .int(rows),
                                                             .int(columns)])
     }
 
@@ -76,7 +90,8 @@ extension OpenCLDevice {
         try enqueueGemm(memory(gradOut), memory(v), dScores, .batched(
             m: lq, n: lk, k: d, rsA: d, csA: 1, rsB: 1, csB: d, batch: b, strideA: lq * d, strideB: lk * d,
             strideC: lq * lk))
-        try launch1D("softmax_backward_rows", count: b * lq, [.buffer(probabilities), .memory(dScores),
+        try launch1D("softmax_backward_rows", count: b * lq, serial: 2 * lk, bytes: 12.0 * Double(b * lq * lk),
+                     flops: 4.0 * Double(b * lq * lk), [.buffer(probabilities), .memory(dScores),
                                                               .memory(dScores), .int(b * lq), .int(lk)])
         // dQ = scale dS K; dK = scale dS^T Q
         try enqueueGemm(dScores, memory(k), memory(gradQ), .batched(
@@ -89,27 +104,27 @@ extension OpenCLDevice {
 
     public func maxPool2d(_ x: DeviceBuffer, out: DeviceBuffer, _ g: PoolGeometry) throws {
         let total = g.planes * g.outHeight
-        try launch1D("max_pool", count: total, [.buffer(x), .buffer(out), .int(g.height), .int(g.width), .int(g.kernel),
+        try launch1D("max_pool", count: total, serial: g.outWidth * g.kernel * g.kernel, [.buffer(x), .buffer(out), .int(g.height), .int(g.width), .int(g.kernel),
                                                 .int(g.stride), .int(g.outHeight), .int(g.outWidth), .int(total)])
     }
 
     public func maxPool2dBackward(_ x: DeviceBuffer, gradOut: DeviceBuffer, gradIn: DeviceBuffer,
                                   _ g: PoolGeometry) throws {
         let total = g.planes * g.height * g.width
-        try launch1D("max_pool_backward", count: total, [
+        try launch1D("max_pool_backward", count: total, serial: g.kernel * g.kernel * g.kernel * g.kernel, [
             .buffer(x), .buffer(gradOut), .buffer(gradIn), .int(g.height), .int(g.width), .int(g.kernel), .int(g.stride),
             .int(g.outHeight), .int(g.outWidth), .int(total)])
     }
 
     public func upsampleNearest(_ x: DeviceBuffer, out: DeviceBuffer, _ g: UpsampleGeometry) throws {
         let total = g.planes * g.height * g.factor
-        try launch1D("upsample_nearest", count: total, [.buffer(x), .buffer(out), .int(g.height), .int(g.width),
+        try launch1D("upsample_nearest", count: total, serial: g.width * g.factor, [.buffer(x), .buffer(out), .int(g.height), .int(g.width),
                                                         .int(g.factor), .int(total)])
     }
 
     public func upsampleNearestBackward(gradOut: DeviceBuffer, gradIn: DeviceBuffer, _ g: UpsampleGeometry) throws {
         let total = g.planes * g.height * g.width
-        try launch1D("upsample_nearest_backward", count: total, [.buffer(gradOut), .buffer(gradIn), .int(g.height),
+        try launch1D("upsample_nearest_backward", count: total, serial: g.factor * g.factor, [.buffer(gradOut), .buffer(gradIn), .int(g.height),
                                                                  .int(g.width), .int(g.factor), .int(total)])
     }
 }

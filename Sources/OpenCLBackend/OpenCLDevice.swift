@@ -71,14 +71,23 @@ public final class OpenCLDevice: Device {
     let gemmTile: (rows: Int, columns: Int)
     /// Where the program came from: "built" or "cache".
     public let programSource: String
-    /// When on, every launch waits for its kernel and adds its time here (`diffuse bench --profile`).
-    private(set) var profiling = false
-    public private(set) var kernelTimes: [String: (launches: Int, seconds: Double)] = [:]
+    /// Every launch, buffer creation and host wait is counted here; kernel times too while profiling.
+    public let ledger = LaunchLedger()
+    /// When on, every launch carries an event whose timestamps give its kernel's time
+    /// (`diffuse bench --profile`); nothing waits for it.
+    public private(set) var profiling = false
 
     /// Switches per-kernel timing on or off and clears what was gathered.
     public func setProfiling(_ on: Bool) {
+        if ledger.hasPendingEvents { clFinish(queue) }
         profiling = on
-        kernelTimes = [:]
+        ledger.reset()
+    }
+
+    /// Waits for the queue and reads the kernel times gathered so far into the ledger.
+    public func collectProfile() throws {
+        try finishQueue()
+        ledger.collectTimes()
     }
 
     /// Opens the device with the given listing index (`--device opencl:N`).
@@ -100,7 +109,9 @@ public final class OpenCLDevice: Device {
             throw DiffuseError.device("OpenCL clCreateContext failed with \(OpenCLStatus.name(status)) on \(info.name): \(OpenCLStatus.advice(status))")
         }
         self.context = context
-        guard let queue = clCreateCommandQueue(context, info.device, 0, &status) else {
+        // Profiling on the queue costs nothing until a launch asks for an event.
+        guard let queue = clCreateCommandQueue(context, info.device, cl_command_queue_properties(CL_QUEUE_PROFILING_ENABLE),
+                                               &status) else {
             clReleaseContext(context)
             throw DiffuseError.device("OpenCL clCreateCommandQueue failed with \(OpenCLStatus.name(status)): \(OpenCLStatus.advice(status))")
         }
@@ -152,6 +163,7 @@ public final class OpenCLDevice: Device {
         }
         if let m = pool.take(count) { return OpenCLBuffer(count: count, memory: m, pool: pool) }
         var status: cl_int = 0
+        ledger.buffersCreated += 1
         var m = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), max(count, 1) * 4, nil, &status)
         if m == nil {
             pool.drain() // free what the pool holds and try once more
@@ -185,11 +197,13 @@ public final class OpenCLDevice: Device {
         try OpenCLStatus.check(clEnqueueReadBuffer(queue, memory(buffer), cl_bool(CL_TRUE), 0,
                                                    min(host.count, buffer.count) * 4, base, 0, nil, nil),
                                "clEnqueueReadBuffer")
+        ledger.hostWaits += 1
         releaseStagedUploads() // a blocking read on an in-order queue means every earlier command is done
     }
 
     /// Waits for all queued work.
     func finishQueue() throws {
+        ledger.hostWaits += 1
         try OpenCLStatus.check(clFinish(queue), "clFinish")
         releaseStagedUploads()
     }
@@ -203,6 +217,7 @@ public final class OpenCLDevice: Device {
     func scratch(_ slot: Int, count: Int) throws -> cl_mem {
         if let s = scratchBuffers[slot], s.count >= count { return s.memory }
         if let old = scratchBuffers[slot] { clReleaseMemObject(old.memory) }
+        ledger.buffersCreated += 1
         var status: cl_int = 0
         guard let m = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), max(count, 1) * 4, nil, &status) else {
             throw DiffuseError.device("OpenCL scratch allocation (\(count * 4) bytes) failed with \(OpenCLStatus.name(status)): \(OpenCLStatus.advice(status))")
@@ -214,6 +229,7 @@ public final class OpenCLDevice: Device {
     /// A read-only buffer holding `values`, created once per distinct geometry.
     func geometryBuffer(_ values: [Int32]) throws -> cl_mem {
         if let m = geometryBuffers[values] { return m }
+        ledger.buffersCreated += 1
         var status: cl_int = 0
         var copy = values
         guard let m = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR),
@@ -227,7 +243,10 @@ public final class OpenCLDevice: Device {
     // MARK: Launching
 
     /// Enqueues `name` over `global` work-items, rounded up to whole work-groups of `local`.
-    func launch(_ name: String, global: [Int], local: [Int], _ arguments: [KernelArgument]) throws {
+    /// `serial` is the longest loop one work-item runs; `bytes` and `flops` estimate the launch's
+    /// traffic and arithmetic. All three go to the ledger, which checks every launch's shape.
+    func launch(_ name: String, global: [Int], local: [Int], serial: Int = 1, bytes: Double = 0, flops: Double = 0,
+                _ arguments: [KernelArgument]) throws {
         guard let kernel = kernels[name] else {
             throw DiffuseError.device("OpenCL kernel \(name) is missing from the program")
         }
@@ -258,29 +277,33 @@ public final class OpenCLDevice: Device {
         guard global.allSatisfy({ $0 > 0 }) else { return }
         var globalSize = zip(global, local).map { g, l in (g + l - 1) / l * l }
         var localSize = local
-        if profiling { clFinish(queue) }
-        let start = profiling ? DispatchTime.now().uptimeNanoseconds : 0
-        try OpenCLStatus.check(clEnqueueNDRangeKernel(queue, kernel, cl_uint(global.count), nil, &globalSize,
-                                                      &localSize, 0, nil, nil), "clEnqueueNDRangeKernel(\(name))")
+        ledger.record(name, workItems: globalSize.reduce(1, *), serial: serial, bytes: bytes, flops: flops)
         if profiling {
-            try OpenCLStatus.check(clFinish(queue), "clFinish(\(name))")
-            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            let previous = kernelTimes[name] ?? (0, 0)
-            kernelTimes[name] = (previous.launches + 1, previous.seconds + seconds)
+            var event: cl_event?
+            try OpenCLStatus.check(clEnqueueNDRangeKernel(queue, kernel, cl_uint(global.count), nil, &globalSize,
+                                                          &localSize, 0, nil, &event), "clEnqueueNDRangeKernel(\(name))")
+            if let event { ledger.track(name, event) }
+        } else {
+            try OpenCLStatus.check(clEnqueueNDRangeKernel(queue, kernel, cl_uint(global.count), nil, &globalSize,
+                                                          &localSize, 0, nil, nil), "clEnqueueNDRangeKernel(\(name))")
         }
     }
 
-    /// Kernel times gathered since profiling was switched on, longest first.
-    public func profileReport() -> String {
-        let total = kernelTimes.values.reduce(0) { $0 + $1.seconds }
-        return kernelTimes.sorted { $0.value.seconds > $1.value.seconds }.map { name, t in
-            "  " + name.padding(toLength: 28, withPad: " ", startingAt: 0)
-                + String(format: "%7d launches %9.3f s %5.1f%%", t.launches, t.seconds, 100 * t.seconds / max(total, 1e-12))
+    /// Kernel times gathered since profiling was switched on, longest first (waits for the queue).
+    public func profileReport(steps: Int = 1) throws -> String {
+        try collectProfile()
+        let rows = ledger.perStep(steps)
+        let total = rows.reduce(0) { $0 + $1.seconds }
+        return rows.map { t in
+            "  " + t.kernel.padding(toLength: 28, withPad: " ", startingAt: 0)
+                + String(format: "%6d launches %9.4f s %5.1f%%  min %8d items  max %6d iterations", t.launches, t.seconds,
+                         100 * t.seconds / max(total, 1e-12), t.minWorkItems, t.maxSerialIterations)
         }.joined(separator: "\n")
     }
 
     /// A 1-D launch over `count` items in work-groups of 64.
-    func launch1D(_ name: String, count: Int, _ arguments: [KernelArgument]) throws {
-        try launch(name, global: [count], local: [64], arguments)
+    func launch1D(_ name: String, count: Int, serial: Int = 1, bytes: Double = 0, flops: Double = 0,
+                  _ arguments: [KernelArgument]) throws {
+        try launch(name, global: [count], local: [64], serial: serial, bytes: bytes, flops: flops, arguments)
     }
 }

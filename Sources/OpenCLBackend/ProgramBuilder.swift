@@ -60,8 +60,12 @@ enum ProgramBuilder {
         return String(decoding: bytes.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
+    /// Programs built or loaded in this process (a steady-state step must add none).
+    nonisolated(unsafe) static var programsBuilt = 0
+
     static func build(context: cl_context, info: OpenCLDeviceInfo,
                       source: String = KernelSources.combined) throws -> (cl_program, String) {
+        programsBuilt += 1
         let options = options(for: info)
         let file = cacheDirectory.appendingPathComponent(cacheKey(info, source: source, options: options) + ".bin")
         if let binary = FileManager.default.contents(atPath: file.path), !binary.isEmpty,

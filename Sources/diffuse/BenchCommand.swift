@@ -26,10 +26,10 @@ struct BenchCommand: ParsableCommand {
     var gemm = false
     @Option(help: "Only these workloads (repeatable): basic_unet_train, basic_unet_forward, unet2d_train, unet2d_sample_step.")
     var workload: [String] = []
-    @Flag(help: "Time every OpenCL kernel (each launch waits for the device) and print where the time goes.")
+    @Flag(help: "Count every OpenCL launch and time each kernel by event timestamps; print per-step rows (with --json: kernel, launches_per_step, seconds_per_step, min_work_items, max_serial_iterations, bytes, flops).")
     var profile = false
 
-    static let workloads = ["basic_unet_train", "basic_unet_forward", "unet2d_train", "unet2d_sample_step"]
+    static let workloads = Benchmark.names
 
     func run() throws {
         guard batchSize > 0, seconds > 0 else { throw DiffuseError.usage("--batch-size and --seconds must be positive") }
@@ -38,26 +38,27 @@ struct BenchCommand: ParsableCommand {
             throw DiffuseError.usage("unknown --workload \(unknown.joined(separator: ", ")); known: "
                                      + BenchCommand.workloads.joined(separator: ", "))
         }
-        let wanted = { (name: String) in workload.isEmpty || workload.contains(name) }
+        let wanted = BenchCommand.workloads.filter { workload.isEmpty || workload.contains($0) } + (gemm ? ["gemm_1024"] : [])
         let devices: [Device] = device == "all" ? try DeviceChoice.available() : [try DeviceChoice.resolve(device)]
         var results: [BenchResult] = []
+        var profiles: [KernelProfileRow] = []
         for d in devices {
             let opencl = d as? OpenCLDevice
-            opencl?.setProfiling(profile)
-            if wanted("basic_unet_train") {
-                results.append(try Benchmark.basicUNetTraining(device: d, batchSize: batchSize, seconds: seconds))
+            for name in wanted {
+                // UNet2DModel runs at the seed recipe's sizes: 64 for training, 8 for a sampling step.
+                let batch = name == "unet2d_train" ? 64 : name == "unet2d_sample_step" ? 8 : batchSize
+                let w = try Benchmark.workload(name, device: d, batchSize: batch)
+                let (result, runs) = try Benchmark.measure(w, device: d, seconds: seconds) {
+                    if profile { opencl?.setProfiling(true) }
+                }
+                results.append(result)
+                if let opencl, profile {
+                    try opencl.collectProfile()
+                    profiles += opencl.ledger.perStep(runs).map { KernelProfileRow(workload: name, device: d.name, row: $0) }
+                    if !json { print("kernels per step of \(name) on \(d.name):\n" + (try opencl.profileReport(steps: runs))) }
+                    opencl.setProfiling(false)
+                }
             }
-            if wanted("basic_unet_forward") {
-                results.append(try Benchmark.basicUNetForward(device: d, batchSize: batchSize, seconds: seconds))
-            }
-            if wanted("unet2d_train") {
-                results.append(try Benchmark.unet2dTraining(device: d, batchSize: 64, seconds: seconds))
-            }
-            if wanted("unet2d_sample_step") {
-                results.append(try Benchmark.unet2dSamplingStep(device: d, batchSize: 8, seconds: seconds))
-            }
-            if gemm { results.append(try Benchmark.gemm(device: d, seconds: seconds)) }
-            if let opencl, profile { print("kernel times on \(opencl.name):\n" + opencl.profileReport()) }
         }
         var torch: [BenchResult] = []
         if let torchScript {
@@ -65,11 +66,39 @@ struct BenchCommand: ParsableCommand {
                                           workloads: workload)
         }
         if json {
-            let data = try JSONEncoder.pretty.encode(results + torch)
+            let data = profile ? try JSONEncoder.pretty.encode(profiles) : try JSONEncoder.pretty.encode(results + torch)
             print(String(decoding: data, as: UTF8.self))
             return
         }
         print(BenchTable.render(results, torch: torch))
+    }
+}
+
+/// One kernel's share of one workload's step (`bench --profile --json`).
+struct KernelProfileRow: Encodable {
+    var workload: String
+    var device: String
+    var row: KernelLedgerRow
+
+    enum CodingKeys: String, CodingKey {
+        case workload, device, kernel, bytes, flops
+        case launchesPerStep = "launches_per_step"
+        case secondsPerStep = "seconds_per_step"
+        case minWorkItems = "min_work_items"
+        case maxSerialIterations = "max_serial_iterations"
+    }
+
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(workload, forKey: .workload)
+        try c.encode(device, forKey: .device)
+        try c.encode(row.kernel, forKey: .kernel)
+        try c.encode(row.launches, forKey: .launchesPerStep)
+        try c.encode(row.seconds, forKey: .secondsPerStep)
+        try c.encode(row.minWorkItems, forKey: .minWorkItems)
+        try c.encode(row.maxSerialIterations, forKey: .maxSerialIterations)
+        try c.encode(row.bytes, forKey: .bytes)
+        try c.encode(row.flops, forKey: .flops)
     }
 }
 
