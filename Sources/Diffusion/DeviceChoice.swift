@@ -1,4 +1,4 @@
-// Resolving --device: auto (the first OpenCL GPU, else any OpenCL device, else the CPU backend), cpu,
+// Resolving --device: auto (the first OpenCL GPU, else the native CPU backend), cpu,
 // opencl (the first OpenCL device) or opencl:N (the N-th in `diffuse devices`).
 import OpenCLBackend
 import Tensor

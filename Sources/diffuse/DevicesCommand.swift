@@ -21,6 +21,7 @@ struct DevicesCommand: ParsableCommand {
         }
         if devices.isEmpty { print("  (no OpenCL devices: \(OpenCLPlatforms.installHint))") }
         print("\(preferred == nil ? "*" : " ") cpu       \(CPUDevice.shared.name)")
+        print(OpenCLPlatforms.choiceReason(in: devices))
     }
 
     static func bytes(_ n: UInt64) -> String {

@@ -93,6 +93,9 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(listed.stdout.contains("opencl:0"), listed.stdout) // CI installs PoCL
         XCTAssertTrue(listed.stdout.contains("cpu"), listed.stdout)
         XCTAssertEqual(listed.stdout.split(separator: "\n").filter { $0.hasPrefix("*") }.count, 1, "one auto choice")
+        // CI has PoCL (an OpenCL CPU device) and no GPU: auto takes the native CPU backend, and says why.
+        XCTAssertTrue(listed.stdout.contains("* cpu"), listed.stdout)
+        XCTAssertTrue(listed.stdout.contains("auto: cpu, the native CPU backend: no OpenCL GPU"), listed.stdout)
         let none = try CLI.run(["devices"], environment: ["OCL_ICD_VENDORS": "/nonexistent"])
         XCTAssertTrue(none.stdout.contains("* cpu"), none.stdout)
     }
