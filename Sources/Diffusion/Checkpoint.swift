@@ -1,11 +1,17 @@
-// Checkpoints of a training run, written into the run folder as training goes so an interrupted
-// run loses little and `diffuse train --resume` continues it bit-exactly: the model folder itself
-// (loadable at any time), optimizer.safetensors (Adam's exp_avg / exp_avg_sq per parameter, as
-// PyTorch's optimizer state holds them) and trainer_state.json (where the loop and the random
-// stream were). The random stream is (seed, offset), so the resumed run draws the very numbers the
-// uninterrupted one would have.
+// Checkpoints of a training run, so an interrupted run loses little and `diffuse train --resume`
+// continues it bit-exactly. Each is a whole folder, checkpoints/step-N/: the pipeline (model_index,
+// unet/, scheduler/), optimizer.safetensors (Adam's exp_avg / exp_avg_sq per parameter, as
+// PyTorch's optimizer state holds them), trainer_state.json (where the loop and the random stream
+// were), training_config.json and log.jsonl. It is written complete into a temporary folder, every
+// file fsynced, then published by one rename, so a kill or a full disk leaves either the new
+// checkpoint or none, and the previous one stays until the new one is published. The run folder's
+// own pipeline files are then replaced file by file (each atomically), so the run stays loadable.
+// The random stream is (seed, offset), so the resumed run draws the numbers the unstopped one would.
 import DataIO
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import NN
 import Tensor
 
@@ -38,12 +44,15 @@ public struct CheckpointPlan {
     public var folder: URL
     /// Steps between checkpoints; one is also written at the end of every epoch and of training.
     public var every: Int
+    /// How many checkpoints to keep (the newest); nil keeps all, as diffusers' checkpoints_total_limit.
+    public var totalLimit: Int?
     public var model: String
     public var dataset: String
 
-    public init(folder: URL, every: Int, model: String, dataset: String) {
+    public init(folder: URL, every: Int, totalLimit: Int? = nil, model: String, dataset: String) {
         self.folder = folder
         self.every = every
+        self.totalLimit = totalLimit
         self.model = model
         self.dataset = dataset
     }
@@ -58,22 +67,116 @@ public enum Checkpoint {
 
     static func names(_ trainer: Trainer) -> [String] { trainer.module.namedParameters().map(\.name) }
 
-    public static func save(_ trainer: Trainer, state: TrainerState, to folder: URL) throws {
+    public static let foldersName = "checkpoints"
+
+    static func folderName(step: Int) -> String { "step-\(step)" }
+
+    /// Writes checkpoints/step-N/ whole, publishes it with one rename, refreshes the run folder's
+    /// pipeline files, then drops checkpoints beyond `plan.totalLimit` (never the newest).
+    public static func save(_ trainer: Trainer, state: TrainerState, plan: CheckpointPlan) throws {
+        let run = plan.folder
+        let root = run.appendingPathComponent(foldersName)
+        let published = root.appendingPathComponent(folderName(step: state.globalStep))
+        let staging = root.appendingPathComponent(".\(folderName(step: state.globalStep)).tmp-\(getpid())")
+        let fm = FileManager.default
+        try? fm.removeItem(at: staging)
+        do {
+            try fm.createDirectory(at: staging, withIntermediateDirectories: true)
+        } catch {
+            throw DiffuseError.output("cannot create \(staging.path): \(error.localizedDescription)")
+        }
         let metadata = ["format": "pt", stepKey: String(state.globalStep)]
-        try trainer.saveModel(to: folder, metadata: metadata)
+        try trainer.saveModel(to: staging, metadata: metadata)
         let moments = try trainer.optimizer.state(names: names(trainer)).map {
             (name: $0.name, tensor: SafetensorsTensor(shape: $0.shape, values: $0.values))
         }
         try Safetensors.write(moments, metadata: metadata.merging(["step": String(state.optimizerStep)]) { $1 },
-                              to: folder.appendingPathComponent(optimizerName))
-        // Last, so it only ever names files that are complete.
-        try PipelineFolder.writeJSON(state, to: folder.appendingPathComponent(stateName))
+                              to: staging.appendingPathComponent(optimizerName))
+        try PipelineFolder.writeJSON(trainer.options, to: staging.appendingPathComponent("training_config.json"))
+        if let log = fm.contents(atPath: run.appendingPathComponent("log.jsonl").path) {
+            try AtomicFile.write(log, to: staging.appendingPathComponent("log.jsonl"))
+        }
+        try PipelineFolder.writeJSON(state, to: staging.appendingPathComponent(stateName))
+        // Every file above was fsynced with its folder; publish the whole folder at once.
+        if fm.fileExists(atPath: published.path) {
+            // The same step again (a resumed run re-reaching it): the old copy goes only once the new is complete.
+            let old = root.appendingPathComponent(".\(folderName(step: state.globalStep)).old-\(getpid())")
+            try? fm.removeItem(at: old)
+            guard rename(published.path, old.path) == 0 else {
+                throw DiffuseError.output("cannot replace \(published.path): \(String(cString: strerror(errno)))")
+            }
+            defer { try? fm.removeItem(at: old) }
+            try publish(staging, as: published, in: root)
+        } else {
+            try publish(staging, as: published, in: root)
+        }
+        try trainer.saveModel(to: run, metadata: metadata)
+        // Names the newest checkpoint (what a Hub copy of the run is resumed from).
+        try PipelineFolder.writeJSON(state, to: run.appendingPathComponent(stateName))
+        try prune(root, keep: plan.totalLimit)
+    }
+
+    static func publish(_ staging: URL, as published: URL, in root: URL) throws {
+        guard rename(staging.path, published.path) == 0 else {
+            throw DiffuseError.output("cannot publish the checkpoint \(published.path): \(String(cString: strerror(errno)))")
+        }
+        let fd = open(root.path, O_RDONLY | O_CLOEXEC)
+        if fd >= 0 {
+            _ = fsync(fd)
+            _ = close(fd)
+        }
+    }
+
+    /// The published checkpoints of a run, newest first, as (step, folder).
+    public static func published(in run: URL) -> [(step: Int, folder: URL)] {
+        let root = run.appendingPathComponent(foldersName)
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []
+        return names.compactMap { name -> (Int, URL)? in
+            guard name.hasPrefix("step-"), let step = Int(name.dropFirst(5)), step >= 0, String(step) == name.dropFirst(5) else {
+                return nil
+            }
+            return (step, root.appendingPathComponent(name))
+        }.sorted { $0.0 > $1.0 }
+    }
+
+    static func prune(_ root: URL, keep limit: Int?) throws {
+        guard let limit else { return }
+        for (_, folder) in published(in: root.deletingLastPathComponent()).dropFirst(max(limit, 1)) {
+            try? FileManager.default.removeItem(at: folder)
+        }
+    }
+
+    /// Removes what a killed run left half-written: unpublished checkpoint folders and the
+    /// temporary files of atomic writes (`.NAME.tmp-PID-RANDOM`) in the run's folders.
+    public static func removeLeftovers(in run: URL) {
+        let fm = FileManager.default
+        let root = run.appendingPathComponent(foldersName)
+        for name in (try? fm.contentsOfDirectory(atPath: root.path)) ?? []
+        where name.hasPrefix(".step-") && (name.contains(".tmp-") || name.contains(".old-")) {
+            try? fm.removeItem(at: root.appendingPathComponent(name))
+        }
+        for folder in [run, run.appendingPathComponent("unet"), run.appendingPathComponent("scheduler")] {
+            for name in (try? fm.contentsOfDirectory(atPath: folder.path)) ?? [] where name.hasPrefix(".") && name.contains(".tmp-") {
+                try? fm.removeItem(at: folder.appendingPathComponent(name))
+            }
+        }
+    }
+
+    /// The checkpoint `--resume` continues from: the newest published one whose record reads,
+    /// else (a run written before checkpoints/ existed) the run folder itself.
+    public static func newest(in run: URL) throws -> (state: TrainerState, folder: URL) {
+        for (_, folder) in published(in: run) {
+            if let state = try? PipelineFolder.readJSON(TrainerState.self, from: folder.appendingPathComponent(stateName)) {
+                return (state, folder)
+            }
+        }
+        return (try readState(run), run)
     }
 
     public static func readState(_ folder: URL) throws -> TrainerState {
         let url = folder.appendingPathComponent(stateName)
         guard FileManager.default.fileExists(atPath: url.path) else {
-            throw DiffuseError.input("\(folder.path) has no \(stateName): --resume takes a run folder written by `diffuse train` (this version checkpoints while training)")
+            throw DiffuseError.input("\(folder.path) has no checkpoint (no \(foldersName)/step-N/\(stateName)): --resume takes a run folder written by `diffuse train`")
         }
         return try PipelineFolder.readJSON(TrainerState.self, from: url)
     }

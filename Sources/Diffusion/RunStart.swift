@@ -7,8 +7,8 @@ public enum RunStart {
     case fresh
     /// A model folder whose unet/ weights start the run (its config already chose the architecture).
     case initFrom(URL)
-    /// The run folder's trainer_state.json.
-    case resume(TrainerState)
+    /// The checkpoint's trainer_state.json and folder (checkpoints/step-N, or an older run's own folder).
+    case resume(TrainerState, URL)
 
     /// Loads what the start needs into a freshly built trainer; returns the state to resume from.
     func prepare(_ trainer: Trainer, folder: URL) throws -> TrainerState? {
@@ -19,9 +19,9 @@ public enum RunStart {
             try PipelineFolder.readWeights(into: trainer.module,
                                            from: source.appendingPathComponent("unet/" + PipelineFolder.weightsName))
             return nil
-        case .resume(let state):
-            try Checkpoint.restore(trainer, state: state, from: folder)
-            trainer.log = try Checkpoint.readLog(folder, upTo: state.globalStep)
+        case .resume(let state, let checkpoint):
+            try Checkpoint.restore(trainer, state: state, from: checkpoint)
+            trainer.log = try Checkpoint.readLog(checkpoint, upTo: state.globalStep)
             return state
         }
     }

@@ -18,6 +18,9 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var optimizer = Adam.Variant.adam
     public var predictionType = "epsilon"
     public var betaSchedule = BetaScheduleKind.squaredCosCapV2
+    /// Saved with the run so a resumed run keeps them (nil in runs written before they were).
+    public var checkpointEvery: Int?
+    public var checkpointsTotalLimit: Int?
 
     public init() {}
 
@@ -31,6 +34,8 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         case optimizer
         case predictionType = "prediction_type"
         case betaSchedule = "beta_schedule"
+        case checkpointEvery = "checkpoint_every"
+        case checkpointsTotalLimit = "checkpoints_total_limit"
     }
 
     public func validate() throws {
@@ -41,6 +46,12 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         }
         if let maxSteps, maxSteps <= 0 { throw DiffuseError.usage("--max-steps must be positive, got \(maxSteps)") }
         guard logEvery > 0 else { throw DiffuseError.usage("--log-every must be positive, got \(logEvery)") }
+        if let checkpointEvery, checkpointEvery <= 0 {
+            throw DiffuseError.usage("--checkpoint-every must be positive, got \(checkpointEvery)")
+        }
+        if let checkpointsTotalLimit, checkpointsTotalLimit <= 0 {
+            throw DiffuseError.usage("--checkpoints-total-limit must be positive, got \(checkpointsTotalLimit)")
+        }
         guard ["epsilon", "sample", "v_prediction"].contains(predictionType) else {
             throw DiffuseError.usage("--prediction-type must be epsilon, sample or v_prediction, got \(predictionType)")
         }
@@ -213,7 +224,7 @@ extension Trainer {
                                              epoch: epoch, stepInEpoch: batchIndex + 1,
                                              epochStartOffset: epochStartOffset, randomOffset: generator.offset,
                                              optimizerStep: optimizer.step)
-                    try Checkpoint.save(self, state: state, to: checkpoint.folder)
+                    try Checkpoint.save(self, state: state, plan: checkpoint)
                 }
             }
         }

@@ -38,8 +38,10 @@ struct TrainCommand: ParsableCommand {
     var initFrom: String?
     @Option(help: "Continue the run folder RUN from its last checkpoint, with its own options. A Hub id holding a run is copied into --output first.")
     var resume: String?
-    @Option(help: "Steps between checkpoints (one is also written at the end of every epoch).")
-    var checkpointEvery = 500
+    @Option(help: "Steps between checkpoints (one is also written at the end of every epoch). Default 500; with --resume, the run's.")
+    var checkpointEvery: Int?
+    @Option(help: "Keep only the newest N checkpoints (checkpoints/step-N). Default: all; with --resume, the run's.")
+    var checkpointsTotalLimit: Int?
     @Option(help: "Seed of the Philox generator (weights, shuffling, noise). Default 0.")
     var seed: UInt64?
     @Option(help: "auto, cpu, opencl or opencl:N (see `diffuse devices`).")
@@ -54,7 +56,6 @@ struct TrainCommand: ParsableCommand {
     var quiet = false
 
     func run() throws {
-        guard checkpointEvery > 0 else { throw DiffuseError.usage("--checkpoint-every must be positive, got \(checkpointEvery)") }
         if let resume { return try resumeRun(try runFolder(resume)) }
         var pretrained: URL?
         var kind = model
@@ -91,7 +92,10 @@ struct TrainCommand: ParsableCommand {
         let data = try MNISTDataset(directory: URL(fileURLWithPath: datasetPath))
         let folder = URL(fileURLWithPath: output ?? "runs/\(modelKind)-\(Self.timestamp())")
         try PipelineFolder.prepareOutput(folder, overwrite: overwrite)
-        let plan = CheckpointPlan(folder: folder, every: checkpointEvery, model: modelKind, dataset: datasetPath)
+        try RunFolderLock.acquire(folder)
+        if overwrite { try RunFolderLock.clearPreviousRun(folder) }
+        let plan = CheckpointPlan(folder: folder, every: options.checkpointEvery ?? 500, totalLimit: options.checkpointsTotalLimit,
+                                  model: modelKind, dataset: datasetPath)
         let start = pretrained.map { RunStart.initFrom($0) } ?? .fresh
         print("training \(modelKind) on \(data.count) images from \(datasetPath) on \(chosen.name)\(device == "auto" ? " (--device auto)" : "")"
               + (initFrom.map { ", starting from \($0)" } ?? ""))
@@ -124,6 +128,8 @@ struct TrainCommand: ParsableCommand {
         options.learningRate = lr ?? (ddpm ? 4e-4 : 1e-3)
         options.seed = seed ?? 0
         options.logEvery = logEvery ?? 10
+        options.checkpointEvery = checkpointEvery ?? 500
+        options.checkpointsTotalLimit = checkpointsTotalLimit
         options.predictionType = predictionType ?? "epsilon"
         let schedule = betaSchedule ?? "squaredcos_cap_v2"
         guard let parsed = BetaScheduleKind(rawValue: schedule) else {
@@ -152,28 +158,36 @@ struct TrainCommand: ParsableCommand {
         if let (name, _) = fixed.first(where: { $0.1 }) {
             throw DiffuseError.usage("\(name) cannot change a resumed run; it continues with the options in \(folder.path)/training_config.json")
         }
-        let state = try Checkpoint.readState(folder)
-        var options = try PipelineFolder.readJSON(TrainingOptions.self, from: folder.appendingPathComponent("training_config.json"))
+        try RunFolderLock.acquire(folder)
+        Checkpoint.removeLeftovers(in: folder)
+        let (state, checkpoint) = try Checkpoint.newest(in: folder)
+        let savedOptions = checkpoint.appendingPathComponent("training_config.json")
+        var options = try PipelineFolder.readJSON(
+            TrainingOptions.self,
+            from: FileManager.default.fileExists(atPath: savedOptions.path) ? savedOptions : folder.appendingPathComponent("training_config.json"))
         if let epochs { options.epochs = epochs }
         if let maxSteps { options.maxSteps = maxSteps }
         if let logEvery { options.logEvery = logEvery }
+        if let checkpointEvery { options.checkpointEvery = checkpointEvery }
+        if let checkpointsTotalLimit { options.checkpointsTotalLimit = checkpointsTotalLimit }
         try options.validate()
         let datasetPath = dataset ?? state.dataset
         let data = try MNISTDataset(directory: URL(fileURLWithPath: datasetPath))
         let chosen = try DeviceChoice.resolve(device)
-        let plan = CheckpointPlan(folder: folder, every: checkpointEvery, model: state.model, dataset: datasetPath)
-        print("resuming \(state.model) in \(folder.path) at step \(state.globalStep) (epoch \(state.epoch)) on \(chosen.name)")
+        let plan = CheckpointPlan(folder: folder, every: options.checkpointEvery ?? 500, totalLimit: options.checkpointsTotalLimit,
+                                  model: state.model, dataset: datasetPath)
+        print("resuming \(state.model) in \(folder.path) at step \(state.globalStep) (epoch \(state.epoch)) from \(checkpoint.path) on \(chosen.name)")
         switch state.model {
         case "unet2d":
             let config = try PipelineFolder.readJSON(UNet2DConfig.self, from: folder.appendingPathComponent("unet/config.json"))
             let scheduler = try PipelineFolder.readJSON(SchedulerConfig.self,
                                                         from: folder.appendingPathComponent("scheduler/scheduler_config.json"))
             try runDDPM(options: options, config: config, schedulerConfig: scheduler, data: data, device: chosen,
-                        folder: folder, start: .resume(state), plan: plan)
+                        folder: folder, start: .resume(state, checkpoint), plan: plan)
         case "basic-unet":
             let config = try PipelineFolder.readJSON(BasicUNetConfig.self, from: folder.appendingPathComponent("unet/config.json"))
             try runBasicUNet(options: options, config: config, data: data, device: chosen, folder: folder,
-                             start: .resume(state), plan: plan)
+                             start: .resume(state, checkpoint), plan: plan)
         default:
             throw DiffuseError.input("\(folder.path)/\(Checkpoint.stateName) names an unknown model '\(state.model)'")
         }
@@ -194,15 +208,21 @@ struct TrainCommand: ParsableCommand {
         guard let output else {
             throw DiffuseError.usage("--resume from the Hub (\(resume)) needs --output: the folder the run continues in")
         }
+        // The run's trainer_state.json names its newest checkpoint; fetch that one whole.
+        let top = try ModelSource.resolve(resume, extraFiles: [Checkpoint.stateName, "training_config.json"],
+                                          optionalFiles: ["log.jsonl"])
+        let newest = "\(Checkpoint.foldersName)/step-\(try Checkpoint.readState(top).globalStep)/"
+        var pipeline = ["model_index.json"]
+        for component in try PipelineFolder.readIndex(top).components.keys {
+            pipeline += ["\(component)/config.json", "\(component)/scheduler_config.json", "\(component)/\(PipelineFolder.weightsName)"]
+        }
         let record = [Checkpoint.stateName, Checkpoint.optimizerName, "training_config.json"]
-        let snapshot = try ModelSource.resolve(resume, extraFiles: record, optionalFiles: ["log.jsonl"])
+        let snapshot = try ModelSource.resolve(resume, extraFiles: (record + ["model_index.json"]).map { newest + $0 },
+                                               optionalFiles: (pipeline + ["log.jsonl"]).map { newest + $0 })
         let folder = URL(fileURLWithPath: output)
         try PipelineFolder.prepareOutput(folder, overwrite: overwrite)
-        var files = record + ["log.jsonl", "model_index.json"]
-        for component in try PipelineFolder.readIndex(snapshot).components.keys {
-            files += ["\(component)/config.json", "\(component)/scheduler_config.json", "\(component)/\(PipelineFolder.weightsName)"]
-        }
-        try ModelSource.copyFiles(files, fromSnapshot: snapshot, to: folder)
+        try ModelSource.copyFiles(record + pipeline + ["log.jsonl"] + (record + pipeline + ["log.jsonl"]).map { newest + $0 },
+                                  fromSnapshot: snapshot, to: folder)
         print("copied the run \(resume) into \(folder.path)")
         return folder
     }

@@ -55,8 +55,8 @@ final class TrainResumeCLITests: XCTestCase {
         XCTAssertTrue(result.stdout.contains("resuming") && result.stdout.contains("step 4"), result.stdout)
         XCTAssertTrue(try tensors(whole + "/unet/diffusion_pytorch_model.safetensors")
                       == tensors(broken + "/unet/diffusion_pytorch_model.safetensors"), "\(model): weights differ")
-        XCTAssertTrue(try tensors(whole + "/optimizer.safetensors") == tensors(broken + "/optimizer.safetensors"),
-                      "\(model): optimizer state differs")
+        XCTAssertTrue(try tensors(whole + "/checkpoints/step-6/optimizer.safetensors")
+                      == tensors(broken + "/checkpoints/step-6/optimizer.safetensors"), "\(model): optimizer state differs")
         let wholeLog = try log(whole), brokenLog = try log(broken)
         XCTAssertEqual(wholeLog.map { $0["step"] as? Int }, [2, 3, 4, 6], "checkpoints at 2, 4 and each epoch's end")
         XCTAssertEqual(brokenLog.map { $0["step"] as? Int }, [2, 3, 4, 6])

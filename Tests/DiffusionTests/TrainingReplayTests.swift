@@ -32,13 +32,22 @@ final class TrainingReplayTests: XCTestCase {
 
         func indices(_ step: Int) throws -> ArraySlice<Int> { ArraySlice(try row("indices", step).map { Int($0) }) }
 
-        /// The named weights under `prefix` ("init." or "final."), keyed by their state-dict names.
+        /// The named weights under `prefix` ("init." or "delta."), keyed by their state-dict names.
         func weights(_ prefix: String) -> [String: (shape: [Int], values: [Float])] {
             var out: [String: (shape: [Int], values: [Float])] = [:]
             for (key, value) in fixture where key.hasPrefix(prefix) {
                 out[String(key.dropFirst(prefix.count))] = (value.shape, value.values)
             }
             return out
+        }
+
+        /// PyTorch's final weights: the initial ones plus the stored change.
+        func finalWeights() -> [String: (shape: [Int], values: [Float])] {
+            let initial = weights("init.")
+            return weights("delta.").reduce(into: [:]) { out, entry in
+                guard let start = initial[entry.key] else { return }
+                out[entry.key] = (entry.value.shape, zip(start.values, entry.value.values).map { $0 + $1 })
+            }
         }
 
         /// Checks the replayed losses and final weights against PyTorch's. Weights are compared per
@@ -62,10 +71,10 @@ final class TrainingReplayTests: XCTestCase {
             print("replay on \(device.name): worst loss error \(worstEarly) (steps 1-50), \(worstLate) (all \(steps))")
             XCTAssertLessThanOrEqual(worstEarly, 1e-4, "loss over the first 50 steps on \(device.name)", file: file, line: line)
             XCTAssertLessThanOrEqual(worstLate, 1e-3, "loss over \(steps) steps on \(device.name)", file: file, line: line)
-            let final = weights("final."), initial = weights("init.")
+            let final = finalWeights(), initial = weights("init.")
             var worstName = "", worstWeight = 0.0, worstMax: Float = 0
             for (name, tensor) in module.namedParameters() {
-                let e = try XCTUnwrap(final[name], "fixture has no final.\(name)", file: file, line: line).values
+                let e = try XCTUnwrap(final[name], "fixture has no delta.\(name)", file: file, line: line).values
                 let a = try tensor.toArray()
                 if zeroGradient.contains(name) {
                     let start = try XCTUnwrap(initial[name]).values

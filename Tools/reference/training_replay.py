@@ -5,12 +5,14 @@
 - Tests/Fixtures/replay_basic_unet.safetensors: the tutorial's BasicUNet, uniform-noise corruption,
   Adam lr 1e-3, batch 16, 200 steps.
 
-Keys: init.<param> (weights after torch.manual_seed(0) and construction), final.<param> (after the
-last step), indices [steps, batch] (rows of train-images-idx3-ubyte, from torch.randperm, the
-DataLoader's shuffle), noise [steps, batch, 1, 28, 28] as F16, timesteps [steps, batch] (DDPM) or
-amount [steps, batch] (BasicUNet), loss [steps] (each step's loss before its update).
-The noise is rounded to float16 before PyTorch uses it, so the F16 file holds exactly what
-PyTorch trained on, at half the size. Diffuse replays these draws (Tests/DiffusionTests/
+Keys: init.<param> (weights after torch.manual_seed(0) and construction, F16), delta.<param>
+(final minus initial weights after the last step, F16), indices [steps, batch] (rows of
+train-images-idx3-ubyte, from torch.randperm, the DataLoader's shuffle), noise [steps, batch, 1,
+28, 28] as F16, timesteps [steps, batch] (DDPM) or amount [steps, batch] (BasicUNet), loss [steps]
+(each step's loss before its update).
+The initial weights and the noise are rounded to float16 before PyTorch uses them, so the F16
+file holds exactly what PyTorch started from and trained on, at half the size; the final weights
+are init + delta, exact to 2^-11 of the delta (far inside the test's 1e-3). Diffuse replays these draws (Tests/DiffusionTests/
 TrainingReplayTests.swift) instead of its own.
 
 Run: python3 Tools/reference/training_replay.py   (needs torch, diffusers, safetensors, numpy and
@@ -51,11 +53,19 @@ def metadata(recipe):
             "diffusers": diffusers.__version__}
 
 
+def rounded_init(model):
+    """Rounds the freshly initialised weights to float16 in place and returns them."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(p.half().float())
+    return {"init." + k: v.detach().clone() for k, v in model.named_parameters()}
+
+
 def ddpm(images, batch=8):
     torch.manual_seed(0)
     model = UNet2DModel(**SEED_UNET)
     assert sum(p.numel() for p in model.parameters()) == 1707009
-    init = {"init." + k: v.detach().clone() for k, v in model.named_parameters()}
+    init = rounded_init(model)
     scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2")
     optimizer = torch.optim.AdamW(model.parameters(), lr=4e-4)
     order = torch.randperm(len(images))
@@ -80,7 +90,7 @@ def ddpm(images, batch=8):
 def basic_unet(images, batch=16):
     torch.manual_seed(0)
     model = BasicUNet()
-    init = {"init." + k: v.detach().clone() for k, v in model.named_parameters()}
+    init = rounded_init(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     order = torch.randperm(len(images))
     rec = {"indices": [], "noise": [], "amount": [], "loss": []}
@@ -103,8 +113,8 @@ def basic_unet(images, batch=16):
 
 
 def save(name, recipe, init, model, rec):
-    tensors = dict(init)
-    tensors.update({"final." + k: v.detach().clone() for k, v in model.named_parameters()})
+    tensors = {k: v.half() for k, v in init.items()}
+    tensors.update({"delta." + k: (v.detach() - init["init." + k]).half() for k, v in model.named_parameters()})
     for key, values in rec.items():
         stacked = torch.stack(values)
         tensors[key] = stacked.half() if key == "noise" else stacked.to(torch.float32)
