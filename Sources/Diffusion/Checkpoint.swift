@@ -74,6 +74,10 @@ public enum Checkpoint {
     /// Writes checkpoints/step-N/ whole, publishes it with one rename, refreshes the run folder's
     /// pipeline files, then drops checkpoints beyond `plan.totalLimit` (never the newest).
     public static func save(_ trainer: Trainer, state: TrainerState, plan: CheckpointPlan) throws {
+        // A step whose loss read finite can still have left non-finite weights: never publish those.
+        for (name, _, values) in try trainer.module.state() where values.contains(where: { !$0.isFinite }) {
+            throw diverged("the weights (\(name)) became non-finite", step: state.globalStep, plan: plan)
+        }
         let run = plan.folder
         let root = run.appendingPathComponent(foldersName)
         let published = root.appendingPathComponent(folderName(step: state.globalStep))
@@ -125,6 +129,14 @@ public enum Checkpoint {
             _ = fsync(fd)
             _ = close(fd)
         }
+    }
+
+    /// The error a diverged run stops with: what happened, the last good checkpoint (kept), what to try.
+    public static func diverged(_ what: String, step: Int, plan: CheckpointPlan?) -> DiffuseError {
+        let last = plan.flatMap { published(in: $0.folder).first }
+        let kept = last.map { "the last good checkpoint, \($0.folder.path) (step \($0.step)), is kept: start again from it with --init-from \($0.folder.path) and a lower --lr" }
+            ?? "no checkpoint was written before it: start again with a lower --lr"
+        return .runtime("training diverged at step \(step): \(what); \(kept)")
     }
 
     /// The published checkpoints of a run, newest first, as (step, folder).

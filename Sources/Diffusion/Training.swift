@@ -201,6 +201,11 @@ extension Trainer {
                 let checkpointNow = checkpoint.map { step % $0.every == 0 || step == total || endOfEpoch } ?? false
                 if step % options.logEvery == 0 || step == total || checkpointNow {
                     let meanLoss = Double(try lossSum.item()) / Double(lossesSinceLog)
+                    guard meanLoss.isFinite else {
+                        progress.finish()
+                        throw Checkpoint.diverged("the loss became \(meanLoss.isNaN ? "NaN" : "infinite") (mean of steps \(step - lossesSinceLog + 1)-\(step))",
+                                                  step: step, plan: checkpoint)
+                    }
                     let now = Date()
                     let rate = Double(imagesSinceLog) / max(now.timeIntervalSince(intervalStart), 1e-9)
                     let entry = TrainingLogEntry(step: step, epoch: epoch, loss: meanLoss, lr: learningRate,

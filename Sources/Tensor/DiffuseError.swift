@@ -11,10 +11,15 @@ public enum DiffuseError: Error, CustomStringConvertible, Equatable {
     case device(String)
     /// Writing output failed.
     case output(String)
+    /// The computation itself failed (a training run diverged): exit code 1.
+    case runtime(String)
+    /// A signal (SIGINT, SIGTERM) ended the command cleanly: exit code 128 + signal, as shells report it.
+    case interrupted(String, signal: Int32)
 
     public var description: String {
         switch self {
-        case .usage(let m), .input(let m), .shape(let m), .device(let m), .output(let m): return m
+        case .usage(let m), .input(let m), .shape(let m), .device(let m), .output(let m), .runtime(let m),
+             .interrupted(let m, _): return m
         }
     }
 
@@ -22,7 +27,8 @@ public enum DiffuseError: Error, CustomStringConvertible, Equatable {
     public var exitCode: Int32 {
         switch self {
         case .usage, .input, .shape: return 2
-        case .device, .output: return 1
+        case .device, .output, .runtime: return 1
+        case .interrupted(_, let signal): return 128 + signal
         }
     }
 }

@@ -118,3 +118,31 @@ final class TrainCheckpointCLITests: XCTestCase {
         XCTAssertTrue(second.stderr.contains("another `diffuse train` is writing"), second.stderr)
     }
 }
+
+/// Divergence is a runtime error (issue 10, item 4): exit 1, one line naming the step, the last good
+/// checkpoint (kept, finite, and usable with --init-from) and what to try.
+final class TrainDivergenceCLITests: XCTestCase {
+    func testADivergingRunStopsWithExitOneAndKeepsTheLastGoodCheckpoint() throws {
+        let work = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: work) }
+        try CLI.writeTinyDataset(to: work.appendingPathComponent("data"), count: 48)
+        let run = work.appendingPathComponent("run").path
+        let result = try CLI.run(["train", "--dataset", work.appendingPathComponent("data").path, "--batch-size", "8",
+                                  "--lr", "1e8", "--max-steps", "30", "--checkpoint-every", "1", "--log-every", "1",
+                                  "--device", "cpu", "--quiet", "--output", run])
+        XCTAssertEqual(result.status, 1, result.stderr)
+        let lines = result.stderr.split(separator: "\n")
+        XCTAssertEqual(lines.count, 1, result.stderr)
+        let line = String(lines.first ?? "")
+        XCTAssertTrue(line.contains("training diverged at step") && line.contains("--lr") && line.contains("checkpoints/step-"), line)
+        XCTAssertFalse(line.contains("EncodingError") || line.contains("nan)"), line)
+        let kept = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: run + "/checkpoints")
+            .filter { $0.hasPrefix("step-") }.max { Int($0.dropFirst(5))! < Int($1.dropFirst(5))! })
+        XCTAssertTrue(line.contains(kept), line)
+        let weights = try Safetensors.read(URL(fileURLWithPath: run + "/checkpoints/\(kept)/unet/diffusion_pytorch_model.safetensors"))
+        XCTAssertTrue(weights.tensors.values.allSatisfy { $0.values.allSatisfy(\.isFinite) }, "the kept checkpoint is not finite")
+        // The log holds only finite losses, and the run folder still loads.
+        let sample = try CLI.run(["sample", run, "--device", "cpu", "--batch-size", "1", "--output", work.appendingPathComponent("s.png").path])
+        XCTAssertEqual(sample.status, 0, sample.stderr)
+    }
+}

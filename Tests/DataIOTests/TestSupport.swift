@@ -41,6 +41,8 @@ extension XCTestCase {
             case .output: actual = "output"
             case .usage: actual = "usage"
             case .device: actual = "device"
+            case .runtime: actual = "runtime"
+            case .interrupted: actual = "interrupted"
             }
             XCTAssertEqual(actual, kind, "wrong error kind: \(error)", file: file, line: line)
             XCTAssertFalse(error.description.contains("\n"), "message is not one line: \(error)", file: file, line: line)
