@@ -60,7 +60,8 @@ public enum IDX {
         }
         let bytes = try reader.read(upTo: count)
         guard bytes.count == count else {
-            throw DiffuseError.input("\(path): IDX data is truncated: expected \(count) bytes for sizes \(dimensions), got \(bytes.count); download the file again")
+            let perItem = max(count / max(dimensions.first ?? 1, 1), 1)
+            throw DiffuseError.input("\(path): IDX data is truncated: the header promises \(dimensions.first ?? 0) items (sizes \(dimensions), \(count) bytes) but the file holds \(bytes.count) bytes, \(bytes.count / perItem) whole items; download the file again")
         }
         return IDXArray(dimensions: dimensions, bytes: bytes)
     }

@@ -33,6 +33,7 @@ public struct X0MixingSampler {
         var trajectory = SamplingTrajectory()
         try GradMode.withoutGradients {
             for i in 0..<steps {
+                try Interruption.check("sampling stopped at step \(i) of \(steps); nothing was written")
                 let prediction = try model(x)
                 if recordTrajectory {
                     trajectory.inputs.append(try x.toArray())

@@ -73,6 +73,7 @@ public struct UNetSampler {
         var trajectory = SamplingTrajectory()
         try GradMode.withoutGradients {
             for (i, t) in timesteps.enumerated() {
+                try Interruption.check("sampling stopped at step \(i) of \(timesteps.count); nothing was written")
                 let output = try unet(x, timesteps: Array(repeating: t, count: x.shape[0]), classLabels: classLabels)
                 let needsNoise = kind == .ddpm ? t > 0 : eta > 0
                 let noise = needsNoise ? try Tensor.normal(x.shape, generator: generator, on: x.device) : nil

@@ -224,12 +224,19 @@ extension Trainer {
                     imagesSinceLog = 0
                     intervalStart = now
                 }
-                if let checkpoint, checkpointNow {
+                let signal = Interruption.pending
+                if let checkpoint, checkpointNow || signal != nil {
                     let state = TrainerState(model: checkpoint.model, dataset: checkpoint.dataset, globalStep: step,
                                              epoch: epoch, stepInEpoch: batchIndex + 1,
                                              epochStartOffset: epochStartOffset, randomOffset: generator.offset,
                                              optimizerStep: optimizer.step)
                     try Checkpoint.save(self, state: state, plan: checkpoint)
+                }
+                if let signal {
+                    progress.finish()
+                    let saved = checkpoint.map { "checkpoint \($0.folder.path)/\(Checkpoint.foldersName)/step-\(step); continue with: diffuse train --resume \($0.folder.path)" }
+                    throw DiffuseError.interrupted("stopped by \(Interruption.name(signal)) at step \(step); " + (saved ?? "nothing was saved"),
+                                                   signal: signal)
                 }
             }
         }

@@ -165,8 +165,11 @@ public final class HubSnapshotFetcher {
             throw DiffuseError.output("cannot create \(blobs.path): \(error.localizedDescription); check that the Hub cache (HF_HUB_CACHE or HF_HOME) is writable")
         }
         try environment.cache.requireInside(blobs, repo)
+        try Interruption.check("nothing was saved to the cache")
+        HubSnapshotFetcher.removeStaleDownloads(in: blobs)
+        // The process id in the name tells a later run whether the download's owner is gone.
         let random = String(UInt32.random(in: 0...UInt32.max), radix: 16)
-        let temporary = blobs.appendingPathComponent("\(etag).\(random).incomplete")
+        let temporary = blobs.appendingPathComponent("\(etag).\(getpid()).\(random).incomplete")
         guard FileManager.default.createFile(atPath: temporary.path, contents: nil),
               let handle = FileHandle(forWritingAtPath: temporary.path) else {
             throw DiffuseError.output("cannot create \(temporary.path); check that the Hub cache is writable")
@@ -180,7 +183,13 @@ public final class HubSnapshotFetcher {
         let response: HubResponse
         let received: Int64
         do {
-            (response, received) = try http.get(url, into: handle, progress: { bar.update($0) })
+            // A signal mid-transfer removes every unfinished file of this fetch before exiting.
+            let unfinished = staged.compactMap(\.temporary) + [temporary]
+            (response, received) = try Interruption.whileRunning(cleanup: {
+                for file in unfinished { unlink(file.path) }
+            }) {
+                try http.get(url, into: handle, progress: { bar.update($0) })
+            }
         } catch HubTransportError.unreachable(let reason), HubTransportError.interrupted(let reason) {
             bar.finish(success: false)
             throw DiffuseError.input("download of \(path) from \(environment.endpoint) was interrupted (\(reason)); nothing was saved to the cache: run the command again")
@@ -202,6 +211,18 @@ public final class HubSnapshotFetcher {
         downloadedBytes += received
         completed = true
         return temporary
+    }
+
+    /// Removes downloads a killed Diffuse left (`<etag>.<pid>.<random>.incomplete` whose process is
+    /// gone). huggingface_hub's own `<etag>.incomplete` files are left for it to resume.
+    static func removeStaleDownloads(in blobs: URL) {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: blobs.path)) ?? [] where name.hasSuffix(".incomplete") {
+            let parts = name.split(separator: ".")
+            guard parts.count == 4, let pid = Int32(parts[1]), pid > 0, pid != getpid() else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH {
+                try? FileManager.default.removeItem(at: blobs.appendingPathComponent(name))
+            }
+        }
     }
 
     static func sha256(of url: URL) throws -> String {

@@ -12,9 +12,9 @@ struct BenchCommand: ParsableCommand {
 
     @Option(help: "Devices to measure: all, or one --device value (auto, cpu, opencl, opencl:N).")
     var device = "all"
-    @Option(help: "Images per BasicUNet step (UNet2DModel runs at the seed's 64 for training, 8 for a sampling step).")
+    @Option(parsing: .unconditional, help: "Images per BasicUNet step (UNet2DModel runs at the seed's 64 for training, 8 for a sampling step).")
     var batchSize = 128
-    @Option(help: "Seconds to time each workload (after one warm-up step).")
+    @Option(parsing: .unconditional, help: "Seconds to time each workload (after one warm-up step).")
     var seconds = 5.0
     @Flag(help: "Print a JSON list instead of a table.")
     var json = false

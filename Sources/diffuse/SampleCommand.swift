@@ -12,17 +12,17 @@ struct SampleCommand: ParsableCommand {
 
     @Argument(help: "Model folder (model_index.json, unet/, scheduler/), or a Hub repository id owner/name[@revision].")
     var model: String
-    @Option(help: "Sampling steps. Default: 5 for BasicUNet (its scheduler config), 1000 for DDPM, 50 for DDIM.")
+    @Option(parsing: .unconditional, help: "Sampling steps. Default: 5 for BasicUNet (its scheduler config), 1000 for DDPM, 50 for DDIM.")
     var steps: Int?
     @Option(help: "ddpm or ddim for diffusers pipelines. Default: the folder's scheduler.")
     var scheduler: String?
-    @Option(help: "DDIM eta (0 is deterministic).")
+    @Option(parsing: .unconditional, help: "DDIM eta (0 is deterministic).")
     var eta: Float = 0
     @Option(help: "Class-conditional pipelines: one label, or one per image, comma-separated (e.g. 3 or 0,1,2,3).")
     var classLabels: String?
-    @Option(help: "Images to sample.")
+    @Option(parsing: .unconditional, help: "Images to sample.")
     var batchSize: Int?
-    @Option(help: "Seed of the initial noise.")
+    @Option(parsing: .unconditional, help: "Seed of the initial noise.")
     var seed: UInt64 = 0
     @Option(help: "auto, cpu, opencl or opencl:N (see `diffuse devices`).")
     var device = "auto"
@@ -40,11 +40,10 @@ struct SampleCommand: ParsableCommand {
     func run() throws {
         if let steps, steps <= 0 { throw DiffuseError.usage("--steps must be positive, got \(steps)") }
         if let batchSize, batchSize <= 0 { throw DiffuseError.usage("--batch-size must be positive, got \(batchSize)") }
-        for path in [output, trajectory, saveTensor].compactMap({ $0 }) where !overwrite {
-            if FileManager.default.fileExists(atPath: path) {
-                throw DiffuseError.usage("\(path) already exists; choose another name or pass --overwrite")
-            }
-        }
+        try OutputCheck.validate([OutputFile(option: "--output", path: output, extensions: ["png"])]
+                                 + (trajectory.map { [OutputFile(option: "--trajectory", path: $0, extensions: ["png"])] } ?? [])
+                                 + (saveTensor.map { [OutputFile(option: "--save-tensor", path: $0, extensions: ["safetensors"])] } ?? []),
+                                 overwrite: overwrite)
         let chosen = try DeviceChoice.resolve(device)
         print("sampling on \(chosen.name)\(device == "auto" ? " (--device auto)" : "")")
         let folder = try ModelSource.resolve(model)

@@ -18,13 +18,13 @@ struct TrainCommand: ParsableCommand {
     var model: String?
     @Option(help: "Folder of MNIST-format IDX files (.gz or raw). Default: Debian's dataset-fashion-mnist (with --resume: the run's).")
     var dataset: String?
-    @Option(help: "Passes over the training set. Default: 3 for basic-unet, 30 for unet2d (the tutorial's); with --resume, the run's (raise it to train longer).")
+    @Option(parsing: .unconditional, help: "Passes over the training set. Default: 3 for basic-unet, 30 for unet2d (the tutorial's); with --resume, the run's (raise it to train longer).")
     var epochs: Int?
-    @Option(help: "Stop after this many optimisation steps in all.")
+    @Option(parsing: .unconditional, help: "Stop after this many optimisation steps in all.")
     var maxSteps: Int?
-    @Option(help: "Images per step (default 128).")
+    @Option(parsing: .unconditional, help: "Images per step (default 128).")
     var batchSize: Int?
-    @Option(help: "Learning rate. Default: 1e-3 for basic-unet, 4e-4 for unet2d.")
+    @Option(parsing: .unconditional, help: "Learning rate. Default: 1e-3 for basic-unet, 4e-4 for unet2d.")
     var lr: Double?
     @Option(help: "adam or adamw (PyTorch's defaults). Default: adam for basic-unet, adamw for unet2d.")
     var optimizer: String?
@@ -38,11 +38,11 @@ struct TrainCommand: ParsableCommand {
     var initFrom: String?
     @Option(help: "Continue the run folder RUN from its last checkpoint, with its own options. A Hub id holding a run is copied into --output first.")
     var resume: String?
-    @Option(help: "Steps between checkpoints (one is also written at the end of every epoch). Default 500; with --resume, the run's.")
+    @Option(parsing: .unconditional, help: "Steps between checkpoints (one is also written at the end of every epoch). Default 500; with --resume, the run's.")
     var checkpointEvery: Int?
-    @Option(help: "Keep only the newest N checkpoints (checkpoints/step-N). Default: all; with --resume, the run's.")
+    @Option(parsing: .unconditional, help: "Keep only the newest N checkpoints (checkpoints/step-N). Default: all; with --resume, the run's.")
     var checkpointsTotalLimit: Int?
-    @Option(help: "Seed of the Philox generator (weights, shuffling, noise). Default 0.")
+    @Option(parsing: .unconditional, help: "Seed of the Philox generator (weights, shuffling, noise). Default 0.")
     var seed: UInt64?
     @Option(help: "auto, cpu, opencl or opencl:N (see `diffuse devices`).")
     var device = "auto"
@@ -50,7 +50,7 @@ struct TrainCommand: ParsableCommand {
     var output: String?
     @Flag(help: "Write into an existing --output folder.")
     var overwrite = false
-    @Option(help: "Steps between loss reads and log lines (default 10).")
+    @Option(parsing: .unconditional, help: "Steps between loss reads and log lines (default 10).")
     var logEvery: Int?
     @Flag(help: "No progress line.")
     var quiet = false
@@ -91,7 +91,21 @@ struct TrainCommand: ParsableCommand {
         let chosen = try DeviceChoice.resolve(device)
         let data = try MNISTDataset(directory: URL(fileURLWithPath: datasetPath))
         let folder = URL(fileURLWithPath: output ?? "runs/\(modelKind)-\(Self.timestamp())")
+        try OutputCheck.validateRunFolder(folder.path)
+        let existed = FileManager.default.fileExists(atPath: folder.path)
         try PipelineFolder.prepareOutput(folder, overwrite: overwrite)
+        do {
+            try startRun(folder: folder, kind: modelKind, ddpm: ddpm, options: options, data: data, datasetPath: datasetPath,
+                         device: chosen, pretrained: pretrained)
+        } catch {
+            // A run that failed before its first checkpoint leaves no folder to block the rerun.
+            if !existed && Checkpoint.published(in: folder).isEmpty { try? FileManager.default.removeItem(at: folder) }
+            throw error
+        }
+    }
+
+    func startRun(folder: URL, kind modelKind: String, ddpm: Bool, options: TrainingOptions, data: MNISTDataset,
+                  datasetPath: String, device chosen: Device, pretrained: URL?) throws {
         try RunFolderLock.acquire(folder)
         if overwrite { try RunFolderLock.clearPreviousRun(folder) }
         let plan = CheckpointPlan(folder: folder, every: options.checkpointEvery ?? 500, totalLimit: options.checkpointsTotalLimit,
@@ -107,6 +121,9 @@ struct TrainCommand: ParsableCommand {
                 schedulerConfig = try PipelineFolder.readJSON(
                     SchedulerConfig.self, from: pretrained.appendingPathComponent("scheduler/scheduler_config.json"))
             } else if let config {
+                guard FileManager.default.fileExists(atPath: config) else {
+                    throw DiffuseError.usage("--config \(config) does not exist; give a UNet2DModel config.json")
+                }
                 unetConfig = try PipelineFolder.readJSON(UNet2DConfig.self, from: URL(fileURLWithPath: config))
             }
             try runDDPM(options: options, config: unetConfig, schedulerConfig: schedulerConfig, data: data,
@@ -179,13 +196,13 @@ struct TrainCommand: ParsableCommand {
         print("resuming \(state.model) in \(folder.path) at step \(state.globalStep) (epoch \(state.epoch)) from \(checkpoint.path) on \(chosen.name)")
         switch state.model {
         case "unet2d":
-            let config = try PipelineFolder.readJSON(UNet2DConfig.self, from: folder.appendingPathComponent("unet/config.json"))
+            let config = try PipelineFolder.readJSON(UNet2DConfig.self, from: checkpoint.appendingPathComponent("unet/config.json"))
             let scheduler = try PipelineFolder.readJSON(SchedulerConfig.self,
-                                                        from: folder.appendingPathComponent("scheduler/scheduler_config.json"))
+                                                        from: checkpoint.appendingPathComponent("scheduler/scheduler_config.json"))
             try runDDPM(options: options, config: config, schedulerConfig: scheduler, data: data, device: chosen,
                         folder: folder, start: .resume(state, checkpoint), plan: plan)
         case "basic-unet":
-            let config = try PipelineFolder.readJSON(BasicUNetConfig.self, from: folder.appendingPathComponent("unet/config.json"))
+            let config = try PipelineFolder.readJSON(BasicUNetConfig.self, from: checkpoint.appendingPathComponent("unet/config.json"))
             try runBasicUNet(options: options, config: config, data: data, device: chosen, folder: folder,
                              start: .resume(state, checkpoint), plan: plan)
         default:

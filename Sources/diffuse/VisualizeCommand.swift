@@ -15,9 +15,9 @@ struct VisualizeCommand: ParsableCommand {
     var model: String
     @Option(help: "Folder of MNIST-format IDX files whose first images are shown. Default: Debian's dataset-fashion-mnist.")
     var dataset: String = MNISTDataset.defaultDirectory.path
-    @Option(help: "Images (columns): noise amounts 0..1 (BasicUNet) or timesteps 0..T-1 (DDPM).")
+    @Option(parsing: .unconditional, help: "Images (columns): noise amounts 0..1 (BasicUNet) or timesteps 0..T-1 (DDPM).")
     var count = 8
-    @Option(help: "Seed of the noise.")
+    @Option(parsing: .unconditional, help: "Seed of the noise.")
     var seed: UInt64 = 0
     @Option(help: "auto, cpu, opencl or opencl:N (see `diffuse devices`).")
     var device = "auto"
@@ -28,9 +28,7 @@ struct VisualizeCommand: ParsableCommand {
 
     func run() throws {
         guard (1...64).contains(count) else { throw DiffuseError.usage("--count must be 1 to 64, got \(count)") }
-        if !overwrite && FileManager.default.fileExists(atPath: output) {
-            throw DiffuseError.usage("\(output) already exists; choose another name or pass --overwrite")
-        }
+        try OutputCheck.validate([OutputFile(option: "--output", path: output, extensions: ["png"])], overwrite: overwrite)
         let chosen = try DeviceChoice.resolve(device)
         let folder = try ModelSource.resolve(model)
         let index = try PipelineFolder.readIndex(folder)

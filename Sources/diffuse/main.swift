@@ -14,11 +14,16 @@ struct Diffuse: ParsableCommand {
 
 /// Usage and input errors exit with 2 and one line; help and version exit 0 as usual.
 func runMain() -> Never {
+    Interruption.install()
     do {
         var command = try Diffuse.parseAsRoot()
         try command.run()
         exit(0)
     } catch let error as DiffuseError {
+        if case .interrupted = error {
+            FileHandle.standardError.write(Data("\(error.description)\n".utf8))
+            exit(error.exitCode)
+        }
         FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
         exit(error.exitCode)
     } catch {

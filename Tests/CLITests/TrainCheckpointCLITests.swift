@@ -46,7 +46,9 @@ final class TrainCheckpointCLITests: XCTestCase {
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()
-            usleep(useconds_t(150_000 + 60_000 * trial))
+            // Once the first checkpoint is out, kill at a different moment in each trial.
+            for _ in 0..<1000 where steps(run).filter({ $0.hasPrefix("step-") }).isEmpty && process.isRunning { usleep(5_000) }
+            usleep(useconds_t(7_000 * trial))
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
             guard process.terminationReason == .uncaughtSignal else { continue } // finished before the kill

@@ -172,4 +172,18 @@ final class HubFetchTests: XCTestCase {
             XCTAssertTrue(text.contains("could not be reached") && text.contains("not in the Hub cache"), text)
         }
     }
+
+    func testStaleDownloadsOfAKilledRunAreRemovedAndPythonsAreKept() throws {
+        // A download left by a Diffuse process that is gone, one of a live process (this one), and
+        // huggingface_hub's own resumable file.
+        let blobs = environment().cache.blobsFolder(repo)
+        try FileManager.default.createDirectory(at: blobs, withIntermediateDirectories: true)
+        var dead: Int32 = 4_000_000
+        while kill(dead, 0) == 0 || errno != ESRCH { dead -= 1 }
+        let stale = "0123abcd.\(dead).5f.incomplete", live = "0123abcd.\(getpid()).6f.incomplete", python = "0123abcd.incomplete"
+        for name in [stale, live, python] { try Data("partial".utf8).write(to: blobs.appendingPathComponent(name)) }
+        _ = try fetchAll(environment())
+        let left = try FileManager.default.contentsOfDirectory(atPath: blobs.path).filter { $0.hasSuffix(".incomplete") }.sorted()
+        XCTAssertEqual(left, [python, live].sorted())
+    }
 }
