@@ -178,9 +178,7 @@ public enum Checkpoint {
     /// else (a run written before checkpoints/ existed) the run folder itself.
     public static func newest(in run: URL) throws -> (state: TrainerState, folder: URL) {
         for (_, folder) in published(in: run) {
-            if let state = try? PipelineFolder.readJSON(TrainerState.self, from: folder.appendingPathComponent(stateName)) {
-                return (state, folder)
-            }
+            if let state = try? readState(folder) { return (state, folder) }
         }
         return (try readState(run), run)
     }
@@ -190,7 +188,12 @@ public enum Checkpoint {
         guard FileManager.default.fileExists(atPath: url.path) else {
             throw DiffuseError.input("\(folder.path) has no checkpoint (no \(foldersName)/step-N/\(stateName)): --resume takes a run folder written by `diffuse train`")
         }
-        return try PipelineFolder.readJSON(TrainerState.self, from: url)
+        let state = try PipelineFolder.readJSON(TrainerState.self, from: url)
+        guard state.globalStep >= 0, state.epoch >= 1, state.stepInEpoch >= 0, state.optimizerStep >= 0,
+              state.optimizerStep <= state.globalStep + 1_000_000_000 else {
+            throw DiffuseError.input("\(url.path): global_step, step_in_epoch and optimizer_step must be 0 or more and epoch 1 or more, got \(state.globalStep), \(state.stepInEpoch), \(state.optimizerStep), \(state.epoch)")
+        }
+        return state
     }
 
     /// Loads the checkpoint's weights and optimizer state into a freshly built trainer.

@@ -71,6 +71,28 @@ public struct SchedulerConfig: Codable, Equatable, Sendable {
     }
 
     /// The step's prediction type and clipping, checked once.
+    /// Every number within what the schedule can be built from, before anything is allocated.
+    public func validate(source: String) throws {
+        func bad(_ key: String, _ rule: String, _ value: Any) -> DiffuseError {
+            .input("\(source): \(key) must be \(rule), got \(value)")
+        }
+        guard (1...100_000).contains(numTrainTimesteps) else { throw bad("num_train_timesteps", "1 to 100000", numTrainTimesteps) }
+        guard betaStart.isFinite, betaEnd.isFinite, betaStart >= 0, betaEnd < 1, betaStart <= betaEnd else {
+            throw bad("beta_start and beta_end", "finite with 0 <= beta_start <= beta_end < 1", "\(betaStart), \(betaEnd)")
+        }
+        if let trainedBetas, let wrong = trainedBetas.first(where: { !($0 > 0 && $0 < 1) }) {
+            throw bad("trained_betas", "values in (0, 1)", wrong)
+        }
+        guard (0..<numTrainTimesteps).contains(stepsOffset) else {
+            throw bad("steps_offset", "0 to num_train_timesteps - 1", stepsOffset)
+        }
+        guard clipSampleRange > 0, clipSampleRange.isFinite else { throw bad("clip_sample_range", "positive", clipSampleRange) }
+        guard sampleMaxValue > 0, sampleMaxValue.isFinite else { throw bad("sample_max_value", "positive", sampleMaxValue) }
+        guard dynamicThresholdingRatio > 0, dynamicThresholdingRatio <= 1 else {
+            throw bad("dynamic_thresholding_ratio", "in (0, 1]", dynamicThresholdingRatio)
+        }
+    }
+
     func stepOptions() throws -> (prediction: SchedulerStepGeometry.Prediction, clip: Float?) {
         let prediction: SchedulerStepGeometry.Prediction
         switch predictionType {
@@ -92,6 +114,7 @@ public struct DDPMScheduler: Sendable {
     public let schedule: NoiseSchedule
 
     public init(config: SchedulerConfig = SchedulerConfig()) throws {
+        try config.validate(source: "scheduler_config.json")
         self.config = config
         schedule = try NoiseSchedule(numTrainTimesteps: config.numTrainTimesteps, betaStart: config.betaStart,
                                      betaEnd: config.betaEnd, kind: config.betaSchedule,

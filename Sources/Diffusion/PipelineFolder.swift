@@ -167,6 +167,9 @@ public enum BasicUNetFolder {
         let schedulerURL = folder.appendingPathComponent("scheduler/scheduler_config.json")
         let sampler = FileManager.default.fileExists(atPath: schedulerURL.path)
             ? try PipelineFolder.readJSON(X0MixingSamplerConfig.self, from: schedulerURL) : X0MixingSamplerConfig()
+        guard (1...10_000).contains(sampler.numInferenceSteps) else {
+            throw DiffuseError.input("\(schedulerURL.path): num_inference_steps must be 1 to 10000, got \(sampler.numInferenceSteps)")
+        }
         return (model, sampler)
     }
 }

@@ -40,7 +40,10 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
 
     public func validate() throws {
         guard epochs > 0 else { throw DiffuseError.usage("--epochs must be positive, got \(epochs)") }
+        guard epochs <= 1_000_000 else { throw DiffuseError.usage("--epochs must be at most 1000000, got \(epochs)") }
         guard batchSize > 0 else { throw DiffuseError.usage("--batch-size must be positive, got \(batchSize)") }
+        guard batchSize <= 65_536 else { throw DiffuseError.usage("--batch-size must be at most 65536, got \(batchSize)") }
+        guard (1...10_000).contains(sampleSteps) else { throw DiffuseError.usage("sample_steps must be 1 to 10000, got \(sampleSteps)") }
         guard learningRate > 0, learningRate.isFinite else {
             throw DiffuseError.usage("--lr must be a positive number, got \(learningRate)")
         }

@@ -53,7 +53,7 @@ final class IDXTests: XCTestCase {
         let bytes = Self.idxBytes(dims: [3, 4], data: [UInt8](repeating: 1, count: 12))
         let raw = dir.appendingPathComponent("short")
         try Data(bytes.dropLast(5)).write(to: raw)
-        assertInputError(["expected 12 bytes", "got 7", raw.path]) { _ = try IDX.read(raw) }
+        assertInputError(["promises 3 items", "12 bytes", "holds 7 bytes, 1 whole items", raw.path]) { _ = try IDX.read(raw) }
 
         // A gzip stream cut off mid-way: zlib reports end of file, we report the shortfall.
         var random = TestRandom(state: 5)

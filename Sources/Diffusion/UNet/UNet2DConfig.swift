@@ -181,8 +181,68 @@ public struct UNet2DConfig: Codable, Equatable, Sendable {
         if !["default", "scale_shift"].contains(resnetTimeScaleShift) {
             throw unsupported("resnet_time_scale_shift", resnetTimeScaleShift)
         }
+        try validateRanges(source: source)
         for channels in blockOutChannels where channels % normNumGroups != 0 {
             throw DiffuseError.input("\(source): block_out_channels \(channels) is not divisible by norm_num_groups \(normNumGroups)")
+        }
+        try validateSize(source: source)
+    }
+
+    /// Every number within what a model can be built from, before anything is allocated (the
+    /// release build runs without overflow or bounds checks: zero groups would divide by zero,
+    /// negative layer counts would loop without end).
+    func validateRanges(source: String) throws {
+        func bad(_ key: String, _ rule: String, _ value: Any) -> DiffuseError {
+            .input("\(source): \(key) must be \(rule), got \(value)")
+        }
+        guard (1...4096).contains(inChannels) else { throw bad("in_channels", "1 to 4096", inChannels) }
+        guard (1...4096).contains(outChannels) else { throw bad("out_channels", "1 to 4096", outChannels) }
+        if let sampleSize, !(1...4096).contains(sampleSize) { throw bad("sample_size", "1 to 4096", sampleSize) }
+        guard blockOutChannels.count <= 8 else { throw bad("block_out_channels", "1 to 8 levels", blockOutChannels.count) }
+        for channels in blockOutChannels where !(1...8192).contains(channels) {
+            throw bad("block_out_channels", "1 to 8192 each", blockOutChannels)
+        }
+        guard (1...64).contains(layersPerBlock) else { throw bad("layers_per_block", "1 to 64", layersPerBlock) }
+        guard normNumGroups >= 1 else { throw bad("norm_num_groups", "positive", normNumGroups) }
+        if let groups = attnNormNumGroups {
+            guard groups >= 1 else { throw bad("attn_norm_num_groups", "positive", groups) }
+            for channels in blockOutChannels where channels % groups != 0 {
+                throw bad("attn_norm_num_groups", "a divisor of every block_out_channels", groups)
+            }
+        }
+        if let dim = attentionHeadDim {
+            guard dim >= 1 else { throw bad("attention_head_dim", "positive", dim) }
+            for channels in blockOutChannels where channels % dim != 0 && channels >= dim {
+                throw bad("attention_head_dim", "a divisor of every block_out_channels", dim)
+            }
+        }
+        guard normEps > 0, normEps < 1 else { throw bad("norm_eps", "between 0 and 1", normEps) }
+        guard dropout >= 0, dropout < 1 else { throw bad("dropout", "in [0, 1)", dropout) }
+        guard midBlockScaleFactor.isFinite else { throw bad("mid_block_scale_factor", "finite", midBlockScaleFactor) }
+        guard (0...16).contains(downsamplePadding) else { throw bad("downsample_padding", "0 to 16", downsamplePadding) }
+        guard abs(freqShift) <= 1_000_000 else { throw bad("freq_shift", "within +-1e6", freqShift) }
+        if let dim = timeEmbeddingDim, !(1...65_536).contains(dim) { throw bad("time_embedding_dim", "1 to 65536", dim) }
+        if let count = numClassEmbeds, !(1...1_000_000).contains(count) {
+            throw bad("num_class_embeds", "1 to 1000000", count)
+        }
+    }
+
+    /// An estimate of the parameters (each resnet's two 3x3 convolutions dominate), refused when
+    /// the weights with their gradients and Adam's two moments would not fit in memory.
+    func validateSize(source: String) throws {
+        var parameters = 0.0
+        var previous = Double(blockOutChannels.first ?? 1)
+        for channels in blockOutChannels.map(Double.init) {
+            let resnets = Double(layersPerBlock) * 2 + 1 // down resnets, up resnets (one more each level)
+            parameters += resnets * 9 * (channels * channels + previous * channels) + 4 * channels * channels
+            previous = channels
+        }
+        parameters += Double(numClassEmbeds ?? 0) * Double(timeEmbeddingDim ?? (blockOutChannels.first ?? 1) * 4)
+        let bytes = parameters * 4 * 4
+        let memory = Double(ProcessInfo.processInfo.physicalMemory)
+        guard bytes <= memory / 2 else {
+            throw DiffuseError.input(String(format: "%@: the model would hold about %.3g parameters (%.1f GiB with gradients and optimizer state), more than half of this machine's %.1f GiB; reduce block_out_channels or layers_per_block",
+                                            source, parameters, bytes / Double(1 << 30), memory / Double(1 << 30)))
         }
     }
 }
