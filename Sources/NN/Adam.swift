@@ -36,10 +36,22 @@ public final class Adam {
         step += 1
         let scalars = AdamStep(learningRate: learningRate, beta1: beta1, beta2: beta2, epsilon: epsilon,
                                weightDecay: weightDecay, decoupledWeightDecay: variant == .adamw, step: step)
+        // Grouped by device so a backend can fuse the whole optimizer step into few launches.
+        var groups: [ObjectIdentifier: (device: Device, tensors: [AdamTensor])] = [:]
+        var order: [ObjectIdentifier] = []
         for (i, p) in parameters.enumerated() {
             guard let g = p.grad else { continue }
-            try p.device.adamUpdate(parameter: p.buffer, gradient: g.buffer, firstMoment: firstMoments[i].buffer,
-                                    secondMoment: secondMoments[i].buffer, count: p.count, scalars)
+            let key = ObjectIdentifier(p.device as AnyObject)
+            if groups[key] == nil {
+                groups[key] = (p.device, [])
+                order.append(key)
+            }
+            groups[key]!.tensors.append(AdamTensor(parameter: p.buffer, gradient: g.buffer, firstMoment: firstMoments[i].buffer,
+                                                   secondMoment: secondMoments[i].buffer, count: p.count))
+        }
+        for key in order {
+            let group = groups[key]!
+            try group.device.adamUpdate(group.tensors, scalars)
         }
     }
 

@@ -93,6 +93,8 @@ public protocol Device: AnyObject {
     /// One Adam or AdamW step in place (PyTorch's update rule); moments live on the device.
     func adamUpdate(parameter: DeviceBuffer, gradient: DeviceBuffer, firstMoment: DeviceBuffer,
                     secondMoment: DeviceBuffer, count: Int, _ step: AdamStep) throws
+    /// The same step for many parameter tensors at once (a backend may fuse them into few launches).
+    func adamUpdate(_ tensors: [AdamTensor], _ step: AdamStep) throws
 
     // MARK: Samplers
     /// One DDPM/DDIM update: writes the previous sample and the predicted original sample.
@@ -113,4 +115,32 @@ public enum UnaryOp: Int, Sendable, CaseIterable {
 
 public enum BinaryOp: Int, Sendable, CaseIterable {
     case add, subtract, multiply, divide
+}
+
+/// One parameter tensor's buffers for a fused optimizer step.
+public struct AdamTensor {
+    public var parameter: DeviceBuffer
+    public var gradient: DeviceBuffer
+    public var firstMoment: DeviceBuffer
+    public var secondMoment: DeviceBuffer
+    public var count: Int
+
+    public init(parameter: DeviceBuffer, gradient: DeviceBuffer, firstMoment: DeviceBuffer, secondMoment: DeviceBuffer,
+                count: Int) {
+        self.parameter = parameter
+        self.gradient = gradient
+        self.firstMoment = firstMoment
+        self.secondMoment = secondMoment
+        self.count = count
+    }
+}
+
+extension Device {
+    /// One update per tensor; backends with launch costs override it.
+    public func adamUpdate(_ tensors: [AdamTensor], _ step: AdamStep) throws {
+        for t in tensors {
+            try adamUpdate(parameter: t.parameter, gradient: t.gradient, firstMoment: t.firstMoment,
+                           secondMoment: t.secondMoment, count: t.count, step)
+        }
+    }
 }

@@ -147,4 +147,35 @@ final class KernelTests: XCTestCase {
         }
         XCTAssertLessThan(maxRelativeError(finals[1], finals[0]), 1e-6)
     }
+
+    func testAdamOverManyTensorsInEightTensorLaunchesMatchesTheCPU() throws {
+        // 11 tensors of odd sizes (one without a gradient): two adam_update8 launches, the second
+        // with unused slots, must move every tensor as the CPU does and leave the gradless one alone.
+        let gpu = try TestDevices.opencl()
+        let sizes = [1, 3, 7, 33, 1, 64, 5, 9, 2, 17, 3]
+        var finals: [[[Float]]] = []
+        for device in [CPUDevice.shared as Device, gpu] {
+            let parameters = try sizes.enumerated().map { i, n -> Tensor in
+                let p = try Tensor(try testValues(n, seed: 40 + UInt64(i)), shape: [n], on: device)
+                p.requiresGrad = true
+                return p
+            }
+            let optimizer = try NNAdam.make(parameters)
+            for step in 0..<3 {
+                for (i, p) in parameters.enumerated() where i != 4 {
+                    p.grad = try Tensor(try testValues(p.count, seed: 90 + UInt64(10 * step + i)), shape: p.shape, on: device)
+                }
+                gpu.ledger.reset()
+                try optimizer.update()
+                if device === gpu as AnyObject {
+                    XCTAssertEqual(gpu.ledger.rows["adam_update8"]?.launches, 2)
+                }
+            }
+            finals.append(try parameters.map { try $0.toArray() })
+        }
+        for (i, (cpu, opencl)) in zip(finals[0], finals[1]).enumerated() {
+            XCTAssertLessThan(maxRelativeError(opencl, cpu), 1e-6, "tensor \(i) of \(sizes[i])")
+        }
+        XCTAssertEqual(finals[1][4], try testValues(1, seed: 44), "a tensor without a gradient moved")
+    }
 }
