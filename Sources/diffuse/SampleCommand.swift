@@ -40,6 +40,9 @@ struct SampleCommand: ParsableCommand {
     func run() throws {
         if let steps, steps <= 0 { throw DiffuseError.usage("--steps must be positive, got \(steps)") }
         if let batchSize, batchSize <= 0 { throw DiffuseError.usage("--batch-size must be positive, got \(batchSize)") }
+        // One batch, one grid: beyond this the noise alone can outgrow memory (chunking is not built yet).
+        if let batchSize, batchSize > 4096 { throw DiffuseError.usage("--batch-size must be at most 4096, got \(batchSize); sample in several runs with different --seed") }
+        if let steps, steps > 100_000 { throw DiffuseError.usage("--steps must be at most 100000, got \(steps)") }
         try OutputCheck.validate([OutputFile(option: "--output", path: output, extensions: ["png"])]
                                  + (trajectory.map { [OutputFile(option: "--trajectory", path: $0, extensions: ["png"])] } ?? [])
                                  + (saveTensor.map { [OutputFile(option: "--save-tensor", path: $0, extensions: ["safetensors"])] } ?? []),

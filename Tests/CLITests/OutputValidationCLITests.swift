@@ -46,6 +46,8 @@ final class OutputValidationCLITests: XCTestCase {
             XCTAssertFalse(result.stderr.contains("Missing value"), result.stderr)
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: path("run")))
+        assertRefused(try sample(["--batch-size", "1000000000", "--output", path("x.png")]), "--batch-size must be at most 4096")
+        assertRefused(try sample(["--batch-size", "-1", "--output", path("x.png")]), "--batch-size must be positive")
     }
 
     func testAMissingConfigIsNamedAndAFailedStartLeavesNoFolder() throws {
