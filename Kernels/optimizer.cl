@@ -8,22 +8,6 @@
 //       launch over end7 items; item i belongs to the first tensor whose end exceeds it (unused
 //       slots repeat the last tensor with the same end, so they are never chosen)
 
-__kernel void adam_update(__global float* p, __global const float* g, __global float* m, __global float* v,
-                          const int n, const float oneMinusBeta1, const float beta2, const float oneMinusBeta2,
-                          const float eps,
-                          const float gradientDecay, const float parameterDecay, const float stepSize,
-                          const float bc2Sqrt) {
-    const size_t i = get_global_id(0);
-    if (i >= (size_t)n) return;
-    const float grad = g[i] + gradientDecay * p[i];
-    const float param = p[i] * parameterDecay;
-    const float mi = m[i] + oneMinusBeta1 * (grad - m[i]);
-    const float vi = v[i] * beta2 + oneMinusBeta2 * grad * grad;
-    m[i] = mi;
-    v[i] = vi;
-    p[i] = param - stepSize * (mi / (sqrt(vi) / bc2Sqrt + eps));
-}
-
 inline void adam_element(__global float* p, __global const float* g, __global float* m, __global float* v, const int i,
                          const float oneMinusBeta1, const float beta2, const float oneMinusBeta2, const float eps,
                          const float gradientDecay, const float parameterDecay, const float stepSize,
@@ -35,6 +19,15 @@ inline void adam_element(__global float* p, __global const float* g, __global fl
     m[i] = mi;
     v[i] = vi;
     p[i] = param - stepSize * (mi / (sqrt(vi) / bc2Sqrt + eps));
+}
+
+__kernel void adam_update(__global float* p, __global const float* g, __global float* m, __global float* v,
+                          const int n, const float oneMinusBeta1, const float beta2, const float oneMinusBeta2,
+                          const float eps, const float gradientDecay, const float parameterDecay, const float stepSize,
+                          const float bc2Sqrt) {
+    const int i = (int)get_global_id(0);
+    if (i >= n) return;
+    adam_element(p, g, m, v, i, oneMinusBeta1, beta2, oneMinusBeta2, eps, gradientDecay, parameterDecay, stepSize, bc2Sqrt);
 }
 
 #define ADAM_SLOT(k) __global float* p##k, __global const float* g##k, __global float* m##k, __global float* v##k

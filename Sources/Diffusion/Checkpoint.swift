@@ -165,7 +165,13 @@ public enum Checkpoint {
         let root = run.appendingPathComponent(foldersName)
         for name in (try? fm.contentsOfDirectory(atPath: root.path)) ?? []
         where name.hasPrefix(".step-") && (name.contains(".tmp-") || name.contains(".old-")) {
-            try? fm.removeItem(at: root.appendingPathComponent(name))
+            let leftover = root.appendingPathComponent(name)
+            // A complete checkpoint moved aside to be replaced, whose replacement never arrived, goes back.
+            if let range = name.range(of: ".old-") {
+                let published = root.appendingPathComponent(String(name[name.index(after: name.startIndex)..<range.lowerBound]))
+                if !fm.fileExists(atPath: published.path), rename(leftover.path, published.path) == 0 { continue }
+            }
+            try? fm.removeItem(at: leftover)
         }
         for folder in [run, run.appendingPathComponent("unet"), run.appendingPathComponent("scheduler")] {
             for name in (try? fm.contentsOfDirectory(atPath: folder.path)) ?? [] where name.hasPrefix(".") && name.contains(".tmp-") {

@@ -43,7 +43,7 @@ public enum Interruption {
         }
         for cleanup in pending { cleanup() }
         FileHandle.standardError.write(Data("\n\(name(signalNumber)): stopped\n".utf8))
-        exit(128 + signalNumber)
+        _exit(128 + signalNumber) // not exit(): atexit handlers would race the threads still running
     }
 
     /// The signal received so far, if any.
