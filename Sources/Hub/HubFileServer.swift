@@ -32,6 +32,7 @@ public final class HubFileServer: @unchecked Sendable {
     private let lock = NSLock()
     private var log: [Request] = []
     private var listeners: [Int32] = []
+    private var loopsDone: [DispatchSemaphore] = []
     private var threads: [Thread] = []
     public private(set) var port: UInt16 = 0
     public private(set) var cdnPort: UInt16 = 0
@@ -106,18 +107,26 @@ public final class HubFileServer: @unchecked Sendable {
         port = hub.port
         cdnPort = cdn.port
         for (fd, isCDN) in [(hub.fd, false), (cdn.fd, true)] {
-            let thread = Thread { [self] in acceptLoop(fd, cdn: isCDN) }
+            let done = DispatchSemaphore(value: 0)
+            loopsDone.append(done)
+            let thread = Thread { [self] in
+                acceptLoop(fd, cdn: isCDN)
+                done.signal()
+            }
             thread.start()
             threads.append(thread)
         }
     }
 
+    /// Stops accepting. Each listener is shut down, its accept loop seen to leave, and only then
+    /// closed: closing first let a loop still blocked in accept() pick up a descriptor number the
+    /// next server reused, and answer that server's clients with this server's repositories.
     public func stop() {
-        for fd in listeners {
-            _ = shutdown(fd, Int32(SHUT_RDWR))
-            _ = close(fd)
-        }
+        for fd in listeners { _ = shutdown(fd, Int32(SHUT_RDWR)) }
+        for done in loopsDone { _ = done.wait(timeout: .now() + 5) }
+        for fd in listeners { _ = close(fd) }
         listeners = []
+        loopsDone = []
     }
 
     static func listen(port: UInt16) throws -> (fd: Int32, port: UInt16) {
