@@ -159,12 +159,12 @@ final class TrainingReplayTests: XCTestCase {
                 let amount = try Tensor(try replay.row("amount", step), shape: [replay.batch], on: device)
                 losses.append(try trainer.step(clean, noise: noise, amount: amount).item())
             }
-            // BasicUNet, unnormalised at Adam 1e-3, amplifies rounding more than the UNet2DModel:
-            // PyTorch against itself with oneDNN off (another correct convolution) ends 1.8e-3 apart
-            // in down_layers.1.weight (Tools/reference/replay_floor.py), so 1e-3 is below the floor
-            // and the bar is 2e-3 (measured: 1.4e-3 on the CPU, 1.0e-3 on PoCL).
-            try replay.check(losses: losses, module: trainer.model, device: device, learningRate: 1e-3,
-                             weightTolerance: 2e-3)
+            // BasicUNet, unnormalised at Adam 1e-3, amplifies rounding more than the UNet2DModel: on
+            // an earlier fixture, PyTorch against itself with oneDNN off (another correct convolution)
+            // ended 1.8e-3 apart in down_layers.1.weight (Tools/reference/replay_floor.py). On this
+            // fixture Diffuse ends 5.8e-4 (CPU) and 8.2e-4 (PoCL) apart; a regenerated fixture may
+            // need the floor measured again before this bar is judged.
+            try replay.check(losses: losses, module: trainer.model, device: device, learningRate: 1e-3)
         }
     }
 }
