@@ -37,6 +37,7 @@ public struct NarrowLaunch: Equatable, Sendable, CustomStringConvertible {
 
 public final class LaunchLedger {
     public private(set) var rows: [String: KernelLedgerRow] = [:]
+    /// The distinct narrow-and-long launch shapes seen, in order of first appearance.
     public private(set) var narrowLaunches: [NarrowLaunch] = []
     /// clCreateBuffer calls (pool misses, new scratch and geometry buffers).
     public internal(set) var buffersCreated = 0
@@ -56,7 +57,9 @@ public final class LaunchLedger {
         row.flops += flops
         rows[kernel] = row
         if workItems < LaunchLedger.narrowWorkItems, serial > LaunchLedger.longLoop {
-            narrowLaunches.append(NarrowLaunch(kernel: kernel, workItems: workItems, serialIterations: serial))
+            // Each distinct shape once: the ledger is always on, and a long run repeats its shapes.
+            let launch = NarrowLaunch(kernel: kernel, workItems: workItems, serialIterations: serial)
+            if !narrowLaunches.contains(launch) { narrowLaunches.append(launch) }
         }
     }
 
