@@ -15,6 +15,8 @@ public enum KernelSources {
         ("conv2d.cl", PackageResources.conv2d_cl),
         ("groupnorm.cl", PackageResources.groupnorm_cl),
         ("attention.cl", PackageResources.attention_cl),
+        ("attention_fused.cl", PackageResources.attention_fused_cl),
+        ("attention_lanes.cl", PackageResources.attention_lanes_cl),
         ("pool.cl", PackageResources.pool_cl),
     ].map { ($0.0, String(decoding: $0.1, as: UTF8.self)) }
 

@@ -1,13 +1,15 @@
-// groupnorm.cl: group normalisation of [N, C, spatial] float32 with optional per-channel affine.
+// groupnorm.cl: group normalisation of [N, C, spatial] float32 with optional per-channel affine,
+// optionally followed by SiLU in the same pass (silu = 1: ResnetBlock2D's norm and nonlinearity).
 // A group is channelsPerGroup * spatial contiguous floats; (n, g) index the N*G groups.
 //   group_norm_stats(x, mean, rstd, groupSize, eps, groups)   two-pass, one work-group of 64 per group
-//   group_norm_apply(x, gamma, beta, mean, rstd, out, C, spatial, G, hasAffine, total)
-//   group_norm_backward_stats(x, gamma, mean, rstd, dy, a, b, C, spatial, G, hasAffine, groups)
-//       a = mean(dy * gamma), b = mean(dy * gamma * xhat) over the group; one work-group of 64 per group
-//   group_norm_backward_input(x, gamma, mean, rstd, dy, a, b, dx, C, spatial, G, hasAffine, total)
-//       dx = rstd * (dy * gamma - a - xhat * b)
-//   group_norm_backward_params(x, mean, rstd, dy, partials, N, C, spatial, G)  one work-item per (n, c):
-//       partials[2(nC + c)] = sum dy * xhat, partials[2(nC + c) + 1] = sum dy; sum_batch_pair adds them up
+//   group_norm_apply(x, gamma, beta, mean, rstd, out, C, spatial, G, hasAffine, silu, total)
+// Backward, with dy the gradient at the norm's output (times silu'(y), y recomputed, when fused):
+//   group_norm_backward_planes(x, gamma, beta, mean, rstd, dout, partials, C, spatial, G, hasAffine, silu, planes)
+//       one work-group of 64 per (n, c) plane: partials[2(nC + c)] = sum dy * xhat, [.. + 1] = sum dy;
+//       these give both the input gradient's group sums and (added over n by sum_batch_pair) dgamma, dbeta
+//   group_norm_backward_input(x, gamma, beta, mean, rstd, dout, partials, dx, C, spatial, G, hasAffine, silu, total)
+//       dx = rstd * (dy * gamma - a - xhat * b), a = mean(dy * gamma), b = mean(dy * gamma * xhat) over
+//       the group, each gathered from the group's channels' partials
 
 // Sums one value per work-item of a 64-wide work-group; every work-item gets the total.
 inline float group_sum(float value, __local float* scratch) {
@@ -42,86 +44,94 @@ void group_norm_stats(__global const float* x, __global float* mean, __global fl
     }
 }
 
+inline float silu_of(const float v) { return v / (1.0f + exp(-v)); }
+
+// dy * silu'(y), in activation.cl's order of operations.
+inline float silu_gradient(const float y, const float dy) {
+    const float s = 1.0f / (1.0f + exp(-y));
+    return dy * s * (1.0f + y * (1.0f - s));
+}
+
 __kernel void group_norm_apply(__global const float* x, __global const float* gamma, __global const float* beta,
                                __global const float* mean, __global const float* rstd, __global float* out,
-                               const int C, const int spatial, const int G, const int hasAffine, const int total) {
+                               const int C, const int spatial, const int G, const int hasAffine, const int silu,
+                               const int total) {
     const int i = (int)get_global_id(0);
     if (i >= total) return;
     const int nc = i / spatial;
     const int c = nc % C;
     const int ng = (nc / C) * G + c / (C / G);
     const float normed = (x[i] - mean[ng]) * rstd[ng];
-    out[i] = hasAffine ? normed * gamma[c] + beta[c] : normed;
+    const float y = hasAffine ? normed * gamma[c] + beta[c] : normed;
+    out[i] = silu ? silu_of(y) : y;
+}
+
+// The gradient at the norm's output of element i: dout, or dout * silu'(y) with y recomputed.
+inline float norm_output_gradient(__global const float* x, __global const float* gamma, __global const float* beta,
+                                  __global const float* dout, const size_t i, const int c, const float mu,
+                                  const float r, const int hasAffine, const int silu) {
+    if (!silu) return dout[i];
+    const float normed = (x[i] - mu) * r;
+    const float y = hasAffine ? normed * gamma[c] + beta[c] : normed;
+    return silu_gradient(y, dout[i]);
 }
 
 __kernel __attribute__((reqd_work_group_size(64, 1, 1)))
-void group_norm_backward_stats(__global const float* x, __global const float* gamma,
-                               __global const float* mean, __global const float* rstd,
-                               __global const float* dy, __global float* a, __global float* b,
-                               const int C, const int spatial, const int G, const int hasAffine,
-                               const int groups) {
+void group_norm_backward_planes(__global const float* x, __global const float* gamma, __global const float* beta,
+                                __global const float* mean, __global const float* rstd,
+                                __global const float* dout, __global float* partials, const int C,
+                                const int spatial, const int G, const int hasAffine, const int silu,
+                                const int planes) {
     __local float scratch[64];
-    const size_t ng = get_group_id(0);
+    const size_t nc = get_group_id(0);
     const int lid = (int)get_local_id(0);
-    if (ng >= (size_t)groups) return;
-    const int cpg = C / G;
-    const int group = (int)(ng % (size_t)G);
-    const int groupSize = cpg * spatial;
+    if (nc >= (size_t)planes) return; // whole work-group leaves together
+    const int c = (int)(nc % (size_t)C);
+    const size_t ng = (nc / (size_t)C) * (size_t)G + (size_t)(c / (C / G));
     const float mu = mean[ng];
     const float r = rstd[ng];
-    __global const float* xs = x + ng * (size_t)groupSize;
-    __global const float* gs = dy + ng * (size_t)groupSize;
-    float sumA = 0.0f;
-    float sumB = 0.0f;
-    for (int i = lid; i < groupSize; i += 64) {
-        const float scale = hasAffine ? gamma[group * cpg + i / spatial] : 1.0f;
-        const float d = gs[i] * scale;
-        sumA += d;
-        sumB += d * (xs[i] - mu) * r;
+    const size_t base = nc * (size_t)spatial;
+    float sumDyXhat = 0.0f;
+    float sumDy = 0.0f;
+    for (int s = lid; s < spatial; s += 64) {
+        const size_t i = base + (size_t)s;
+        const float dy = norm_output_gradient(x, gamma, beta, dout, i, c, mu, r, hasAffine, silu);
+        sumDyXhat += dy * (x[i] - mu) * r;
+        sumDy += dy;
     }
-    const float totalA = group_sum(sumA, scratch);
-    const float totalB = group_sum(sumB, scratch);
+    const float totalDyXhat = group_sum(sumDyXhat, scratch);
+    const float totalDy = group_sum(sumDy, scratch);
     if (lid == 0) {
-        a[ng] = totalA / (float)groupSize;
-        b[ng] = totalB / (float)groupSize;
+        partials[2 * nc] = totalDyXhat;
+        partials[2 * nc + 1] = totalDy;
     }
 }
 
 __kernel void group_norm_backward_input(__global const float* x, __global const float* gamma,
-                                        __global const float* mean, __global const float* rstd,
-                                        __global const float* dy, __global const float* a, __global const float* b,
-                                        __global float* dx, const int C, const int spatial, const int G,
-                                        const int hasAffine, const int total) {
+                                        __global const float* beta, __global const float* mean,
+                                        __global const float* rstd, __global const float* dout,
+                                        __global const float* partials, __global float* dx, const int C,
+                                        const int spatial, const int G, const int hasAffine, const int silu,
+                                        const int total) {
     const int i = (int)get_global_id(0);
     if (i >= total) return;
     const int nc = i / spatial;
+    const int n = nc / C;
     const int c = nc % C;
-    const int ng = (nc / C) * G + c / (C / G);
-    const float r = rstd[ng];
-    const float xhat = (x[i] - mean[ng]) * r;
-    const float scale = hasAffine ? gamma[c] : 1.0f;
-    dx[i] = r * (dy[i] * scale - a[ng] - xhat * b[ng]);
-}
-
-__kernel void group_norm_backward_params(__global const float* x, __global const float* mean,
-                                         __global const float* rstd, __global const float* dy,
-                                         __global float* partials, const int N, const int C, const int spatial,
-                                         const int G) {
-    const size_t nc = get_global_id(0);
-    if (nc >= (size_t)N * (size_t)C) return;
-    const size_t n = nc / (size_t)C;
-    const size_t c = nc % (size_t)C;
-    const size_t ng = n * (size_t)G + c / (size_t)(C / G);
+    const int cpg = C / G;
+    const int first = c - c % cpg;
+    const int ng = n * G + c / cpg;
+    float a = 0.0f, b = 0.0f;
+    for (int k = first; k < first + cpg; ++k) {
+        const float scale = hasAffine ? gamma[k] : 1.0f;
+        b = fma(scale, partials[2 * (n * C + k)], b);
+        a = fma(scale, partials[2 * (n * C + k) + 1], a);
+    }
+    const float inverseSize = 1.0f / (float)(cpg * spatial);
     const float mu = mean[ng];
     const float r = rstd[ng];
-    __global const float* xs = x + nc * (size_t)spatial;
-    __global const float* gs = dy + nc * (size_t)spatial;
-    float sumGamma = 0.0f;
-    float sumBeta = 0.0f;
-    for (int s = 0; s < spatial; ++s) {
-        sumGamma += gs[s] * (xs[s] - mu) * r;
-        sumBeta += gs[s];
-    }
-    partials[2 * nc] = sumGamma;
-    partials[2 * nc + 1] = sumBeta;
+    const float xhat = (x[i] - mu) * r;
+    const float scale = hasAffine ? gamma[c] : 1.0f;
+    const float dy = norm_output_gradient(x, gamma, beta, dout, (size_t)i, c, mu, r, hasAffine, silu);
+    dx[i] = r * (dy * scale - a * inverseSize - xhat * b * inverseSize);
 }

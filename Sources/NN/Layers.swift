@@ -68,7 +68,8 @@ public final class GroupNorm: Module {
         if let b = bias { parameter("bias", b) }
     }
 
-    public func callAsFunction(_ x: Tensor) throws -> Tensor {
-        try x.groupNorm(groups: groups, gamma: weight, beta: bias, epsilon: epsilon)
+    /// With `silu`, silu(norm(x)) fused into one op.
+    public func callAsFunction(_ x: Tensor, silu: Bool = false) throws -> Tensor {
+        try x.groupNorm(groups: groups, gamma: weight, beta: bias, epsilon: epsilon, silu: silu)
     }
 }

@@ -69,6 +69,11 @@ public final class OpenCLDevice: Device {
     var stagedUploads: [UnsafeMutableRawPointer] = []
     /// Rows and columns of C each GEMM work-item computes (the program's -D TILE_M/TILE_N).
     let gemmTile: (rows: Int, columns: Int)
+    /// The fused attention kernels that run: tiles of keys in local memory shared by a work-group
+    /// (attention_fused.cl, for GPUs), or eight tokens per float8 in one work-item
+    /// (attention_lanes.cl, for CPU devices, which vectorise lanes rather than work-items).
+    var attentionKernels: AttentionKernels
+    enum AttentionKernels { case localTiles, lanes }
     /// Where the program came from: "built" or "cache".
     public let programSource: String
     /// Every launch, buffer creation and host wait is counted here; kernel times too while profiling.
@@ -103,6 +108,7 @@ public final class OpenCLDevice: Device {
     public init(info: OpenCLDeviceInfo) throws {
         self.info = info
         gemmTile = ProgramBuilder.gemmTile(for: info)
+        attentionKernels = info.isGPU ? .localTiles : .lanes
         var status: cl_int = 0
         var device: cl_device_id? = info.device
         guard let context = clCreateContext(nil, 1, &device, nil, nil, &status) else {

@@ -38,34 +38,67 @@ extension CPUDevice {
                 let dst = po + ng * groupSize + cc * g.spatial
                 for i in 0..<g.spatial { dst[i] = src[i] * scale + shift }
             }
+            if g.silu { CPUDevice.siluInPlace(po + ng * groupSize, groupSize) }
         }
     }
 
-    public func groupNormBackward(_ x: DeviceBuffer, gamma: DeviceBuffer?, mean: DeviceBuffer, rstd: DeviceBuffer,
-                                  gradOut: DeviceBuffer, gradIn: DeviceBuffer, gradGamma: DeviceBuffer?,
+    /// y = silu(y), with the same kernels as `unary(.silu)`.
+    static func siluInPlace(_ y: UnsafeMutablePointer<Float>, _ n: Int) {
+        if CPUDevice.avx2Kernels && diffuse_silu(y, y, n) != 0 { return }
+        for i in 0..<n { y[i] = y[i] / (1 + Foundation.exp(-y[i])) }
+    }
+
+    /// y = dy * silu'(y): the gradient at the norm's output from the gradient at silu's.
+    static func siluGradientInPlace(_ y: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ n: Int) {
+        if CPUDevice.avx2Kernels && diffuse_silu_backward(y, dy, y, n) != 0 { return }
+        for i in 0..<n {
+            let s = 1 / (1 + Foundation.exp(-y[i]))
+            y[i] = dy[i] * s * (1 + y[i] * (1 - s))
+        }
+    }
+
+    public func groupNormBackward(_ x: DeviceBuffer, gamma: DeviceBuffer?, beta: DeviceBuffer?, mean: DeviceBuffer,
+                                  rstd: DeviceBuffer, gradOut: DeviceBuffer, gradIn: DeviceBuffer, gradGamma: DeviceBuffer?,
                                   gradBeta: DeviceBuffer?, _ g: GroupNormGeometry) throws {
         let px = pointer(x)
         let pg = gamma.map { pointer($0) }
+        let pb = beta.map { pointer($0) }
         let pm = pointer(mean)
         let pr = pointer(rstd)
-        let dy = pointer(gradOut)
+        let dyOut = pointer(gradOut)
         let dx = pointer(gradIn)
         let cpg = g.channelsPerGroup
         let groupSize = cpg * g.spatial
         // Per (sample, channel): sum(dy * xhat) and sum(dy), reduced over samples afterwards.
         let partial = partialSums.buffer(worker: 0, count: 2 * g.batch * g.channels)
-        Parallel.forEach(g.batch * g.groups, workers: g.batch * g.groups * groupSize < 65_536 ? 1 : workers) { ng, _ in
+        Parallel.forEach(g.batch * g.groups, workers: g.batch * g.groups * groupSize < 65_536 ? 1 : workers) { ng, worker in
             let n = ng / g.groups
             let group = ng % g.groups
             let mu = pm[ng]
             let r = pr[ng]
+            // With SiLU fused, dy is the gradient at the norm's output: the forward's affine output
+            // recomputed as it was written, then times silu'.
+            var groupGrad = UnsafePointer(dyOut + ng * groupSize)
+            if g.silu {
+                let local = scratchA.buffer(worker: worker, count: groupSize)
+                for cc in 0..<cpg {
+                    let c = group * cpg + cc
+                    let scale = r * (pg?[c] ?? 1)
+                    let shift = (pb?[c] ?? 0) - mu * scale
+                    let src = px + ng * groupSize + cc * g.spatial
+                    let dst = local + cc * g.spatial
+                    for i in 0..<g.spatial { dst[i] = src[i] * scale + shift }
+                }
+                CPUDevice.siluGradientInPlace(local, groupGrad, groupSize)
+                groupGrad = UnsafePointer(local)
+            }
             var meanDxhat: Double = 0
             var meanDxhatXhat: Double = 0
             for cc in 0..<cpg {
                 let c = group * cpg + cc
                 let gammaC = pg?[c] ?? 1
                 let src = px + ng * groupSize + cc * g.spatial
-                let grad = dy + ng * groupSize + cc * g.spatial
+                let grad = groupGrad + cc * g.spatial
                 // Eight partial sums each: one running Float sum waited on every add.
                 let (muLanes, rLanes) = (SIMD8<Float>(repeating: mu), SIMD8<Float>(repeating: r))
                 var dyXhatLanes = SIMD8<Float>(repeating: 0)
@@ -95,7 +128,7 @@ extension CPUDevice {
                 let c = group * cpg + cc
                 let gammaC = pg?[c] ?? 1
                 let src = px + ng * groupSize + cc * g.spatial
-                let grad = dy + ng * groupSize + cc * g.spatial
+                let grad = groupGrad + cc * g.spatial
                 let out = dx + ng * groupSize + cc * g.spatial
                 for i in 0..<g.spatial {
                     let xhat = (src[i] - mu) * r
@@ -157,45 +190,65 @@ extension CPUDevice {
     }
 
     public func attention(q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, out: DeviceBuffer,
-                          probabilities: DeviceBuffer, _ g: AttentionGeometry) throws {
+                          saved: DeviceBuffer, _ g: AttentionGeometry) throws {
         let pq = pointer(q)
         let pk = pointer(k)
         let pv = pointer(v)
         let po = pointer(out)
-        let pp = pointer(probabilities)
-        let (lq, lk, d) = (g.queryLength, g.keyLength, g.headDim)
+        let pp = pointer(saved)
+        let (lq, lk, d, cm) = (g.queryLength, g.keyLength, g.headDim, g.channelMajor)
+        // Channel-major q is stored as Q^T [d, lq] (leading dimension lq), so each product flips its
+        // transpose flag; out is written as O^T = V^T P^T.
+        let (ldq, ldk) = cm ? (lq, lk) : (d, d)
         Parallel.forEach(g.batch) { b, _ in
             let scores = pp + b * lq * lk
-            CPUDevice.sgemm(false, true, lq, lk, d, g.scale, pq + b * lq * d, d, pk + b * lk * d, d, 0, scores, lk)
+            let (qb, kb, vb, ob) = (pq + b * lq * d, pk + b * lk * d, pv + b * lk * d, po + b * lq * d)
+            CPUDevice.sgemm(cm, !cm, lq, lk, d, g.scale, qb, ldq, kb, ldk, 0, scores, lk)
             for row in 0..<lq { CPUDevice.softmaxRow(scores + row * lk, scores + row * lk, lk) }
-            CPUDevice.sgemm(false, false, lq, d, lk, 1, scores, lk, pv + b * lk * d, d, 0, po + b * lq * d, d)
+            if cm {
+                CPUDevice.sgemm(false, true, d, lq, lk, 1, vb, lk, scores, lk, 0, ob, lq)
+            } else {
+                CPUDevice.sgemm(false, false, lq, d, lk, 1, scores, lk, vb, d, 0, ob, d)
+            }
         }
     }
 
-    public func attentionBackward(q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, probabilities: DeviceBuffer,
+    public func attentionBackward(q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, out: DeviceBuffer, saved: DeviceBuffer,
                                   gradOut: DeviceBuffer, gradQ: DeviceBuffer, gradK: DeviceBuffer, gradV: DeviceBuffer,
                                   _ g: AttentionGeometry) throws {
         let pq = pointer(q)
         let pk = pointer(k)
         let pv = pointer(v)
-        let pp = pointer(probabilities)
+        let pp = pointer(saved)
         let dO = pointer(gradOut)
         let dQ = pointer(gradQ)
         let dK = pointer(gradK)
         let dV = pointer(gradV)
-        let (lq, lk, d) = (g.queryLength, g.keyLength, g.headDim)
+        let (lq, lk, d, cm) = (g.queryLength, g.keyLength, g.headDim, g.channelMajor)
         Parallel.forEach(g.batch) { b, worker in
             let probs = pp + b * lq * lk
-            let dOb = dO + b * lq * d
-            // dV = P^T dO; dP = dO V^T; dS = softmax'(dP); dQ = scale dS K; dK = scale dS^T Q.
-            CPUDevice.sgemm(true, false, lk, d, lq, 1, probs, lk, dOb, d, 0, dV + b * lk * d, d)
+            let (qb, kb, vb) = (pq + b * lq * d, pk + b * lk * d, pv + b * lk * d)
+            let (dOb, dQb, dKb, dVb) = (dO + b * lq * d, dQ + b * lq * d, dK + b * lk * d, dV + b * lk * d)
             let dScores = scratchA.buffer(worker: worker, count: lq * lk)
-            CPUDevice.sgemm(false, true, lq, lk, d, 1, dOb, d, pv + b * lk * d, d, 0, dScores, lk)
+            // dV = P^T dO; dP = dO V^T; dS = softmax'(dP); dQ = scale dS K; dK = scale dS^T Q
+            // (channel-major: the transposes of each, dV^T = dO^T P and so on).
+            if cm {
+                CPUDevice.sgemm(false, false, d, lk, lq, 1, dOb, lq, probs, lk, 0, dVb, lk)
+                CPUDevice.sgemm(true, false, lq, lk, d, 1, dOb, lq, vb, lk, 0, dScores, lk)
+            } else {
+                CPUDevice.sgemm(true, false, lk, d, lq, 1, probs, lk, dOb, d, 0, dVb, d)
+                CPUDevice.sgemm(false, true, lq, lk, d, 1, dOb, d, vb, d, 0, dScores, lk)
+            }
             for row in 0..<lq {
                 CPUDevice.softmaxBackwardRow(probs + row * lk, dScores + row * lk, dScores + row * lk, lk)
             }
-            CPUDevice.sgemm(false, false, lq, d, lk, g.scale, dScores, lk, pk + b * lk * d, d, 0, dQ + b * lq * d, d)
-            CPUDevice.sgemm(true, false, lk, d, lq, g.scale, dScores, lk, pq + b * lq * d, d, 0, dK + b * lk * d, d)
+            if cm {
+                CPUDevice.sgemm(false, true, d, lq, lk, g.scale, kb, lk, dScores, lk, 0, dQb, lq)
+                CPUDevice.sgemm(false, false, d, lk, lq, g.scale, qb, lq, dScores, lk, 0, dKb, lk)
+            } else {
+                CPUDevice.sgemm(false, false, lq, d, lk, g.scale, dScores, lk, kb, d, 0, dQb, d)
+                CPUDevice.sgemm(true, false, lk, d, lq, g.scale, dScores, lk, qb, d, 0, dKb, d)
+            }
         }
     }
 

@@ -66,16 +66,21 @@ public protocol Device: AnyObject {
     /// Writes out plus the per-(sample, group) mean and reciprocal standard deviation for backward.
     func groupNorm(_ x: DeviceBuffer, gamma: DeviceBuffer?, beta: DeviceBuffer?, out: DeviceBuffer,
                    mean: DeviceBuffer, rstd: DeviceBuffer, _ geometry: GroupNormGeometry) throws
-    func groupNormBackward(_ x: DeviceBuffer, gamma: DeviceBuffer?, mean: DeviceBuffer, rstd: DeviceBuffer,
+    /// `beta` is read only when the geometry fuses SiLU (to recompute the norm's output).
+    func groupNormBackward(_ x: DeviceBuffer, gamma: DeviceBuffer?, beta: DeviceBuffer?, mean: DeviceBuffer, rstd: DeviceBuffer,
                            gradOut: DeviceBuffer, gradIn: DeviceBuffer, gradGamma: DeviceBuffer?,
                            gradBeta: DeviceBuffer?, _ geometry: GroupNormGeometry) throws
     /// Row-wise softmax over the last dimension.
     func softmax(_ x: DeviceBuffer, out: DeviceBuffer, rows: Int, columns: Int) throws
     func softmaxBackward(y: DeviceBuffer, gradOut: DeviceBuffer, gradIn: DeviceBuffer, rows: Int, columns: Int) throws
-    /// out = softmax(scale * q k^T) v per batch entry; `probabilities` keeps the softmax for backward.
+    /// Floats `attention` keeps for its backward: the probabilities (batch x queryLength x keyLength)
+    /// by default; a fused backend keeps one log-sum-exp per query row and recomputes them.
+    func attentionSavedCount(_ geometry: AttentionGeometry) -> Int
+    /// out = softmax(scale * q k^T) v per batch entry; `saved` (attentionSavedCount floats) is what backward reads.
     func attention(q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, out: DeviceBuffer,
-                   probabilities: DeviceBuffer, _ geometry: AttentionGeometry) throws
-    func attentionBackward(q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, probabilities: DeviceBuffer,
+                   saved: DeviceBuffer, _ geometry: AttentionGeometry) throws
+    /// `out` is the forward's output (a fused backward reads delta_i = dO_i . O_i from it).
+    func attentionBackward(q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, out: DeviceBuffer, saved: DeviceBuffer,
                            gradOut: DeviceBuffer, gradQ: DeviceBuffer, gradK: DeviceBuffer, gradV: DeviceBuffer,
                            _ geometry: AttentionGeometry) throws
     func maxPool2d(_ x: DeviceBuffer, out: DeviceBuffer, _ geometry: PoolGeometry) throws
@@ -136,6 +141,8 @@ public struct AdamTensor {
 }
 
 extension Device {
+    public func attentionSavedCount(_ g: AttentionGeometry) -> Int { g.batch * g.queryLength * g.keyLength }
+
     /// One update per tensor; backends with launch costs override it.
     public func adamUpdate(_ tensors: [AdamTensor], _ step: AdamStep) throws {
         for t in tensors {

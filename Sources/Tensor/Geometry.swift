@@ -170,31 +170,43 @@ public struct GroupNormGeometry: Hashable, Sendable {
     public var spatial: Int
     public var groups: Int
     public var epsilon: Float
-    public init(batch: Int, channels: Int, spatial: Int, groups: Int, epsilon: Float) {
+    /// The output is silu(group norm): ResnetBlock2D's norm and nonlinearity in one pass. Backward
+    /// then recomputes the norm's output from x rather than keeping it.
+    public var silu: Bool
+    public init(batch: Int, channels: Int, spatial: Int, groups: Int, epsilon: Float, silu: Bool = false) {
         self.batch = batch
         self.channels = channels
         self.spatial = spatial
         self.groups = groups
         self.epsilon = epsilon
+        self.silu = silu
     }
     public var channelsPerGroup: Int { channels / groups }
 }
 
-/// q: [batch, queryLength, headDim], k and v: [batch, keyLength, headDim], probabilities:
-/// [batch, queryLength, keyLength]; batch counts (sample, head) pairs.
+/// q: [batch, queryLength, headDim], k and v: [batch, keyLength, headDim] (token-major), or with
+/// `channelMajor` q: [batch, headDim, queryLength] and k, v: [batch, headDim, keyLength], the layout
+/// a 1x1 projection of NCHW writes; out has q's layout. batch counts (sample, head) pairs.
 public struct AttentionGeometry: Hashable, Sendable {
     public var batch: Int
     public var queryLength: Int
     public var keyLength: Int
     public var headDim: Int
     public var scale: Float
-    public init(batch: Int, queryLength: Int, keyLength: Int, headDim: Int, scale: Float) {
+    public var channelMajor: Bool
+    public init(batch: Int, queryLength: Int, keyLength: Int, headDim: Int, scale: Float, channelMajor: Bool = false) {
         self.batch = batch
         self.queryLength = queryLength
         self.keyLength = keyLength
         self.headDim = headDim
         self.scale = scale
+        self.channelMajor = channelMajor
     }
+
+    /// Strides (channel, token) of q and out within one batch entry.
+    public var queryStrides: (channel: Int, token: Int) { channelMajor ? (queryLength, 1) : (1, headDim) }
+    /// Strides (channel, token) of k and v within one batch entry.
+    public var keyStrides: (channel: Int, token: Int) { channelMajor ? (keyLength, 1) : (1, headDim) }
 }
 
 /// Max pooling without padding over `planes` (batch x channels) images.

@@ -40,12 +40,13 @@ extension Tensor {
     }
 
     /// Group normalisation over NC... input (PyTorch's F.group_norm), optional affine parameters.
-    public func groupNorm(groups: Int, gamma: Tensor?, beta: Tensor?, epsilon: Float) throws -> Tensor {
+    /// With `silu`, silu(group norm) in one op (diffusers' norm followed by its nonlinearity).
+    public func groupNorm(groups: Int, gamma: Tensor?, beta: Tensor?, epsilon: Float, silu: Bool = false) throws -> Tensor {
         guard rank >= 2, shape[1] % groups == 0 else {
             throw DiffuseError.shape("group norm: \(shape[1]) channels do not split into \(groups) groups")
         }
         let g = GroupNormGeometry(batch: shape[0], channels: shape[1], spatial: count / (shape[0] * shape[1]),
-                                  groups: groups, epsilon: epsilon)
+                                  groups: groups, epsilon: epsilon, silu: silu)
         let out = try Tensor.empty(shape, on: device)
         let mean = try Tensor.empty([g.batch, groups], on: device)
         let rstd = try Tensor.empty([g.batch, groups], on: device)
@@ -57,7 +58,8 @@ extension Tensor {
             let dx = try Tensor.empty(x.shape, on: x.device)
             let dGamma = try gamma.map { try Tensor.empty($0.shape, on: x.device) }
             let dBeta = try beta.map { try Tensor.empty($0.shape, on: x.device) }
-            try x.device.groupNormBackward(x.buffer, gamma: gamma?.buffer, mean: mean.buffer, rstd: rstd.buffer,
+            try x.device.groupNormBackward(x.buffer, gamma: gamma?.buffer, beta: beta?.buffer, mean: mean.buffer,
+                                           rstd: rstd.buffer,
                                            gradOut: grad.buffer, gradIn: dx.buffer, gradGamma: dGamma?.buffer,
                                            gradBeta: dBeta?.buffer, g)
             return [dx] + (gamma != nil ? [dGamma] : []) + (beta != nil ? [dBeta] : [])
@@ -79,24 +81,29 @@ extension Tensor {
         }
     }
 
-    /// softmax(scale * q k^T) v for q [B, Lq, D], k and v [B, Lk, D] (one head per batch entry).
-    public static func attention(query q: Tensor, key k: Tensor, value v: Tensor, scale: Float) throws -> Tensor {
+    /// softmax(scale * q k^T) v for q [B, Lq, D], k and v [B, Lk, D] (one head per batch entry), or
+    /// with `channelMajor` q [B, D, Lq], k and v [B, D, Lk], out [B, D, Lq]: the layout of a 1x1
+    /// projection of an NCHW image, which then needs no transposes.
+    public static func attention(query q: Tensor, key k: Tensor, value v: Tensor, scale: Float,
+                                 channelMajor: Bool = false) throws -> Tensor {
         try q.sameDevice(k, "attention")
         try q.sameDevice(v, "attention")
-        guard q.rank == 3, k.rank == 3, v.shape == k.shape, q.shape[0] == k.shape[0], q.shape[2] == k.shape[2] else {
+        let (lengthAxis, dimAxis) = channelMajor ? (2, 1) : (1, 2)
+        guard q.rank == 3, k.rank == 3, v.shape == k.shape, q.shape[0] == k.shape[0],
+              q.shape[dimAxis] == k.shape[dimAxis] else {
             throw DiffuseError.shape("attention: q \(q.shape), k \(k.shape), v \(v.shape)")
         }
-        let g = AttentionGeometry(batch: q.shape[0], queryLength: q.shape[1], keyLength: k.shape[1],
-                                  headDim: q.shape[2], scale: scale)
+        let g = AttentionGeometry(batch: q.shape[0], queryLength: q.shape[lengthAxis], keyLength: k.shape[lengthAxis],
+                                  headDim: q.shape[dimAxis], scale: scale, channelMajor: channelMajor)
         let out = try Tensor.empty(q.shape, on: q.device)
-        let probabilities = try Tensor.empty([g.batch, g.queryLength, g.keyLength], on: q.device)
-        try q.device.attention(q: q.buffer, k: k.buffer, v: v.buffer, out: out.buffer,
-                               probabilities: probabilities.buffer, g)
+        let saved = try Tensor.empty([q.device.attentionSavedCount(g)], on: q.device)
+        try q.device.attention(q: q.buffer, k: k.buffer, v: v.buffer, out: out.buffer, saved: saved.buffer, g)
+        let outBuffer = out.buffer  // the buffer, not the tensor: the closure must not retain its own node
         return out.recording([q, k, v]) { grad in
             let dq = try Tensor.empty(q.shape, on: q.device)
             let dk = try Tensor.empty(k.shape, on: q.device)
             let dv = try Tensor.empty(v.shape, on: q.device)
-            try q.device.attentionBackward(q: q.buffer, k: k.buffer, v: v.buffer, probabilities: probabilities.buffer,
+            try q.device.attentionBackward(q: q.buffer, k: k.buffer, v: v.buffer, out: outBuffer, saved: saved.buffer,
                                            gradOut: grad.buffer, gradQ: dq.buffer, gradK: dk.buffer,
                                            gradV: dv.buffer, g)
             return [dq, dk, dv]

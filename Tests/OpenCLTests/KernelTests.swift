@@ -71,6 +71,20 @@ final class KernelTests: XCTestCase {
         try compareBackends("group norm no affine, batch 1", [(try testValues(33 * 7, seed: 15), [1, 33, 7])], tolerance: 1e-4) {
             try $0[0].groupNorm(groups: 1, gamma: nil, beta: nil, epsilon: 1e-6)
         }
+        // SiLU fused: odd channel counts, one group, one pixel, batch 1.
+        for (n, c) in [([2, 6, 4, 7], 3), ([1, 33, 7, 1], 1), ([3, 7, 1, 1], 1), ([1, 9, 3, 33], 3)].enumerated() {
+            let channels = c.0[1]
+            try compareBackends("group norm + silu \(c.0)", [
+                (try testValues(Shape.count(c.0), seed: 70 + UInt64(n), low: -2, high: 3), c.0),
+                (try testValues(channels, seed: 80 + UInt64(n)), [channels]),
+                (try testValues(channels, seed: 90 + UInt64(n)), [channels])], tolerance: 1e-4) {
+                try $0[0].groupNorm(groups: c.1, gamma: $0[1], beta: $0[2], epsilon: 1e-5, silu: true)
+            }
+        }
+        try compareBackends("group norm + silu, no affine", [(try testValues(2 * 6 * 5, seed: 99), [2, 6, 5])],
+                            tolerance: 1e-4) {
+            try $0[0].groupNorm(groups: 2, gamma: nil, beta: nil, epsilon: 1e-5, silu: true)
+        }
         try compareBackends("softmax", [(try testValues(7 * 33, seed: 16, low: -4, high: 4), [7, 33])]) { try $0[0].softmax() }
         try compareBackends("attention", [(try testValues(3 * 7 * 8, seed: 17), [3, 7, 8]),
                                           (try testValues(3 * 33 * 8, seed: 18), [3, 33, 8]),

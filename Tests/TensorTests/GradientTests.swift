@@ -94,10 +94,21 @@ final class GradientTests: XCTestCase {
         try checkGradients([(x, [2, 6, 15])], epsilon: 3e-3, "group norm without affine") {
             try $0[0].groupNorm(groups: 2, gamma: nil, beta: nil, epsilon: 1e-5)
         }
+        try checkGradients([(x, [2, 6, 3, 5]), (randomValues(6, seed: 26), [6]), (randomValues(6, seed: 27), [6])],
+                           epsilon: 3e-3, "group norm + silu") {
+            try $0[0].groupNorm(groups: 3, gamma: $0[1], beta: $0[2], epsilon: 1e-5, silu: true)
+        }
+        try checkGradients([(x, [2, 6, 15])], epsilon: 3e-3, "group norm + silu without affine") {
+            try $0[0].groupNorm(groups: 2, gamma: nil, beta: nil, epsilon: 1e-5, silu: true)
+        }
         try checkGradients([(randomValues(21, seed: 17, low: -3, high: 3), [3, 7])], "softmax") { try $0[0].softmax() }
         try checkGradients([(randomValues(2 * 5 * 4, seed: 18), [2, 5, 4]), (randomValues(2 * 7 * 4, seed: 19), [2, 7, 4]),
                             (randomValues(2 * 7 * 4, seed: 20), [2, 7, 4])], "attention") {
             try Tensor.attention(query: $0[0], key: $0[1], value: $0[2], scale: 0.5)
+        }
+        try checkGradients([(randomValues(2 * 4 * 5, seed: 23), [2, 4, 5]), (randomValues(2 * 4 * 7, seed: 24), [2, 4, 7]),
+                            (randomValues(2 * 4 * 7, seed: 25), [2, 4, 7])], "channel-major attention") {
+            try Tensor.attention(query: $0[0], key: $0[1], value: $0[2], scale: 0.5, channelMajor: true)
         }
     }
 

@@ -56,7 +56,7 @@ public final class ResnetBlock2D: Module {
 
     /// x: [B, C, H, W]; timeEmbedding: [B, temb] (nil when the block has no projection).
     public func callAsFunction(_ x: Tensor, timeEmbedding: Tensor?) throws -> Tensor {
-        var h = try norm1(x).silu()
+        var h = try norm1(x, silu: true)
         var input = x
         switch resample {
         case .none: break
@@ -76,15 +76,14 @@ public final class ResnetBlock2D: Module {
         switch timeEmbeddingNorm {
         case .default:
             if let projected { h = try h + projected }
-            h = try norm2(h)
+            h = try norm2(h, silu: true)
         case .scaleShift:
             guard let projected else {
                 throw DiffuseError.shape("ResnetBlock2D with scale_shift needs a time embedding")
             }
             let parts = try projected.chunked(2, axis: 1)
-            h = try norm2(h) * (parts[0] + 1) + parts[1]
+            h = try (norm2(h) * (parts[0] + 1) + parts[1]).silu()
         }
-        h = try h.silu()
         if isTraining && dropout > 0 { h = try h.dropout(probability: dropout, generator: dropoutGenerator) }
         h = try conv2(h)
         let shortcut = try convShortcut.map { try $0(input) } ?? input

@@ -35,8 +35,8 @@ public final class SpatialAttention: Module {
 
     /// A projection applied over the channels of [B, C, H, W] as a 1x1 convolution with the Linear's
     /// weight (its [out, in] memory is the conv weight [out, in, 1, 1]): the result stays channel-major,
-    /// [B*heads, d, HW] after a reshape, so the head split needs one transpose instead of the
-    /// token-major route's two (and the output projection none).
+    /// [B*heads, d, HW] after a reshape, which channel-major attention reads and writes as it is, so
+    /// no transposes are needed on either side.
     func project(_ layer: Linear, _ x: Tensor) throws -> Tensor {
         let c = layer.weight.shape[0]
         return try x.conv2d(weight: layer.weight.reshaped([c, layer.weight.shape[1], 1, 1]), bias: layer.bias)
@@ -46,14 +46,14 @@ public final class SpatialAttention: Module {
         let (b, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         var normed = x
         if let groupNorm { normed = try groupNorm(x.reshaped([b, c, h * w])).reshaped([b, c, h, w]) }
-        // [B, C, H, W] -> [B*heads, d, HW] -> [B*heads, HW, d]
+        // [B, C, H, W] -> [B*heads, d, HW]
         func heads(_ layer: Linear) throws -> Tensor {
-            try project(layer, normed).reshaped([b * self.heads, c / self.heads, h * w]).transposedLastTwo()
+            try project(layer, normed).reshaped([b * self.heads, c / self.heads, h * w])
         }
         let attended = try Tensor.attention(query: heads(toQuery), key: heads(toKey), value: heads(toValue),
-                                            scale: 1 / Float(c / self.heads).squareRoot())
-        // [B*heads, HW, d] -> [B*heads, d, HW] = [B, C, H, W]
-        let merged = try attended.transposedLastTwo().reshaped([b, c, h, w])
+                                            scale: 1 / Float(c / self.heads).squareRoot(), channelMajor: true)
+        // [B*heads, d, HW] = [B, C, H, W]
+        let merged = try attended.reshaped([b, c, h, w])
         let residual = try project(toOut, merged) + x
         return rescaleOutputFactor == 1 ? residual : try residual.scaled(by: 1 / rescaleOutputFactor)
     }

@@ -125,7 +125,7 @@ public final class UNet2DModel: Module {
         }
         if let midBlock { h = try midBlock(h, timeEmbedding: embedding) }
         for block in upBlocks { h = try block(h, skips: &skips, timeEmbedding: embedding) }
-        let out = try convOut(convNormOut(h).silu())
+        let out = try convOut(convNormOut(h, silu: true))
         guard fourierProjection != nil else { return out }
         // Score-SDE models (fourier embedding) output the score divided by the noise level t.
         let perImage = try Tensor(timesteps.map(Float.init), shape: [timesteps.count, 1, 1, 1], on: sample.device)
