@@ -25,8 +25,8 @@ let package = Package(
         // OpenCL C sources, embedded as bytes (PackageResources.<name>_cl) so nothing is read at run time.
         .target(name: "Kernels", path: "Kernels",
                 resources: ["elementwise", "activation", "reduce", "loss", "scheduler", "optimizer", "random",
-                            "gemm", "conv2d", "groupnorm", "attention", "attention_fused", "attention_lanes",
-                            "pool"].map { .embedInCode("\($0).cl") }),
+                            "gemm", "gemm_tiled", "conv2d", "groupnorm", "attention", "attention_fused",
+                            "attention_lanes", "pool"].map { .embedInCode("\($0).cl") }),
         .target(name: "OpenCLBackend", dependencies: ["Tensor", "COpenCL", "Kernels", "DataIO"], swiftSettings: optimize),
         .target(name: "NN", dependencies: ["Tensor"], swiftSettings: optimize),
         .target(name: "DataIO", dependencies: ["Tensor", "CPNG", "CZlib"], swiftSettings: optimize),

@@ -12,6 +12,7 @@ public enum KernelSources {
         ("optimizer.cl", PackageResources.optimizer_cl),
         ("random.cl", PackageResources.random_cl),
         ("gemm.cl", PackageResources.gemm_cl),
+        ("gemm_tiled.cl", PackageResources.gemm_tiled_cl),
         ("conv2d.cl", PackageResources.conv2d_cl),
         ("groupnorm.cl", PackageResources.groupnorm_cl),
         ("attention.cl", PackageResources.attention_cl),

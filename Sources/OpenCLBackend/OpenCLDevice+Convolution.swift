@@ -28,7 +28,36 @@ struct StridedGemm {
     }
 }
 
+/// The GEMM kernel `enqueueGemm` launches: `gemm_tiled` (local-memory tiles, for GPUs), `gemm`
+/// (per-work-item vector tiles, for CPU devices and small products), or chosen per product.
+enum GemmKernelChoice: String, Sendable {
+    case automatic = "auto", tiled, vector
+
+    /// The value of `DIFFUSE_GEMM_KERNEL`; unset or empty is automatic, anything unknown an error
+    /// (a mistyped override would otherwise time the kernel it meant to avoid).
+    init(environment value: String?) throws {
+        guard let value, !value.isEmpty else { self = .automatic; return }
+        guard let choice = GemmKernelChoice(rawValue: value.lowercased()) else {
+            throw DiffuseError.usage("DIFFUSE_GEMM_KERNEL=\(value): expected tiled, vector or auto")
+        }
+        self = choice
+    }
+}
+
 extension OpenCLDevice {
+    /// Whether `g` runs on `gemm_tiled`. Automatically only on a GPU, and only when the product
+    /// fills at least a quarter of a 64 x 64 block on each side (m, n >= 32) and a whole K tile:
+    /// below that most of each work-group multiplies zero padding and waits at barriers, while
+    /// `gemm` needs neither, and such products are bound by writing C anyway.
+    func usesTiledGemm(_ g: StridedGemm) -> Bool {
+        switch gemmKernel {
+        case .tiled: return true
+        case .vector: return false
+        case .automatic:
+            return info.isGPU && tiledGemmFits && g.m >= 32 && g.n >= 32 && g.k >= tiledGemm.depth
+        }
+    }
+
     /// Work-group shape of the GEMM; DIFFUSE_GEMM_LOCAL=AxB overrides it for tuning.
     var gemmLocalSize: [Int] {
         if let text = ProcessInfo.processInfo.environment["DIFFUSE_GEMM_LOCAL"] {
@@ -53,8 +82,17 @@ extension OpenCLDevice {
             return try sumBatch(partials, into: c, size: size, batch: g.batch, offset: g.offsetC, beta: g.beta,
                                 bias: nil, columns: g.n, rows: g.m)
         }
-        let tile = gemmTile
-        let workItems = (g.n + tile.columns - 1) / tile.columns * ((g.m + tile.rows - 1) / tile.rows) * g.batch
+        let tiled = usesTiledGemm(g)
+        if tiled && !tiledGemmFits {
+            throw DiffuseError.device("gemm_tiled was forced, but its \(tiledGemm.workGroupSize)-item work-group and \(tiledGemm.localBytes) bytes of local memory do not fit \(info.name)")
+        }
+        let tile = gemmTile, shape = tiledGemm
+        // Work-items per batch entry along N and M: for gemm_tiled whole work-groups per block of C.
+        let columns = tiled ? (g.n + shape.blockColumns - 1) / shape.blockColumns * shape.groupColumns
+            : (g.n + tile.columns - 1) / tile.columns
+        let rows = tiled ? (g.m + shape.blockRows - 1) / shape.blockRows * shape.groupRows
+            : (g.m + tile.rows - 1) / tile.rows
+        let workItems = columns * rows * g.batch
         if g.k > LaunchLedger.longLoop, workItems < LaunchLedger.narrowWorkItems, g.strideC == g.m * g.n {
             // Split-K: too few outputs to fill a GPU and a long K each (the 128-channel 3x3 layers of
             // the up path at 7x7: K = 1,152): slices of K into scratch, summed with bias and beta.
@@ -77,8 +115,9 @@ extension OpenCLDevice {
         }
         let flops = 2.0 * Double(g.m) * Double(g.n) * Double(g.k) * Double(g.batch)
         let bytes = 4.0 * Double(g.batch) * Double(g.m * g.k + g.k * g.n + g.m * g.n)
-        try launch("gemm", global: [(g.n + tile.columns - 1) / tile.columns, (g.m + tile.rows - 1) / tile.rows,
-                                    g.strideC == 0 ? 1 : g.batch], local: gemmLocalSize,
+        // Both kernels loop over K (and over the batch when it is summed into one C) per work-item.
+        try launch(tiled ? "gemm_tiled" : "gemm", global: [columns, rows, g.strideC == 0 ? 1 : g.batch],
+                   local: tiled ? [shape.groupColumns, shape.groupRows, 1] : gemmLocalSize,
                    serial: g.k * (g.strideC == 0 ? g.batch : 1), bytes: bytes, flops: flops, [
             .memory(a), .memory(b), .memory(c), .int(g.m), .int(g.n), .int(g.k), .int(g.rsA), .int(g.csA),
             .int(g.rsB), .int(g.csB), .int(g.offsetA), .int(g.offsetB), .int(g.offsetC), .int(g.strideA),

@@ -74,6 +74,13 @@ public final class OpenCLDevice: Device {
     /// (attention_lanes.cl, for CPU devices, which vectorise lanes rather than work-items).
     var attentionKernels: AttentionKernels
     enum AttentionKernels { case localTiles, lanes }
+    /// Shape of `gemm_tiled` (the program's -D GT_* options).
+    let tiledGemm: TiledGemmShape
+    /// Whether this device can run `gemm_tiled`: its work-group and local memory fit.
+    private(set) var tiledGemmFits = false
+    /// Which GEMM kernel `enqueueGemm` launches: `DIFFUSE_GEMM_KERNEL=tiled|vector|auto`, read once
+    /// here; tests set it directly (the environment is read before they could change it).
+    var gemmKernel = GemmKernelChoice.automatic
     /// Where the program came from: "built" or "cache".
     public let programSource: String
     /// Every launch, buffer creation and host wait is counted here; kernel times too while profiling.
@@ -109,6 +116,8 @@ public final class OpenCLDevice: Device {
         self.info = info
         gemmTile = ProgramBuilder.gemmTile(for: info)
         attentionKernels = info.isGPU ? .localTiles : .lanes
+        tiledGemm = ProgramBuilder.tiledGemmShape(for: info)
+        let requested = try GemmKernelChoice(environment: ProcessInfo.processInfo.environment["DIFFUSE_GEMM_KERNEL"])
         var status: cl_int = 0
         var device: cl_device_id? = info.device
         guard let context = clCreateContext(nil, 1, &device, nil, nil, &status) else {
@@ -130,6 +139,20 @@ public final class OpenCLDevice: Device {
             throw error
         }
         try createKernels()
+        tiledGemmFits = tiledGemm.fits(info) && kernelWorkGroupLimit("gemm_tiled") >= tiledGemm.workGroupSize
+        if requested == .tiled && !tiledGemmFits {
+            throw DiffuseError.usage("DIFFUSE_GEMM_KERNEL=tiled: gemm_tiled's \(tiledGemm.groupRows)x\(tiledGemm.groupColumns) work-group and \(tiledGemm.localBytes) bytes of local memory do not fit \(info.name)")
+        }
+        gemmKernel = requested
+    }
+
+    /// The largest work-group the built kernel `name` allows on this device (0 if unknown).
+    func kernelWorkGroupLimit(_ name: String) -> Int {
+        guard let kernel = kernels[name] else { return 0 }
+        var size = 0
+        guard clGetKernelWorkGroupInfo(kernel, info.device, cl_kernel_work_group_info(CL_KERNEL_WORK_GROUP_SIZE),
+                                       MemoryLayout<Int>.size, &size, nil) == CL_SUCCESS else { return 0 }
+        return size
     }
 
     deinit {

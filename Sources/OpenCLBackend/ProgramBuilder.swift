@@ -6,6 +6,35 @@ import Foundation
 import Kernels
 import Tensor
 
+/// Work-group and register tiling of `gemm_tiled` (Kernels/gemm_tiled.cl), its -D options.
+/// The default, 16 x 16 work-items of 4 x 4 outputs over K tiles of 16, is a 64 x 64 block of C per
+/// work-group: 8.3 KiB of local memory (OpenCL 1.2 guarantees 32 KiB) and 16 accumulators per
+/// work-item, in a 256-item work-group (AMD's limit; NVIDIA's is 1,024), and 64 x 64 still gives
+/// the products of the seed UNets (M = 32...128 channels) mostly whole blocks. 128 x 128 (8 x 8 per
+/// item) is the usual choice for large square products on big GPUs, but 1024^3 is then only 64
+/// work-groups for an H200's 132 SMs, and these layers would waste most of each block.
+struct TiledGemmShape: Equatable, Sendable {
+    var groupRows = 16, groupColumns = 16
+    var rows = 4, columns = 4
+    var depth = 16
+
+    var blockRows: Int { groupRows * rows }
+    var blockColumns: Int { groupColumns * columns }
+    var workGroupSize: Int { groupRows * groupColumns }
+    /// The kernel's two padded local tiles.
+    var localBytes: Int { 4 * depth * (blockRows + 1 + blockColumns + 1) }
+
+    var options: String {
+        "-DGT_WG_M=\(groupRows) -DGT_WG_N=\(groupColumns) -DGT_REG_M=\(rows) -DGT_REG_N=\(columns) -DGT_BK=\(depth)"
+    }
+
+    /// Whether the device can run a work-group of this shape at all (the kernel's own limit, which
+    /// register use can lower, is checked once the program is built).
+    func fits(_ info: OpenCLDeviceInfo) -> Bool {
+        workGroupSize <= info.maxWorkGroupSize && UInt64(localBytes) <= info.localMemoryBytes
+    }
+}
+
 enum ProgramBuilder {
     /// GEMM tile (rows, columns) per work-item, chosen per device type; `DIFFUSE_GEMM_TILE=MxN`
     /// overrides it for tuning on a new device.
@@ -17,9 +46,25 @@ enum ProgramBuilder {
         return info.isGPU ? (8, 8) : (8, 16)
     }
 
+    /// Shape of `gemm_tiled`; `DIFFUSE_GEMM_TILED=WGMxWGNxRMxRNxBK` overrides it for tuning on a new
+    /// GPU. CPU devices get the GPU default too: they run the kernel only when it is forced
+    /// (`DIFFUSE_GEMM_KERNEL=tiled`, or tests), and then run it as a GPU would.
+    static func tiledGemmShape(for info: OpenCLDeviceInfo) -> TiledGemmShape {
+        if let text = ProcessInfo.processInfo.environment["DIFFUSE_GEMM_TILED"] {
+            let p = text.split(separator: "x").compactMap { Int($0) }
+            if p.count == 5, p.allSatisfy({ $0 > 0 }), (1...8).contains(p[2]), (1...8).contains(p[3]) {
+                return TiledGemmShape(groupRows: p[0], groupColumns: p[1], rows: p[2], columns: p[3], depth: p[4])
+            }
+        }
+        // A device limited to smaller work-groups (under 256 items) gets 8 x 8 items of 8 x 8
+        // outputs: the same 64 x 64 block and local tiles.
+        let shape = TiledGemmShape()
+        return shape.fits(info) ? shape : TiledGemmShape(groupRows: 8, groupColumns: 8, rows: 8, columns: 8)
+    }
+
     static func options(for info: OpenCLDeviceInfo) -> String {
         let tile = gemmTile(for: info)
-        return "-cl-std=CL1.2 -DTILE_M=\(tile.rows) -DTILE_N=\(tile.columns)"
+        return "-cl-std=CL1.2 -DTILE_M=\(tile.rows) -DTILE_N=\(tile.columns) " + tiledGemmShape(for: info).options
     }
 
     /// `$DIFFUSE_CACHE_DIR`, else `$XDG_CACHE_HOME/diffuse`, else `~/.cache/diffuse`; then `opencl/`.
