@@ -4,8 +4,8 @@
 //   grad += gradientDecay * p (Adam's L2); p *= parameterDecay (AdamW); m = lerp(m, grad, 1 - beta1);
 //   v = beta2 v + (1 - beta2) grad^2; p -= stepSize * m / (sqrt(v) / bc2Sqrt + eps)
 //   (1 - beta) comes from the host, rounded once from double as PyTorch's Python floats are.
-//   adam_update8(p0, g0, m0, v0, ..., p7, g7, m7, v7, end0..end7, scalars...)   eight tensors in one
-//       launch over end7 items; item i belongs to the first tensor whose end exceeds it (unused
+//   adam_update24(p0, g0, m0, v0, ..., p23, g23, m23, v23, end0..end23, scalars...)   24 tensors in
+//       one launch over end23 items; item i belongs to the first tensor whose end exceeds it (unused
 //       slots repeat the last tensor with the same end, so they are never chosen)
 
 inline void adam_element(__global float* p, __global const float* g, __global float* m, __global float* v, const int i,
@@ -33,15 +33,24 @@ __kernel void adam_update(__global float* p, __global const float* g, __global f
 #define ADAM_SLOT(k) __global float* p##k, __global const float* g##k, __global float* m##k, __global float* v##k
 #define ADAM_IF(k, start) if (i < end##k) { adam_element(p##k, g##k, m##k, v##k, i - (start), oneMinusBeta1, beta2, \
     oneMinusBeta2, eps, gradientDecay, parameterDecay, stepSize, bc2Sqrt); return; }
+#define ADAM_SLOTS8(a, b, c, d, e, f, g, h) ADAM_SLOT(a), ADAM_SLOT(b), ADAM_SLOT(c), ADAM_SLOT(d), ADAM_SLOT(e), \
+    ADAM_SLOT(f), ADAM_SLOT(g), ADAM_SLOT(h)
+#define ADAM_ENDS8(a, b, c, d, e, f, g, h) const int end##a, const int end##b, const int end##c, const int end##d, \
+    const int end##e, const int end##f, const int end##g, const int end##h
 
-__kernel void adam_update8(ADAM_SLOT(0), ADAM_SLOT(1), ADAM_SLOT(2), ADAM_SLOT(3), ADAM_SLOT(4), ADAM_SLOT(5),
-                           ADAM_SLOT(6), ADAM_SLOT(7), const int end0, const int end1, const int end2, const int end3,
-                           const int end4, const int end5, const int end6, const int end7,
-                           const float oneMinusBeta1, const float beta2, const float oneMinusBeta2, const float eps,
-                           const float gradientDecay, const float parameterDecay, const float stepSize,
-                           const float bc2Sqrt) {
+// 24 slots: 96 pointers and 32 scalars are 896 bytes of arguments, within the 1,024 every
+// OpenCL device must accept (CL_DEVICE_MAX_PARAMETER_SIZE).
+__kernel void adam_update24(ADAM_SLOTS8(0, 1, 2, 3, 4, 5, 6, 7), ADAM_SLOTS8(8, 9, 10, 11, 12, 13, 14, 15),
+                            ADAM_SLOTS8(16, 17, 18, 19, 20, 21, 22, 23), ADAM_ENDS8(0, 1, 2, 3, 4, 5, 6, 7),
+                            ADAM_ENDS8(8, 9, 10, 11, 12, 13, 14, 15), ADAM_ENDS8(16, 17, 18, 19, 20, 21, 22, 23),
+                            const float oneMinusBeta1, const float beta2, const float oneMinusBeta2, const float eps,
+                            const float gradientDecay, const float parameterDecay, const float stepSize,
+                            const float bc2Sqrt) {
     const int i = (int)get_global_id(0);
-    if (i >= end7) return;
-    ADAM_IF(0, 0) ADAM_IF(1, end0) ADAM_IF(2, end1) ADAM_IF(3, end2)
-    ADAM_IF(4, end3) ADAM_IF(5, end4) ADAM_IF(6, end5) ADAM_IF(7, end6)
+    if (i >= end23) return;
+    ADAM_IF(0, 0) ADAM_IF(1, end0) ADAM_IF(2, end1) ADAM_IF(3, end2) ADAM_IF(4, end3) ADAM_IF(5, end4)
+    ADAM_IF(6, end5) ADAM_IF(7, end6) ADAM_IF(8, end7) ADAM_IF(9, end8) ADAM_IF(10, end9) ADAM_IF(11, end10)
+    ADAM_IF(12, end11) ADAM_IF(13, end12) ADAM_IF(14, end13) ADAM_IF(15, end14) ADAM_IF(16, end15)
+    ADAM_IF(17, end16) ADAM_IF(18, end17) ADAM_IF(19, end18) ADAM_IF(20, end19) ADAM_IF(21, end20)
+    ADAM_IF(22, end21) ADAM_IF(23, end22)
 }

@@ -152,9 +152,17 @@ extension OpenCLDevice {
          g.paddingHeight, g.paddingWidth, g.outHeight, g.outWidth].map { .int($0) }
     }
 
-    /// Images per chunk so that the column scratch stays near 64 MiB.
+    /// Floats of column scratch a convolution may use: 1/16 of the device's memory, between 64 MiB
+    /// and 256 MiB. A whole batch of the seed UNet's widest layer (173 MB at batch 64) then runs as
+    /// one im2col and one GEMM; a 64 MiB cap split it into three of each.
+    var columnScratchLimit: Int {
+        let sixteenth = Int(min(info.globalMemoryBytes / 16, UInt64(Int.max))) / 4
+        return min(max(sixteenth, 16 << 20), 64 << 20)
+    }
+
+    /// Images per chunk so that the column scratch stays within `columnScratchLimit`.
     func chunk(_ g: Conv2dGeometry) -> Int {
-        max(1, min(g.batch, (16 << 20) / max(g.patchSize * g.outHeight * g.outWidth, 1)))
+        max(1, min(g.batch, columnScratchLimit / max(g.patchSize * g.outHeight * g.outWidth, 1)))
     }
 
     func forEachChunk(_ g: Conv2dGeometry, _ body: (_ first: Int, _ count: Int) throws -> Void) rethrows {
