@@ -2,7 +2,8 @@
 // A(i,k) = A[offA + b*strideA + i*rsA + k*csA], B(k,j) = B[offB + b*strideB + k*rsB + j*csB],
 // C(i,j) = C[offC + b*strideC + i*N + j]. strideC == 0 with batch > 1 sums the batch into one C.
 //   gemm(A, B, C, M, N, K, rsA, csA, rsB, csB, offA, offB, offC, strideA, strideB, strideC, batch, alpha, beta,
-//        bias, hasBias)      hasBias adds bias[i] to every C(i, j): a convolution's per-channel bias
+//        bias, hasBias)      hasBias 1 adds bias[i] to every C(i, j) (a convolution's per-channel bias),
+//                            2 adds bias[j] (a Linear layer's per-feature bias)
 // Each work-item computes a TILE_M x TILE_N block (TILE_N 8 or 16) with floatTILE_N accumulators
 // (explicit vectors are what PoCL turns into AVX; see README). Global size:
 // (ceil(N/TILE_N), ceil(M/TILE_M), batch or 1), no barriers. Tiles are -D options chosen per device.
@@ -56,7 +57,7 @@
     const size_t rowOffset##r = (size_t)min(i0 + r, M - 1) * (size_t)rsA;
 #define ACCUMULATE_ROW(r) acc##r = fma((VEC)(a[rowOffset##r + kOffset]), bv, acc##r);
 #define STORE_ROW(r) if (i0 + r < M) store_row(c + (size_t)(i0 + r) * (size_t)N, j0, N, \
-    alpha * acc##r + (VEC)(hasBias ? bias[i0 + r] : 0.0f), beta);
+    alpha * acc##r + (hasBias == 1 ? (VEC)(bias[i0 + r]) : columnBias), beta);
 
 inline void store_row(__global float* crow, const int j0, const int N, const VEC value, const float beta) {
     if (j0 + TILE_N <= N) {
@@ -99,5 +100,11 @@ __kernel void gemm(__global const float* A, __global const float* B, __global fl
         }
     }
     __global float* c = C + offC + (size_t)(strideC == 0 ? 0 : bz) * (size_t)strideC;
+    VEC columnBias = (VEC)(0.0f);
+    if (hasBias == 2) {
+        float t[TILE_N];
+        for (int j = 0; j < TILE_N; ++j) t[j] = j0 + j < N ? bias[j0 + j] : 0.0f;
+        columnBias = VLOAD(0, t);
+    }
     FOR_ROWS(STORE_ROW)
 }

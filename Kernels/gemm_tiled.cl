@@ -1,7 +1,7 @@
 // gemm_tiled.cl: the classic local-memory tiled SGEMM with register blocking (as in CLBlast's xgemm,
 // Nugteren's "tutorial" kernels and Volkov & Demmel's register-blocked GEMM), for GPUs. Same
 // arguments and semantics as `gemm` in gemm.cl, so the host can launch either:
-//   C[b](i,j) = alpha * sum_k A(i,k) B(k,j) + bias[i] + beta * C[b](i,j)
+//   C[b](i,j) = alpha * sum_k A(i,k) B(k,j) + bias[i] (hasBias 1) or bias[j] (hasBias 2) + beta * C[b](i,j)
 //   A(i,k) = A[offA + b*strideA + i*rsA + k*csA], B(k,j) = B[offB + b*strideB + k*rsB + j*csB],
 //   C(i,j) = C[offC + b*strideC + i*N + j]; strideC == 0 with batch > 1 sums the batch into one C;
 //   beta == 0 never reads C (it may hold NaN garbage).
@@ -129,13 +129,13 @@ void gemm_tiled(__global const float* A, __global const float* B, __global float
     for (int r = 0; r < GT_REG_M; ++r) {
         const int i = i0 + ty + r * GT_WG_M;
         if (i >= M) continue;
-        const float rowBias = hasBias ? bias[i] : 0.0f;
+        const float rowBias = hasBias == 1 ? bias[i] : 0.0f;
         __global float* crow = out + (size_t)i * (size_t)N;
         #pragma unroll
         for (int c = 0; c < GT_REG_N; ++c) {
             const int j = j0 + tx + c * GT_WG_N;
             if (j >= N) continue;
-            const float value = alpha * acc[r][c] + rowBias;
+            const float value = alpha * acc[r][c] + rowBias + (hasBias == 2 ? bias[j] : 0.0f);
             crow[j] = beta != 0.0f ? value + beta * crow[j] : value;
         }
     }

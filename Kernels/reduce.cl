@@ -4,8 +4,9 @@
 //       meta = [rank, shape[rank], inputStrides[rank], outputStrides[rank]]; outputStride 0 = summed
 //   sum_partials(x, y, partials, n, mode)    mode 0: sum x;  mode 1: sum (x - y)^2   (local size 64)
 //   sum_final(partials, out, count, scale)   out[0] = scale * sum(partials)          (local size 64)
-//   sum_batch(partials, c, size, batch, offset, beta, bias, hasBias, columns, rows)
-//       c[offset + i] = sum_b partials[b*size + i] + beta c[offset + i] + bias[(i / columns) % rows]
+//   sum_batch(partials, c, size, batch, offset, beta, bias, biasMode, columns, rows)
+//       c[offset + i] = sum_b partials[b*size + i] + beta c[offset + i]
+//                       + bias[(i / columns) % rows] (biasMode 1) or bias[i % columns] (biasMode 2)
 //   sum_batch_pair(partials, a, b, size, batch)  a[i] = sum_n partials[2 (n*size + i)], b from the odd slots
 
 __kernel __attribute__((reqd_work_group_size(64, 1, 1)))
@@ -89,7 +90,8 @@ __kernel void sum_batch(__global const float* partials, __global float* c, const
     if (i >= size) return;
     float acc = 0.0f;
     for (int b = 0; b < batch; ++b) acc += partials[(size_t)b * (size_t)size + (size_t)i];
-    if (hasBias) acc += bias[(i / columns) % rows];
+    if (hasBias == 1) acc += bias[(i / columns) % rows];
+    if (hasBias == 2) acc += bias[i % columns];
     c[offset + i] = beta != 0.0f ? acc + beta * c[offset + i] : acc;
 }
 

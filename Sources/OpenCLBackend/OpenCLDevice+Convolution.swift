@@ -14,6 +14,15 @@ struct StridedGemm {
     var alpha: Float = 1, beta: Float = 0
     /// Added to every element of row i (the output channel of a convolution).
     var rowBias: cl_mem?
+    /// Added to every element of column j (a Linear layer's output feature); not with rowBias.
+    var columnBias: cl_mem?
+
+    /// The kernels' bias argument and its mode (0 none, 1 per row, 2 per column).
+    var bias: (memory: cl_mem?, mode: Int) {
+        if let rowBias { return (rowBias, 1) }
+        if let columnBias { return (columnBias, 2) }
+        return (nil, 0)
+    }
 
     /// A batch of independent products with the given per-entry strides.
     static func batched(m: Int, n: Int, k: Int, rsA: Int, csA: Int, rsB: Int, csB: Int, batch: Int,
@@ -78,9 +87,11 @@ extension OpenCLDevice {
             each.strideC = size
             each.offsetC = 0
             each.beta = 0
+            each.rowBias = nil
+            each.columnBias = nil
             try enqueueGemm(a, b, partials, each)
             return try sumBatch(partials, into: c, size: size, batch: g.batch, offset: g.offsetC, beta: g.beta,
-                                bias: nil, columns: g.n, rows: g.m)
+                                bias: g.bias, columns: g.n, rows: g.m)
         }
         let tiled = usesTiledGemm(g)
         if tiled && !tiledGemmFits {
@@ -108,10 +119,11 @@ extension OpenCLDevice {
                 each.offsetC = slice * size
                 each.beta = 0
                 each.rowBias = nil
+                each.columnBias = nil
                 try enqueueGemm(a, b, partials, each)
             }
             return try sumBatch(partials, into: c, size: size, batch: slices, offset: g.offsetC, beta: g.beta,
-                                bias: g.rowBias, columns: g.n, rows: g.m)
+                                bias: g.bias, columns: g.n, rows: g.m)
         }
         let flops = 2.0 * Double(g.m) * Double(g.n) * Double(g.k) * Double(g.batch)
         let bytes = 4.0 * Double(g.batch) * Double(g.m * g.k + g.k * g.n + g.m * g.n)
@@ -122,19 +134,21 @@ extension OpenCLDevice {
             .memory(a), .memory(b), .memory(c), .int(g.m), .int(g.n), .int(g.k), .int(g.rsA), .int(g.csA),
             .int(g.rsB), .int(g.csB), .int(g.offsetA), .int(g.offsetB), .int(g.offsetC), .int(g.strideA),
             .int(g.strideB), .int(g.strideC), .int(g.batch), .float(g.alpha), .float(g.beta),
-            .memory(g.rowBias ?? a), .int(g.rowBias == nil ? 0 : 1)])
+            .memory(g.bias.memory ?? a), .int(g.bias.mode)])
     }
 
-    /// c[offset + i] = sum over b of partials[b * size + i] + beta c[offset + i] + bias[(i / columns) % rows].
-    func sumBatch(_ partials: cl_mem, into c: cl_mem, size: Int, batch: Int, offset: Int, beta: Float, bias: cl_mem?,
-                  columns: Int, rows: Int) throws {
+    /// c[offset + i] = sum over b of partials[b * size + i] + beta c[offset + i] + bias[(i / columns) % rows]
+    /// (mode 1) or bias[i % columns] (mode 2).
+    func sumBatch(_ partials: cl_mem, into c: cl_mem, size: Int, batch: Int, offset: Int, beta: Float,
+                  bias: (memory: cl_mem?, mode: Int), columns: Int, rows: Int) throws {
         try launch1D("sum_batch", count: size, serial: batch, bytes: Double(4 * size * (batch + 1)),
                      flops: Double(size * batch), [
-            .memory(partials), .memory(c), .int(size), .int(batch), .int(offset), .float(beta), .memory(bias ?? partials),
-            .int(bias == nil ? 0 : 1), .int(max(columns, 1)), .int(max(rows, 1))])
+            .memory(partials), .memory(c), .int(size), .int(batch), .int(offset), .float(beta),
+            .memory(bias.memory ?? partials), .int(bias.mode), .int(max(columns, 1)), .int(max(rows, 1))])
     }
 
-    public func gemm(_ a: DeviceBuffer, _ b: DeviceBuffer, out: DeviceBuffer, _ g: GemmGeometry) throws {
+    public func gemm(_ a: DeviceBuffer, _ b: DeviceBuffer, out: DeviceBuffer, _ g: GemmGeometry,
+                     columnBias: DeviceBuffer?) throws {
         var s = StridedGemm(m: g.m, n: g.n, k: g.k,
                             rsA: g.transposeA ? 1 : g.k, csA: g.transposeA ? g.m : 1,
                             rsB: g.transposeB ? 1 : g.n, csB: g.transposeB ? g.k : 1)
@@ -144,6 +158,7 @@ extension OpenCLDevice {
         s.batch = g.batch
         s.alpha = g.alpha
         s.beta = g.beta
+        s.columnBias = columnBias.map { memory($0) }
         try enqueueGemm(memory(a), memory(b), memory(out), s)
     }
 

@@ -12,7 +12,22 @@ extension CPUDevice {
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
-    public func gemm(_ a: DeviceBuffer, _ b: DeviceBuffer, out: DeviceBuffer, _ g: GemmGeometry) throws {
+    public func gemm(_ a: DeviceBuffer, _ b: DeviceBuffer, out: DeviceBuffer, _ g: GemmGeometry,
+                     columnBias: DeviceBuffer?) throws {
+        try product(a, b, out: out, g)
+        guard let columnBias else { return }
+        let pc = pointer(out)
+        let bias = pointer(columnBias)
+        for entry in 0..<(g.strideOut == 0 ? 1 : g.batch) {
+            let c = pc + entry * g.strideOut
+            for row in 0..<g.m {
+                let r = c + row * g.n
+                for j in 0..<g.n { r[j] += bias[j] }
+            }
+        }
+    }
+
+    func product(_ a: DeviceBuffer, _ b: DeviceBuffer, out: DeviceBuffer, _ g: GemmGeometry) throws {
         let pa = pointer(a)
         let pb = pointer(b)
         let pc = pointer(out)

@@ -53,7 +53,10 @@ public protocol Device: AnyObject {
     func reduceSum(_ x: DeviceBuffer, out: DeviceBuffer, _ geometry: ReduceGeometry) throws
 
     // MARK: Linear algebra and convolution
-    func gemm(_ a: DeviceBuffer, _ b: DeviceBuffer, out: DeviceBuffer, _ geometry: GemmGeometry) throws
+    /// `columnBias` (n floats), when given, is added to every row of each product: a Linear layer's
+    /// bias in the same pass.
+    func gemm(_ a: DeviceBuffer, _ b: DeviceBuffer, out: DeviceBuffer, _ geometry: GemmGeometry,
+              columnBias: DeviceBuffer?) throws
     func conv2d(_ x: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?, out: DeviceBuffer,
                 _ geometry: Conv2dGeometry) throws
     func conv2dBackwardInput(gradOut: DeviceBuffer, weight: DeviceBuffer, gradIn: DeviceBuffer,
@@ -141,6 +144,10 @@ public struct AdamTensor {
 }
 
 extension Device {
+    public func gemm(_ a: DeviceBuffer, _ b: DeviceBuffer, out: DeviceBuffer, _ geometry: GemmGeometry) throws {
+        try gemm(a, b, out: out, geometry, columnBias: nil)
+    }
+
     public func attentionSavedCount(_ g: AttentionGeometry) -> Int { g.batch * g.queryLength * g.keyLength }
 
     /// One update per tensor; backends with launch costs override it.

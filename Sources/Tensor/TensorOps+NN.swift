@@ -176,9 +176,23 @@ extension Tensor {
             throw DiffuseError.shape("linear: input \(shape) does not match weight \(weight.shape)")
         }
         let flat = try reshaped([count / max(inFeatures, 1), inFeatures])
-        var out = try flat.matmul(weight, transposeOther: true)
-        if let bias { out = try out + bias }
-        return try out.reshaped(Array(shape.dropLast()) + [weight.shape[0]])
+        guard let bias else { return try flat.matmul(weight, transposeOther: true).reshaped(Array(shape.dropLast()) + [weight.shape[0]]) }
+        try sameDevice(weight, "linear")
+        try sameDevice(bias, "linear")
+        let (rows, outFeatures) = (flat.shape[0], weight.shape[0])
+        guard bias.count == outFeatures else {
+            throw DiffuseError.shape("linear: bias \(bias.shape) does not match weight \(weight.shape)")
+        }
+        // x W^T + b in one product: the bias is the GEMM's column bias, not a second pass.
+        let out = try Tensor.empty([rows, outFeatures], on: device)
+        try device.gemm(flat.buffer, weight.buffer, out: out.buffer,
+                        GemmGeometry(m: rows, n: outFeatures, k: inFeatures, transposeB: true), columnBias: bias.buffer)
+        let recorded = out.recording([flat, weight, bias]) { g in
+            [flat.requiresGrad ? try g.matmul(weight) : nil,
+             weight.requiresGrad ? try g.matmul(flat, transposeSelf: true) : nil,
+             bias.requiresGrad ? try g.summed(toShape: [1, outFeatures]).reshaped(bias.shape) : nil]
+        }
+        return try recorded.reshaped(Array(shape.dropLast()) + [outFeatures])
     }
 
     /// Mean squared error, a scalar (F.mse_loss with reduction="mean").

@@ -22,6 +22,8 @@ struct BenchCommand: ParsableCommand {
     var torchScript: String?
     @Option(help: "Python interpreter for --torch-script.")
     var python = "python3"
+    @Option(help: "Where the --torch-script runs: cpu or cuda (PyTorch CUDA eager, beside an OpenCL GPU).")
+    var torchDevice = "cpu"
     @Flag(help: "Also time a 1024^3 GEMM on each device (GFLOP/s).")
     var gemm = false
     @Option(help: "Only these workloads (repeatable): basic_unet_train, basic_unet_forward, unet2d_train, unet2d_sample_step.")
@@ -62,8 +64,14 @@ struct BenchCommand: ParsableCommand {
         }
         var torch: [BenchResult] = []
         if let torchScript {
+            guard ["cpu", "cuda"].contains(torchDevice) else {
+                throw DiffuseError.usage("--torch-device \(torchDevice): expected cpu or cuda")
+            }
+            // Only what was asked for; the GEMM when --gemm (every workload when none was named).
+            let torchWorkloads = workload.isEmpty && !gemm ? [] : (workload.isEmpty ? BenchCommand.workloads : workload)
+                + (gemm ? ["gemm_1024"] : [])
             torch = try TorchBaseline.run(python: python, script: torchScript, batchSize: batchSize, seconds: seconds,
-                                          workloads: workload)
+                                          workloads: torchWorkloads, device: torchDevice)
         }
         if json {
             let data = profile ? try JSONEncoder.pretty.encode(profiles) : try JSONEncoder.pretty.encode(results + torch)
@@ -105,13 +113,13 @@ struct KernelProfileRow: Encodable {
 enum TorchBaseline {
     /// Runs the PyTorch twin of the workloads and reads its JSON list from stdout.
     static func run(python: String, script: String, batchSize: Int, seconds: Double,
-                    workloads: [String]) throws -> [BenchResult] {
+                    workloads: [String], device: String) throws -> [BenchResult] {
         guard FileManager.default.fileExists(atPath: script) else {
             throw DiffuseError.usage("--torch-script \(script) not found (it is Tools/reference/bench_torch.py in the repository)")
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [python, script, "--batch-size", "\(batchSize)", "--seconds", "\(seconds)"]
+        process.arguments = [python, script, "--batch-size", "\(batchSize)", "--seconds", "\(seconds)", "--device", device]
             + workloads.flatMap { ["--workload", $0] }
         let pipe = Pipe()
         process.standardOutput = pipe
@@ -139,7 +147,7 @@ enum BenchTable {
             var line = pad(r.name, 22) + pad(r.device, 34) + pad("\(r.batchSize)", 7)
                 + pad(r.gflopPerSecond.map { String(format: "%.1f GFLOP/s", $0) } ?? String(format: "%.1f", r.imagesPerSecond), 11)
             if let t = torch.first(where: { $0.name == r.name }) {
-                line += pad(String(format: "%.1f", t.imagesPerSecond), 13)
+                line += pad(t.gflopPerSecond.map { String(format: "%.1f GFLOP/s", $0) } ?? String(format: "%.1f", t.imagesPerSecond), 13)
                     + String(format: "%.2fx", r.imagesPerSecond / t.imagesPerSecond)
             }
             lines.append(line)

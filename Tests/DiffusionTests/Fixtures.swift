@@ -5,8 +5,11 @@ import Tensor
 import XCTest
 
 enum Fixtures {
-    static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("Fixtures")
+    /// Tests/Fixtures beside this source file, or `$DIFFUSE_FIXTURES` where the test binary runs
+    /// away from the tree it was built in (Tools/gpu-check.sh on a GPU machine).
+    static let directory = ProcessInfo.processInfo.environment["DIFFUSE_FIXTURES"].map { URL(fileURLWithPath: $0) }
+        ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures")
 
     static func load(_ name: String) throws -> [String: SafetensorsTensor] {
         try Safetensors.read(directory.appendingPathComponent(name)).tensors

@@ -34,6 +34,10 @@ final class KernelTests: XCTestCase {
             try compareBackends("linear \(m)x\(n)x\(k)", [(a, [2, m, k]), (Array(b[0..<(k * n)]), [n, k])], tolerance: 1e-4) {
                 try $0[0].linear(weight: $0[1], bias: nil)
             }
+            try compareBackends("linear + bias \(m)x\(n)x\(k)", [(a, [2, m, k]), (Array(b[0..<(k * n)]), [n, k]),
+                                                                (try testValues(n, seed: 6), [n])], tolerance: 1e-4) {
+                try $0[0].linear(weight: $0[1], bias: $0[2])
+            }
         }
     }
 

@@ -112,23 +112,30 @@ final class TiledGemmTests: XCTestCase {
         }
     }
 
-    func testRowBiasGeneralStridesAndLongK() throws {
-        // Through StridedGemm directly: a row bias (a convolution's), strides that are neither
-        // row- nor column-major (both loads take the general path), and K = 1,100 (69 K tiles).
-        try withTiledGemm { device in
+    func testRowAndColumnBiasGeneralStridesAndLongK() throws {
+        // Through StridedGemm directly: a row bias (a convolution's) or a column bias (a Linear's),
+        // strides that are neither row- nor column-major (both loads take the general path), and
+        // K = 1,100 (69 K tiles; split along K for the vector kernel, whose sum adds the bias), on
+        // both kernels.
+        let device = try TestDevices.opencl()
+        let saved = device.gemmKernel
+        defer { device.gemmKernel = saved }
+        for kernel in [GemmKernelChoice.tiled, .vector] {
+            device.gemmKernel = kernel
             for (m, n, k, rsA, csA, rsB, csB) in [(33, 65, 7, 2, 70, 1, 14), (70, 3, 1_100, 1_100 * 2, 2, 6, 2),
                                                   (65, 33, 130, 1, 65, 33, 1), (1, 130, 33, 33, 1, 1, 33)] {
                 let aCount = (m - 1) * rsA + (k - 1) * csA + 1
                 let bCount = (k - 1) * rsB + (n - 1) * csB + 1
                 let a = try testValues(aCount, seed: 70), b = try testValues(bCount, seed: 71)
-                let bias = try testValues(m, seed: 72), start = try testValues(m * n, seed: 73)
-                for beta: Float in [0, 0.5] {
+                let start = try testValues(m * n, seed: 73)
+                for (beta, perColumn) in [(Float(0), false), (0.5, false), (0, true), (0.5, true)] {
+                    let bias = try testValues(perColumn ? n : m, seed: 72)
                     var expected = [Float](repeating: 0, count: m * n)
                     for i in 0..<m {
                         for j in 0..<n {
                             var sum = 0.0
                             for p in 0..<k { sum += Double(a[i * rsA + p * csA]) * Double(b[p * rsB + j * csB]) }
-                            expected[i * n + j] = Float(1.25 * sum) + bias[i] + beta * start[i * n + j]
+                            expected[i * n + j] = Float(1.25 * sum) + bias[perColumn ? j : i] + beta * start[i * n + j]
                         }
                     }
                     let tensors = try [a, b, bias, beta == 0 ? [Float](repeating: .nan, count: m * n) : start]
@@ -136,10 +143,15 @@ final class TiledGemmTests: XCTestCase {
                     var s = StridedGemm(m: m, n: n, k: k, rsA: rsA, csA: csA, rsB: rsB, csB: csB)
                     s.alpha = 1.25
                     s.beta = beta
-                    s.rowBias = device.memory(tensors[2].buffer)
+                    if perColumn {
+                        s.columnBias = device.memory(tensors[2].buffer)
+                    } else {
+                        s.rowBias = device.memory(tensors[2].buffer)
+                    }
                     try device.enqueueGemm(device.memory(tensors[0].buffer), device.memory(tensors[1].buffer),
                                            device.memory(tensors[3].buffer), s)
-                    assertClose(try tensors[3].toArray(), expected, "\(m)x\(n)x\(k) strides \(rsA),\(csA),\(rsB),\(csB) beta \(beta)")
+                    assertClose(try tensors[3].toArray(), expected,
+                                "\(kernel) \(m)x\(n)x\(k) strides \(rsA),\(csA),\(rsB),\(csB) beta \(beta) column bias \(perColumn)")
                 }
             }
         }
