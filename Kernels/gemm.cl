@@ -3,7 +3,8 @@
 // C(i,j) = C[offC + b*strideC + i*N + j]. strideC == 0 with batch > 1 sums the batch into one C.
 //   gemm(A, B, C, M, N, K, rsA, csA, rsB, csB, offA, offB, offC, strideA, strideB, strideC, batch, alpha, beta,
 //        bias, hasBias)      hasBias 1 adds bias[i] to every C(i, j) (a convolution's per-channel bias),
-//                            2 adds bias[j] (a Linear layer's per-feature bias)
+//                            2 adds bias[j] (a Linear layer's per-feature bias), 3 reads B's last column
+//                            as ones (C's last column is then A's row sums: a bias gradient)
 // Each work-item computes a TILE_M x TILE_N block (TILE_N 8 or 16) with floatTILE_N accumulators
 // (explicit vectors are what PoCL turns into AVX; see README). Global size:
 // (ceil(N/TILE_N), ceil(M/TILE_M), batch or 1), no barriers. Tiles are -D options chosen per device.
@@ -80,7 +81,8 @@ __kernel void gemm(__global const float* A, __global const float* B, __global fl
     if (i0 >= M || j0 >= N) return;
     const int firstBatch = strideC == 0 ? 0 : bz;
     const int lastBatch = strideC == 0 ? batch : bz + 1;
-    const int contiguous = (csB == 1) && (j0 + TILE_N <= N);
+    const int onesColumn = hasBias == 3;
+    const int contiguous = (csB == 1) && (j0 + TILE_N <= N - onesColumn);
     FOR_ROWS(DECLARE_ROW)
     for (int b = firstBatch; b < lastBatch; ++b) {
         __global const float* a = A + offA + (size_t)b * (size_t)strideA;
@@ -92,7 +94,9 @@ __kernel void gemm(__global const float* A, __global const float* B, __global fl
                 bv = VLOAD(0, brow + j0);
             } else {
                 float t[TILE_N];
-                for (int j = 0; j < TILE_N; ++j) t[j] = (j0 + j < N) ? brow[(size_t)(j0 + j) * (size_t)csB] : 0.0f;
+                for (int j = 0; j < TILE_N; ++j) {
+                    t[j] = j0 + j >= N ? 0.0f : onesColumn && j0 + j == N - 1 ? 1.0f : brow[(size_t)(j0 + j) * (size_t)csB];
+                }
                 bv = VLOAD(0, t);
             }
             const size_t kOffset = (size_t)k * (size_t)csA;

@@ -1,7 +1,8 @@
 // gemm_tiled.cl: the classic local-memory tiled SGEMM with register blocking (as in CLBlast's xgemm,
 // Nugteren's "tutorial" kernels and Volkov & Demmel's register-blocked GEMM), for GPUs. Same
 // arguments and semantics as `gemm` in gemm.cl, so the host can launch either:
-//   C[b](i,j) = alpha * sum_k A(i,k) B(k,j) + bias[i] (hasBias 1) or bias[j] (hasBias 2) + beta * C[b](i,j)
+//   C[b](i,j) = alpha * sum_k A(i,k) B(k,j) + bias[i] (hasBias 1) or bias[j] (hasBias 2) + beta * C[b](i,j);
+//   hasBias 3 reads B's last column (j = N - 1) as ones (a bias gradient beside a weight gradient)
 //   A(i,k) = A[offA + b*strideA + i*rsA + k*csA], B(k,j) = B[offB + b*strideB + k*rsB + j*csB],
 //   C(i,j) = C[offC + b*strideC + i*N + j]; strideC == 0 with batch > 1 sums the batch into one C;
 //   beta == 0 never reads C (it may hold NaN garbage).
@@ -101,7 +102,8 @@ void gemm_tiled(__global const float* A, __global const float* B, __global float
                     const int jj = bAlongK ? l / GT_BK : l % GT_BN;
                     const int kk = bAlongK ? l % GT_BK : l / GT_BN;
                     const int j = j0 + jj, k = k0 + kk;
-                    Bs[kk * GT_LDB + jj] = (j < N && k < K) ? bb[k * rsB + j * csB] : 0.0f;
+                    Bs[kk * GT_LDB + jj] = (j >= N || k >= K) ? 0.0f
+                        : (hasBias == 3 && j == N - 1) ? 1.0f : bb[k * rsB + j * csB];
                 }
             }
             barrier(CLK_LOCAL_MEM_FENCE);

@@ -7,6 +7,8 @@
 //   sum_batch(partials, c, size, batch, offset, beta, bias, biasMode, columns, rows)
 //       c[offset + i] = sum_b partials[b*size + i] + beta c[offset + i]
 //                       + bias[(i / columns) % rows] (biasMode 1) or bias[i % columns] (biasMode 2)
+//   sum_batch_split(partials, w, bias, size, batch, columns, beta)   sums [rows, columns] products over the
+//       batch into w [rows, columns - 1] and bias [rows] (the last column), + beta times what was there
 //   sum_batch_pair(partials, a, b, size, batch)  a[i] = sum_n partials[2 (n*size + i)], b from the odd slots
 
 __kernel __attribute__((reqd_work_group_size(64, 1, 1)))
@@ -93,6 +95,18 @@ __kernel void sum_batch(__global const float* partials, __global float* c, const
     if (hasBias == 1) acc += bias[(i / columns) % rows];
     if (hasBias == 2) acc += bias[i % columns];
     c[offset + i] = beta != 0.0f ? acc + beta * c[offset + i] : acc;
+}
+
+__kernel void sum_batch_split(__global const float* partials, __global float* w, __global float* bias,
+                              const int size, const int batch, const int columns, const float beta) {
+    const int i = (int)get_global_id(0);
+    if (i >= size) return;
+    float acc = 0.0f;
+    for (int b = 0; b < batch; ++b) acc += partials[(size_t)b * (size_t)size + (size_t)i];
+    const int row = i / columns;
+    const int column = i % columns;
+    __global float* at = column < columns - 1 ? w + (size_t)row * (size_t)(columns - 1) + column : bias + row;
+    *at = beta != 0.0f ? acc + beta * *at : acc;
 }
 
 // Two interleaved sums over the batch: per-(image, channel) pairs into per-channel totals.

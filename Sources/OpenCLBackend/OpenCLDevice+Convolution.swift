@@ -16,12 +16,15 @@ struct StridedGemm {
     var rowBias: cl_mem?
     /// Added to every element of column j (a Linear layer's output feature); not with rowBias.
     var columnBias: cl_mem?
+    /// B's last column (n - 1) reads as ones: C's last column is then A's row sums, a
+    /// convolution's bias gradient riding along with its weight gradient. No bias with it.
+    var onesColumn = false
 
-    /// The kernels' bias argument and its mode (0 none, 1 per row, 2 per column).
+    /// The kernels' bias argument and its mode (0 none, 1 per row, 2 per column, 3 ones column).
     var bias: (memory: cl_mem?, mode: Int) {
         if let rowBias { return (rowBias, 1) }
         if let columnBias { return (columnBias, 2) }
-        return (nil, 0)
+        return (nil, onesColumn ? 3 : 0)
     }
 
     /// A batch of independent products with the given per-entry strides.
@@ -253,36 +256,47 @@ extension OpenCLDevice {
 
     /// Layers the forward pass runs directly (few output channels) take the GEMM path here too:
     /// a direct weight gradient loops over the whole batch in each of a few hundred work-items.
+    /// With a bias, B gets a column of ones, so each image's product [Cout, K + 1] holds its bias
+    /// gradient in the last column; `sum_batch_split` adds up the images into the two tensors (a
+    /// separate reduction over dY took a launch per layer and another pass over dY).
     public func conv2dBackwardWeight(_ x: DeviceBuffer, gradOut: DeviceBuffer, gradWeight: DeviceBuffer,
                                      gradBias: DeviceBuffer?, _ g: Conv2dGeometry) throws {
         let plane = g.outHeight * g.outWidth
         let k = g.patchSize
+        let columns = gradBias == nil ? k : k + 1
         try forEachChunk(g) { first, count in
             // dW = sum over images of dY [Cout, plane] x cols^T, the columns laid out [plane][K] so the
             // GEMM reads them contiguously; strideC = 0 sums the chunk's images into one dW.
-            var s = StridedGemm(m: g.outChannels, n: k, k: plane, rsA: plane, csA: 1, rsB: k, csB: 1)
+            var s = StridedGemm(m: g.outChannels, n: columns, k: plane, rsA: plane, csA: 1, rsB: k, csB: 1)
             s.offsetA = first * g.outChannels * plane
             s.strideA = g.outChannels * plane
             s.strideB = plane * k
             s.batch = count
             s.beta = first == 0 ? 0 : 1
+            s.onesColumn = gradBias != nil
+            let b: cl_mem
             if g.isPointwise {
                 // cols^T of a 1x1 convolution is the input read transposed.
                 s.rsB = 1
                 s.csB = plane
                 s.offsetB = first * g.inChannels * plane
                 s.strideB = g.inChannels * plane
-                return try enqueueGemm(memory(gradOut), memory(x), memory(gradWeight), s)
+                b = memory(x)
+            } else {
+                b = try scratch(ScratchSlot.columns, count: count * k * plane)
+                let segments = count * plane * g.inChannels
+                try launch1D("im2col", count: segments, [.buffer(x), .memory(b)] + geometryArguments(g)
+                             + [.int(first), .int(segments), .int(1)])
             }
-            let columns = try scratch(ScratchSlot.columns, count: count * k * plane)
-            let segments = count * plane * g.inChannels
-            try launch1D("im2col", count: segments, [.buffer(x), .memory(columns)] + geometryArguments(g)
-                         + [.int(first), .int(segments), .int(1)])
-            try enqueueGemm(memory(gradOut), columns, memory(gradWeight), s)
-        }
-        if let gradBias {
-            try reduceSum(gradOut, out: gradBias, ReduceGeometry(input: [g.batch, g.outChannels, plane],
-                                                                 output: [g.outChannels, 1]))
+            guard let gradBias else { return try enqueueGemm(memory(gradOut), b, memory(gradWeight), s) }
+            let size = g.outChannels * columns
+            let partials = try scratch(ScratchSlot.gemmPartials, count: count * size)
+            s.strideC = size
+            s.beta = 0
+            try enqueueGemm(memory(gradOut), b, partials, s)
+            try launch1D("sum_batch_split", count: size, serial: count, bytes: Double(4 * size * (count + 1)),
+                         flops: Double(size * count), [.memory(partials), .buffer(gradWeight), .buffer(gradBias),
+                                                       .int(size), .int(count), .int(columns), .float(first == 0 ? 0 : 1)])
         }
     }
 }
