@@ -3,6 +3,9 @@
 // A group is channelsPerGroup * spatial contiguous floats; (n, g) index the N*G groups.
 //   group_norm_stats(x, mean, rstd, groupSize, eps, groups)   two-pass, one work-group of 64 per group
 //   group_norm_apply(x, gamma, beta, mean, rstd, out, C, spatial, G, hasAffine, silu, total)
+//   group_norm_forward(x, gamma, beta, mean, rstd, out, C, spatial, G, eps, hasAffine, silu)
+//       both in one launch, a work-group of 64 per group (for groups small enough that 64
+//       work-items pass over them quickly; larger ones take stats + apply)
 // Backward, with dy the gradient at the norm's output (times silu'(y), y recomputed, when fused):
 //   group_norm_backward_planes(x, gamma, beta, mean, rstd, dout, partials, C, spatial, G, hasAffine, silu, planes)
 //       one work-group of 64 per (n, c) plane: partials[2(nC + c)] = sum dy * xhat, [.. + 1] = sum dy;
@@ -10,6 +13,14 @@
 //   group_norm_backward_input(x, gamma, beta, mean, rstd, dout, partials, dx, C, spatial, G, hasAffine, silu, total)
 //       dx = rstd * (dy * gamma - a - xhat * b), a = mean(dy * gamma), b = mean(dy * gamma * xhat) over
 //       the group, each gathered from the group's channels' partials
+
+inline float silu_of(const float v) { return v / (1.0f + exp(-v)); }
+
+// dy * silu'(y), in activation.cl's order of operations.
+inline float silu_gradient(const float y, const float dy) {
+    const float s = 1.0f / (1.0f + exp(-y));
+    return dy * s * (1.0f + y * (1.0f - s));
+}
 
 // Sums one value per work-item of a 64-wide work-group; every work-item gets the total.
 inline float group_sum(float value, __local float* scratch) {
@@ -44,12 +55,36 @@ void group_norm_stats(__global const float* x, __global float* mean, __global fl
     }
 }
 
-inline float silu_of(const float v) { return v / (1.0f + exp(-v)); }
-
-// dy * silu'(y), in activation.cl's order of operations.
-inline float silu_gradient(const float y, const float dy) {
-    const float s = 1.0f / (1.0f + exp(-y));
-    return dy * s * (1.0f + y * (1.0f - s));
+__kernel __attribute__((reqd_work_group_size(64, 1, 1)))
+void group_norm_forward(__global const float* x, __global const float* gamma, __global const float* beta,
+                        __global float* mean, __global float* rstd, __global float* out, const int C,
+                        const int spatial, const int G, const float eps, const int hasAffine, const int silu) {
+    // The global size is exactly 64 per group, so no work-group returns early: with an early return
+    // before its barriers PoCL 3.1 miscompiled this kernel into writes outside its buffers.
+    __local float scratch[64];
+    const size_t ng = get_group_id(0);
+    const int lid = (int)get_local_id(0);
+    const int cpg = C / G;
+    const int groupSize = cpg * spatial;
+    const int firstChannel = (int)(ng % (size_t)G) * cpg;
+    __global const float* v = x + ng * (size_t)groupSize;
+    __global float* o = out + ng * (size_t)groupSize;
+    float sum = 0.0f;
+    for (int i = lid; i < groupSize; i += 64) sum += v[i];
+    const float mu = group_sum(sum, scratch) / (float)groupSize;
+    float squares = 0.0f;
+    for (int i = lid; i < groupSize; i += 64) { const float d = v[i] - mu; squares += d * d; }
+    const float r = rsqrt(group_sum(squares, scratch) / (float)groupSize + eps);
+    if (lid == 0) {
+        mean[ng] = mu;
+        rstd[ng] = r;
+    }
+    for (int i = lid; i < groupSize; i += 64) {
+        const int c = firstChannel + i / spatial;
+        const float normed = (v[i] - mu) * r;
+        const float y = hasAffine ? normed * gamma[c] + beta[c] : normed;
+        o[i] = silu ? silu_of(y) : y;
+    }
 }
 
 __kernel void group_norm_apply(__global const float* x, __global const float* gamma, __global const float* beta,

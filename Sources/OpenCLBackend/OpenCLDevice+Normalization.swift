@@ -8,13 +8,21 @@ extension OpenCLDevice {
                           mean: DeviceBuffer, rstd: DeviceBuffer, _ g: GroupNormGeometry) throws {
         let groups = g.batch * g.groups
         let groupSize = g.channelsPerGroup * g.spatial
-        // One work-group of 64 per group, reducing in local memory (a work-item per group looped
-        // over up to thousands of values while a GPU waited).
+        let total = g.batch * g.channels * g.spatial
+        let affine = gamma != nil && beta != nil
+        let passes = 3 * ((groupSize + 63) / 64)
+        if passes <= LaunchLedger.longLoop || groups * 64 >= LaunchLedger.narrowWorkItems {
+            // Statistics and output in one launch: a work-group per group reads it three times.
+            return try launch("group_norm_forward", global: [groups * 64], local: [64], serial: passes,
+                              bytes: 12.0 * Double(total), flops: 8.0 * Double(total), [
+                .buffer(x), .buffer(gamma ?? mean), .buffer(beta ?? mean), .buffer(mean), .buffer(rstd), .buffer(out),
+                .int(g.channels), .int(g.spatial), .int(g.groups), .float(g.epsilon), .int(affine ? 1 : 0),
+                .int(g.silu ? 1 : 0)])
+        }
+        // Few large groups: statistics per work-group, then the output over every element.
         try launch("group_norm_stats", global: [groups * 64], local: [64], serial: 2 * ((groupSize + 63) / 64),
                    bytes: 8.0 * Double(groups * groupSize), flops: 4.0 * Double(groups * groupSize),
                    [.buffer(x), .buffer(mean), .buffer(rstd), .int(groupSize), .float(g.epsilon), .int(groups)])
-        let total = g.batch * g.channels * g.spatial
-        let affine = gamma != nil && beta != nil
         try launch1D("group_norm_apply", count: total, bytes: 8.0 * Double(total), flops: 4.0 * Double(total), [
             .buffer(x), .buffer(gamma ?? mean), .buffer(beta ?? mean), .buffer(mean), .buffer(rstd), .buffer(out),
             .int(g.channels), .int(g.spatial), .int(g.groups), .int(affine ? 1 : 0), .int(g.silu ? 1 : 0), .int(total)])

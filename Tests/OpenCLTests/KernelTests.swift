@@ -85,6 +85,18 @@ final class KernelTests: XCTestCase {
                 try $0[0].groupNorm(groups: c.1, gamma: $0[1], beta: $0[2], epsilon: 1e-5, silu: true)
             }
         }
+        // One large group (24,000 values): statistics and output as two launches; small groups
+        // take one (group_norm_forward).
+        let gpu = try TestDevices.opencl()
+        gpu.ledger.reset()
+        try compareBackends("group norm + silu, one large group", [
+            (try testValues(2 * 120 * 100, seed: 98, low: -2, high: 3), [1, 2, 120, 100]),
+            (try testValues(2, seed: 97), [2]), (try testValues(2, seed: 96), [2])], tolerance: 1e-4) {
+            try $0[0].groupNorm(groups: 1, gamma: $0[1], beta: $0[2], epsilon: 1e-5, silu: true)
+        }
+        XCTAssertEqual(gpu.ledger.rows["group_norm_stats"]?.launches, 1)
+        XCTAssertEqual(gpu.ledger.rows["group_norm_apply"]?.launches, 1)
+        XCTAssertNil(gpu.ledger.rows["group_norm_forward"])
         try compareBackends("group norm + silu, no affine", [(try testValues(2 * 6 * 5, seed: 99), [2, 6, 5])],
                             tolerance: 1e-4) {
             try $0[0].groupNorm(groups: 2, gamma: nil, beta: nil, epsilon: 1e-5, silu: true)
