@@ -14,6 +14,7 @@
 #ifndef TILE_N
 #define TILE_N 8
 #endif
+#define GEMM_K_BLOCK 64
 #define CAT_(a, b) a##b
 #define CAT(a, b) CAT_(a, b)
 #define VEC CAT(float, TILE_N)
@@ -54,9 +55,11 @@
 #endif
 
 // Rows past M read row M-1 (valid memory) and are never stored.
-#define DECLARE_ROW(r) VEC acc##r = (VEC)(0.0f); \
+#define DECLARE_ROW(r) VEC acc##r = (VEC)(0.0f); VEC part##r; \
     const size_t rowOffset##r = (size_t)min(i0 + r, M - 1) * (size_t)rsA;
-#define ACCUMULATE_ROW(r) acc##r = fma((VEC)(a[rowOffset##r + kOffset]), bv, acc##r);
+#define ACCUMULATE_ROW(r) part##r = fma((VEC)(a[rowOffset##r + kOffset]), bv, part##r);
+#define CLEAR_PART(r) part##r = (VEC)(0.0f);
+#define ADD_PART(r) acc##r += part##r;
 #define STORE_ROW(r) if (i0 + r < M) store_row(c + (size_t)(i0 + r) * (size_t)N, j0, N, \
     alpha * acc##r + (hasBias == 1 ? (VEC)(bias[i0 + r]) : columnBias), beta);
 
@@ -87,20 +90,29 @@ __kernel void gemm(__global const float* A, __global const float* B, __global fl
     for (int b = firstBatch; b < lastBatch; ++b) {
         __global const float* a = A + offA + (size_t)b * (size_t)strideA;
         __global const float* bb = B + offB + (size_t)b * (size_t)strideB;
-        for (int k = 0; k < K; ++k) {
-            VEC bv;
-            __global const float* brow = bb + (size_t)k * (size_t)rsB;
-            if (contiguous) {
-                bv = VLOAD(0, brow + j0);
-            } else {
-                float t[TILE_N];
-                for (int j = 0; j < TILE_N; ++j) {
-                    t[j] = j0 + j >= N ? 0.0f : onesColumn && j0 + j == N - 1 ? 1.0f : brow[(size_t)(j0 + j) * (size_t)csB];
+        // K in blocks of GEMM_K_BLOCK, each summed on its own and then added: a long K summed in one
+        // accumulator loses about K rounding steps (weight and bias gradients sum 784-3,136 terms),
+        // blocked about K_BLOCK + K / K_BLOCK, as a BLAS's K-blocking does.
+        for (int k0 = 0; k0 < K; k0 += GEMM_K_BLOCK) {
+            FOR_ROWS(CLEAR_PART)
+            const int kEnd = min(K, k0 + GEMM_K_BLOCK);
+            for (int k = k0; k < kEnd; ++k) {
+                VEC bv;
+                __global const float* brow = bb + (size_t)k * (size_t)rsB;
+                if (contiguous) {
+                    bv = VLOAD(0, brow + j0);
+                } else {
+                    float t[TILE_N];
+                    for (int j = 0; j < TILE_N; ++j) {
+                        t[j] = j0 + j >= N ? 0.0f
+                            : onesColumn && j0 + j == N - 1 ? 1.0f : brow[(size_t)(j0 + j) * (size_t)csB];
+                    }
+                    bv = VLOAD(0, t);
                 }
-                bv = VLOAD(0, t);
+                const size_t kOffset = (size_t)k * (size_t)csA;
+                FOR_ROWS(ACCUMULATE_ROW)
             }
-            const size_t kOffset = (size_t)k * (size_t)csA;
-            FOR_ROWS(ACCUMULATE_ROW)
+            FOR_ROWS(ADD_PART)
         }
     }
     __global float* c = C + offC + (size_t)(strideC == 0 ? 0 : bz) * (size_t)strideC;

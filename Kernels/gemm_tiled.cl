@@ -108,6 +108,14 @@ void gemm_tiled(__global const float* A, __global const float* B, __global float
             }
             barrier(CLK_LOCAL_MEM_FENCE);
             // Zero-filled rows and columns add nothing, so the last partial tile needs no bound.
+            // Each K tile is summed on its own and then added (K-blocking: a long K summed in one
+            // accumulator loses about K rounding steps, this about GT_BK + K / GT_BK).
+            float part[GT_REG_M][GT_REG_N];
+            #pragma unroll
+            for (int r = 0; r < GT_REG_M; ++r) {
+                #pragma unroll
+                for (int c = 0; c < GT_REG_N; ++c) part[r][c] = 0.0f;
+            }
             #pragma unroll
             for (int kk = 0; kk < GT_BK; ++kk) {
                 float av[GT_REG_M], bv[GT_REG_N];
@@ -118,8 +126,13 @@ void gemm_tiled(__global const float* A, __global const float* B, __global float
                 #pragma unroll
                 for (int r = 0; r < GT_REG_M; ++r) {
                     #pragma unroll
-                    for (int c = 0; c < GT_REG_N; ++c) acc[r][c] = fma(av[r], bv[c], acc[r][c]);
+                    for (int c = 0; c < GT_REG_N; ++c) part[r][c] = fma(av[r], bv[c], part[r][c]);
                 }
+            }
+            #pragma unroll
+            for (int r = 0; r < GT_REG_M; ++r) {
+                #pragma unroll
+                for (int c = 0; c < GT_REG_N; ++c) acc[r][c] += part[r][c];
             }
             // The next tile overwrites As and Bs: every work-item must be done reading them.
             barrier(CLK_LOCAL_MEM_FENCE);
