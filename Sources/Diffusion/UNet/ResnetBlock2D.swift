@@ -54,8 +54,10 @@ public final class ResnetBlock2D: Module {
         if let s = convShortcut { child("conv_shortcut", s) }
     }
 
-    /// x: [B, C, H, W]; timeEmbedding: [B, temb] (nil when the block has no projection).
-    public func callAsFunction(_ x: Tensor, timeEmbedding: Tensor?) throws -> Tensor {
+    /// x: [B, C, H, W]; timeEmbedding: [B, temb] (nil when the block has no projection), or
+    /// silu(temb) when `activated`: diffusers applies the same SiLU in every block, so a model
+    /// computes it once and hands every block the same values.
+    public func callAsFunction(_ x: Tensor, timeEmbedding: Tensor?, activated: Bool = false) throws -> Tensor {
         var h = try norm1(x, silu: true)
         var input = x
         switch resample {
@@ -70,7 +72,7 @@ public final class ResnetBlock2D: Module {
         h = try conv1(h)
         var projected: Tensor?
         if let projection = timeEmbeddingProjection, let timeEmbedding {
-            let t = try projection(timeEmbedding.silu())
+            let t = try projection(activated ? timeEmbedding : timeEmbedding.silu())
             projected = try t.reshaped(t.shape + [1, 1])
         }
         switch timeEmbeddingNorm {

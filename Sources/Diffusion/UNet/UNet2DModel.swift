@@ -116,15 +116,17 @@ public final class UNet2DModel: Module {
                 classLabels, dimension: config.blockOutChannels[0], flipSinToCos: config.flipSinToCos,
                 downscaleFreqShift: Float(config.freqShift), on: sample.device))
         }
+        // Every resnet applies SiLU to the embedding before its projection: once here, for all.
+        let activated = try embedding.silu()
         var h = try convIn(x)
         var skips = [h]
         for block in downBlocks {
-            let (out, states) = try block(h, timeEmbedding: embedding)
+            let (out, states) = try block(h, timeEmbedding: activated, activated: true)
             h = out
             skips += states
         }
-        if let midBlock { h = try midBlock(h, timeEmbedding: embedding) }
-        for block in upBlocks { h = try block(h, skips: &skips, timeEmbedding: embedding) }
+        if let midBlock { h = try midBlock(h, timeEmbedding: activated, activated: true) }
+        for block in upBlocks { h = try block(h, skips: &skips, timeEmbedding: activated, activated: true) }
         let out = try convOut(convNormOut(h, silu: true))
         guard fourierProjection != nil else { return out }
         // Score-SDE models (fourier embedding) output the score divided by the noise level t.

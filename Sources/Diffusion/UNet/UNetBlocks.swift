@@ -52,12 +52,13 @@ public final class UNetDownBlock: Module {
         if let d = resnetDownsampler { child("downsamplers.0", d) }
     }
 
-    /// The block's output and every state the up path concatenates back.
-    func callAsFunction(_ x: Tensor, timeEmbedding: Tensor) throws -> (Tensor, [Tensor]) {
+    /// The block's output and every state the up path concatenates back. `activated`: the time
+    /// embedding is silu(temb) already (ResnetBlock2D).
+    func callAsFunction(_ x: Tensor, timeEmbedding: Tensor, activated: Bool = false) throws -> (Tensor, [Tensor]) {
         var h = x
         var states: [Tensor] = []
         for (i, resnet) in resnets.enumerated() {
-            h = try resnet(h, timeEmbedding: timeEmbedding)
+            h = try resnet(h, timeEmbedding: timeEmbedding, activated: activated)
             if !attentions.isEmpty { h = try attentions[i](h) }
             states.append(h)
         }
@@ -65,7 +66,7 @@ public final class UNetDownBlock: Module {
             h = try downsampler(h)
             states.append(h)
         } else if let resnetDownsampler {
-            h = try resnetDownsampler(h, timeEmbedding: timeEmbedding)
+            h = try resnetDownsampler(h, timeEmbedding: timeEmbedding, activated: activated)
             states.append(h)
         }
         return (h, states)
@@ -88,10 +89,10 @@ public final class UNetMidBlock: Module {
         child("resnets.1", resnets[1])
     }
 
-    func callAsFunction(_ x: Tensor, timeEmbedding: Tensor) throws -> Tensor {
-        var h = try resnets[0](x, timeEmbedding: timeEmbedding)
+    func callAsFunction(_ x: Tensor, timeEmbedding: Tensor, activated: Bool = false) throws -> Tensor {
+        var h = try resnets[0](x, timeEmbedding: timeEmbedding, activated: activated)
         if let attention { h = try attention(h) }
-        return try resnets[1](h, timeEmbedding: timeEmbedding)
+        return try resnets[1](h, timeEmbedding: timeEmbedding, activated: activated)
     }
 }
 
@@ -120,14 +121,14 @@ public final class UNetUpBlock: Module {
     }
 
     /// Consumes one skip per resnet from the end of `skips`.
-    func callAsFunction(_ x: Tensor, skips: inout [Tensor], timeEmbedding: Tensor) throws -> Tensor {
+    func callAsFunction(_ x: Tensor, skips: inout [Tensor], timeEmbedding: Tensor, activated: Bool = false) throws -> Tensor {
         var h = x
         for (i, resnet) in resnets.enumerated() {
-            h = try resnet(Tensor.concatenate([h, skips.removeLast()], axis: 1), timeEmbedding: timeEmbedding)
+            h = try resnet(Tensor.concatenate([h, skips.removeLast()], axis: 1), timeEmbedding: timeEmbedding, activated: activated)
             if !attentions.isEmpty { h = try attentions[i](h) }
         }
         if let upsampler { h = try upsampler(h) }
-        if let resnetUpsampler { h = try resnetUpsampler(h, timeEmbedding: timeEmbedding) }
+        if let resnetUpsampler { h = try resnetUpsampler(h, timeEmbedding: timeEmbedding, activated: activated) }
         return h
     }
 }
