@@ -51,7 +51,7 @@ else
     torch_device=cpu
     device_flag=opencl
 fi
-export DIFFUSE_CACHE_DIR="$work/cache" DIFFUSE_FIXTURES="$root/Tests/Fixtures"
+export DIFFUSE_CACHE_DIR="$work/cache" DIFFUSE_FIXTURES="$root/Tests/Fixtures" DIFFUSE_REQUIRE_OPENCL=1
 
 note ""
 note "## Devices"
