@@ -62,32 +62,69 @@ public struct UNetSampler {
         self.config = config
     }
 
+    /// Images per forward pass; nil sizes chunks from `SamplingMemory` (the whole batch when it fits).
+    public var maxChunk: Int?
+
+    /// The images `sample` runs through the model at once for this batch.
+    public func chunkSize(unet: UNet2DModel, initialNoise: Tensor) -> Int {
+        let batch = initialNoise.shape[0]
+        if let maxChunk { return max(1, min(maxChunk, batch)) }
+        return SamplingMemory.chunkSize(batch: batch, imageSize: initialNoise.count / max(batch, 1),
+                                        bytesPerImage: SamplingMemory.bytesPerImage(unet.config, device: initialNoise.device),
+                                        budget: SamplingMemory.budget(initialNoise.device))
+    }
+
     /// The final sample before clamping; `generator` draws the variance noise (DDPM, DDIM with eta > 0).
+    /// A batch larger than the device holds runs chunk by chunk within each step; each chunk's noise
+    /// is its slice of the whole batch's draw, so chunking does not change the images.
     public func sample(unet: UNet2DModel, initialNoise: Tensor, generator: RandomGenerator, classLabels: [Int]? = nil,
                        recordTrajectory: Bool = false) throws -> (sample: Tensor, trajectory: SamplingTrajectory) {
         let ddpm = try DDPMScheduler(config: config)
         let ddim = try DDIMScheduler(config: config)
         let timesteps = try ddpm.timesteps(steps: steps)
         unet.train(false) // sampling: dropout off
-        var x = initialNoise
+        let batch = initialNoise.shape[0]
+        let imageSize = initialNoise.count / max(batch, 1)
+        let chunk = chunkSize(unet: unet, initialNoise: initialNoise)
+        guard chunk == batch || (chunk * imageSize) % 4 == 0 else {
+            throw DiffuseError.usage("sampling chunks of \(chunk) images of \(imageSize) values would split a random block")
+        }
+        let starts = Array(stride(from: 0, to: batch, by: chunk))
+        var xs = try starts.count == 1 ? [initialNoise]
+            : starts.map { try initialNoise.slice(axis: 0, start: $0, length: min(chunk, batch - $0)) }
         var trajectory = SamplingTrajectory()
         try GradMode.withoutGradients {
             for (i, t) in timesteps.enumerated() {
                 try Interruption.check("sampling stopped at step \(i) of \(timesteps.count); nothing was written")
-                let output = try unet(x, timesteps: Array(repeating: t, count: x.shape[0]), classLabels: classLabels)
                 let needsNoise = kind == .ddpm ? t > 0 : eta > 0
-                let noise = needsNoise ? try Tensor.normal(x.shape, generator: generator, on: x.device) : nil
-                let step = kind == .ddpm
-                    ? try ddpm.step(modelOutput: output, timestep: t,
-                                    previousTimestep: i + 1 < timesteps.count ? timesteps[i + 1] : -1, sample: x, noise: noise)
-                    : try ddim.step(modelOutput: output, timestep: t, steps: steps, sample: x, eta: eta, noise: noise)
-                if recordTrajectory {
-                    trajectory.inputs.append(try x.toArray())
-                    trajectory.predictions.append(try step.original.toArray())
+                // One draw for the whole batch, as unchunked; chunk k reads from its first value on.
+                let key = needsNoise ? generator.next(count: batch * imageSize) : nil
+                var inputs: [Float] = [], predictions: [Float] = []
+                for (k, start) in starts.enumerated() {
+                    let x = xs[k]
+                    let count = x.shape[0]
+                    let labels = classLabels.map { Array($0[start..<min($0.count, start + count)]) }
+                    let output = try unet(x, timesteps: Array(repeating: t, count: count), classLabels: labels)
+                    let noise = try key.map { key in
+                        try Tensor.normal(x.shape, generator: RandomGenerator(
+                            seed: key.seed, offset: key.offset &+ UInt64(start * imageSize / 4)), on: x.device)
+                    }
+                    let step = kind == .ddpm
+                        ? try ddpm.step(modelOutput: output, timestep: t,
+                                        previousTimestep: i + 1 < timesteps.count ? timesteps[i + 1] : -1, sample: x, noise: noise)
+                        : try ddim.step(modelOutput: output, timestep: t, steps: steps, sample: x, eta: eta, noise: noise)
+                    if recordTrajectory {
+                        inputs += try x.toArray()
+                        predictions += try step.original.toArray()
+                    }
+                    xs[k] = step.previous
                 }
-                x = step.previous
+                if recordTrajectory {
+                    trajectory.inputs.append(inputs)
+                    trajectory.predictions.append(predictions)
+                }
             }
         }
-        return (x, trajectory)
+        return (try xs.count == 1 ? xs[0] : Tensor.concatenate(xs, axis: 0), trajectory)
     }
 }

@@ -56,6 +56,7 @@ enum KernelArgument {
 public final class OpenCLDevice: Device {
     public let kind = DeviceKind.opencl
     public let info: OpenCLDeviceInfo
+    public var memoryBytes: UInt64 { info.globalMemoryBytes }
     public var name: String { "opencl:\(info.index) \(info.name.trimmingCharacters(in: .whitespaces)) (\(info.platformName))" }
     let context: cl_context
     let queue: cl_command_queue

@@ -76,6 +76,7 @@ public final class CPUDevice: Device {
 
     public let kind = DeviceKind.cpu
     public var name: String { "cpu (OpenBLAS, \(workers) threads)" }
+    public var memoryBytes: UInt64 { ProcessInfo.processInfo.physicalMemory }
     let workers = Parallel.coreCount
     let pool = CPUBufferPool()
     /// Two regions per worker: columns and gathered gradients.

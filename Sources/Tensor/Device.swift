@@ -21,6 +21,9 @@ public protocol Device: AnyObject {
     /// Human-readable name, e.g. "cpu (OpenBLAS, 2 threads)".
     var name: String { get }
     var kind: DeviceKind { get }
+    /// Bytes of memory the device has for tensors (the host's RAM for the CPU, the device's global
+    /// memory for OpenCL): sampling sizes its chunks from it.
+    var memoryBytes: UInt64 { get }
 
     // MARK: Memory
     func allocate(count: Int) throws -> DeviceBuffer

@@ -113,6 +113,13 @@ struct SampleCommand: ParsableCommand {
                                      uniform: false)
         let sampler = UNetSampler(kind: kind, steps: steps ?? (kind == .ddpm ? 1000 : 50), eta: eta,
                                   config: pipeline.schedulerConfig)
+        let chunk = sampler.chunkSize(unet: pipeline.unet, initialNoise: noise)
+        if chunk < noise.shape[0] {
+            let perImage = SamplingMemory.bytesPerImage(config, device: device)
+            FileHandle.standardError.write(Data(String(
+                format: "sampling %d images in chunks of %d (about %.0f MB each image, a quarter of %@'s %.1f GiB)\n",
+                noise.shape[0], chunk, perImage / 1e6, device.name, Double(device.memoryBytes) / Double(1 << 30)).utf8))
+        }
         var labels: [Int]?
         if let classLabels {
             let parsed = classLabels.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
