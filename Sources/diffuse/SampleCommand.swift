@@ -14,8 +14,8 @@ struct SampleCommand: ParsableCommand {
     var model: String
     @Option(parsing: .unconditional, help: "Sampling steps. Default: 5 for BasicUNet (its scheduler config), 1000 for DDPM, 50 for DDIM.")
     var steps: Int?
-    @Option(help: "ddpm or ddim for diffusers pipelines. Default: the folder's scheduler.")
-    var scheduler: String?
+    @Option(help: "DDPM/DDIM pipelines: the sampler. Default: the folder's scheduler.")
+    var scheduler: SamplerKind?
     @Option(parsing: .unconditional, help: "DDIM eta (0 is deterministic).")
     var eta: Float = 0
     @Option(help: "Class-conditional pipelines: one label, or one per image, comma-separated (e.g. 3 or 0,1,2,3).")
@@ -24,8 +24,7 @@ struct SampleCommand: ParsableCommand {
     var batchSize: Int?
     @Option(parsing: .unconditional, help: "Seed of the initial noise.")
     var seed: UInt64 = 0
-    @Option(help: "auto, cpu, opencl or opencl:N (see `diffuse devices`).")
-    var device = "auto"
+    @OptionGroup var deviceOption: DeviceOption
     @Option(help: "PNG grid to write.")
     var output = "samples.png"
     @Option(help: "Also write the input and prediction of every step as a PNG.")
@@ -40,15 +39,16 @@ struct SampleCommand: ParsableCommand {
     func run() throws {
         if let steps, steps <= 0 { throw DiffuseError.usage("--steps must be positive, got \(steps)") }
         if let batchSize, batchSize <= 0 { throw DiffuseError.usage("--batch-size must be positive, got \(batchSize)") }
-        // One batch, one grid: beyond this the noise alone can outgrow memory (chunking is not built yet).
+        // One grid: the model runs in chunks that fit the device, but the noise, the samples and the
+        // PNG grid hold the whole batch on the host.
         if let batchSize, batchSize > 4096 { throw DiffuseError.usage("--batch-size must be at most 4096, got \(batchSize); sample in several runs with different --seed") }
         if let steps, steps > 100_000 { throw DiffuseError.usage("--steps must be at most 100000, got \(steps)") }
         try OutputCheck.validate([OutputFile(option: "--output", path: output, extensions: ["png"])]
                                  + (trajectory.map { [OutputFile(option: "--trajectory", path: $0, extensions: ["png"])] } ?? [])
                                  + (saveTensor.map { [OutputFile(option: "--save-tensor", path: $0, extensions: ["safetensors"])] } ?? []),
                                  overwrite: overwrite)
-        let chosen = try DeviceChoice.resolve(device)
-        print("sampling on \(chosen.name)\(device == "auto" ? " (--device auto)" : "")")
+        let (chosen, label) = try deviceOption.resolve()
+        print("sampling on \(label)")
         let folder = try ModelSource.resolve(model)
         let index = try PipelineFolder.readIndex(folder)
         let result: (sample: Tensor, images: Tensor, trajectory: Image8?)
@@ -98,15 +98,7 @@ struct SampleCommand: ParsableCommand {
     /// diffusers' DDPMPipeline loop; images are (x / 2 + 0.5) clamped to [0, 1] as diffusers outputs them.
     func sampleDiffusersPipeline(_ folder: URL, device: Device) throws -> (sample: Tensor, images: Tensor, trajectory: Image8?) {
         let pipeline = try DDPMPipelineFolder.load(folder, device: device)
-        let kind: SamplerKind
-        if let scheduler {
-            guard let k = SamplerKind(rawValue: scheduler.lowercased()) else {
-                throw DiffuseError.usage("unknown --scheduler '\(scheduler)': use ddpm or ddim")
-            }
-            kind = k
-        } else {
-            kind = pipeline.defaultSampler
-        }
+        let kind = scheduler ?? pipeline.defaultSampler
         guard eta >= 0, eta.isFinite else { throw DiffuseError.usage("--eta must be 0 or more, got \(eta)") }
         let config = pipeline.unet.config
         let noise = try initialNoise(channels: config.inChannels, size: config.sampleSize ?? 32, device: device,

@@ -44,8 +44,7 @@ struct TrainCommand: ParsableCommand {
     var checkpointsTotalLimit: Int?
     @Option(parsing: .unconditional, help: "Seed of the Philox generator (weights, shuffling, noise). Default 0.")
     var seed: UInt64?
-    @Option(help: "auto, cpu, opencl or opencl:N (see `diffuse devices`).")
-    var device = "auto"
+    @OptionGroup var deviceOption: DeviceOption
     @Option(help: "Run folder. Default: runs/<model>-<timestamp>.")
     var output: String?
     @Flag(help: "Write into an existing --output folder.")
@@ -88,7 +87,7 @@ struct TrainCommand: ParsableCommand {
         }
         let options = try makeOptions(ddpm: ddpm)
         let datasetPath = dataset ?? MNISTDataset.defaultDirectory.path
-        let chosen = try DeviceChoice.resolve(device)
+        let (chosen, deviceLabel) = try deviceOption.resolve()
         let data = try MNISTDataset(directory: URL(fileURLWithPath: datasetPath))
         let folder = URL(fileURLWithPath: output ?? "runs/\(modelKind)-\(Self.timestamp())")
         try OutputCheck.validateRunFolder(folder.path)
@@ -96,7 +95,7 @@ struct TrainCommand: ParsableCommand {
         try PipelineFolder.prepareOutput(folder, overwrite: overwrite)
         do {
             try startRun(folder: folder, kind: modelKind, ddpm: ddpm, options: options, data: data, datasetPath: datasetPath,
-                         device: chosen, pretrained: pretrained)
+                         device: (chosen, deviceLabel), pretrained: pretrained)
         } catch {
             // A run that failed before its first checkpoint leaves no folder to block the rerun.
             if !existed && Checkpoint.published(in: folder).isEmpty { try? FileManager.default.removeItem(at: folder) }
@@ -105,13 +104,14 @@ struct TrainCommand: ParsableCommand {
     }
 
     func startRun(folder: URL, kind modelKind: String, ddpm: Bool, options: TrainingOptions, data: MNISTDataset,
-                  datasetPath: String, device chosen: Device, pretrained: URL?) throws {
+                  datasetPath: String, device: (chosen: Device, label: String), pretrained: URL?) throws {
+        let (chosen, deviceLabel) = device
         try RunFolderLock.acquire(folder)
         if overwrite { try RunFolderLock.clearPreviousRun(folder) }
         let plan = CheckpointPlan(folder: folder, every: options.checkpointEvery ?? 500, totalLimit: options.checkpointsTotalLimit,
                                   model: modelKind, dataset: datasetPath)
         let start = pretrained.map { RunStart.initFrom($0) } ?? .fresh
-        print("training \(modelKind) on \(data.count) images from \(datasetPath) on \(chosen.name)\(device == "auto" ? " (--device auto)" : "")"
+        print("training \(modelKind) on \(data.count) images from \(datasetPath) on \(deviceLabel)"
               + (initFrom.map { ", starting from \($0)" } ?? ""))
         if ddpm {
             var unetConfig = UNet2DConfig.tutorial
@@ -190,10 +190,10 @@ struct TrainCommand: ParsableCommand {
         try options.validate()
         let datasetPath = dataset ?? state.dataset
         let data = try MNISTDataset(directory: URL(fileURLWithPath: datasetPath))
-        let chosen = try DeviceChoice.resolve(device)
+        let (chosen, deviceLabel) = try deviceOption.resolve()
         let plan = CheckpointPlan(folder: folder, every: options.checkpointEvery ?? 500, totalLimit: options.checkpointsTotalLimit,
                                   model: state.model, dataset: datasetPath)
-        print("resuming \(state.model) in \(folder.path) at step \(state.globalStep) (epoch \(state.epoch)) from \(checkpoint.path) on \(chosen.name)")
+        print("resuming \(state.model) in \(folder.path) at step \(state.globalStep) (epoch \(state.epoch)) from \(checkpoint.path) on \(deviceLabel)")
         switch state.model {
         case "unet2d":
             let config = try PipelineFolder.readJSON(UNet2DConfig.self, from: checkpoint.appendingPathComponent("unet/config.json"))

@@ -19,8 +19,7 @@ struct VisualizeCommand: ParsableCommand {
     var count = 8
     @Option(parsing: .unconditional, help: "Seed of the noise.")
     var seed: UInt64 = 0
-    @Option(help: "auto, cpu, opencl or opencl:N (see `diffuse devices`).")
-    var device = "auto"
+    @OptionGroup var deviceOption: DeviceOption
     @Option(help: "PNG to write.")
     var output = "predictions.png"
     @Flag(help: "Replace an existing output file.")
@@ -29,7 +28,7 @@ struct VisualizeCommand: ParsableCommand {
     func run() throws {
         guard (1...64).contains(count) else { throw DiffuseError.usage("--count must be 1 to 64, got \(count)") }
         try OutputCheck.validate([OutputFile(option: "--output", path: output, extensions: ["png"])], overwrite: overwrite)
-        let chosen = try DeviceChoice.resolve(device)
+        let chosen = try deviceOption.resolve().device
         let folder = try ModelSource.resolve(model)
         let index = try PipelineFolder.readIndex(folder)
         let data = try MNISTDataset(directory: URL(fileURLWithPath: dataset))
