@@ -24,15 +24,17 @@ public enum Interruption {
         for signalNumber in [SIGINT, SIGTERM] {
             signal(signalNumber, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-            source.setEventHandler { arrived(signalNumber) }
+            // `data` counts the signals since the handler last ran: two quick ones arrive as one
+            // event with a count of 2, and must still stop at once.
+            source.setEventHandler { arrived(signalNumber, count: Int(source.data)) } // sources live as long as the process
             source.resume()
             sources.append(source)
         }
     }
 
-    static func arrived(_ signalNumber: Int32) {
+    static func arrived(_ signalNumber: Int32, count: Int = 1) {
         lock.lock()
-        let first = received == 0
+        let first = received == 0 && count < 2
         if first { received = signalNumber }
         let immediate = !cleanups.isEmpty
         let pending = Array(cleanups.values)
