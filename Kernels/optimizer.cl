@@ -1,6 +1,4 @@
-// optimizer.cl: one fused Adam/AdamW step per parameter tensor (PyTorch's torch/optim/adam.py rule).
-//   adam_update(p, g, m, v, n, oneMinusBeta1, beta2, oneMinusBeta2, eps, gradientDecay, parameterDecay,
-//               stepSize, bc2Sqrt)
+// optimizer.cl: the fused Adam/AdamW step (PyTorch's torch/optim/adam.py rule), per element:
 //   grad += gradientDecay * p (Adam's L2); p *= parameterDecay (AdamW); m = lerp(m, grad, 1 - beta1);
 //   v = beta2 v + (1 - beta2) grad^2; p -= stepSize * m / (sqrt(v) / bc2Sqrt + eps)
 //   (1 - beta) comes from the host, rounded once from double as PyTorch's Python floats are.
@@ -19,15 +17,6 @@ inline void adam_element(__global float* p, __global const float* g, __global fl
     m[i] = mi;
     v[i] = vi;
     p[i] = param - stepSize * (mi / (sqrt(vi) / bc2Sqrt + eps));
-}
-
-__kernel void adam_update(__global float* p, __global const float* g, __global float* m, __global float* v,
-                          const int n, const float oneMinusBeta1, const float beta2, const float oneMinusBeta2,
-                          const float eps, const float gradientDecay, const float parameterDecay, const float stepSize,
-                          const float bc2Sqrt) {
-    const int i = (int)get_global_id(0);
-    if (i >= n) return;
-    adam_element(p, g, m, v, i, oneMinusBeta1, beta2, oneMinusBeta2, eps, gradientDecay, parameterDecay, stepSize, bc2Sqrt);
 }
 
 #define ADAM_SLOT(k) __global float* p##k, __global const float* g##k, __global float* m##k, __global float* v##k

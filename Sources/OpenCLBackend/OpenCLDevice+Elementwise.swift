@@ -87,12 +87,11 @@ extension OpenCLDevice {
                                                     .buffer(gradIn), .int(count)])
     }
 
+    /// One tensor is a group of one: a single kernel serves both.
     public func adamUpdate(parameter: DeviceBuffer, gradient: DeviceBuffer, firstMoment: DeviceBuffer,
                            secondMoment: DeviceBuffer, count: Int, _ h: AdamStep) throws {
-        try launch1D("adam_update", count: count, bytes: 28.0 * Double(count), flops: 16.0 * Double(count), [
-            .buffer(parameter), .buffer(gradient), .buffer(firstMoment), .buffer(secondMoment), .int(count),
-            .float(h.oneMinusBeta1), .float(h.beta2), .float(h.oneMinusBeta2), .float(h.epsilon), .float(h.gradientWeightDecay),
-            .float(h.parameterDecayFactor), .float(h.stepSize), .float(h.biasCorrection2Sqrt)])
+        try adamUpdate([AdamTensor(parameter: parameter, gradient: gradient, firstMoment: firstMoment,
+                                   secondMoment: secondMoment, count: count)], h)
     }
 
     /// Tensors per `adam_update24` launch.
