@@ -70,7 +70,6 @@ public struct SchedulerConfig: Codable, Equatable, Sendable {
         setAlphaToOne = try c.decodeIfPresent(Bool.self, forKey: .setAlphaToOne) ?? d.setAlphaToOne
     }
 
-    /// The step's prediction type and clipping, checked once.
     /// Every number within what the schedule can be built from, before anything is allocated.
     public func validate(source: String) throws {
         func bad(_ key: String, _ rule: String, _ value: Any) -> DiffuseError {
@@ -93,6 +92,7 @@ public struct SchedulerConfig: Codable, Equatable, Sendable {
         }
     }
 
+    /// The step's prediction type and clipping, checked once.
     func stepOptions() throws -> (prediction: SchedulerStepGeometry.Prediction, clip: Float?) {
         let prediction: SchedulerStepGeometry.Prediction
         switch predictionType {
