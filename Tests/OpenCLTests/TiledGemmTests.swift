@@ -178,16 +178,7 @@ final class TiledGemmTests: XCTestCase {
     func testSmallUNetWithTheTiledKernelAgreesWithTheCPU() throws {
         // UNet2DOnOpenCLTests' model, every GEMM of forward and backward on gemm_tiled.
         try withTiledGemm { device in
-            var config = UNet2DConfig()
-            config.inChannels = 2
-            config.outChannels = 2
-            config.layersPerBlock = 1
-            config.blockOutChannels = [8, 16]
-            config.downBlockTypes = ["DownBlock2D", "AttnDownBlock2D"]
-            config.upBlockTypes = ["AttnUpBlock2D", "UpBlock2D"]
-            config.normNumGroups = 4
-            config.attentionHeadDim = 4
-            config.resnetTimeScaleShift = "scale_shift"
+            let config = UNet2DOnOpenCLTests.smallConfig
             device.ledger.reset()
             var results: [[Float]] = []
             for d in [CPUDevice.shared as Device, device] {

@@ -6,8 +6,8 @@ import Tensor
 import XCTest
 
 final class UNet2DOnOpenCLTests: XCTestCase {
-    func testSmallUNetAgreesWithTheCPU() throws {
-        let gpu = try TestDevices.opencl()
+    /// Two levels, attention below the top, scale_shift resnets: small, and every kind of layer.
+    static var smallConfig: UNet2DConfig {
         var config = UNet2DConfig()
         config.inChannels = 2
         config.outChannels = 2
@@ -18,6 +18,12 @@ final class UNet2DOnOpenCLTests: XCTestCase {
         config.normNumGroups = 4
         config.attentionHeadDim = 4
         config.resnetTimeScaleShift = "scale_shift"
+        return config
+    }
+
+    func testSmallUNetAgreesWithTheCPU() throws {
+        let gpu = try TestDevices.opencl()
+        let config = UNet2DOnOpenCLTests.smallConfig
         var results: [[Float]] = []
         for device in [CPUDevice.shared as Device, gpu] {
             let model = try UNet2DModel(config: config, generator: RandomGenerator(seed: 3), device: device)
