@@ -15,14 +15,14 @@ seconds=${2:?usage: Tools/fuzz.sh READER SECONDS}
 harness=Tools/fuzz/$reader.swift
 [ -f "$harness" ] || { echo "fuzz: no harness $harness" >&2; exit 2; }
 scratch=.build-fuzz
-swift build -c release --scratch-path "$scratch" --sanitize address --sanitize fuzzer --target Diffusion >&2
+swift build -c release --scratch-path "$scratch" --sanitize address --sanitize fuzzer --target DiffusionPipelines >&2
 release="$scratch/release"
 objects=()
-for target in CKernels Tensor NN DataIO Kernels OpenCLBackend Hub Diffusion; do
+for target in CKernels DiffuseCore Tensor CPUBackend NN DataIO Kernels OpenCLBackend Hub DiffusionModels DiffusionPipelines; do
     objects+=("$release/$target.build"/*.o)
 done
 binary="$scratch/fuzz-$reader"
-if [ ! -x "$binary" ] || [ "$harness" -nt "$binary" ] || [ "$release/Diffusion.build/DDPMScheduler.swift.o" -nt "$binary" ]; then
+if [ ! -x "$binary" ] || [ "$harness" -nt "$binary" ] || [ "$release/DiffusionModels.build/DDPMScheduler.swift.o" -nt "$binary" ]; then
     swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name "Fuzz_$reader" "$harness" \
         -I "$release/Modules" -I Sources/CBLAS -I Sources/COpenCL -I Sources/CPNG -I Sources/CZlib \
         -I Sources/CKernels/include -Xcc -fmodule-map-file="$release/CKernels.build/module.modulemap" "${objects[@]}" -lopenblas -lpng -lz -lOpenCL -lFoundationNetworking \

@@ -1,7 +1,7 @@
 // Reading IDX arrays (the MNIST file format), gzipped or raw, with every size checked before use.
 import CZlib
 import Foundation
-import Tensor
+import DiffuseCore
 
 public struct IDXArray {
     /// Sizes from the header, outermost first (for images: count, rows, columns).

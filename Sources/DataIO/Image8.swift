@@ -1,6 +1,6 @@
 // An 8-bit grey or RGB raster, and its conversion to and from planar (CHW) float tensors.
 import Foundation
-import Tensor
+import DiffuseCore
 
 public struct Image8: Equatable {
     public var width: Int

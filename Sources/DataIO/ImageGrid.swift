@@ -1,6 +1,6 @@
 // Tiling equally sized images into one figure with borders, like torchvision's make_grid.
 import Foundation
-import Tensor
+import DiffuseCore
 
 public enum ImageGrid {
     /// Lays `tiles` out left to right, top to bottom in rows of `columns` (fewer if there are fewer tiles),

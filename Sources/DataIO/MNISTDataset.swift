@@ -1,6 +1,6 @@
 // Loading an MNIST-format dataset (MNIST, Fashion-MNIST, ...) from a directory of IDX files.
 import Foundation
-import Tensor
+import DiffuseCore
 
 public struct MNISTDataset {
     /// `count * rows * columns` bytes, image after image, row-major, 0 = background.
@@ -49,7 +49,7 @@ public struct MNISTDataset {
         self.columns = images.dimensions[2]
     }
 
-    static let installHint = "On Debian, `sudo apt-get install dataset-fashion-mnist` provides Fashion-MNIST in /usr/share/datasets/fashion-mnist; or pass `--dataset DIR` with any MNIST-format IDX files."
+    static let installHint = "On Debian, `sudo apt-get install dataset-fashion-mnist` provides Fashion-MNIST in /usr/share/datasets/fashion-mnist; or pass \(Setting.dataset) DIR with any MNIST-format IDX files."
 
     /// The first existing candidate name, raw preferred over gzipped since it reads faster.
     private static func locate(in directory: URL, prefix: String, kind: String, idx: String) throws -> URL {

@@ -1,7 +1,7 @@
 // PNG encoding and decoding of Image8 through libpng's simplified API.
 import CPNG
 import Foundation
-import Tensor
+import DiffuseCore
 
 public enum PNG {
     /// Larger sides are refused before allocating: a 30-byte header can otherwise claim gigabytes of pixels.

@@ -1,6 +1,6 @@
 // Writing safetensors checkpoints byte-compatible with Python's safetensors library (F32 tensors).
 import Foundation
-import Tensor
+import DiffuseCore
 
 /// A tensor as stored in a checkpoint: shape and row-major values. An empty shape is a scalar (one value).
 public struct SafetensorsTensor: Equatable {

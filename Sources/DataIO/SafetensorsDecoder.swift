@@ -1,6 +1,6 @@
 // Reading safetensors checkpoints: header validation and F32/F16/BF16/F64 to Float conversion.
 import Foundation
-import Tensor
+import DiffuseCore
 
 extension Safetensors {
     /// Element types we can read, with their size in bytes.

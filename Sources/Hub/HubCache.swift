@@ -6,9 +6,8 @@
 //       refs/<revision>                 the commit hash the revision pointed at, no newline
 //       blobs/<etag>                    file contents, named by SHA-256 (LFS) or git blob SHA-1
 //       snapshots/<commit>/<path>       relative symlink to ../../blobs/<etag> (one more ../ per folder)
-import DataIO
 import Foundation
-import Tensor
+import DiffuseCore
 
 public struct HubCache: Sendable {
     public var root: URL

@@ -1,7 +1,7 @@
 // HTTP answers of the Hub turned into one-line errors that say what to do (huggingface_hub's
 // hf_raise_for_status reads the same X-Error-Code header).
 import Foundation
-import Tensor
+import DiffuseCore
 
 enum HubFetchErrors {
     static func check(_ response: HubResponse, repo: HubRepoID, path: String, endpoint: String, token: String?) throws {

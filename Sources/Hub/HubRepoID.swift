@@ -1,7 +1,7 @@
 // A Hub model reference as a user types it: `owner/name` or `owner/name@revision`.
 // Validation follows huggingface_hub's `validate_repo_id` (letters, digits, `-`, `_`, `.`; no `--`
 // or `..`; at most 96 characters) so a name Python would refuse is refused here too.
-import Tensor
+import DiffuseCore
 
 public struct HubRepoID: Equatable, Sendable, CustomStringConvertible {
     public var owner: String

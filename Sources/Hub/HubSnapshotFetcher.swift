@@ -4,9 +4,8 @@
 // Unlike huggingface_hub, nothing is installed until `finish()`: the blobs are renamed into place,
 // the snapshot links made and refs/<revision> written only once every file of the model arrived, so
 // a failed or interrupted fetch leaves the cache exactly as it was.
-import DataIO
 import Foundation
-import Tensor
+import DiffuseCore
 
 public final class HubSnapshotFetcher {
     public let repo: HubRepoID

@@ -1,9 +1,10 @@
 // Adam and AdamW with PyTorch's update rules and defaults (torch/optim/adam.py, adamw.py),
 // one fused device update per parameter; moments stay on the device.
+import DiffuseCore
 import Tensor
 
 public final class Adam {
-    public enum Variant: String, Codable, Sendable { case adam, adamw }
+    public enum Variant: String, Codable, Sendable, CaseIterable { case adam, adamw }
 
     public let parameters: [Tensor]
     public var learningRate: Double

@@ -1,4 +1,5 @@
 // Basic layers with PyTorch's default initialisation: Conv2d, Linear, GroupNorm.
+import DiffuseCore
 import Foundation
 import Tensor
 

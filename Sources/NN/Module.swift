@@ -1,4 +1,5 @@
 // Module: named parameters and child modules, the way PyTorch's nn.Module names its state dict.
+import DiffuseCore
 import Tensor
 
 open class Module {

@@ -1,6 +1,7 @@
 // OpenCL GEMM and convolution: im2col over chunks of the batch into a scratch buffer, then one
 // batched GEMM per chunk writing NCHW directly; direct kernels for layers with few output channels.
 import COpenCL
+import DiffuseCore
 import Foundation
 import Tensor
 

@@ -1,6 +1,7 @@
 // OpenCLDevice: the Device protocol on one OpenCL device: context, one in-order queue, the kernel
 // program (built once per process, its binary cached on disk), a buffer pool and kernel launches.
 import COpenCL
+import DiffuseCore
 import Foundation
 import Tensor
 

@@ -1,5 +1,6 @@
 // OpenCL status codes as names, and the typed errors the backend throws with what to try.
 import COpenCL
+import DiffuseCore
 import Tensor
 
 enum OpenCLStatus {
@@ -28,13 +29,13 @@ enum OpenCLStatus {
     static func advice(_ status: Int32) -> String {
         switch status {
         case -4, -5, -6, -61:
-            return "the device is out of memory: try a smaller --batch-size"
+            return "the device is out of memory: try a smaller \(Setting.batchSize)"
         case -11:
             return "the kernel build failed (log above); report it with `diffuse devices` output"
         case -36, -58, -14:
-            return "the device was lost or reset: rerun, or use --device cpu"
+            return "the device was lost or reset: rerun, or use \(Setting.device) cpu"
         default:
-            return "try --device cpu, or check the vendor's OpenCL driver"
+            return "try \(Setting.device) cpu, or check the vendor's OpenCL driver"
         }
     }
 

@@ -1,5 +1,6 @@
 // Discovering OpenCL platforms and devices, and reading their properties for `diffuse devices`.
 import COpenCL
+import DiffuseCore
 import Tensor
 
 /// One OpenCL device as the listing shows it; `index` is its N in `--device opencl:N`.
@@ -95,9 +96,9 @@ public enum OpenCLPlatforms {
             return "auto: opencl:\(gpu.index), the first OpenCL GPU"
         }
         if devices.isEmpty { return "auto: cpu, the native CPU backend (no OpenCL device)" }
-        return "auto: cpu, the native CPU backend: no OpenCL GPU, and an OpenCL CPU device is slower on the same cores; name one with --device opencl:N"
+        return "auto: cpu, the native CPU backend: no OpenCL GPU, and an OpenCL CPU device is slower on the same cores; name one with \(Setting.device) opencl:N"
     }
 
     public static let installHint =
-        "no OpenCL platform found; install one (Debian: `sudo apt-get install pocl-opencl-icd` for the CPU, or your GPU vendor's ICD such as nvidia-opencl-icd, mesa-opencl-icd, intel-opencl-icd), or use --device cpu"
+        "no OpenCL platform found; install one (Debian: `sudo apt-get install pocl-opencl-icd` for the CPU, or your GPU vendor's ICD such as nvidia-opencl-icd, mesa-opencl-icd, intel-opencl-icd), or use \(Setting.device) cpu"
 }

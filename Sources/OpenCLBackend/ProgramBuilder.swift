@@ -1,7 +1,7 @@
 // Building the kernel program once per device, with its binary cached under the user's cache
 // directory, keyed by device, driver version, source hash and build options.
 import COpenCL
-import DataIO
+import DiffuseCore
 import Foundation
 import Kernels
 import Tensor

@@ -1,5 +1,6 @@
 // Reverse-mode autograd: each result that needs gradients records its inputs and a closure that
 // maps the output gradient to input gradients; backward() walks that graph in reverse topological order.
+import DiffuseCore
 
 final class GradNode {
     let inputs: [Tensor]

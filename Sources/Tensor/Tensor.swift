@@ -1,4 +1,5 @@
 // Tensor: a shape and a buffer on one device, plus what reverse-mode autograd needs.
+import DiffuseCore
 
 public final class Tensor {
     public let shape: [Int]
@@ -97,9 +98,6 @@ public final class Tensor {
             blockCount: 1, blockLength: count, sourceOffset: 0, sourceStride: 0, destinationOffset: 0,
             destinationStride: 0))
     }
-
-    /// A new tensor sharing no graph with this one.
-    public func detached() -> Tensor { Tensor(shape: shape, buffer: buffer, device: device) }
 }
 
 extension Tensor: CustomStringConvertible {

@@ -1,4 +1,5 @@
 // Differentiable neural-network ops: convolution, group norm, attention, pooling, upsampling, MSE.
+import DiffuseCore
 
 extension Tensor {
     /// 2-D convolution of NCHW input with an [out, in, kh, kw] weight (PyTorch's F.conv2d).

@@ -1,4 +1,5 @@
 // Sampler updates on the tensors' device; not differentiable (sampling runs without gradients).
+import DiffuseCore
 
 extension Tensor {
     /// One DDPM/DDIM step: (previous sample, predicted original sample).

@@ -1,5 +1,6 @@
 // Differentiable tensor ops: shapes, elementwise arithmetic with broadcasting, reductions,
 // concatenation and slicing, matrix products. Each forward dispatches to the tensor's device.
+import DiffuseCore
 
 extension Tensor {
     func sameDevice(_ other: Tensor, _ op: String) throws {

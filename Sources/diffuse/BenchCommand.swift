@@ -1,6 +1,8 @@
 // `diffuse bench`: images/s for each workload on each device, optionally beside PyTorch in the same run.
 import ArgumentParser
-import Diffusion
+import DiffuseCore
+import DiffusionModels
+import DiffusionPipelines
 import Foundation
 import OpenCLBackend
 import Tensor
@@ -74,7 +76,7 @@ struct BenchCommand: ParsableCommand {
                                           workloads: torchWorkloads, device: torchDevice)
         }
         if json {
-            let data = profile ? try JSONEncoder.pretty.encode(profiles) : try JSONEncoder.pretty.encode(results + torch)
+            let data = profile ? try JSONFile.encoder().encode(profiles) : try JSONFile.encoder().encode(results + torch)
             print(String(decoding: data, as: UTF8.self))
             return
         }
@@ -161,10 +163,3 @@ enum BenchTable {
     }
 }
 
-extension JSONEncoder {
-    static var pretty: JSONEncoder {
-        let e = JSONEncoder()
-        e.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return e
-    }
-}

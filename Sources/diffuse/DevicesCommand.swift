@@ -1,6 +1,8 @@
 // `diffuse devices`: every OpenCL platform and device, and the CPU backend, marking what auto takes.
 import ArgumentParser
-import Diffusion
+import CPUBackend
+import DiffusionModels
+import DiffusionPipelines
 import Foundation
 import OpenCLBackend
 import Tensor
@@ -19,9 +21,9 @@ struct DevicesCommand: ParsableCommand {
             print("      platform \(d.platformName) (\(d.platformVersion)); vendor \(d.vendor); \(d.version); driver \(d.driverVersion)")
             print("      \(d.computeUnits) compute units, \(Self.bytes(d.globalMemoryBytes)) global, \(Self.bytes(d.localMemoryBytes)) local memory, work-groups up to \(d.maxWorkGroupSize)")
         }
-        if devices.isEmpty { print("  (no OpenCL devices: \(OpenCLPlatforms.installHint))") }
+        if devices.isEmpty { print("  (no OpenCL devices: \(Flags.word(OpenCLPlatforms.installHint)))") }
         print("\(preferred == nil ? "*" : " ") cpu       \(CPUDevice.shared.name)")
-        print(OpenCLPlatforms.choiceReason(in: devices))
+        print(Flags.word(OpenCLPlatforms.choiceReason(in: devices)))
     }
 
     static func bytes(_ n: UInt64) -> String {

@@ -2,6 +2,7 @@
 // the format its extension names; a folder that exists and is writable; no two outputs on one
 // file; an existing file only with --overwrite. A long run never fails at its very end for a
 // reason that was visible at its start.
+import DiffuseCore
 import Foundation
 #if canImport(Glibc)
 import Glibc

@@ -2,8 +2,10 @@
 // `HF_ENDPOINT=http://127.0.0.1:PORT` lets Diffuse or Python's huggingface_hub fetch them as if
 // from the Hub (tests, and machines that mirror a few models without internet).
 import ArgumentParser
+import DiffuseCore
 import Foundation
 import Hub
+import HubTestServer
 import Tensor
 
 struct ServeHubCommand: ParsableCommand {

@@ -1,7 +1,10 @@
 // Options more than one command declares, written once (swift-argument-parser's @OptionGroup),
 // and the library's closed sets of values as arguments (their --help lists the choices).
 import ArgumentParser
-import Diffusion
+import DiffuseCore
+import DiffusionModels
+import DiffusionPipelines
+import NN
 import Tensor
 
 /// `--device` of the commands that run a model on one device (`bench` takes `all` as well).
@@ -16,4 +19,55 @@ struct DeviceOption: ParsableArguments {
     }
 }
 
+/// `--seed`: unset means 0, except where a command must tell "not given" apart (a resumed run keeps its own).
+struct SeedOption: ParsableArguments {
+    @Option(parsing: .unconditional, help: "Seed of the Philox random stream (initial noise, weights, shuffling). Default 0.")
+    var seed: UInt64?
+
+    var value: UInt64 { seed ?? 0 }
+}
+
+/// `--overwrite`: replace what is at the output paths instead of refusing.
+struct OverwriteOption: ParsableArguments {
+    @Flag(help: "Replace existing outputs (a run folder: the earlier run's files go first, never mixed).")
+    var overwrite = false
+}
+
 extension SamplerKind: ExpressibleByArgument {}
+extension BetaScheduleKind: ExpressibleByArgument {}
+extension PredictionType: ExpressibleByArgument {}
+extension Adam.Variant: ExpressibleByArgument {}
+
+/// How the command line names each setting a library message mentions (`Setting`).
+enum Flags {
+    static func name(_ setting: Setting) -> String {
+        switch setting {
+        case .model: return "--model"
+        case .config: return "--config"
+        case .dataset: return "--dataset"
+        case .epochs: return "--epochs"
+        case .seed: return "--seed"
+        case .device: return "--device"
+        case .output: return "--output"
+        case .overwrite: return "--overwrite"
+        case .resume: return "--resume"
+        case .eta: return "--eta"
+        case .scheduler: return "--scheduler"
+        case .maxSteps: return "--max-steps"
+        case .batchSize: return "--batch-size"
+        case .learningRate: return "--lr"
+        case .logEvery: return "--log-every"
+        case .checkpointEvery: return "--checkpoint-every"
+        case .checkpointsTotalLimit: return "--checkpoints-total-limit"
+        case .initFrom: return "--init-from"
+        case .steps: return "--steps"
+        case .classLabels: return "--class-labels"
+        case .initialNoise: return "--init-noise"
+        case .betaSchedule: return "--beta-schedule"
+        case .predictionType: return "--prediction-type"
+        }
+    }
+
+    /// Library text with its settings named as flags.
+    static func word(_ text: String) -> String { Setting.word(text, name) }
+}

@@ -2,7 +2,9 @@
 // folder or Hub id, on images from an MNIST-format dataset fitted to the model.
 import ArgumentParser
 import DataIO
-import Diffusion
+import DiffuseCore
+import DiffusionModels
+import DiffusionPipelines
 import Foundation
 import Tensor
 
@@ -17,36 +19,25 @@ struct VisualizeCommand: ParsableCommand {
     var dataset: String = MNISTDataset.defaultDirectory.path
     @Option(parsing: .unconditional, help: "Images (columns): noise amounts 0..1 (BasicUNet) or timesteps 0..T-1 (DDPM).")
     var count = 8
-    @Option(parsing: .unconditional, help: "Seed of the noise.")
-    var seed: UInt64 = 0
+    @OptionGroup var seedOption: SeedOption
     @OptionGroup var deviceOption: DeviceOption
     @Option(help: "PNG to write.")
     var output = "predictions.png"
-    @Flag(help: "Replace an existing output file.")
-    var overwrite = false
+    @OptionGroup var overwriteOption: OverwriteOption
+
+    func validate() throws {
+        guard (1...64).contains(count) else { throw ValidationError("--count must be 1 to 64, got \(count)") }
+    }
 
     func run() throws {
-        guard (1...64).contains(count) else { throw DiffuseError.usage("--count must be 1 to 64, got \(count)") }
-        try OutputCheck.validate([OutputFile(option: "--output", path: output, extensions: ["png"])], overwrite: overwrite)
+        try OutputCheck.validate([OutputFile(option: "--output", path: output, extensions: ["png"])], overwrite: overwriteOption.overwrite)
         let chosen = try deviceOption.resolve().device
-        let folder = try ModelSource.resolve(model)
-        let index = try PipelineFolder.readIndex(folder)
+        let pipeline = try PipelineRegistry.load(try ModelSource.resolve(model), device: chosen)
         let data = try MNISTDataset(directory: URL(fileURLWithPath: dataset))
         let shown = Array(0..<min(count, data.count))
-        let generator = RandomGenerator(seed: seed)
-        let figure: Image8
-        if DDPMPipelineFolder.pipelineClasses.contains(index.className) {
-            let pipeline = try DDPMPipelineFolder.load(folder, device: chosen)
-            let config = pipeline.unet.config
-            let batcher = try ImageBatcher(dataset: data, channels: config.inChannels, size: config.sampleSize ?? data.rows)
-            figure = try Visualization.ddpm(pipeline, clean: try batcher.batch(shown[...], on: chosen),
-                                            labels: shown.map { Int(data.labels[$0]) }, generator: generator)
-        } else {
-            let config = try PipelineFolder.readJSON(BasicUNetConfig.self, from: folder.appendingPathComponent("unet/config.json"))
-            let batcher = try ImageBatcher(dataset: data, channels: config.inChannels, size: config.sampleSize)
-            figure = try Visualization.basicUNet(folder: folder, clean: try batcher.batch(shown[...], on: chosen),
-                                                 generator: generator)
-        }
+        let batcher = try ImageBatcher(dataset: data, channels: pipeline.imageChannels, size: pipeline.imageSize ?? data.rows)
+        let figure = try pipeline.visualize(clean: try batcher.batch(shown[...], on: chosen),
+                                            labels: shown.map { Int(data.labels[$0]) }, generator: RandomGenerator(seed: seedOption.value))
         try PNG.write(figure, to: URL(fileURLWithPath: output))
         print("figure: \(output) (rows: clean, noised, predicted)")
     }

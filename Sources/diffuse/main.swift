@@ -1,5 +1,6 @@
 // The `diffuse` command line: argument parsing only; the work lives in the Diffusion library.
 import ArgumentParser
+import DiffuseCore
 import Foundation
 import Tensor
 
@@ -21,10 +22,10 @@ func runMain() -> Never {
         exit(0)
     } catch let error as DiffuseError {
         if case .interrupted = error {
-            FileHandle.standardError.write(Data("\(error.description)\n".utf8))
+            FileHandle.standardError.write(Data("\(error.worded(Flags.name))\n".utf8))
             exit(error.exitCode)
         }
-        FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
+        FileHandle.standardError.write(Data("error: \(error.worded(Flags.name))\n".utf8))
         exit(error.exitCode)
     } catch {
         let code = Diffuse.exitCode(for: error)

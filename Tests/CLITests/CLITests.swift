@@ -87,6 +87,25 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(try CLI.run(["--help"]).status, 0)
     }
 
+    /// Closed sets of values are enums whose --help lists them; the trainable models come from the
+    /// pipeline registry; library messages reach the user worded with the flags.
+    func testHelpListsEveryChoiceAndMessagesNameFlags() throws {
+        let trainHelp = try CLI.run(["train", "--help"])
+        XCTAssertEqual(trainHelp.status, 0, trainHelp.stderr)
+        let help = trainHelp.stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        for listed in ["basic-unet or unet2d", "values: adam, adamw", "values: linear, scaled_linear, squaredcos_cap_v2, sigmoid",
+                       "values: epsilon, sample, v_prediction"] {
+            XCTAssertTrue(help.contains(listed), "train --help lacks \(listed): \(help)")
+        }
+        let sample = try CLI.run(["sample", "--help"]).stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        XCTAssertTrue(sample.contains("values: ddpm, ddim"), sample)
+        assertUsageError(try train(["--beta-schedule", "cosine"]), mentions: "--beta-schedule")
+        assertUsageError(try train(["--model", "sdxl"]), mentions: "use basic-unet or unet2d")
+        // TrainingOptions.validate speaks of settings; the CLI words them as flags.
+        assertUsageError(try train(["--log-every", "0"]), mentions: "--log-every must be positive, got 0")
+        assertUsageError(try CLI.run(["sample", "nowhere", "--steps", "0"]), mentions: "--steps must be 1 to 100000")
+    }
+
     func testDevicesListsOpenCLAndTheCPU() throws {
         let listed = try CLI.run(["devices"])
         XCTAssertEqual(listed.status, 0, listed.stderr)

@@ -5,6 +5,7 @@
 import DataIO
 import Foundation
 import Hub
+import HubTestServer
 import XCTest
 
 final class HubCLITests: XCTestCase {

@@ -3,6 +3,7 @@
 import DataIO
 import Foundation
 import Hub
+import HubTestServer
 import XCTest
 
 final class TrainResumeCLITests: XCTestCase {

@@ -2,6 +2,7 @@
 import DataIO
 import Foundation
 import Hub
+import HubTestServer
 import XCTest
 
 final class VisualizeCLITests: XCTestCase {

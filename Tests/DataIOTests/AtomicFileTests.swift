@@ -1,6 +1,8 @@
 // Tests for AtomicFile: contents, directory creation, and no temporary files left behind.
 import DataIO
+import DiffuseCore
 import Foundation
+import TestSupport
 import XCTest
 
 final class AtomicFileTests: XCTestCase {

@@ -2,6 +2,7 @@
 import CZlib
 import DataIO
 import Foundation
+import TestSupport
 import XCTest
 
 final class IDXTests: XCTestCase {

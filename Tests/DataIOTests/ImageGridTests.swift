@@ -1,5 +1,6 @@
 // Tests for ImageGrid: size arithmetic, tile placement and shape errors.
 import DataIO
+import TestSupport
 import XCTest
 
 final class ImageGridTests: XCTestCase {

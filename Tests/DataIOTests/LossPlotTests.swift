@@ -1,5 +1,6 @@
 // Tests for LossPlot rendering, nice-tick selection and the bitmap font.
 @testable import DataIO
+import TestSupport
 import XCTest
 
 final class LossPlotTests: XCTestCase {

@@ -1,6 +1,7 @@
 // Tests for MNISTDataset against the installed Fashion-MNIST files and small synthetic directories.
 import DataIO
 import Foundation
+import TestSupport
 import XCTest
 
 final class MNISTDatasetTests: XCTestCase {
@@ -33,7 +34,7 @@ final class MNISTDatasetTests: XCTestCase {
     }
 
     func testMissingDirectoryExplainsHowToGetData() {
-        assertInputError(["/nonexistent/mnist", "train-images-idx3-ubyte", "dataset-fashion-mnist", "--dataset"]) {
+        assertInputError(["/nonexistent/mnist", "train-images-idx3-ubyte", "dataset-fashion-mnist", "pass dataset DIR"]) {
             _ = try MNISTDataset(directory: URL(fileURLWithPath: "/nonexistent/mnist"))
         }
     }

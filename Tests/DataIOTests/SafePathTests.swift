@@ -1,5 +1,6 @@
 // SafePath: the checks every name from a file or a server passes before it becomes a path.
 import DataIO
+import DiffuseCore
 import Foundation
 import XCTest
 

@@ -1,6 +1,7 @@
 // Tests for safetensors encoding (byte-exact against Python's layout), decoding, and corrupt-file rejection.
 import DataIO
 import Foundation
+import TestSupport
 import XCTest
 
 final class SafetensorsTests: XCTestCase {

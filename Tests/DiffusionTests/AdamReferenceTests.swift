@@ -1,6 +1,7 @@
 // Adam and AdamW against torch.optim (Tests/Fixtures/adam.safetensors, Tools/reference/adam.py).
 import NN
 import Tensor
+import TestSupport
 import XCTest
 
 final class AdamReferenceTests: XCTestCase {

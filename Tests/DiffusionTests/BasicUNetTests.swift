@@ -1,8 +1,11 @@
 // BasicUNet against the tutorial's PyTorch module: size, names, forward output and every gradient.
+import CPUBackend
 import DataIO
-import Diffusion
+import DiffusionModels
+import DiffusionPipelines
 import NN
 import Tensor
+import TestSupport
 import XCTest
 
 final class BasicUNetTests: XCTestCase {

@@ -1,6 +1,8 @@
 // Sampling a batch in chunks (issue 10 item 5): the chunk sizes SamplingMemory picks, and that a
 // chunked run gives the images of the unchunked one (each chunk's noise is its slice of the batch's).
-import Diffusion
+import CPUBackend
+import DiffusionModels
+import DiffusionPipelines
 import Tensor
 import XCTest
 
@@ -40,8 +42,8 @@ final class ChunkedSamplingTests: XCTestCase {
         config.outChannels = 1
         config.layersPerBlock = 1
         config.blockOutChannels = [8, 16]
-        config.downBlockTypes = ["DownBlock2D", "AttnDownBlock2D"]
-        config.upBlockTypes = ["AttnUpBlock2D", "UpBlock2D"]
+        config.downBlockTypes = [.downBlock2D, .attnDownBlock2D]
+        config.upBlockTypes = [.attnUpBlock2D, .upBlock2D]
         config.normNumGroups = 4
         config.attentionHeadDim = 4
         let unet = try UNet2DModel(config: config, generator: RandomGenerator(seed: 3), device: CPUDevice.shared)

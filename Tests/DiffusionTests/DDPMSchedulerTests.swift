@@ -1,9 +1,11 @@
 // DDPMScheduler tables, timesteps and add_noise against diffusers (Tests/Fixtures/schedulers.safetensors,
 // Tools/reference/schedulers.py), and its config read with diffusers' defaults.
 import DataIO
-import Diffusion
+import DiffusionModels
+import DiffusionPipelines
 import Foundation
 import Tensor
+import TestSupport
 import XCTest
 
 final class DDPMSchedulerTests: XCTestCase {
@@ -47,7 +49,7 @@ final class DDPMSchedulerTests: XCTestCase {
 
     func testTimestepSpacingsMatchDiffusers() throws {
         let fixture = try Fixtures.load("schedulers.safetensors")
-        for (spacing, offset) in [("leading", 1), ("linspace", 0), ("trailing", 0)] {
+        for (spacing, offset) in [(TimestepSpacing.leading, 1), (.linspace, 0), (.trailing, 0)] {
             var config = SchedulerConfig()
             config.timestepSpacing = spacing
             config.stepsOffset = offset
@@ -78,8 +80,8 @@ final class DDPMSchedulerTests: XCTestCase {
         let config = try JSONDecoder().decode(SchedulerConfig.self, from: Data(json.utf8))
         XCTAssertEqual(config.betaSchedule, .squaredCosCapV2)
         XCTAssertEqual(config.betaStart, 0.0001)
-        XCTAssertEqual(config.varianceType, "fixed_small")
-        XCTAssertEqual(config.timestepSpacing, "leading")
+        XCTAssertEqual(config.varianceType, .fixedSmall)
+        XCTAssertEqual(config.timestepSpacing, .leading)
         XCTAssertTrue(config.clipSample)
         XCTAssertThrowsError(try JSONDecoder().decode(SchedulerConfig.self,
                                                       from: Data(#"{"beta_schedule": "warp"}"#.utf8)))

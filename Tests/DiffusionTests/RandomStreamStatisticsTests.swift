@@ -3,7 +3,9 @@
 // randperm) and every layer's initialisation (PyTorch's reset_parameters). Each bound is five
 // standard errors of the statistic, so a correct stream fails about once in 3.5 million runs, and
 // the streams are seeded: a test's outcome never changes between runs.
-import Diffusion
+import CPUBackend
+import DiffusionModels
+import DiffusionPipelines
 import Foundation
 import NN
 import Tensor

@@ -1,6 +1,7 @@
 // Single ops on every backend against PyTorch (Tests/Fixtures/ops.safetensors, Tools/reference/ops.py).
 import DataIO
 import Tensor
+import TestSupport
 import XCTest
 
 final class ReferenceOpsTests: XCTestCase {

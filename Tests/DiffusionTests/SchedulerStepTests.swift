@@ -1,8 +1,9 @@
 // DDPM and DDIM steps on the device against diffusers' step outputs (Tests/Fixtures/schedulers.safetensors).
 import DataIO
-@testable import Diffusion
+@testable import DiffusionModels
 import Foundation
 import Tensor
+import TestSupport
 import XCTest
 
 final class SchedulerStepTests: XCTestCase {
@@ -12,8 +13,8 @@ final class SchedulerStepTests: XCTestCase {
             for variance in ["fixed_small", "fixed_small_log", "fixed_large", "fixed_large_log"] {
                 for prediction in ["epsilon", "sample", "v_prediction"] {
                     var config = SchedulerConfig()
-                    config.varianceType = variance
-                    config.predictionType = prediction
+                    config.varianceType = try XCTUnwrap(VarianceType(rawValue: variance))
+                    config.predictionType = try XCTUnwrap(PredictionType(rawValue: prediction))
                     let scheduler = try DDPMScheduler(config: config)
                     let timesteps = try scheduler.timesteps(steps: 50)
                     XCTAssertEqual(timesteps[10], 780)
@@ -47,12 +48,12 @@ final class SchedulerStepTests: XCTestCase {
             ("eta0", { _ in }, 780, 0, false),
             ("eta07", { _ in }, 780, 0.7, false),
             ("clipped_output", { _ in }, 780, 0.5, true),
-            ("sample_pred", { $0.predictionType = "sample" }, 500, 0, false),
-            ("v_pred", { $0.predictionType = "v_prediction"; $0.clipSample = false }, 500, 0.3, false),
+            ("sample_pred", { $0.predictionType = .sample }, 500, 0, false),
+            ("v_pred", { $0.predictionType = .velocity; $0.clipSample = false }, 500, 0.3, false),
             ("last_no_alpha_one", { $0.setAlphaToOne = false }, 0, 0, false),
             ("scaled_linear_trailing", {
                 $0.betaSchedule = .scaledLinear; $0.betaStart = 0.00085; $0.betaEnd = 0.012
-                $0.timestepSpacing = "trailing"; $0.clipSample = false
+                $0.timestepSpacing = .trailing; $0.clipSample = false
             }, 999, 0, false),
         ]
         try DevicesUnderTest.each { device in
@@ -84,7 +85,7 @@ final class SchedulerStepTests: XCTestCase {
             let output = try f.tensor("step.output") * 3
             for prediction in ["epsilon", "sample", "v_prediction"] {
                 var config = SchedulerConfig()
-                config.predictionType = prediction
+                config.predictionType = try XCTUnwrap(PredictionType(rawValue: prediction))
                 thresholding(&config)
                 let scheduler = try DDPMScheduler(config: config)
                 let out = try scheduler.step(modelOutput: output, timestep: 780, previousTimestep: 760,
@@ -100,7 +101,7 @@ final class SchedulerStepTests: XCTestCase {
                                                          ("threshold_v", "v_prediction", 500, 0, false)] {
                 var config = SchedulerConfig()
                 config.className = "DDIMScheduler"
-                config.predictionType = prediction
+                config.predictionType = try XCTUnwrap(PredictionType(rawValue: prediction))
                 thresholding(&config)
                 let out = try DDIMScheduler(config: config).step(
                     modelOutput: f.tensor("step.output"), timestep: t, steps: 50, sample: f.tensor("step.sample"),
@@ -125,7 +126,7 @@ final class SchedulerStepTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("sample_max_value"))
         }
         config = SchedulerConfig()
-        config.varianceType = "learned"
+        config.varianceType = .learned
         XCTAssertThrowsError(try DDPMScheduler(config: config).stepGeometry(timestep: 10, previousTimestep: 9)) {
             XCTAssertTrue("\($0)".contains("learned"))
         }

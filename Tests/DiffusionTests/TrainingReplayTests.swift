@@ -5,10 +5,12 @@
 // final weights within 1e-3, on the CPU and on OpenCL. A drift here is a real difference in an op,
 // the optimizer or the data path, which a single-step fixture can miss.
 import DataIO
-import Diffusion
+import DiffusionModels
+import DiffusionPipelines
 import Foundation
 import NN
 import Tensor
+import TestSupport
 import XCTest
 
 final class TrainingReplayTests: XCTestCase {

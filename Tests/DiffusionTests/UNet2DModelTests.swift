@@ -1,10 +1,14 @@
 // UNet2DModel against diffusers: the seed config's size, and a small random model (every supported
 // block type) whose output and all gradients come from Tools/reference/unet2d.py.
+import CPUBackend
 import DataIO
-import Diffusion
+import DiffuseCore
+import DiffusionModels
+import DiffusionPipelines
 import Foundation
 import NN
 import Tensor
+import TestSupport
 import XCTest
 
 final class UNet2DModelTests: XCTestCase {
@@ -57,25 +61,25 @@ final class UNet2DModelTests: XCTestCase {
         let config = try checkAgainstDiffusers("unet2d_small")
         // Keys this old-style config lacks took diffusers' defaults.
         XCTAssertEqual(config.midBlockScaleFactor, 1.25)
-        XCTAssertEqual(config.downsampleType, "conv")
-        XCTAssertEqual(config.resnetTimeScaleShift, "default")
+        XCTAssertEqual(config.downsampleType, .conv)
+        XCTAssertEqual(config.resnetTimeScaleShift, .default)
         XCTAssertTrue(config.addAttention)
     }
 
     func testResnetResamplingBlocksMatchDiffusers() throws {
         let config = try checkAgainstDiffusers("unet2d_resnet")
-        XCTAssertEqual(config.downBlockTypes.first, "ResnetDownsampleBlock2D")
+        XCTAssertEqual(config.downBlockTypes.first, .resnetDownsampleBlock2D)
         XCTAssertTrue(config.centerInputSample)
     }
 
     func testClassConditioningMatchesDiffusers() throws {
         XCTAssertEqual(try checkAgainstDiffusers("unet2d_class").numClassEmbeds, 5)
-        XCTAssertEqual(try checkAgainstDiffusers("unet2d_class_timestep").classEmbedType, "timestep")
+        XCTAssertEqual(try checkAgainstDiffusers("unet2d_class_timestep").classEmbedType, .timestep)
         var config = UNet2DConfig.tutorial
         config.numClassEmbeds = 3
         let model = try UNet2DModel(config: config, generator: RandomGenerator(seed: 0), device: CPUDevice.shared)
         let x = try Tensor.zeros([1, 1, 28, 28], on: CPUDevice.shared)
-        XCTAssertThrowsError(try model(x, timesteps: [1])) { XCTAssertTrue("\($0)".contains("--class-labels")) }
+        XCTAssertThrowsError(try model(x, timesteps: [1])) { XCTAssertTrue("\($0)".contains("class_labels")) }
         XCTAssertThrowsError(try model(x, timesteps: [1], classLabels: [3])) { XCTAssertTrue("\($0)".contains("outside")) }
     }
 
@@ -84,19 +88,25 @@ final class UNet2DModelTests: XCTestCase {
     }
 
     func testFourierTimeEmbeddingMatchesDiffusers() throws {
-        XCTAssertEqual(try checkAgainstDiffusers("unet2d_fourier").timeEmbeddingType, "fourier")
+        XCTAssertEqual(try checkAgainstDiffusers("unet2d_fourier").timeEmbeddingType, .fourier)
     }
 
+    /// Kinds this version cannot build are refused when config.json is read, naming the key, the
+    /// value and what is read instead.
     func testUnsupportedConfigurationsNameTheKey() throws {
-        var config = seedConfig()
-        config.downBlockTypes[0] = "CrossAttnDownBlock2D"
-        XCTAssertThrowsError(try UNet2DModel(config: config, generator: RandomGenerator(seed: 0), device: CPUDevice.shared)) {
-            XCTAssertTrue("\($0)".contains("CrossAttnDownBlock2D"))
-        }
-        config = seedConfig()
-        config.timeEmbeddingType = "learned"
-        XCTAssertThrowsError(try UNet2DModel(config: config, generator: RandomGenerator(seed: 0), device: CPUDevice.shared)) {
-            XCTAssertTrue("\($0)".contains("learned"))
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("unet-config-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        for (key, value, expected) in [("down_block_types", "[\"DownBlock2D\", \"CrossAttnDownBlock2D\"]", "AttnDownBlock2D"),
+                                       ("time_embedding_type", "\"learned\"", "positional, fourier"),
+                                       ("act_fn", "\"gelu\"", "silu, swish"),
+                                       ("resnet_time_scale_shift", "\"ada_group\"", "default, scale_shift")] {
+            let url = folder.appendingPathComponent("\(key).json")
+            try Data("{\"\(key)\": \(value)}".utf8).write(to: url)
+            XCTAssertThrowsError(try JSONFile.read(UNet2DConfig.self, from: url)) {
+                let message = "\($0)"
+                XCTAssertTrue(message.contains(key) && message.contains(expected) && !message.contains("\n"), message)
+            }
         }
     }
 }

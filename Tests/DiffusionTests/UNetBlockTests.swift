@@ -1,9 +1,12 @@
 // UNet building blocks against diffusers (Tests/Fixtures/unet_blocks.safetensors,
 // Tools/reference/unet_blocks.py): timestep embeddings, TimestepEmbedding, ResnetBlock2D.
+import CPUBackend
 import DataIO
-import Diffusion
+import DiffusionModels
+import DiffusionPipelines
 import NN
 import Tensor
+import TestSupport
 import XCTest
 
 final class UNetBlockTests: XCTestCase {

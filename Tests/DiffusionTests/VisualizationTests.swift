@@ -1,5 +1,8 @@
 // pred_original_sample (what `diffuse visualize` draws) inverts add_noise for each prediction type.
-import Diffusion
+import CPUBackend
+import DiffuseCore
+import DiffusionModels
+import DiffusionPipelines
 import Tensor
 import XCTest
 
@@ -13,7 +16,7 @@ final class VisualizationTests: XCTestCase {
         XCTAssertEqual(timesteps, [0, 250, 500, 749, 999])
         for type in ["epsilon", "sample", "v_prediction"] {
             var config = SchedulerConfig()
-            config.predictionType = type
+            config.predictionType = try XCTUnwrap(PredictionType(rawValue: type))
             config.betaSchedule = .linear
             let scheduler = try DDPMScheduler(config: config)
             let noisy = try scheduler.addNoise(x0, noise: noise, timesteps: timesteps)
@@ -34,8 +37,10 @@ final class VisualizationTests: XCTestCase {
                 XCTAssertEqual(estimate[i], expected[i], accuracy: bound, "\(type) element \(i)")
             }
         }
-        var bad = SchedulerConfig()
-        bad.predictionType = "noise"
-        XCTAssertThrowsError(try DDPMScheduler(config: bad).predictedOriginal(x0, sample: x0, timesteps: timesteps))
+        // A prediction type no step implements is refused when scheduler_config.json is read.
+        XCTAssertThrowsError(try JSONFile.decode(SchedulerConfig.self, from: Data(#"{"prediction_type": "noise"}"#.utf8),
+                                                 source: "scheduler_config.json")) {
+            XCTAssertTrue("\($0)".contains("prediction_type: 'noise' is not supported; this version reads epsilon, sample, v_prediction"), "\($0)")
+        }
     }
 }

@@ -1,3 +1,4 @@
+import DiffuseCore
 import Foundation
 import Hub
 import Tensor

@@ -1,4 +1,5 @@
 // The Hub cache never writes outside itself, whatever the names it is handed or the links it finds.
+import DiffuseCore
 @testable import Hub
 import Foundation
 import Tensor

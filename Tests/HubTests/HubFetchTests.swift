@@ -1,7 +1,9 @@
 // The Hub client against the loopback Hub look-alike: layout of the cache it writes, the cache
 // alone once the server is gone, offline mode, interrupted transfers and the Hub's error answers.
+import DiffuseCore
 import Foundation
 import Hub
+import HubTestServer
 import Tensor
 import XCTest
 

@@ -1,4 +1,5 @@
 // Layers: shapes, PyTorch's initialisation bounds, state-dict names and loading checks.
+import CPUBackend
 import NN
 import Tensor
 import XCTest

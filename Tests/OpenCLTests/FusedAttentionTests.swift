@@ -3,12 +3,13 @@
 // route above it, and lengths around the 64-row tiles.
 @testable import OpenCLBackend
 import Tensor
+import TestSupport
 import XCTest
 
 final class FusedAttentionTests: XCTestCase {
     /// Both kernel families run here, whichever the device would pick.
     func testFusedKernelsMatchTheCPUOverOddShapes() throws {
-        let gpu = try TestDevices.opencl()
+        let gpu = try DevicesUnderTest.opencl()
         let chosen = gpu.attentionKernels
         defer { gpu.attentionKernels = chosen }
         for style in [OpenCLDevice.AttentionKernels.localTiles, .lanes] {
@@ -40,7 +41,7 @@ final class FusedAttentionTests: XCTestCase {
 
     /// Large logits: the online softmax must rescale, never overflow (scores up to ~400).
     func testLargeScoresStayFinite() throws {
-        let gpu = try TestDevices.opencl()
+        let gpu = try DevicesUnderTest.opencl()
         let chosen = gpu.attentionKernels
         defer { gpu.attentionKernels = chosen }
         for style in [OpenCLDevice.AttentionKernels.localTiles, .lanes] {
@@ -61,7 +62,7 @@ final class FusedAttentionTests: XCTestCase {
     /// Structural: head dims up to 64 keep one float per query row (no probabilities) and take 1
     /// launch forward, 2 backward; larger heads keep the probabilities.
     func testFusedRouteSavesOneValuePerQueryAndLaunchesOnceForward() throws {
-        let gpu = try TestDevices.opencl()
+        let gpu = try DevicesUnderTest.opencl()
         let g = AttentionGeometry(batch: 4, queryLength: 49, keyLength: 49, headDim: 8, scale: 0.3, channelMajor: true)
         XCTAssertEqual(gpu.attentionSavedCount(g), 4 * 49)
         var big = g

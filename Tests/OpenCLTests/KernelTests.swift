@@ -1,7 +1,9 @@
 // Every OpenCL kernel family against the CPU backend over odd shapes (1, 3, 7, 28, 33), batch 1,
 // forward and backward. Tolerances: 1e-5 for exact-order ops, 1e-4 where sums are reordered.
+import CPUBackend
 import OpenCLBackend
 import Tensor
+import TestSupport
 import XCTest
 
 final class KernelTests: XCTestCase {
@@ -87,7 +89,7 @@ final class KernelTests: XCTestCase {
         }
         // One large group (24,000 values): statistics and output as two launches; small groups
         // take one (group_norm_forward).
-        let gpu = try TestDevices.opencl()
+        let gpu = try DevicesUnderTest.opencl()
         gpu.ledger.reset()
         try compareBackends("group norm + silu, one large group", [
             (try testValues(2 * 120 * 100, seed: 98, low: -2, high: 3), [1, 2, 120, 100]),
@@ -121,7 +123,7 @@ final class KernelTests: XCTestCase {
     }
 
     func testRandomNumbersMatchTheCPUStream() throws {
-        let gpu = try TestDevices.opencl()
+        let gpu = try DevicesUnderTest.opencl()
         for count in [1, 3, 7, 33, 1001] {
             let cpuUniform = try Tensor.uniform([count], generator: RandomGenerator(seed: 5, offset: 9), on: CPUDevice.shared)
             let gpuUniform = try Tensor.uniform([count], generator: RandomGenerator(seed: 5, offset: 9), on: gpu)
@@ -131,12 +133,12 @@ final class KernelTests: XCTestCase {
             XCTAssertEqual(try gpuMask.toArray(), try cpuMask.toArray(), "dropout mask \(count)")
             let cpuNormal = try Tensor.normal([count], generator: RandomGenerator(seed: 6), on: CPUDevice.shared)
             let gpuNormal = try Tensor.normal([count], generator: RandomGenerator(seed: 6), on: gpu)
-            XCTAssertLessThan(maxRelativeError(try gpuNormal.toArray(), try cpuNormal.toArray()), 1e-5, "normal \(count)")
+            XCTAssertLessThan(relativeError(try gpuNormal.toArray(), try cpuNormal.toArray(), floor: 1e-6), 1e-5, "normal \(count)")
         }
     }
 
     func testSchedulerStepMatchesTheCPU() throws {
-        let gpu = try TestDevices.opencl()
+        let gpu = try DevicesUnderTest.opencl()
         let geometries = [
             SchedulerStepGeometry(count: 0, prediction: .epsilon, sqrtAlphaProduct: 0.3, sqrtBetaProduct: 0.95,
                                   clipRange: 1, recomputeEpsilon: false, x0Coefficient: 0.2, sampleCoefficient: 0.9,
@@ -158,12 +160,12 @@ final class KernelTests: XCTestCase {
                                                     noise: g.noiseCoefficient == 0 ? nil : noise, g)
                 results.append(try step.previous.toArray() + step.original.toArray())
             }
-            XCTAssertLessThan(maxRelativeError(results[1], results[0]), 1e-6, "scheduler step \(n)")
+            XCTAssertLessThan(relativeError(results[1], results[0], floor: 1e-6), 1e-6, "scheduler step \(n)")
         }
     }
 
     func testAdamUpdateMatchesTheCPU() throws {
-        let gpu = try TestDevices.opencl()
+        let gpu = try DevicesUnderTest.opencl()
         var finals: [[Float]] = []
         for device in [CPUDevice.shared as Device, gpu] {
             let p = try Tensor(try testValues(33, seed: 22), shape: [33], on: device)
@@ -175,13 +177,13 @@ final class KernelTests: XCTestCase {
             }
             finals.append(try p.toArray())
         }
-        XCTAssertLessThan(maxRelativeError(finals[1], finals[0]), 1e-6)
+        XCTAssertLessThan(relativeError(finals[1], finals[0], floor: 1e-6), 1e-6)
     }
 
     func testAdamOverManyTensorsInMultiTensorLaunchesMatchesTheCPU() throws {
         // 27 tensors of odd sizes (one without a gradient): two adam_update24 launches, the second
         // with unused slots, must move every tensor as the CPU does and leave the gradless one alone.
-        let gpu = try TestDevices.opencl()
+        let gpu = try DevicesUnderTest.opencl()
         let sizes = [1, 3, 7, 33, 1, 64, 5, 9, 2, 17, 3, 8, 1, 130, 4, 6, 11, 2, 3, 65, 1, 7, 9, 33, 2, 5, 3]
         var finals: [[[Float]]] = []
         for device in [CPUDevice.shared as Device, gpu] {
@@ -204,7 +206,7 @@ final class KernelTests: XCTestCase {
             finals.append(try parameters.map { try $0.toArray() })
         }
         for (i, (cpu, opencl)) in zip(finals[0], finals[1]).enumerated() {
-            XCTAssertLessThan(maxRelativeError(opencl, cpu), 1e-6, "tensor \(i) of \(sizes[i])")
+            XCTAssertLessThan(relativeError(opencl, cpu, floor: 1e-6), 1e-6, "tensor \(i) of \(sizes[i])")
         }
         XCTAssertEqual(finals[1][4], try testValues(1, seed: 44), "a tensor without a gradient moved")
     }

@@ -2,15 +2,17 @@
 // (issue 9, item 5): no launch is both narrow (under 16,384 work-items) and long (over 1,024
 // iterations per work-item), and a step creates no buffer, builds no program and waits on the
 // host only for the one read that ends it. Counts, not times: they hold on PoCL as on a GPU.
-import Diffusion
+import DiffusionModels
+import DiffusionPipelines
 @testable import OpenCLBackend
 import Tensor
+import TestSupport
 import XCTest
 
 final class LaunchShapeTests: XCTestCase {
     /// Runs one warm-up step, then one counted step, and returns the ledger of the counted one.
     func ledger(of name: String, batch: Int) throws -> LaunchLedger {
-        let device = try TestDevices.opencl()
+        let device = try DevicesUnderTest.opencl()
         let workload = try Benchmark.workload(name, device: device, batchSize: batch)
         let train = name.hasSuffix("_train")
         func step() throws { _ = try (train ? workload.step() : GradMode.withoutGradients(workload.step)).toArray() }
@@ -43,7 +45,7 @@ final class LaunchShapeTests: XCTestCase {
     func testTheLedgerFlagsANarrowAndLongLaunch() throws {
         // The check must be able to fail: a softmax over two rows of 2,000 runs two work-items
         // three passes long each, the shape the ledger exists to catch.
-        let device = try TestDevices.opencl()
+        let device = try DevicesUnderTest.opencl()
         let x = try Tensor.uniform([2, 2000], generator: RandomGenerator(seed: 1), on: device)
         device.ledger.reset()
         _ = try GradMode.withoutGradients { try x.softmax() }.toArray()
@@ -52,7 +54,7 @@ final class LaunchShapeTests: XCTestCase {
 
     func testASmallLongProductIsSplitAlongK() throws {
         // A 1 x 2,048 by 2,048 x 1 product: one output, K = 2,048, now two K slices and a sum.
-        let device = try TestDevices.opencl()
+        let device = try DevicesUnderTest.opencl()
         let a = try Tensor.uniform([1, 2048], generator: RandomGenerator(seed: 1), on: device)
         let b = try Tensor.uniform([2048, 1], generator: RandomGenerator(seed: 2), on: device)
         device.ledger.reset()

@@ -1,12 +1,14 @@
 // A kernel that does not compile is a device error that carries the compiler's log, so the
 // user (or a driver bug report) sees which line failed; nothing is cached for it.
+import DiffuseCore
 @testable import OpenCLBackend
 import Tensor
+import TestSupport
 import XCTest
 
 final class ProgramBuildTests: XCTestCase {
     func testBuildFailureShowsTheCompilerLog() throws {
-        let device = try TestDevices.opencl()
+        let device = try DevicesUnderTest.opencl()
         let broken = "kernel void broken(global float* x) { x[0] = not_declared_anywhere; }\n"
         XCTAssertThrowsError(try ProgramBuilder.build(context: device.context, info: device.info, source: broken)) { error in
             guard case DiffuseError.device(let message) = error else { return XCTFail("\(error)") }

@@ -3,16 +3,19 @@
 // (beta 0 over NaN, which must never be read), strided and shared batch entries, a row bias, and
 // a whole UNet2DModel. PoCL runs the kernel as a GPU would (work-groups, local memory, barriers),
 // so it is checked here without one; only GPUs choose it on their own.
-import Diffusion
+import CPUBackend
+import DiffusionModels
+import DiffusionPipelines
 import NN
 @testable import OpenCLBackend
 import Tensor
+import TestSupport
 import XCTest
 
 final class TiledGemmTests: XCTestCase {
     /// Runs `body` with gemm_tiled forced on the shared test device, then restores the choice.
     func withTiledGemm<T>(_ body: (OpenCLDevice) throws -> T) throws -> T {
-        let device = try TestDevices.opencl()
+        let device = try DevicesUnderTest.opencl()
         XCTAssertTrue(device.tiledGemmFits, "gemm_tiled cannot run on \(device.info.name)")
         let saved = device.gemmKernel
         device.gemmKernel = .tiled
@@ -34,21 +37,6 @@ final class TiledGemmTests: XCTestCase {
         return result
     }
 
-    /// Largest error relative to the largest CPU magnitude; NaN must match NaN (untouched gaps).
-    func assertClose(_ gpu: [Float], _ cpu: [Float], _ name: String, tolerance: Float = 1e-4,
-                     file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(gpu.count, cpu.count, name, file: file, line: line)
-        let scale = max(cpu.lazy.filter { !$0.isNaN }.map { abs($0) }.max() ?? 0, 1e-6)
-        var worst: Float = 0
-        for i in cpu.indices {
-            if cpu[i].isNaN || gpu[i].isNaN {
-                if cpu[i].isNaN != gpu[i].isNaN { worst = .infinity }
-            } else {
-                worst = max(worst, abs(gpu[i] - cpu[i]) / scale)
-            }
-        }
-        XCTAssertLessThan(worst, tolerance, name, file: file, line: line)
-    }
 
     /// One geometry on both backends; C starts as NaN when beta is 0, else as random values.
     func check(_ device: OpenCLDevice, _ g: GemmGeometry, seed: UInt64, file: StaticString = #filePath,
@@ -63,7 +51,7 @@ final class TiledGemmTests: XCTestCase {
             + "strides \(g.strideA),\(g.strideB),\(g.strideOut) alpha \(g.alpha) beta \(g.beta)"
         let expected = try gemm(on: CPUDevice.shared, g, a: a, b: b, c: c)
         let actual = try gemm(on: device, g, a: a, b: b, c: c)
-        assertClose(actual, expected, name, file: file, line: line)
+        assertClose(actual, expected, tolerance: 1e-4, floor: 1e-6, nanMatches: true, name, file: file, line: line)
     }
 
     func testOddShapesEveryTransposeBatchAlphaBeta() throws {
@@ -117,7 +105,7 @@ final class TiledGemmTests: XCTestCase {
         // strides that are neither row- nor column-major (both loads take the general path), and
         // K = 1,100 (69 K tiles; split along K for the vector kernel, whose sum adds the bias), on
         // both kernels.
-        let device = try TestDevices.opencl()
+        let device = try DevicesUnderTest.opencl()
         let saved = device.gemmKernel
         defer { device.gemmKernel = saved }
         for kernel in [GemmKernelChoice.tiled, .vector] {
@@ -150,7 +138,7 @@ final class TiledGemmTests: XCTestCase {
                     }
                     try device.enqueueGemm(device.memory(tensors[0].buffer), device.memory(tensors[1].buffer),
                                            device.memory(tensors[3].buffer), s)
-                    assertClose(try tensors[3].toArray(), expected,
+                    assertClose(try tensors[3].toArray(), expected, tolerance: 1e-4, floor: 1e-6, nanMatches: true,
                                 "\(kernel) \(m)x\(n)x\(k) strides \(rsA),\(csA),\(rsB),\(csB) beta \(beta) column bias \(perColumn)")
                 }
             }
@@ -188,7 +176,7 @@ final class TiledGemmTests: XCTestCase {
                 try Tensor.mseLoss(out, Tensor.zeros(out.shape, on: d)).backward()
                 results.append(try out.toArray() + model.parameters.flatMap { try $0.grad!.toArray() })
             }
-            XCTAssertLessThan(maxRelativeError(results[1], results[0]), 1e-4)
+            XCTAssertLessThan(relativeError(results[1], results[0], floor: 1e-6), 1e-4)
             XCTAssertNil(device.ledger.rows["gemm"])
             XCTAssertGreaterThan(device.ledger.rows["gemm_tiled"]?.launches ?? 0, 0)
         }
@@ -200,7 +188,7 @@ final class TiledGemmTests: XCTestCase {
         XCTAssertEqual(try GemmKernelChoice(environment: "Tiled"), .tiled)
         XCTAssertEqual(try GemmKernelChoice(environment: "vector"), .vector)
         XCTAssertThrowsError(try GemmKernelChoice(environment: "tiles"))
-        let device = try TestDevices.opencl()
+        let device = try DevicesUnderTest.opencl()
         let saved = device.gemmKernel
         defer { device.gemmKernel = saved }
         device.gemmKernel = .automatic

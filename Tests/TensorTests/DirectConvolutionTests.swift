@@ -1,7 +1,9 @@
 // The direct convolution (<= 4 output channels) and its gradients through the AVX2 kernels
 // against the portable Swift loops, over widths below, at and above its 32-lane blocks, with and
 // without padding.
+@testable import CPUBackend
 @testable import Tensor
+import TestSupport
 import XCTest
 
 final class DirectConvolutionTests: XCTestCase {
@@ -28,11 +30,11 @@ final class DirectConvolutionTests: XCTestCase {
                 try y.backward(gradient: Tensor(randomValues(y.count, seed: 14), shape: y.shape, on: cpu))
                 gradients.append(try [x, w, b].map { try XCTUnwrap($0.grad).toArray() })
             }
-            assertClose(outputs[0], outputs[1], relative: 1e-5, "direct conv case \(n)")
+            assertElementsClose(outputs[0], outputs[1], relative: 1e-5, "direct conv case \(n)")
             for (i, name) in ["input", "weight", "bias"].enumerated() {
                 // Sums over many products in another order: relative to the gradient's scale.
                 let scale = gradients[1][i].map { abs($0) }.max() ?? 1
-                assertClose(gradients[0][i], gradients[1][i], relative: 1e-5, absolute: 1e-5 * scale,
+                assertElementsClose(gradients[0][i], gradients[1][i], relative: 1e-5, absolute: 1e-5 * scale,
                             "direct conv \(name) gradient case \(n)")
             }
         }

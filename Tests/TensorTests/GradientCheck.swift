@@ -1,5 +1,7 @@
 // Finite-difference checking of autograd: analytic gradients of sum(f(x) * w) against central differences.
+import CPUBackend
 import Tensor
+import TestSupport
 import XCTest
 
 let cpu = CPUDevice.shared
@@ -14,24 +16,6 @@ func randomValues(_ count: Int, seed: UInt64, low: Float = -1, high: Float = 1) 
 func spacedValues(_ count: Int, seed: UInt64, spacing: Float = 0.05) -> [Float] {
     let order = RandomGenerator(seed: seed).permutation(count)
     return order.map { Float($0) * spacing - Float(count) * spacing / 2 }
-}
-
-func assertClose(_ actual: [Float], _ expected: [Float], relative: Float, absolute: Float = 1e-6,
-                 _ message: String = "", file: StaticString = #filePath, line: UInt = #line) {
-    XCTAssertEqual(actual.count, expected.count, "count " + message, file: file, line: line)
-    var worst: Float = 0
-    var worstIndex = 0
-    for i in 0..<min(actual.count, expected.count) {
-        let excess = abs(actual[i] - expected[i]) - (absolute + relative * abs(expected[i]))
-        if excess > worst || actual[i].isNaN {
-            worst = actual[i].isNaN ? .infinity : excess
-            worstIndex = i
-        }
-    }
-    if worst > 0 {
-        XCTFail("\(message): element \(worstIndex) is \(actual[worstIndex]), expected \(expected[worstIndex])",
-                file: file, line: line)
-    }
 }
 
 /// Checks d sum(f(inputs) * w) / d input against central differences for every input.
@@ -67,7 +51,7 @@ func checkGradients(_ inputs: [(values: [Float], shape: [Int])], epsilon: Float 
             values[index][i] = original
             numeric[i] = Float((up - down) / Double(2 * epsilon))
         }
-        assertClose(try analytic.toArray(), numeric, relative: tolerance, absolute: tolerance,
+        assertElementsClose(try analytic.toArray(), numeric, relative: tolerance, absolute: tolerance,
                     "\(name) input \(index)", file: file, line: line)
     }
 }

@@ -1,6 +1,6 @@
 // libFuzzer harness: model_index.json as a pipeline folder or Hub repository declares it
 // (component names become paths, so they are checked here first).
-import Diffusion
+import DiffusionPipelines
 import Foundation
 
 @_cdecl("LLVMFuzzerTestOneInput")

@@ -1,6 +1,6 @@
 // libFuzzer harness: scheduler_config.json through validation and on to the schedules and
 // timesteps built from it (betas, alphas, spacings).
-import Diffusion
+import DiffusionModels
 import Foundation
 
 @_cdecl("LLVMFuzzerTestOneInput")

@@ -1,6 +1,7 @@
 // libFuzzer harness: unet/config.json through validation and, for configs small enough to build
 // quickly (the fuzzer runs thousands a second), model construction on the CPU.
-import Diffusion
+import CPUBackend
+import DiffusionModels
 import Foundation
 import Tensor
 

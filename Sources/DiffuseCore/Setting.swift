@@ -1,0 +1,42 @@
+// The settings a user chooses, as library messages mention them. A library error says
+// "\(Setting.batchSize) must be positive"; `DiffuseError.description` words that with the setting's
+// config key ("batch_size must be positive"), and the CLI with its flag ("--batch-size must be
+// positive"), so no library message names a command-line flag.
+public enum Setting: String, CaseIterable, Sendable, CustomStringConvertible {
+    case model, config, dataset, epochs, seed, device, output, overwrite, resume, eta, scheduler
+    case maxSteps = "max_steps"
+    case batchSize = "batch_size"
+    case learningRate = "learning_rate"
+    case logEvery = "log_every"
+    case checkpointEvery = "checkpoint_every"
+    case checkpointsTotalLimit = "checkpoints_total_limit"
+    case initFrom = "init_from"
+    case steps = "num_inference_steps"
+    case classLabels = "class_labels"
+    case initialNoise = "init_noise"
+    case betaSchedule = "beta_schedule"
+    case predictionType = "prediction_type"
+
+    /// The token a message carries in place of the setting's name.
+    public var description: String { Self.open + rawValue + Self.close }
+
+    static let open = "{{"
+    static let close = "}}"
+
+    /// `message` with settings named by their config keys, for text shown outside a DiffuseError.
+    public static func plain(_ message: String) -> String { word(message) { $0.rawValue } }
+
+    /// `message` with each setting token replaced by `name(setting)`.
+    public static func word(_ message: String, _ name: (Setting) -> String) -> String {
+        guard message.contains(open) else { return message }
+        var out = ""
+        var rest = Substring(message)
+        while let start = rest.range(of: open), let end = rest[start.upperBound...].range(of: close) {
+            out += rest[..<start.lowerBound]
+            let key = String(rest[start.upperBound..<end.lowerBound])
+            out += Setting(rawValue: key).map(name) ?? key
+            rest = rest[end.upperBound...]
+        }
+        return out + rest
+    }
+}

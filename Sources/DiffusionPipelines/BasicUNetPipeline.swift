@@ -1,0 +1,69 @@
+// The tutorial's first model as a pipeline: BasicUNet with its x0-mixing sampler
+// (model_index.json `_class_name` "BasicUNetPipeline"), trained by `diffuse train --model basic-unet`.
+import DataIO
+import DiffuseCore
+import DiffusionModels
+import Foundation
+import NN
+import Tensor
+
+public final class BasicUNetPipeline: TrainablePipeline {
+    public static let classNames: Set<String> = [BasicUNetFolder.pipelineClass]
+    public static let trainingName = "basic-unet"
+    /// The tutorial's: 3 epochs of Adam at 1e-3.
+    public static let trainingDefaults = TrainingDefaults(epochs: 3, learningRate: 1e-3, optimizer: .adam)
+    public static let usesNoiseSchedule = false
+
+    public let model: BasicUNet
+    public let sampler: X0MixingSamplerConfig
+    public let device: Device
+
+    init(model: BasicUNet, sampler: X0MixingSamplerConfig, device: Device) {
+        self.model = model
+        self.sampler = sampler
+        self.device = device
+    }
+
+    public static func load(_ folder: URL, device: Device) throws -> BasicUNetPipeline {
+        let loaded = try BasicUNetFolder.load(folder, device: device)
+        return BasicUNetPipeline(model: loaded.model, sampler: loaded.sampler, device: device)
+    }
+
+    public var imageChannels: Int { model.config.inChannels }
+    public var imageSize: Int? { model.config.sampleSize }
+
+    /// Uniform noise moved 1/(n-i) of the way to the prediction at step i; images are the sample clamped to [0, 1].
+    public func sample(_ request: SampleRequest) throws -> SampleOutput {
+        let refused = [(SampleChoice.sampler, request.sampler != nil), (.eta, request.eta != 0),
+                       (.classLabels, request.classLabels != nil)].filter(\.1).map(\.0)
+        if !refused.isEmpty { throw PipelineRequestError.notApplicable(refused, pipeline: BasicUNetFolder.pipelineClass) }
+        let config = model.config
+        let noise = try request.initialNoise(channels: config.inChannels, size: config.sampleSize, device: device,
+                                             uniform: true)
+        let result = try X0MixingSampler(steps: request.steps ?? sampler.numInferenceSteps)
+            .sample(model: { try self.model($0) }, initialNoise: noise, recordTrajectory: request.recordTrajectory)
+        let figure = request.recordTrajectory ? try Figures.trajectory(
+            inputs: result.trajectory.inputs, predictions: result.trajectory.predictions, shape: noise.shape) : nil
+        return SampleOutput(sample: result.sample, images: try result.sample.clamped(0, 1), trajectory: figure)
+    }
+
+    public func visualize(clean: Tensor, labels: [Int], generator: RandomGenerator) throws -> Image8 {
+        try Figures.predictions(model: model, clean: clean, generator: generator)
+    }
+
+    public func save(to folder: URL) throws {
+        try BasicUNetFolder.save(model, sampler: sampler, to: folder)
+    }
+
+    public static func train(_ request: TrainingRequest) throws -> [URL] {
+        let config = try request.model.configURL.map { url -> BasicUNetConfig in
+            let config = try JSONFile.read(BasicUNetConfig.self, from: url)
+            try config.validate(source: url.path)
+            return config
+        }
+        let run = try BasicUNetRun(options: request.options, dataset: request.dataset, device: request.device,
+                                   folder: request.folder, config: config, start: request.start, checkpoint: request.plan)
+        try run.execute(progress: request.progress)
+        return ["loss.png", "samples.png", "corruption.png", "predictions.png"].map { request.folder.appendingPathComponent($0) }
+    }
+}

@@ -1,0 +1,48 @@
+// A whole BasicUNet training run: figures before and after, the training loop, the saved model.
+import DataIO
+import DiffuseCore
+import DiffusionModels
+import Foundation
+import NN
+import Tensor
+
+public final class BasicUNetRun {
+    public let trainer: BasicUNetTrainer
+    public let folder: URL
+    public let start: RunStart
+    public let checkpoint: CheckpointPlan
+
+    /// `config`: a pretrained model's (with `.initFrom`) or the resumed run's.
+    public init(options: TrainingOptions, dataset: MNISTDataset, device: Device, folder: URL,
+                config: BasicUNetConfig? = nil, start: RunStart = .fresh, checkpoint: CheckpointPlan) throws {
+        trainer = try BasicUNetTrainer(options: options, dataset: dataset, device: device, config: config)
+        self.folder = folder
+        self.start = start
+        self.checkpoint = checkpoint
+    }
+
+    func file(_ name: String) -> URL { folder.appendingPathComponent(name) }
+
+    public func execute(progress: ProgressLine) throws {
+        let device = trainer.device
+        // Figures use their own stream so they do not shift the training noise.
+        let figureNoise = RandomGenerator(seed: trainer.options.seed &+ 0x5EED)
+        let examples = try trainer.batcher.batch(Array(0..<min(8, trainer.batcher.dataset.count))[...], on: device)
+        try PNG.write(try Figures.corruption(clean: examples, generator: figureNoise), to: file("corruption.png"))
+        try trainer.options.write(into: folder)
+
+        let resume = try start.prepare(trainer, folder: folder)
+        try trainer.train(logURL: file("log.jsonl"), progress: progress, checkpoint: checkpoint, resume: resume)
+
+        // The last checkpoint (at the final step) already wrote the model folder.
+        let sampler = X0MixingSamplerConfig(numInferenceSteps: trainer.options.sampleSteps)
+        try PNG.write(Figures.lossCurve(trainer.log), to: file("loss.png"))
+        try PNG.write(try Figures.predictions(model: trainer.model, clean: examples, generator: figureNoise),
+                      to: file("predictions.png"))
+        let size = trainer.model.config.sampleSize
+        let noise = try Tensor.uniform([64, trainer.model.config.inChannels, size, size], generator: figureNoise, on: device)
+        let result = try X0MixingSampler(steps: sampler.numInferenceSteps)
+            .sample(model: { try self.trainer.model($0) }, initialNoise: noise)
+        try PNG.write(try Figures.grid(result.sample, columns: 8), to: file("samples.png"))
+    }
+}

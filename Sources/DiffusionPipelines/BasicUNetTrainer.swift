@@ -1,0 +1,67 @@
+// The tutorial's first recipe: BasicUNet learns to undo the uniform-noise corruption on
+// Fashion-MNIST (predict the clean image, MSE, Adam), writing a run folder with its figures.
+import DataIO
+import DiffuseCore
+import DiffusionModels
+import Foundation
+import NN
+import Tensor
+
+public final class BasicUNetTrainer: Trainer {
+    public let options: TrainingOptions
+    public let device: Device
+    public let batcher: ImageBatcher
+    public let model: BasicUNet
+    public let optimizer: Adam
+    public let generator: RandomGenerator
+    public var log: [TrainingLogEntry] = []
+    public var learningRate: Double { optimizer.learningRate }
+    public var module: Module { model }
+
+    public func saveModel(to folder: URL, metadata: [String: String]) throws {
+        try BasicUNetFolder.save(model, sampler: X0MixingSamplerConfig(numInferenceSteps: options.sampleSteps),
+                                 to: folder, metadata: metadata)
+    }
+
+    /// `config`: a pretrained model's (its image size and channels are kept, the images fitted to them).
+    public init(options: TrainingOptions, dataset: MNISTDataset, device: Device, config: BasicUNetConfig? = nil) throws {
+        try options.validate()
+        var modelConfig = config ?? BasicUNetConfig()
+        if config == nil { modelConfig.sampleSize = dataset.rows }
+        guard modelConfig.sampleSize % 4 == 0 else {
+            throw DiffuseError.input("BasicUNet needs square images with sides divisible by 4; the images are \(modelConfig.sampleSize)x\(modelConfig.sampleSize)")
+        }
+        guard dataset.rows == dataset.columns else {
+            throw DiffuseError.input("BasicUNet needs square images; the dataset has \(dataset.rows)x\(dataset.columns)")
+        }
+        self.options = options
+        self.device = device
+        self.batcher = try ImageBatcher(dataset: dataset, channels: modelConfig.inChannels, size: modelConfig.sampleSize)
+        generator = RandomGenerator(seed: options.seed)
+        model = try BasicUNet(config: modelConfig, generator: generator, device: device)
+        optimizer = try Adam(parameters: model.parameters, learningRate: options.learningRate, variant: options.optimizer)
+    }
+
+    /// The tutorial's step: uniform noise mixed in by a random amount per image, predict the clean image.
+    public func step(_ clean: Tensor, labels: [Int]) throws -> Tensor {
+        try step(clean, noise: nil, amount: nil)
+    }
+
+    /// One step; `noise` and `amount`, when given, replace the generator's draws (the replay of a
+    /// PyTorch run feeds PyTorch's, Tools/reference/training_replay.py).
+    public func step(_ clean: Tensor, noise given: Tensor?, amount givenAmount: Tensor?) throws -> Tensor {
+        let batch = clean.shape[0]
+        let amount = try givenAmount ?? Tensor.uniform([batch], generator: generator, on: device)
+        let noise = try given ?? Tensor.uniform(clean.shape, generator: generator, on: device)
+        guard noise.shape == clean.shape, amount.shape == [batch] else {
+            throw DiffuseError.shape("a replayed step needs noise shaped \(clean.shape) and \(batch) amounts")
+        }
+        let noisy = try Corruption.corrupt(clean, noise: noise, amount: amount)
+        let prediction = try model(noisy)
+        let loss = try Tensor.mseLoss(prediction, clean)
+        try loss.backward()
+        try optimizer.update()
+        optimizer.zeroGradients()
+        return loss
+    }
+}

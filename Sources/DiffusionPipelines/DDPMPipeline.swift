@@ -1,0 +1,86 @@
+// diffusers' DDPMPipeline and DDIMPipeline: a UNet2DModel and a DDPM/DDIM scheduler, sampled with
+// diffusers' loop, trained by the tutorial's DDPM recipe (`diffuse train --model unet2d`).
+import DataIO
+import DiffuseCore
+import DiffusionModels
+import Foundation
+import Tensor
+
+public final class DDPMPipeline: TrainablePipeline {
+    public static let classNames = DDPMPipelineFolder.pipelineClasses
+    public static let trainingName = "unet2d"
+    /// The tutorial's DDPM recipe: 30 epochs of AdamW at 4e-4.
+    public static let trainingDefaults = TrainingDefaults(epochs: 30, learningRate: 4e-4, optimizer: .adamw)
+    public static let usesNoiseSchedule = true
+
+    public let folder: DDPMPipelineFolder
+    public let device: Device
+
+    init(folder: DDPMPipelineFolder, device: Device) {
+        self.folder = folder
+        self.device = device
+    }
+
+    public static func load(_ folder: URL, device: Device) throws -> DDPMPipeline {
+        DDPMPipeline(folder: try DDPMPipelineFolder.load(folder, device: device), device: device)
+    }
+
+    public var imageChannels: Int { folder.unet.config.inChannels }
+    public var imageSize: Int? { folder.unet.config.sampleSize }
+
+    /// diffusers' loop from normal noise; images are (x / 2 + 0.5) clamped to [0, 1] as diffusers
+    /// outputs them. The variance noise comes from the seed's stream 2^40 values on, clear of the
+    /// initial noise.
+    public func sample(_ request: SampleRequest) throws -> SampleOutput {
+        let kind = request.sampler ?? folder.defaultSampler
+        guard request.eta >= 0, request.eta.isFinite else {
+            throw DiffuseError.usage("DDIM eta must be 0 or more, got \(request.eta)")
+        }
+        let config = folder.unet.config
+        let noise = try request.initialNoise(channels: config.inChannels, size: config.sampleSize ?? 32,
+                                             device: device, uniform: false)
+        let sampler = UNetSampler(kind: kind, steps: request.steps ?? (kind == .ddpm ? 1000 : 50), eta: request.eta,
+                                  config: folder.schedulerConfig)
+        let chunk = sampler.chunkSize(unet: folder.unet, initialNoise: noise)
+        if chunk < noise.shape[0] {
+            let device = noise.device
+            let perImage = SamplingMemory.bytesPerImage(config, device: device)
+            request.notice(String(
+                format: "sampling %d images in chunks of %d (about %.0f MB each image, a quarter of %@'s %.1f GiB)",
+                noise.shape[0], chunk, perImage / 1e6, device.name, Double(device.memoryBytes) / Double(1 << 30)))
+        }
+        let labels = request.classLabels.map { $0.count == 1 ? Array(repeating: $0[0], count: noise.shape[0]) : $0 }
+        let result = try sampler.sample(unet: folder.unet, initialNoise: noise,
+                                        generator: RandomGenerator(seed: request.seed, offset: 1 << 40), classLabels: labels,
+                                        recordTrajectory: request.recordTrajectory)
+        let figure = request.recordTrajectory ? try Figures.trajectory(
+            inputs: result.trajectory.inputs, predictions: result.trajectory.predictions, shape: noise.shape,
+            low: -1, high: 1) : nil
+        return SampleOutput(sample: result.sample, images: try result.sample.affine(scale: 0.5, shift: 0.5).clamped(0, 1),
+                            trajectory: figure)
+    }
+
+    public func visualize(clean: Tensor, labels: [Int], generator: RandomGenerator) throws -> Image8 {
+        try Visualization.ddpm(folder, clean: clean, labels: labels, generator: generator)
+    }
+
+    public func save(to folder: URL) throws {
+        try DDPMPipelineFolder.save(unet: self.folder.unet, schedulerConfig: self.folder.schedulerConfig, to: folder)
+    }
+
+    public static func train(_ request: TrainingRequest) throws -> [URL] {
+        var config = UNet2DConfig.tutorial
+        if let url = request.model.configURL {
+            config = try JSONFile.read(UNet2DConfig.self, from: url)
+            try config.validate(source: url.path)
+        }
+        let scheduler = try request.model.schedulerConfigURL.map {
+            try JSONFile.read(SchedulerConfig.self, from: $0)
+        }
+        let run = try DDPMRun(options: request.options, config: config, schedulerConfig: scheduler,
+                              dataset: request.dataset, device: request.device, folder: request.folder,
+                              start: request.start, checkpoint: request.plan)
+        try run.execute(progress: request.progress)
+        return ["loss.png", "samples.png"].map { request.folder.appendingPathComponent($0) }
+    }
+}

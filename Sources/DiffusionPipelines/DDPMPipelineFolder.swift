@@ -1,0 +1,151 @@
+// Loading a diffusers DDPM/DDIM pipeline folder (save_pretrained's layout) and sampling it with
+// diffusers' loop: set_timesteps, then per timestep the UNet's prediction and one scheduler step.
+import DataIO
+import DiffuseCore
+import DiffusionModels
+import Foundation
+import NN
+import Tensor
+
+public enum SamplerKind: String, Sendable, CaseIterable { case ddpm, ddim }
+
+public struct DDPMPipelineFolder {
+    public static let pipelineClasses: Set<String> = ["DDPMPipeline", "DDIMPipeline"]
+    /// The diffusers version whose save_pretrained layout and keys the folders follow.
+    public static let diffusersVersion = "0.42.1"
+
+    public let unet: UNet2DModel
+    public let schedulerConfig: SchedulerConfig
+    /// The scheduler the folder names (DDPMScheduler -> ddpm, DDIMScheduler -> ddim).
+    public let defaultSampler: SamplerKind
+
+    public static func load(_ folder: URL, device: Device) throws -> DDPMPipelineFolder {
+        let index = try PipelineFolder.readIndex(folder)
+        guard pipelineClasses.contains(index.className) else {
+            throw DiffuseError.input("\(folder.path) holds a \(index.className); expected one of \(pipelineClasses.sorted())")
+        }
+        let configURL = folder.appendingPathComponent("unet/config.json")
+        let config = try JSONFile.read(UNet2DConfig.self, from: configURL)
+        guard config.className == "UNet2DModel" else {
+            throw DiffuseError.input("\(configURL.path): _class_name \(config.className) is not supported; expected UNet2DModel")
+        }
+        try config.validate(source: configURL.path)
+        let unet = try UNet2DModel(config: config, generator: RandomGenerator(seed: 0), device: device)
+        let weights = folder.appendingPathComponent("unet/" + PipelineFolder.weightsName)
+        if !FileManager.default.fileExists(atPath: weights.path),
+           FileManager.default.fileExists(atPath: folder.appendingPathComponent("unet/diffusion_pytorch_model.bin").path) {
+            throw DiffuseError.input("\(folder.path) has only PyTorch pickle weights (.bin); Diffuse reads safetensors: re-save it with save_pretrained(safe_serialization=True)")
+        }
+        try PipelineFolder.readWeights(into: unet, from: weights)
+        let schedulerConfig = try JSONFile.read(
+            SchedulerConfig.self, from: folder.appendingPathComponent("scheduler/scheduler_config.json"))
+        let kind: SamplerKind
+        switch schedulerConfig.className {
+        case "DDPMScheduler": kind = .ddpm
+        case "DDIMScheduler": kind = .ddim
+        default:
+            throw DiffuseError.input("scheduler \(schedulerConfig.className) is not supported; use \(Setting.scheduler) ddpm or ddim")
+        }
+        return DDPMPipelineFolder(unet: unet, schedulerConfig: schedulerConfig, defaultSampler: kind)
+    }
+}
+
+extension DDPMPipelineFolder {
+    /// Writes the pipeline as diffusers' save_pretrained does, so DDPMPipeline.from_pretrained (or
+    /// DDIMPipeline's, for a DDIM scheduler) loads it: model_index.json, unet/config.json, the
+    /// weights as safetensors, scheduler/scheduler_config.json.
+    public static func save(unet: UNet2DModel, schedulerConfig: SchedulerConfig, to folder: URL,
+                            metadata: [String: String] = ["format": "pt"]) throws {
+        let ddim = schedulerConfig.className == "DDIMScheduler"
+        try PipelineFolder.writeIndex(ModelIndex(className: ddim ? "DDIMPipeline" : "DDPMPipeline", components: [
+            "scheduler": ["diffusers", ddim ? "DDIMScheduler" : "DDPMScheduler"], "unet": ["diffusers", "UNet2DModel"],
+        ], diffusersVersion: diffusersVersion), to: folder)
+        try JSONFile.write(unet.config, to: folder.appendingPathComponent("unet/config.json"))
+        try PipelineFolder.writeWeights(unet, to: folder.appendingPathComponent("unet/" + PipelineFolder.weightsName),
+                                        metadata: metadata)
+        try JSONFile.write(schedulerConfig, to: folder.appendingPathComponent("scheduler/scheduler_config.json"))
+    }
+}
+
+/// diffusers' DDPMPipeline / DDIMPipeline loop on the device.
+public struct UNetSampler {
+    public var kind: SamplerKind
+    public var steps: Int
+    public var eta: Float = 0
+    /// A DDPM folder sampled with DDIM converts its config as DDIMScheduler.from_config does:
+    /// shared keys are kept, DDIM's own take their defaults.
+    public var config: SchedulerConfig
+
+    public init(kind: SamplerKind, steps: Int, eta: Float, config: SchedulerConfig) {
+        self.kind = kind
+        self.steps = steps
+        self.eta = eta
+        self.config = config
+    }
+
+    /// Images per forward pass; nil sizes chunks from `SamplingMemory` (the whole batch when it fits).
+    public var maxChunk: Int?
+
+    /// The images `sample` runs through the model at once for this batch.
+    public func chunkSize(unet: UNet2DModel, initialNoise: Tensor) -> Int {
+        let batch = initialNoise.shape[0]
+        if let maxChunk { return max(1, min(maxChunk, batch)) }
+        return SamplingMemory.chunkSize(batch: batch, imageSize: initialNoise.count / max(batch, 1),
+                                        bytesPerImage: SamplingMemory.bytesPerImage(unet.config, device: initialNoise.device),
+                                        budget: SamplingMemory.budget(initialNoise.device))
+    }
+
+    /// The final sample before clamping; `generator` draws the variance noise (DDPM, DDIM with eta > 0).
+    /// A batch larger than the device holds runs chunk by chunk within each step; each chunk's noise
+    /// is its slice of the whole batch's draw, so chunking does not change the images.
+    public func sample(unet: UNet2DModel, initialNoise: Tensor, generator: RandomGenerator, classLabels: [Int]? = nil,
+                       recordTrajectory: Bool = false) throws -> (sample: Tensor, trajectory: SamplingTrajectory) {
+        let ddpm = try DDPMScheduler(config: config)
+        let ddim = try DDIMScheduler(config: config)
+        let timesteps = try ddpm.timesteps(steps: steps)
+        unet.train(false) // sampling: dropout off
+        let batch = initialNoise.shape[0]
+        let imageSize = initialNoise.count / max(batch, 1)
+        let chunk = chunkSize(unet: unet, initialNoise: initialNoise)
+        guard chunk == batch || (chunk * imageSize) % 4 == 0 else {
+            throw DiffuseError.usage("sampling chunks of \(chunk) images of \(imageSize) values would split a random block")
+        }
+        let starts = Array(stride(from: 0, to: batch, by: chunk))
+        var xs = try starts.count == 1 ? [initialNoise]
+            : starts.map { try initialNoise.slice(axis: 0, start: $0, length: min(chunk, batch - $0)) }
+        var trajectory = SamplingTrajectory()
+        try GradMode.withoutGradients {
+            for (i, t) in timesteps.enumerated() {
+                try Interruption.check("sampling stopped at step \(i) of \(timesteps.count); nothing was written")
+                let needsNoise = kind == .ddpm ? t > 0 : eta > 0
+                // One draw for the whole batch, as unchunked; chunk k reads from its first value on.
+                let key = needsNoise ? generator.next(count: batch * imageSize) : nil
+                var inputs: [Float] = [], predictions: [Float] = []
+                for (k, start) in starts.enumerated() {
+                    let x = xs[k]
+                    let count = x.shape[0]
+                    let labels = classLabels.map { Array($0[start..<min($0.count, start + count)]) }
+                    let output = try unet(x, timesteps: Array(repeating: t, count: count), classLabels: labels)
+                    let noise = try key.map { key in
+                        try Tensor.normal(x.shape, generator: RandomGenerator(
+                            seed: key.seed, offset: key.offset &+ UInt64(start * imageSize / 4)), on: x.device)
+                    }
+                    let step = kind == .ddpm
+                        ? try ddpm.step(modelOutput: output, timestep: t,
+                                        previousTimestep: i + 1 < timesteps.count ? timesteps[i + 1] : -1, sample: x, noise: noise)
+                        : try ddim.step(modelOutput: output, timestep: t, steps: steps, sample: x, eta: eta, noise: noise)
+                    if recordTrajectory {
+                        inputs += try x.toArray()
+                        predictions += try step.original.toArray()
+                    }
+                    xs[k] = step.previous
+                }
+                if recordTrajectory {
+                    trajectory.inputs.append(inputs)
+                    trajectory.predictions.append(predictions)
+                }
+            }
+        }
+        return (try xs.count == 1 ? xs[0] : Tensor.concatenate(xs, axis: 0), trajectory)
+    }
+}

@@ -1,0 +1,92 @@
+// Pipelines `diffuse train` can train: each says what it is called, its recipe's defaults, and
+// runs a whole training run into a run folder (the model folder plus its record and figures).
+import DataIO
+import Foundation
+import NN
+import Tensor
+
+/// Where a run's architecture comes from.
+public enum ModelSpec {
+    /// The recipe's own config (the tutorial's), sized to the dataset.
+    case recipe
+    /// A config.json of the model (`--config`).
+    case configFile(URL)
+    /// A model folder to fine-tune (`--init-from`): its configs are kept and its weights loaded.
+    case pretrained(URL)
+    /// A checkpoint folder of an interrupted run (`--resume`).
+    case checkpoint(URL)
+}
+
+/// The recipe's defaults where the user gives no value.
+public struct TrainingDefaults: Sendable {
+    public var epochs: Int
+    public var learningRate: Double
+    public var optimizer: Adam.Variant
+}
+
+public struct TrainingRequest {
+    public var options: TrainingOptions
+    public var model: ModelSpec
+    public var dataset: MNISTDataset
+    public var device: Device
+    public var folder: URL
+    public var start: RunStart
+    public var plan: CheckpointPlan
+    public var progress: ProgressLine
+
+    public init(options: TrainingOptions, model: ModelSpec, dataset: MNISTDataset, device: Device, folder: URL,
+                start: RunStart, plan: CheckpointPlan, progress: ProgressLine) {
+        self.options = options
+        self.model = model
+        self.dataset = dataset
+        self.device = device
+        self.folder = folder
+        self.start = start
+        self.plan = plan
+        self.progress = progress
+    }
+}
+
+public protocol TrainablePipeline: DiffusionPipeline {
+    /// The name `diffuse train --model` takes and trainer_state.json records ("basic-unet").
+    static var trainingName: String { get }
+    static var trainingDefaults: TrainingDefaults { get }
+    /// Whether the recipe adds noise by a DDPM schedule (so `betaSchedule` and `predictionType` mean something).
+    static var usesNoiseSchedule: Bool { get }
+    /// Trains and writes the run folder; returns the figures written into it.
+    static func train(_ request: TrainingRequest) throws -> [URL]
+}
+
+extension ModelSpec {
+    /// The model's config.json this spec names, or nil for the recipe's own.
+    var configURL: URL? {
+        switch self {
+        case .recipe: return nil
+        case .configFile(let url): return url
+        case .pretrained(let folder), .checkpoint(let folder): return folder.appendingPathComponent("unet/config.json")
+        }
+    }
+
+    /// The scheduler config a pretrained model or a checkpoint keeps.
+    var schedulerConfigURL: URL? {
+        switch self {
+        case .recipe, .configFile: return nil
+        case .pretrained(let folder), .checkpoint(let folder):
+            return folder.appendingPathComponent("scheduler/scheduler_config.json")
+        }
+    }
+}
+
+extension SampleRequest {
+    /// The request's initial noise: its --init-noise tensor, else `batchSize` (default 8) images of
+    /// uniform or normal noise from `seed`.
+    func initialNoise(channels: Int, size: Int, device: Device, uniform: Bool) throws -> Tensor {
+        if let initialNoise {
+            return try SampleTensors.readSample(initialNoise, expectedChannels: channels, batchSize: batchSize, device: device)
+        }
+        let shape = [batchSize ?? 8, channels, size, size]
+        let generator = RandomGenerator(seed: seed)
+        return uniform ? try Tensor.uniform(shape, generator: generator, on: device)
+            : try Tensor.normal(shape, generator: generator, on: device)
+    }
+}

@@ -1,0 +1,82 @@
+// The tutorial's DDPM recipe: UNet2DModel learns to predict the noise (or the clean image, or
+// the velocity) that DDPMScheduler.add_noise mixed into images mapped to [-1, 1], with AdamW.
+import DataIO
+import DiffuseCore
+import DiffusionModels
+import Foundation
+import NN
+import Tensor
+
+public final class UNet2DTrainer: Trainer {
+    public let options: TrainingOptions
+    public let device: Device
+    public let batcher: ImageBatcher
+    public let model: UNet2DModel
+    public let scheduler: DDPMScheduler
+    public let optimizer: Adam
+    public let generator: RandomGenerator
+    public var log: [TrainingLogEntry] = []
+    public var learningRate: Double { optimizer.learningRate }
+    public var module: Module { model }
+
+    public func saveModel(to folder: URL, metadata: [String: String]) throws {
+        try DDPMPipelineFolder.save(unet: model, schedulerConfig: scheduler.config, to: folder, metadata: metadata)
+    }
+
+    /// A fresh model takes the dataset's image size; a pretrained one (`pretrained`: its scheduler
+    /// config) keeps its `sample_size` and channels, and the images are resized and repeated to fit.
+    public init(options: TrainingOptions, config: UNet2DConfig, dataset: MNISTDataset, device: Device,
+                pretrained schedulerConfig: SchedulerConfig? = nil) throws {
+        try options.validate()
+        guard config.outChannels == config.inChannels else {
+            throw DiffuseError.usage("training predicts an image-shaped target: the UNet config needs out_channels == in_channels, got \(config.inChannels) in, \(config.outChannels) out")
+        }
+        self.options = options
+        self.device = device
+        generator = RandomGenerator(seed: options.seed)
+        var modelConfig = config
+        if schedulerConfig == nil || modelConfig.sampleSize == nil { modelConfig.sampleSize = dataset.rows }
+        batcher = try ImageBatcher(dataset: dataset, channels: config.inChannels, size: modelConfig.sampleSize)
+        model = try UNet2DModel(config: modelConfig, generator: generator, device: device)
+        if let schedulerConfig {
+            scheduler = try DDPMScheduler(config: schedulerConfig)
+        } else {
+            var fresh = SchedulerConfig()
+            fresh.betaSchedule = options.betaSchedule
+            fresh.predictionType = options.predictionType
+            scheduler = try DDPMScheduler(config: fresh)
+        }
+        optimizer = try Adam(parameters: model.parameters, learningRate: options.learningRate, variant: options.optimizer)
+    }
+
+    /// Class-conditional configs train on the dataset's labels.
+    public func step(_ clean: Tensor, labels: [Int]) throws -> Tensor {
+        try step(clean, labels: labels, noise: nil, timesteps: nil)
+    }
+
+    /// One step; `noise` and `timesteps`, when given, replace the generator's draws (the replay of
+    /// a PyTorch run feeds PyTorch's, Tools/reference/training_replay.py).
+    public func step(_ clean: Tensor, labels: [Int], noise given: Tensor?, timesteps givenTimesteps: [Int]?) throws -> Tensor {
+        model.train(true)
+        let x0 = try clean.affine(scale: 2, shift: -1)
+        let noise = try given ?? Tensor.normal(x0.shape, generator: generator, on: device)
+        let timesteps = givenTimesteps ?? generator.nextInts(count: x0.shape[0], below: scheduler.config.numTrainTimesteps)
+        guard noise.shape == x0.shape, timesteps.count == x0.shape[0],
+              timesteps.allSatisfy({ (0..<scheduler.config.numTrainTimesteps).contains($0) }) else {
+            throw DiffuseError.shape("a replayed step needs noise shaped \(x0.shape) and \(x0.shape[0]) timesteps in 0..<\(scheduler.config.numTrainTimesteps)")
+        }
+        let noisy = try scheduler.addNoise(x0, noise: noise, timesteps: timesteps)
+        let target: Tensor
+        switch scheduler.config.predictionType {
+        case .sample: target = x0
+        case .velocity: target = try scheduler.velocity(x0, noise: noise, timesteps: timesteps)
+        case .epsilon: target = noise
+        }
+        let classLabels = model.config.isClassConditional ? labels : nil
+        let loss = try Tensor.mseLoss(model(noisy, timesteps: timesteps, classLabels: classLabels), target)
+        try loss.backward()
+        try optimizer.update()
+        optimizer.zeroGradients()
+        return loss
+    }
+}
