@@ -6,15 +6,20 @@ import Tensor
 
 extension CPUDevice {
     @inline(__always)
-    static func sgemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
-                      _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
-                      _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
-        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    static func sgemm(
+        _ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+        _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+        _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int
+    ) {
+        cblas_sgemm(
+            CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+            Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
-    public func gemm(_ a: DeviceBuffer, _ b: DeviceBuffer, out: DeviceBuffer, _ g: GemmGeometry,
-                     columnBias: DeviceBuffer?) throws {
+    public func gemm(
+        _ a: DeviceBuffer, _ b: DeviceBuffer, out: DeviceBuffer, _ g: GemmGeometry,
+        columnBias: DeviceBuffer?
+    ) throws {
         try product(a, b, out: out, g)
         guard let columnBias else { return }
         let pc = pointer(out)
@@ -38,15 +43,17 @@ extension CPUDevice {
         if g.strideOut == 0 && g.batch > 1 {
             // One output for the whole batch: the products are summed into it.
             for i in 0..<g.batch {
-                CPUDevice.sgemm(g.transposeA, g.transposeB, g.m, g.n, g.k, g.alpha, pa + i * g.strideA, lda,
-                                pb + i * g.strideB, ldb, i == 0 ? g.beta : 1, pc, g.n)
+                CPUDevice.sgemm(
+                    g.transposeA, g.transposeB, g.m, g.n, g.k, g.alpha, pa + i * g.strideA, lda,
+                    pb + i * g.strideB, ldb, i == 0 ? g.beta : 1, pc, g.n)
             }
             return
         }
         if g.batch >= workers || flops * g.batch < 1 << 21 {
             Parallel.forEach(g.batch, workers: flops * g.batch < 1 << 21 ? 1 : workers) { i, _ in
-                CPUDevice.sgemm(g.transposeA, g.transposeB, g.m, g.n, g.k, g.alpha, pa + i * g.strideA, lda,
-                                pb + i * g.strideB, ldb, g.beta, pc + i * g.strideOut, g.n)
+                CPUDevice.sgemm(
+                    g.transposeA, g.transposeB, g.m, g.n, g.k, g.alpha, pa + i * g.strideA, lda,
+                    pb + i * g.strideB, ldb, g.beta, pc + i * g.strideOut, g.n)
             }
             return
         }
@@ -58,8 +65,9 @@ extension CPUDevice {
                 let rows = min(g.m, m0 + rowsPerWorker) - m0
                 guard rows > 0 else { return }
                 let aStart = pa + i * g.strideA + (g.transposeA ? m0 : m0 * g.k)
-                CPUDevice.sgemm(g.transposeA, g.transposeB, rows, g.n, g.k, g.alpha, aStart, lda,
-                                pb + i * g.strideB, ldb, g.beta, pc + i * g.strideOut + m0 * g.n, g.n)
+                CPUDevice.sgemm(
+                    g.transposeA, g.transposeB, rows, g.n, g.k, g.alpha, aStart, lda,
+                    pb + i * g.strideB, ldb, g.beta, pc + i * g.strideOut + m0 * g.n, g.n)
             }
         }
     }
@@ -88,8 +96,10 @@ extension CPUDevice {
     }
 
     /// Writes the patches of `count` images side by side: row (c, ki, kj), column (image, oh, ow).
-    static func im2col(_ x: UnsafePointer<Float>, _ g: Conv2dGeometry, images count: Int,
-                       into columns: UnsafeMutablePointer<Float>) {
+    static func im2col(
+        _ x: UnsafePointer<Float>, _ g: Conv2dGeometry, images count: Int,
+        into columns: UnsafeMutablePointer<Float>
+    ) {
         if g.isSameStrideOne { return im2colSame(x, g, images: count, into: columns) }
         let oh = g.outHeight
         let ow = g.outWidth
@@ -136,8 +146,10 @@ extension CPUDevice {
     }
 
     /// Adds the column gradients back onto the input gradient of `count` images.
-    static func col2im(_ columns: UnsafeMutablePointer<Float>, _ g: Conv2dGeometry, images count: Int,
-                       into gradIn: UnsafeMutablePointer<Float>) {
+    static func col2im(
+        _ columns: UnsafeMutablePointer<Float>, _ g: Conv2dGeometry, images count: Int,
+        into gradIn: UnsafeMutablePointer<Float>
+    ) {
         if g.isSameStrideOne { return col2imSame(columns, g, images: count, into: gradIn) }
         let oh = g.outHeight
         let ow = g.outWidth
@@ -177,8 +189,10 @@ extension CPUDevice {
         }
     }
 
-    public func conv2d(_ x: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?, out: DeviceBuffer,
-                       _ g: Conv2dGeometry) throws {
+    public func conv2d(
+        _ x: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?, out: DeviceBuffer,
+        _ g: Conv2dGeometry
+    ) throws {
         let px = pointer(x)
         let pw = pointer(weight)
         let pbias = bias.map { pointer($0) }
@@ -198,10 +212,13 @@ extension CPUDevice {
                 CPUDevice.im2col(px + first * imageIn, g, images: count, into: columns)
             }
             // The product lands in [Cout, images * plane]; with one image that is already NCHW.
-            let product = count == 1 ? po + first * imageOut
+            let product =
+                count == 1
+                ? po + first * imageOut
                 : scratchB.buffer(worker: worker, count: g.outChannels * count * plane)
-            CPUDevice.sgemm(false, false, g.outChannels, count * plane, k, 1, pw, k, columns, count * plane,
-                            0, product, count * plane)
+            CPUDevice.sgemm(
+                false, false, g.outChannels, count * plane, k, 1, pw, k, columns, count * plane,
+                0, product, count * plane)
             for image in 0..<count {
                 for c in 0..<g.outChannels {
                     let to = po + (first + image) * imageOut + c * plane
@@ -218,8 +235,10 @@ extension CPUDevice {
     }
 
     /// dY of `count` images gathered as [Cout, images * plane], or the tensor itself for one image.
-    func gatherGradOut(_ dy: UnsafeMutablePointer<Float>, _ g: Conv2dGeometry, first: Int, count: Int,
-                       worker: Int) -> UnsafeMutablePointer<Float> {
+    func gatherGradOut(
+        _ dy: UnsafeMutablePointer<Float>, _ g: Conv2dGeometry, first: Int, count: Int,
+        worker: Int
+    ) -> UnsafeMutablePointer<Float> {
         let plane = g.outHeight * g.outWidth
         let imageOut = g.outChannels * plane
         if count == 1 { return dy + first * imageOut }
@@ -233,8 +252,10 @@ extension CPUDevice {
         return gathered
     }
 
-    public func conv2dBackwardInput(gradOut: DeviceBuffer, weight: DeviceBuffer, gradIn: DeviceBuffer,
-                                    _ g: Conv2dGeometry) throws {
+    public func conv2dBackwardInput(
+        gradOut: DeviceBuffer, weight: DeviceBuffer, gradIn: DeviceBuffer,
+        _ g: Conv2dGeometry
+    ) throws {
         let dy = pointer(gradOut)
         let pw = pointer(weight)
         let dx = pointer(gradIn)
@@ -246,19 +267,23 @@ extension CPUDevice {
         forEachImageGroup(g) { first, count, worker in
             let gathered = gatherGradOut(dy, g, first: first, count: count, worker: worker)
             if pointwise && count == 1 {
-                CPUDevice.sgemm(true, false, k, plane, g.outChannels, 1, pw, k, gathered, plane, 0,
-                                dx + first * imageIn, plane)
+                CPUDevice.sgemm(
+                    true, false, k, plane, g.outChannels, 1, pw, k, gathered, plane, 0,
+                    dx + first * imageIn, plane)
                 return
             }
             let columns = scratchA.buffer(worker: worker, count: k * count * plane)
-            CPUDevice.sgemm(true, false, k, count * plane, g.outChannels, 1, pw, k, gathered, count * plane,
-                            0, columns, count * plane)
+            CPUDevice.sgemm(
+                true, false, k, count * plane, g.outChannels, 1, pw, k, gathered, count * plane,
+                0, columns, count * plane)
             CPUDevice.col2im(columns, g, images: count, into: dx + first * imageIn)
         }
     }
 
-    public func conv2dBackwardWeight(_ x: DeviceBuffer, gradOut: DeviceBuffer, gradWeight: DeviceBuffer,
-                                     gradBias: DeviceBuffer?, _ g: Conv2dGeometry) throws {
+    public func conv2dBackwardWeight(
+        _ x: DeviceBuffer, gradOut: DeviceBuffer, gradWeight: DeviceBuffer,
+        gradBias: DeviceBuffer?, _ g: Conv2dGeometry
+    ) throws {
         let px = pointer(x)
         let dy = pointer(gradOut)
         let plane = g.outHeight * g.outWidth
@@ -284,8 +309,9 @@ extension CPUDevice {
                 columns = scratchA.buffer(worker: worker, count: k * count * plane)
                 CPUDevice.im2col(px + first * imageIn, g, images: count, into: columns)
             }
-            CPUDevice.sgemm(false, true, g.outChannels, k, count * plane, 1, gathered, count * plane,
-                            columns, count * plane, 1, dW, k)
+            CPUDevice.sgemm(
+                false, true, g.outChannels, k, count * plane, 1, gathered, count * plane,
+                columns, count * plane, 1, dW, k)
             // Eight partial sums: a single running Float sum waits on every add.
             for c in 0..<g.outChannels { dB[c] += vectorSum(gathered + c * count * plane, count * plane) }
         }

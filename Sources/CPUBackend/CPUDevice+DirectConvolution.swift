@@ -22,18 +22,22 @@ extension CPUDevice {
         }
     }
 
-    func directConv2d(_ px: UnsafeMutablePointer<Float>, _ pw: UnsafeMutablePointer<Float>,
-                      _ pbias: UnsafeMutablePointer<Float>?, _ po: UnsafeMutablePointer<Float>, _ g: Conv2dGeometry) {
+    func directConv2d(
+        _ px: UnsafeMutablePointer<Float>, _ pw: UnsafeMutablePointer<Float>,
+        _ pbias: UnsafeMutablePointer<Float>?, _ po: UnsafeMutablePointer<Float>, _ g: Conv2dGeometry
+    ) {
         let (oh, ow) = (g.outHeight, g.outWidth)
         let (h, w) = (g.height, g.width)
         if CPUDevice.avx2Kernels && diffuse_cpu_has_avx2_fma() != 0 {
             // One image per task, all its output channels, through the padded-row AVX2 kernel.
-            let scratch = diffuse_direct_conv_scratch(g.inChannels, h, w, g.kernelHeight, g.kernelWidth,
-                                                      g.paddingHeight, g.paddingWidth)
+            let scratch = diffuse_direct_conv_scratch(
+                g.inChannels, h, w, g.kernelHeight, g.kernelWidth,
+                g.paddingHeight, g.paddingWidth)
             Parallel.forEach(g.batch) { n, worker in
-                _ = diffuse_direct_conv_image(px + n * g.inChannels * h * w, pw, pbias, po + n * g.outChannels * oh * ow,
-                                              g.inChannels, g.outChannels, h, w, g.kernelHeight, g.kernelWidth,
-                                              g.paddingHeight, g.paddingWidth, scratchA.buffer(worker: worker, count: scratch))
+                _ = diffuse_direct_conv_image(
+                    px + n * g.inChannels * h * w, pw, pbias, po + n * g.outChannels * oh * ow,
+                    g.inChannels, g.outChannels, h, w, g.kernelHeight, g.kernelWidth,
+                    g.paddingHeight, g.paddingWidth, scratchA.buffer(worker: worker, count: scratch))
             }
             return
         }
@@ -58,8 +62,10 @@ extension CPUDevice {
         }
     }
 
-    func directConv2dBackwardInput(_ dy: UnsafeMutablePointer<Float>, _ pw: UnsafeMutablePointer<Float>,
-                                   _ dx: UnsafeMutablePointer<Float>, _ g: Conv2dGeometry) {
+    func directConv2dBackwardInput(
+        _ dy: UnsafeMutablePointer<Float>, _ pw: UnsafeMutablePointer<Float>,
+        _ dx: UnsafeMutablePointer<Float>, _ g: Conv2dGeometry
+    ) {
         let (oh, ow) = (g.outHeight, g.outWidth)
         let (h, w) = (g.height, g.width)
         let taps = g.kernelHeight * g.kernelWidth
@@ -79,9 +85,10 @@ extension CPUDevice {
             let scratch = diffuse_direct_conv_scratch(g.outChannels, oh, ow, kh, kw, padH, padW)
             flipped.withUnsafeBufferPointer { weights in
                 Parallel.forEach(g.batch) { n, worker in
-                    _ = diffuse_direct_conv_image(dy + n * g.outChannels * oh * ow, weights.baseAddress!, nil,
-                                                  dx + n * g.inChannels * h * w, g.outChannels, g.inChannels, oh, ow,
-                                                  kh, kw, padH, padW, scratchA.buffer(worker: worker, count: scratch))
+                    _ = diffuse_direct_conv_image(
+                        dy + n * g.outChannels * oh * ow, weights.baseAddress!, nil,
+                        dx + n * g.inChannels * h * w, g.outChannels, g.inChannels, oh, ow,
+                        kh, kw, padH, padW, scratchA.buffer(worker: worker, count: scratch))
                 }
             }
             return
@@ -105,17 +112,20 @@ extension CPUDevice {
         }
     }
 
-    func directConv2dBackwardWeight(_ px: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>,
-                                    _ dw: UnsafeMutablePointer<Float>, _ db: UnsafeMutablePointer<Float>?,
-                                    _ g: Conv2dGeometry) {
+    func directConv2dBackwardWeight(
+        _ px: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>,
+        _ dw: UnsafeMutablePointer<Float>, _ db: UnsafeMutablePointer<Float>?,
+        _ g: Conv2dGeometry
+    ) {
         let (oh, ow) = (g.outHeight, g.outWidth)
         let (h, w) = (g.height, g.width)
         let taps = g.kernelHeight * g.kernelWidth
         let weightCount = g.outChannels * g.inChannels * taps
         if CPUDevice.avx2Kernels && diffuse_cpu_has_avx2_fma() != 0 {
             // One image per task through the AVX2 kernel, into per-worker sums added in worker order.
-            let scratch = diffuse_direct_conv_weight_scratch(g.inChannels, g.outChannels, h, w, g.kernelHeight,
-                                                             g.kernelWidth, g.paddingHeight, g.paddingWidth)
+            let scratch = diffuse_direct_conv_weight_scratch(
+                g.inChannels, g.outChannels, h, w, g.kernelHeight,
+                g.kernelWidth, g.paddingHeight, g.paddingWidth)
             let partials = partialSums.buffer(worker: 0, count: workers * weightCount)
             partials.update(repeating: 0, count: workers * weightCount)
             Parallel.forEach(g.batch) { n, worker in
@@ -145,8 +155,10 @@ extension CPUDevice {
     }
 
     /// The portable weight gradient.
-    func directConv2dBackwardWeightLoops(_ px: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>,
-                                         _ dw: UnsafeMutablePointer<Float>, _ g: Conv2dGeometry) {
+    func directConv2dBackwardWeightLoops(
+        _ px: UnsafeMutablePointer<Float>, _ dy: UnsafeMutablePointer<Float>,
+        _ dw: UnsafeMutablePointer<Float>, _ g: Conv2dGeometry
+    ) {
         let (oh, ow) = (g.outHeight, g.outWidth)
         let (h, w) = (g.height, g.width)
         let taps = g.kernelHeight * g.kernelWidth

@@ -4,8 +4,10 @@ import Foundation
 import Tensor
 
 extension CPUDevice {
-    public func groupNorm(_ x: DeviceBuffer, gamma: DeviceBuffer?, beta: DeviceBuffer?, out: DeviceBuffer,
-                          mean: DeviceBuffer, rstd: DeviceBuffer, _ g: GroupNormGeometry) throws {
+    public func groupNorm(
+        _ x: DeviceBuffer, gamma: DeviceBuffer?, beta: DeviceBuffer?, out: DeviceBuffer,
+        mean: DeviceBuffer, rstd: DeviceBuffer, _ g: GroupNormGeometry
+    ) throws {
         let px = pointer(x)
         let po = pointer(out)
         let pg = gamma.map { pointer($0) }
@@ -58,9 +60,11 @@ extension CPUDevice {
         }
     }
 
-    public func groupNormBackward(_ x: DeviceBuffer, gamma: DeviceBuffer?, beta: DeviceBuffer?, mean: DeviceBuffer,
-                                  rstd: DeviceBuffer, gradOut: DeviceBuffer, gradIn: DeviceBuffer, gradGamma: DeviceBuffer?,
-                                  gradBeta: DeviceBuffer?, _ g: GroupNormGeometry) throws {
+    public func groupNormBackward(
+        _ x: DeviceBuffer, gamma: DeviceBuffer?, beta: DeviceBuffer?, mean: DeviceBuffer,
+        rstd: DeviceBuffer, gradOut: DeviceBuffer, gradIn: DeviceBuffer, gradGamma: DeviceBuffer?,
+        gradBeta: DeviceBuffer?, _ g: GroupNormGeometry
+    ) throws {
         let px = pointer(x)
         let pg = gamma.map { pointer($0) }
         let pb = beta.map { pointer($0) }
@@ -164,8 +168,10 @@ extension CPUDevice {
     }
 
     @inline(__always)
-    static func softmaxBackwardRow(_ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
-                                   _ dx: UnsafeMutablePointer<Float>, _ n: Int) {
+    static func softmaxBackwardRow(
+        _ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
+        _ dx: UnsafeMutablePointer<Float>, _ n: Int
+    ) {
         let dot = dotProduct(y, dy, n)
         for i in 0..<n { dx[i] = y[i] * (dy[i] - dot) }
     }
@@ -178,8 +184,10 @@ extension CPUDevice {
         }
     }
 
-    public func softmaxBackward(y: DeviceBuffer, gradOut: DeviceBuffer, gradIn: DeviceBuffer, rows: Int,
-                                columns: Int) throws {
+    public func softmaxBackward(
+        y: DeviceBuffer, gradOut: DeviceBuffer, gradIn: DeviceBuffer, rows: Int,
+        columns: Int
+    ) throws {
         let py = pointer(y)
         let dy = pointer(gradOut)
         let dx = pointer(gradIn)
@@ -190,8 +198,10 @@ extension CPUDevice {
         }
     }
 
-    public func attention(q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, out: DeviceBuffer,
-                          saved: DeviceBuffer, _ g: AttentionGeometry) throws {
+    public func attention(
+        q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, out: DeviceBuffer,
+        saved: DeviceBuffer, _ g: AttentionGeometry
+    ) throws {
         let pq = pointer(q)
         let pk = pointer(k)
         let pv = pointer(v)
@@ -214,9 +224,11 @@ extension CPUDevice {
         }
     }
 
-    public func attentionBackward(q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, out: DeviceBuffer, saved: DeviceBuffer,
-                                  gradOut: DeviceBuffer, gradQ: DeviceBuffer, gradK: DeviceBuffer, gradV: DeviceBuffer,
-                                  _ g: AttentionGeometry) throws {
+    public func attentionBackward(
+        q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, out: DeviceBuffer, saved: DeviceBuffer,
+        gradOut: DeviceBuffer, gradQ: DeviceBuffer, gradK: DeviceBuffer, gradV: DeviceBuffer,
+        _ g: AttentionGeometry
+    ) throws {
         let pq = pointer(q)
         let pk = pointer(k)
         let pv = pointer(v)
@@ -262,7 +274,10 @@ extension CPUDevice {
                 let src = s + p * g.height * g.width
                 let dst = d + p * oh * ow
                 if g.kernel == 2 && g.stride == 2 && CPUDevice.avx2Kernels
-                    && diffuse_max_pool2(src, dst, g.height, g.width) != 0 { continue }
+                    && diffuse_max_pool2(src, dst, g.height, g.width) != 0
+                {
+                    continue
+                }
                 for y in 0..<oh {
                     for x in 0..<ow {
                         var best = -Float.infinity
@@ -277,8 +292,10 @@ extension CPUDevice {
         }
     }
 
-    public func maxPool2dBackward(_ x: DeviceBuffer, gradOut: DeviceBuffer, gradIn: DeviceBuffer,
-                                  _ g: PoolGeometry) throws {
+    public func maxPool2dBackward(
+        _ x: DeviceBuffer, gradOut: DeviceBuffer, gradIn: DeviceBuffer,
+        _ g: PoolGeometry
+    ) throws {
         let s = pointer(x)
         let dy = pointer(gradOut)
         let dx = pointer(gradIn)
@@ -288,7 +305,10 @@ extension CPUDevice {
                 let src = s + p * g.height * g.width
                 let grad = dx + p * g.height * g.width
                 if g.kernel == 2 && g.stride == 2 && CPUDevice.avx2Kernels
-                    && diffuse_max_pool2_backward(src, dy + p * oh * ow, grad, g.height, g.width) != 0 { continue }
+                    && diffuse_max_pool2_backward(src, dy + p * oh * ow, grad, g.height, g.width) != 0
+                {
+                    continue
+                }
                 grad.update(repeating: 0, count: g.height * g.width)
                 for y in 0..<oh {
                     for x in 0..<ow {

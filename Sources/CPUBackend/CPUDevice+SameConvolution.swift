@@ -3,6 +3,7 @@
 // block copy plus zeros for the columns that wrapped into the neighbouring row and for the rows
 // outside the image, instead of a short loop (and, for the zero runs, a memset call) per output row.
 import Tensor
+
 extension CPUDevice {
     /// Calls body(row, dy, dx) for each patch row (c, ki, kj) of the column matrix.
     @inline(__always)
@@ -20,8 +21,10 @@ extension CPUDevice {
     /// image). Column by column: a loop along a row is turned into a memset call per row, which
     /// cost more than the one or two stores it makes.
     @inline(__always)
-    static func zeroEdgeColumns(_ plane: UnsafeMutablePointer<Float>, _ w: Int, _ y0: Int, _ y1: Int,
-                                _ left: Int, _ right: Int) {
+    static func zeroEdgeColumns(
+        _ plane: UnsafeMutablePointer<Float>, _ w: Int, _ y0: Int, _ y1: Int,
+        _ left: Int, _ right: Int
+    ) {
         for i in 0..<left {
             for y in y0..<y1 { plane[y * w + i] = 0 }
         }
@@ -30,8 +33,10 @@ extension CPUDevice {
         }
     }
 
-    static func im2colSame(_ x: UnsafePointer<Float>, _ g: Conv2dGeometry, images count: Int,
-                           into columns: UnsafeMutablePointer<Float>) {
+    static func im2colSame(
+        _ x: UnsafePointer<Float>, _ g: Conv2dGeometry, images count: Int,
+        into columns: UnsafeMutablePointer<Float>
+    ) {
         let (h, w) = (g.height, g.width)
         let plane = h * w
         let imageSize = g.inChannels * plane
@@ -60,8 +65,10 @@ extension CPUDevice {
 
     /// Scatters the column gradients back; the columns of taps outside the image are zeroed in
     /// place first so that every patch row adds as one shifted block.
-    static func col2imSame(_ columns: UnsafeMutablePointer<Float>, _ g: Conv2dGeometry, images count: Int,
-                           into gradIn: UnsafeMutablePointer<Float>) {
+    static func col2imSame(
+        _ columns: UnsafeMutablePointer<Float>, _ g: Conv2dGeometry, images count: Int,
+        into gradIn: UnsafeMutablePointer<Float>
+    ) {
         let (h, w) = (g.height, g.width)
         let plane = h * w
         let imageSize = g.inChannels * plane

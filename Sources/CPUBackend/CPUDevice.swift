@@ -211,8 +211,10 @@ public final class CPUDevice: Device {
         }
     }
 
-    public func unaryBackward(_ op: UnaryOp, x: DeviceBuffer, y: DeviceBuffer, gradOut: DeviceBuffer,
-                              gradIn: DeviceBuffer, count: Int) throws {
+    public func unaryBackward(
+        _ op: UnaryOp, x: DeviceBuffer, y: DeviceBuffer, gradOut: DeviceBuffer,
+        gradIn: DeviceBuffer, count: Int
+    ) throws {
         let xs = pointer(x)
         let ys = pointer(y)
         let dy = pointer(gradOut)
@@ -221,7 +223,8 @@ public final class CPUDevice: Device {
             switch op {
             case .silu:
                 if CPUDevice.avx2Kernels
-                    && diffuse_silu_backward(xs + r.lowerBound, dy + r.lowerBound, dx + r.lowerBound, r.count) != 0 {
+                    && diffuse_silu_backward(xs + r.lowerBound, dy + r.lowerBound, dx + r.lowerBound, r.count) != 0
+                {
                     return
                 }
                 var outside: UInt32 = 0
@@ -253,8 +256,10 @@ public final class CPUDevice: Device {
         Parallel.forChunks(count) { r in for i in r { d[i] = s[i] * scale + shift } }
     }
 
-    public func linearCombination(_ x: DeviceBuffer, _ a: Float, _ y: DeviceBuffer, _ b: Float,
-                                  out: DeviceBuffer, count: Int) throws {
+    public func linearCombination(
+        _ x: DeviceBuffer, _ a: Float, _ y: DeviceBuffer, _ b: Float,
+        out: DeviceBuffer, count: Int
+    ) throws {
         let xs = pointer(x)
         let ys = pointer(y)
         let d = pointer(out)
@@ -267,8 +272,10 @@ public final class CPUDevice: Device {
         Parallel.forChunks(count) { r in for i in r { d[i] = min(max(s[i], low), high) } }
     }
 
-    public func binary(_ op: BinaryOp, _ a: DeviceBuffer, _ b: DeviceBuffer, out: DeviceBuffer,
-                       _ g: BroadcastGeometry) throws {
+    public func binary(
+        _ op: BinaryOp, _ a: DeviceBuffer, _ b: DeviceBuffer, out: DeviceBuffer,
+        _ g: BroadcastGeometry
+    ) throws {
         let pa = pointer(a)
         let pb = pointer(b)
         let po = pointer(out)
@@ -294,8 +301,10 @@ public final class CPUDevice: Device {
     }
 
     @inline(__always)
-    static func binaryRow(_ op: BinaryOp, _ a: UnsafeMutablePointer<Float>, _ sa: Int,
-                          _ b: UnsafeMutablePointer<Float>, _ sb: Int, _ o: UnsafeMutablePointer<Float>, _ n: Int) {
+    static func binaryRow(
+        _ op: BinaryOp, _ a: UnsafeMutablePointer<Float>, _ sa: Int,
+        _ b: UnsafeMutablePointer<Float>, _ sb: Int, _ o: UnsafeMutablePointer<Float>, _ n: Int
+    ) {
         // Specialised on the common unit and zero strides so the compiler vectorises them.
         switch (op, sa, sb) {
         case (.add, 1, 1): for i in 0..<n { o[i] = a[i] + b[i] }
@@ -394,8 +403,10 @@ public final class CPUDevice: Device {
         pointer(out)[0] = Float(partial.reduce(0, +) / Double(max(count, 1)))
     }
 
-    public func mseLossBackward(_ prediction: DeviceBuffer, _ target: DeviceBuffer, gradOut: DeviceBuffer,
-                                gradIn: DeviceBuffer, count: Int) throws {
+    public func mseLossBackward(
+        _ prediction: DeviceBuffer, _ target: DeviceBuffer, gradOut: DeviceBuffer,
+        gradIn: DeviceBuffer, count: Int
+    ) throws {
         let p = pointer(prediction)
         let t = pointer(target)
         let d = pointer(gradIn)
@@ -403,8 +414,10 @@ public final class CPUDevice: Device {
         Parallel.forChunks(count) { r in for i in r { d[i] = (p[i] - t[i]) * scale } }
     }
 
-    public func adamUpdate(parameter: DeviceBuffer, gradient: DeviceBuffer, firstMoment: DeviceBuffer,
-                           secondMoment: DeviceBuffer, count: Int, _ h: AdamStep) throws {
+    public func adamUpdate(
+        parameter: DeviceBuffer, gradient: DeviceBuffer, firstMoment: DeviceBuffer,
+        secondMoment: DeviceBuffer, count: Int, _ h: AdamStep
+    ) throws {
         let p = pointer(parameter)
         let g = pointer(gradient)
         let m = pointer(firstMoment)
@@ -424,9 +437,11 @@ public final class CPUDevice: Device {
         }
     }
 
-    public func schedulerStep(sample: DeviceBuffer, modelOutput: DeviceBuffer, noise: DeviceBuffer?,
-                              previous: DeviceBuffer, predictedOriginal: DeviceBuffer,
-                              _ g: SchedulerStepGeometry) throws {
+    public func schedulerStep(
+        sample: DeviceBuffer, modelOutput: DeviceBuffer, noise: DeviceBuffer?,
+        previous: DeviceBuffer, predictedOriginal: DeviceBuffer,
+        _ g: SchedulerStepGeometry
+    ) throws {
         let s = pointer(sample)
         let o = pointer(modelOutput)
         let n = noise.map { pointer($0) }

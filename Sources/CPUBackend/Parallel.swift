@@ -12,9 +12,11 @@ public enum Parallel {
         withoutActuallyEscaping(body) { body in
             var task = body
             withUnsafeMutablePointer(to: &task) { context in
-                diffuse_parallel_run(workers, { context, worker in
-                    context!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(worker)
-                }, context)
+                diffuse_parallel_run(
+                    workers,
+                    { context, worker in
+                        context!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(worker)
+                    }, context)
             }
         }
     }

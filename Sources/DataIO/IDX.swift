@@ -1,7 +1,7 @@
 // Reading IDX arrays (the MNIST file format), gzipped or raw, with every size checked before use.
 import CZlib
-import Foundation
 import DiffuseCore
+import Foundation
 
 public struct IDXArray {
     /// Sizes from the header, outermost first (for images: count, rows, columns).
@@ -29,18 +29,21 @@ public enum IDX {
             throw DiffuseError.input("\(path): cannot open IDX file (\(String(cString: strerror(errno)))); check its permissions")
         }
         defer { gzclose(file) }
-        _ = gzbuffer(file, 1 << 17)    // larger than the 8 KiB default: fewer syscalls on 47 MB of images
+        _ = gzbuffer(file, 1 << 17)  // larger than the 8 KiB default: fewer syscalls on 47 MB of images
         let reader = GzReader(file: file, path: path)
 
         let header = try reader.read(upTo: 4)
         guard header.count == 4 else {
-            throw DiffuseError.input("\(path): \(header.count) bytes is too short for an IDX file; the file is truncated or not IDX")
+            throw DiffuseError.input(
+                "\(path): \(header.count) bytes is too short for an IDX file; the file is truncated or not IDX")
         }
         guard header[0] == 0, header[1] == 0 else {
-            throw DiffuseError.input("\(path): bad IDX magic \(hex(header[0])) \(hex(header[1])) (expected 0x00 0x00); the file is not an IDX array")
+            throw DiffuseError.input(
+                "\(path): bad IDX magic \(hex(header[0])) \(hex(header[1])) (expected 0x00 0x00); the file is not an IDX array")
         }
         guard header[2] == 0x08 else {
-            throw DiffuseError.input("\(path): IDX element type \(typeName(header[2])) is not supported; only unsigned bytes (0x08) are, as in MNIST")
+            throw DiffuseError.input(
+                "\(path): IDX element type \(typeName(header[2])) is not supported; only unsigned bytes (0x08) are, as in MNIST")
         }
         let ndim = Int(header[3])
         guard (1...4).contains(ndim) else {
@@ -48,20 +51,26 @@ public enum IDX {
         }
         let sizeBytes = try reader.read(upTo: 4 * ndim)
         guard sizeBytes.count == 4 * ndim else {
-            throw DiffuseError.input("\(path): IDX header is truncated (expected \(4 * ndim) bytes of sizes, got \(sizeBytes.count))")
+            throw DiffuseError.input(
+                "\(path): IDX header is truncated (expected \(4 * ndim) bytes of sizes, got \(sizeBytes.count))")
         }
         var dimensions: [Int] = []
         for d in 0..<ndim {
             let b = sizeBytes[(4 * d)..<(4 * d + 4)].map { Int($0) }
-            dimensions.append(b[0] << 24 | b[1] << 16 | b[2] << 8 | b[3])    // big-endian UInt32, fits in Int
+            dimensions.append(b[0] << 24 | b[1] << 16 | b[2] << 8 | b[3])  // big-endian UInt32, fits in Int
         }
         guard let count = CheckedSize.product(dimensions), count <= maximumElements else {
-            throw DiffuseError.input("\(path): IDX sizes \(dimensions) give more than \(maximumElements) elements; the header is corrupt")
+            throw DiffuseError.input(
+                "\(path): IDX sizes \(dimensions) give more than \(maximumElements) elements; the header is corrupt")
         }
         let bytes = try reader.read(upTo: count)
         guard bytes.count == count else {
             let perItem = max(count / max(dimensions.first ?? 1, 1), 1)
-            throw DiffuseError.input("\(path): IDX data is truncated: the header promises \(dimensions.first ?? 0) items (sizes \(dimensions), \(count) bytes) but the file holds \(bytes.count) bytes, \(bytes.count / perItem) whole items; download the file again")
+            throw DiffuseError.input(
+                "\(path): IDX data is truncated: the header promises \(dimensions.first ?? 0) items (sizes \(dimensions), "
+                    + "\(count) bytes) but the file holds \(bytes.count) bytes, \(bytes.count / perItem) whole items; download "
+                    + "the file again"
+            )
         }
         return IDXArray(dimensions: dimensions, bytes: bytes)
     }

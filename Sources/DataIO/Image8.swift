@@ -1,6 +1,6 @@
+import DiffuseCore
 // An 8-bit grey or RGB raster, and its conversion to and from planar (CHW) float tensors.
 import Foundation
-import DiffuseCore
 
 public struct Image8: Equatable {
     public var width: Int
@@ -12,10 +12,12 @@ public struct Image8: Equatable {
 
     /// The caller builds `pixels`, so a count mismatch is a programming error rather than bad input.
     public init(width: Int, height: Int, channels: Int, pixels: [UInt8]) {
-        precondition(width >= 0 && height >= 0 && (channels == 1 || channels == 3),
-                     "Image8: need width, height >= 0 and 1 or 3 channels, got \(width)x\(height)x\(channels)")
-        precondition(CheckedSize.product([width, height, channels]) == pixels.count,
-                     "Image8: \(width)x\(height)x\(channels) needs that many bytes, got \(pixels.count)")
+        precondition(
+            width >= 0 && height >= 0 && (channels == 1 || channels == 3),
+            "Image8: need width, height >= 0 and 1 or 3 channels, got \(width)x\(height)x\(channels)")
+        precondition(
+            CheckedSize.product([width, height, channels]) == pixels.count,
+            "Image8: \(width)x\(height)x\(channels) needs that many bytes, got \(pixels.count)")
         self.width = width
         self.height = height
         self.channels = channels
@@ -23,20 +25,23 @@ public struct Image8: Equatable {
     }
 
     public init(width: Int, height: Int, channels: Int, fill: UInt8) {
-        precondition(width >= 0 && height >= 0 && (channels == 1 || channels == 3),
-                     "Image8: need width, height >= 0 and 1 or 3 channels, got \(width)x\(height)x\(channels)")
+        precondition(
+            width >= 0 && height >= 0 && (channels == 1 || channels == 3),
+            "Image8: need width, height >= 0 and 1 or 3 channels, got \(width)x\(height)x\(channels)")
         guard let count = CheckedSize.product([width, height, channels]) else {
             preconditionFailure("Image8: \(width)x\(height)x\(channels) overflows")
         }
-        self.init(width: width, height: height, channels: channels,
-                  pixels: [UInt8](repeating: fill, count: count))
+        self.init(
+            width: width, height: height, channels: channels,
+            pixels: [UInt8](repeating: fill, count: count))
     }
 
     /// Converts planar CHW floats to 8 bits: `low` maps to 0, `high` to 255, values outside are clamped and NaN
     /// becomes 0, so a diverged model still yields a viewable (black) image instead of garbage.
     public init(planar values: [Float], channels: Int, height: Int, width: Int, low: Float = 0, high: Float = 1) {
-        precondition(width >= 0 && height >= 0 && (channels == 1 || channels == 3),
-                     "Image8(planar:): need 1 or 3 channels and non-negative size, got \(channels)x\(height)x\(width)")
+        precondition(
+            width >= 0 && height >= 0 && (channels == 1 || channels == 3),
+            "Image8(planar:): need 1 or 3 channels and non-negative size, got \(channels)x\(height)x\(width)")
         guard let count = CheckedSize.product([channels, height, width]), count == values.count else {
             preconditionFailure("Image8(planar:): \(channels)x\(height)x\(width) does not match \(values.count) values")
         }
@@ -51,7 +56,7 @@ public struct Image8: Equatable {
                         // Division, not a multiply by 1/range: the reciprocal rounds and can flip values at .5.
                         let t = (src[srcBase + i] - low) / range
                         let byte: UInt8
-                        if !(t > 0) {            // also catches NaN
+                        if !(t > 0) {  // also catches NaN
                             byte = 0
                         } else if t >= 1 {
                             byte = 255
@@ -98,7 +103,8 @@ public struct Image8: Equatable {
             throw DiffuseError.shape("\(context): image has \(channels) channels; only 1 (grey) or 3 (RGB) are supported")
         }
         guard width >= 0, height >= 0, let count = CheckedSize.product([width, height, channels]),
-              count == pixels.count else {
+            count == pixels.count
+        else {
             throw DiffuseError.shape("\(context): image claims \(width)x\(height)x\(channels) but holds \(pixels.count) bytes")
         }
     }

@@ -1,6 +1,6 @@
+import DiffuseCore
 // Tiling equally sized images into one figure with borders, like torchvision's make_grid.
 import Foundation
-import DiffuseCore
 
 public enum ImageGrid {
     /// Lays `tiles` out left to right, top to bottom in rows of `columns` (fewer if there are fewer tiles),
@@ -19,7 +19,9 @@ public enum ImageGrid {
             try tile.validate("image grid tile \(i)")
             guard tile.width == first.width, tile.height == first.height, tile.channels == first.channels else {
                 throw DiffuseError.shape(
-                    "image grid: tile \(i) is \(tile.width)x\(tile.height)x\(tile.channels) but tile 0 is \(first.width)x\(first.height)x\(first.channels); all tiles must match")
+                    "image grid: tile \(i) is \(tile.width)x\(tile.height)x\(tile.channels) but tile 0 is "
+                        + "\(first.width)x\(first.height)x\(first.channels); all tiles must match"
+                )
             }
         }
         let across = min(columns, tiles.count)
@@ -27,10 +29,12 @@ public enum ImageGrid {
         let tileW = first.width, tileH = first.height, channels = first.channels
         // width = across * (tileW + border) + border, and likewise for height, checked for overflow.
         guard let stepX = CheckedSize.add(tileW, border), let stepY = CheckedSize.add(tileH, border),
-              let spanX = CheckedSize.multiply(across, stepX), let width = CheckedSize.add(spanX, border),
-              let spanY = CheckedSize.multiply(down, stepY), let height = CheckedSize.add(spanY, border),
-              let count = CheckedSize.product([width, height, channels]), count <= 1 << 32 else {
-            throw DiffuseError.shape("image grid: \(tiles.count) tiles of \(tileW)x\(tileH) with border \(border) make an image too large to hold")
+            let spanX = CheckedSize.multiply(across, stepX), let width = CheckedSize.add(spanX, border),
+            let spanY = CheckedSize.multiply(down, stepY), let height = CheckedSize.add(spanY, border),
+            let count = CheckedSize.product([width, height, channels]), count <= 1 << 32
+        else {
+            throw DiffuseError.shape(
+                "image grid: \(tiles.count) tiles of \(tileW)x\(tileH) with border \(border) make an image too large to hold")
         }
 
         var pixels = [UInt8](repeating: background, count: count)
@@ -59,7 +63,10 @@ public enum ImageGrid {
             throw DiffuseError.shape("image grid rows: no tiles to lay out; pass at least one non-empty row")
         }
         for (r, row) in rows.enumerated() where row.count != firstRow.count {
-            throw DiffuseError.shape("image grid rows: row \(r) has \(row.count) tiles but row 0 has \(firstRow.count); all rows must have the same length")
+            throw DiffuseError.shape(
+                "image grid rows: row \(r) has \(row.count) tiles but row 0 has \(firstRow.count); all rows must have the same "
+                    + "length"
+            )
         }
         return try compose(rows.flatMap { $0 }, columns: firstRow.count, border: border, background: background)
     }

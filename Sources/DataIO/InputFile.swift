@@ -1,6 +1,6 @@
+import DiffuseCore
 // Reading whole input files, with errors that name the file, the problem and the fix.
 import Foundation
-import DiffuseCore
 
 enum InputFile {
     /// Reads the whole file at `url` into memory. Deliberately not memory-mapped: a mapped file that another

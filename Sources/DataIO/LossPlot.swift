@@ -2,22 +2,26 @@
 import Foundation
 
 public enum LossPlot {
-    static let curveColor = RGB(r: 31, g: 119, b: 180)       // matplotlib's default blue
+    static let curveColor = RGB(r: 31, g: 119, b: 180)  // matplotlib's default blue
     static let gridColor = RGB(r: 225, g: 225, b: 225)
     static let textColor = RGB(r: 20, g: 20, b: 20)
 
     /// Points with a non-finite coordinate (or y <= 0 on a log axis) are skipped and the curve joins their
     /// neighbours, so one diverged step does not hide the rest of the run. Sizes are clamped to 1...16384.
-    public static func render(_ points: [(x: Double, y: Double)], width: Int = 640, height: Int = 400,
-                              title: String, xLabel: String, yLabel: String, logScaleY: Bool = false) -> Image8 {
+    public static func render(
+        _ points: [(x: Double, y: Double)], width: Int = 640, height: Int = 400,
+        title: String, xLabel: String, yLabel: String, logScaleY: Bool = false
+    ) -> Image8 {
         let w = min(max(width, 1), PNG.maximumSide), h = min(max(height, 1), PNG.maximumSide)
         var canvas = RasterCanvas(width: w, height: h, background: .white)
 
         let kept = points.filter { $0.x.isFinite && $0.y.isFinite && (!logScaleY || $0.y > 0) }
         let xs = kept.map(\.x), ys = kept.map(\.y)
         let xAxis = PlotTicks.linear(xs.min() ?? 0, xs.max() ?? 1)
-        let yAxis = logScaleY ? PlotTicks.logarithmic(ys.min() ?? 0.1, ys.max() ?? 1)
-                              : PlotTicks.linear(ys.min() ?? 0, ys.max() ?? 1)
+        let yAxis =
+            logScaleY
+            ? PlotTicks.logarithmic(ys.min() ?? 0.1, ys.max() ?? 1)
+            : PlotTicks.linear(ys.min() ?? 0, ys.max() ?? 1)
 
         // Margins leave room for the title above, tick labels and axis labels to the left and below.
         let titleScale = BitmapFont.width(title, scale: 2) <= w - 16 ? 2 : 1

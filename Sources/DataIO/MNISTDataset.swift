@@ -1,6 +1,6 @@
+import DiffuseCore
 // Loading an MNIST-format dataset (MNIST, Fashion-MNIST, ...) from a directory of IDX files.
 import Foundation
-import DiffuseCore
 
 public struct MNISTDataset {
     /// `count * rows * columns` bytes, image after image, row-major, 0 = background.
@@ -21,7 +21,9 @@ public struct MNISTDataset {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw DiffuseError.input(
-                "dataset directory \(dir) does not exist; expected \(prefix)-images-idx3-ubyte[.gz] and \(prefix)-labels-idx1-ubyte[.gz] there. \(MNISTDataset.installHint)")
+                "dataset directory \(dir) does not exist; expected \(prefix)-images-idx3-ubyte[.gz] and "
+                    + "\(prefix)-labels-idx1-ubyte[.gz] there. \(MNISTDataset.installHint)"
+            )
         }
         let imagesURL = try MNISTDataset.locate(in: directory, prefix: prefix, kind: "images", idx: "idx3")
         let labelsURL = try MNISTDataset.locate(in: directory, prefix: prefix, kind: "labels", idx: "idx1")
@@ -29,7 +31,8 @@ public struct MNISTDataset {
         let images = try IDX.read(imagesURL)
         let labels = try IDX.read(labelsURL)
         guard images.dimensions.count == 3 else {
-            throw DiffuseError.input("\(imagesURL.path): images must be a 3-D IDX array (count, rows, columns), got sizes \(images.dimensions)")
+            throw DiffuseError.input(
+                "\(imagesURL.path): images must be a 3-D IDX array (count, rows, columns), got sizes \(images.dimensions)")
         }
         guard labels.dimensions.count == 1 else {
             throw DiffuseError.input("\(labelsURL.path): labels must be a 1-D IDX array, got sizes \(labels.dimensions)")
@@ -49,7 +52,9 @@ public struct MNISTDataset {
         self.columns = images.dimensions[2]
     }
 
-    static let installHint = "On Debian, `sudo apt-get install dataset-fashion-mnist` provides Fashion-MNIST in /usr/share/datasets/fashion-mnist; or pass \(Setting.dataset) DIR with any MNIST-format IDX files."
+    static let installHint =
+        "On Debian, `sudo apt-get install dataset-fashion-mnist` provides Fashion-MNIST in /usr/share/datasets/fashion-mnist; or "
+        + "pass \(Setting.dataset) DIR with any MNIST-format IDX files."
 
     /// The first existing candidate name, raw preferred over gzipped since it reads faster.
     private static func locate(in directory: URL, prefix: String, kind: String, idx: String) throws -> URL {
@@ -64,6 +69,8 @@ public struct MNISTDataset {
             }
         }
         throw DiffuseError.input(
-            "\(directory.path): no \(kind) file; expected \(stems[0]) or \(stems[0]).gz (or \(stems[1])[.gz]) there. \(installHint)")
+            "\(directory.path): no \(kind) file; expected \(stems[0]) or \(stems[0]).gz (or \(stems[1])[.gz]) there. "
+                + "\(installHint)"
+        )
     }
 }

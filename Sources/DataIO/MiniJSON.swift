@@ -107,7 +107,7 @@ struct MiniJSON {
     private mutating func parseObject() throws -> JSONValue {
         try nest()
         defer { depth -= 1 }
-        position += 1                                // "{"
+        position += 1  // "{"
         var members: [(key: String, value: JSONValue)] = []
         var seen = Set<String>()
         skipSpace()
@@ -130,7 +130,7 @@ struct MiniJSON {
     private mutating func parseArray() throws -> JSONValue {
         try nest()
         defer { depth -= 1 }
-        position += 1                                // "["
+        position += 1  // "["
         var items: [JSONValue] = []
         skipSpace()
         if peek() == UInt8(ascii: "]") { position += 1; return .array(items) }
@@ -169,7 +169,7 @@ struct MiniJSON {
     }
 
     private mutating func parseString() throws -> String {
-        position += 1                                // opening quote
+        position += 1  // opening quote
         var out: [UInt8] = []
         while true {
             guard let c = peek() else { throw failure("unterminated string") }

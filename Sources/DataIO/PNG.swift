@@ -1,7 +1,7 @@
 // PNG encoding and decoding of Image8 through libpng's simplified API.
 import CPNG
-import Foundation
 import DiffuseCore
+import Foundation
 
 public enum PNG {
     /// Larger sides are refused before allocating: a 30-byte header can otherwise claim gigabytes of pixels.
@@ -14,7 +14,8 @@ public enum PNG {
         }
         // libpng takes the row stride as a 32-bit int and sizes as 32-bit unsigned.
         guard let rowBytes = CheckedSize.multiply(image.width, image.channels), rowBytes <= Int(Int32.max),
-              image.height <= Int(Int32.max) else {
+            image.height <= Int(Int32.max)
+        else {
             throw DiffuseError.shape("PNG encode: image \(image.width)x\(image.height) is too large for PNG")
         }
         var png = png_image()
@@ -72,14 +73,18 @@ public enum PNG {
             let width = Int(png.width), height = Int(png.height)
             guard width >= 1, height >= 1, width <= maximumSide, height <= maximumSide else {
                 throw DiffuseError.input(
-                    "\(source): PNG claims \(width)x\(height) pixels, over the \(maximumSide)-per-side limit; the file is corrupt or not an image for this tool")
+                    "\(source): PNG claims \(width)x\(height) pixels, over the \(maximumSide)-per-side limit; the file is "
+                        + "corrupt or not an image for this tool"
+                )
             }
             // Deflate expands at most ~1032:1, so a header claiming far more pixels than the data can hold
             // is corrupt: refuse it before allocating (a 100-byte file must not cost a gigabyte).
             // The most compact PNG pixel is 1 bit, plus a filter byte per row.
             guard width * height / 8 + height <= raw.count * 1100 + 4096 else {
                 throw DiffuseError.input(
-                    "\(source): PNG claims \(width)x\(height) pixels, more than its \(raw.count) bytes can hold; the file is truncated or corrupt")
+                    "\(source): PNG claims \(width)x\(height) pixels, more than its \(raw.count) bytes can hold; the file is "
+                        + "truncated or corrupt"
+                )
             }
             let color = png.format & UInt32(PNG_FORMAT_FLAG_COLOR) != 0
             let alpha = png.format & UInt32(PNG_FORMAT_FLAG_ALPHA) != 0

@@ -41,8 +41,9 @@ enum PlotTicks {
         // Adding 0.0 turns -0.0 into 0.0 so no tick reads "-0".
         let values = (0..<Int(pick.count)).map { (pick.first + Double($0)) * pick.step + 0.0 }
         let labels = distinctLabels(values)
-        return PlotAxis(low: values.first ?? lo, high: values.last ?? hi,
-                        ticks: zip(values, labels).map { (position: $0, label: $1) })
+        return PlotAxis(
+            low: values.first ?? lo, high: values.last ?? hi,
+            ticks: zip(values, labels).map { (position: $0, label: $1) })
     }
 
     /// Ticks for a log axis over positive data [lo, hi]. Positions are log10 of the value. Spans under a
@@ -50,7 +51,7 @@ enum PlotTicks {
     static func logarithmic(_ lo: Double, _ hi: Double) -> PlotAxis {
         var a = log10(min(max(lo, 1e-300), limit)), b = log10(min(max(hi, 1e-300), limit))
         if !(a.isFinite && b.isFinite) || a > b { a = 0; b = 1 }
-        if b - a < 1e-9 { a -= 0.3; b += 0.3 }   // constant data: a factor of 2 either side
+        if b - a < 1e-9 { a -= 0.3; b += 0.3 }  // constant data: a factor of 2 either side
         if b - a < 1 {
             let linearTicks = linear(pow(10, a), pow(10, b)).ticks.filter { $0.position > 0 }
             let ticks = linearTicks.map { (position: log10($0.position), label: $0.label) }

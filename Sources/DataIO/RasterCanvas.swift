@@ -56,14 +56,17 @@ struct RasterCanvas {
     mutating func line(_ ax: Double, _ ay: Double, _ bx: Double, _ by: Double, thickness: Int, _ color: RGB) {
         let t = max(1, thickness)
         let margin = Double(t + 1)
-        guard let (x0, y0, x1, y1) = clip(ax, ay, bx, by, minX: -margin, minY: -margin,
-                                          maxX: Double(width) + margin, maxY: Double(height) + margin) else { return }
+        guard
+            let (x0, y0, x1, y1) = clip(
+                ax, ay, bx, by, minX: -margin, minY: -margin,
+                maxX: Double(width) + margin, maxY: Double(height) + margin)
+        else { return }
         var x = Int(x0.rounded()), y = Int(y0.rounded())
         let ex = Int(x1.rounded()), ey = Int(y1.rounded())
         let dx = abs(ex - x), dy = -abs(ey - y)
         let sx = x < ex ? 1 : -1, sy = y < ey ? 1 : -1
         var err = dx + dy
-        let lo = -(t - 1) / 2, hi = t / 2   // a 2-pixel pen covers the centre pixel and the one after it
+        let lo = -(t - 1) / 2, hi = t / 2  // a 2-pixel pen covers the centre pixel and the one after it
         while true {
             fill(x0: x + lo, y0: y + lo, x1: x + hi + 1, y1: y + hi + 1, color)
             if x == ex && y == ey { break }
@@ -74,8 +77,10 @@ struct RasterCanvas {
     }
 
     /// Liang-Barsky clipping of a segment to a rectangle; nil when nothing of it is inside or it is not finite.
-    private func clip(_ x0: Double, _ y0: Double, _ x1: Double, _ y1: Double,
-                      minX: Double, minY: Double, maxX: Double, maxY: Double) -> (Double, Double, Double, Double)? {
+    private func clip(
+        _ x0: Double, _ y0: Double, _ x1: Double, _ y1: Double,
+        minX: Double, minY: Double, maxX: Double, maxY: Double
+    ) -> (Double, Double, Double, Double)? {
         guard x0.isFinite, y0.isFinite, x1.isFinite, y1.isFinite else { return nil }
         let dx = x1 - x0, dy = y1 - y0
         guard dx.isFinite, dy.isFinite else { return nil }
@@ -85,8 +90,11 @@ struct RasterCanvas {
                 if q < 0 { return nil }
             } else {
                 let r = q / p
-                if p < 0 { if r > t1 { return nil }; if r > t0 { t0 = r } }
-                else { if r < t0 { return nil }; if r < t1 { t1 = r } }
+                if p < 0 {
+                    if r > t1 { return nil }; if r > t0 { t0 = r }
+                } else {
+                    if r < t0 { return nil }; if r < t1 { t1 = r }
+                }
             }
         }
         return (x0 + t0 * dx, y0 + t0 * dy, x0 + t1 * dx, y0 + t1 * dy)

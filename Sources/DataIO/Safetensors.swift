@@ -1,6 +1,6 @@
+import DiffuseCore
 // Writing safetensors checkpoints byte-compatible with Python's safetensors library (F32 tensors).
 import Foundation
-import DiffuseCore
 
 /// A tensor as stored in a checkpoint: shape and row-major values. An empty shape is a scalar (one value).
 public struct SafetensorsTensor: Equatable {
@@ -20,8 +20,10 @@ public enum Safetensors {
     /// Lays tensors out as Python's `safetensors.torch.save_file` does for all-F32 input: sorted by name
     /// (byte order), data contiguous in that order, `__metadata__` first, header padded with spaces to a
     /// multiple of 8 so the data buffer starts aligned.
-    public static func encode(_ tensors: [(name: String, tensor: SafetensorsTensor)],
-                              metadata: [String: String] = [:]) throws -> Data {
+    public static func encode(
+        _ tensors: [(name: String, tensor: SafetensorsTensor)],
+        metadata: [String: String] = [:]
+    ) throws -> Data {
         var seen = Set<[UInt8]>()
         for (name, tensor) in tensors {
             guard name != "__metadata__" else {
@@ -31,7 +33,8 @@ public enum Safetensors {
                 throw DiffuseError.shape("safetensors: tensor name \"\(name)\" appears twice; names must be unique")
             }
             guard let count = CheckedSize.product(tensor.shape), count == tensor.values.count else {
-                throw DiffuseError.shape("safetensors: tensor \"\(name)\" has shape \(tensor.shape) but \(tensor.values.count) values")
+                throw DiffuseError.shape(
+                    "safetensors: tensor \"\(name)\" has shape \(tensor.shape) but \(tensor.values.count) values")
             }
         }
         // Rust compares Strings by bytes; Swift's `<` uses Unicode ordering, which can differ.
@@ -47,7 +50,8 @@ public enum Safetensors {
         for (name, tensor) in sorted {
             let bytes = tensor.values.count * 4
             let shape = tensor.shape.map(String.init).joined(separator: ",")
-            entries.append(MiniJSON.quote(name) + ":{\"dtype\":\"F32\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(offset + bytes)]}")
+            entries.append(
+                MiniJSON.quote(name) + ":{\"dtype\":\"F32\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(offset + bytes)]}")
             offset += bytes
         }
         var header = Array(("{" + entries.joined(separator: ",") + "}").utf8)
@@ -70,8 +74,10 @@ public enum Safetensors {
         return out
     }
 
-    public static func write(_ tensors: [(name: String, tensor: SafetensorsTensor)],
-                             metadata: [String: String] = [:], to url: URL) throws {
+    public static func write(
+        _ tensors: [(name: String, tensor: SafetensorsTensor)],
+        metadata: [String: String] = [:], to url: URL
+    ) throws {
         try AtomicFile.write(encode(tensors, metadata: metadata), to: url)
     }
 

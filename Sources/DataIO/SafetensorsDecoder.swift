@@ -1,6 +1,6 @@
+import DiffuseCore
 // Reading safetensors checkpoints: header validation and F32/F16/BF16/F64 to Float conversion.
 import Foundation
-import DiffuseCore
 
 extension Safetensors {
     /// Element types we can read, with their size in bytes.
@@ -18,7 +18,9 @@ extension Safetensors {
 
     /// Every length and offset from the file is checked, overflow-safely, against the bytes actually present
     /// before anything is allocated or read, so a corrupt or hostile file yields an error and never a crash.
-    public static func decode(_ data: Data, source: String) throws -> (tensors: [String: SafetensorsTensor], metadata: [String: String]) {
+    public static func decode(
+        _ data: Data, source: String
+    ) throws -> (tensors: [String: SafetensorsTensor], metadata: [String: String]) {
         func bad(_ what: String) -> DiffuseError {
             DiffuseError.input("\(source): \(what); the file is not a valid safetensors checkpoint, regenerate or replace it")
         }
@@ -46,10 +48,14 @@ extension Safetensors {
             var metadata: [String: String] = [:]
             for (name, value) in members {
                 if name == "__metadata__" {
-                    if case .null = value { continue }     // the Rust reader treats null as "no metadata"
-                    guard case .object(let pairs) = value else { throw bad("__metadata__ is \(value.kind), expected an object of strings") }
+                    if case .null = value { continue }  // the Rust reader treats null as "no metadata"
+                    guard case .object(let pairs) = value else {
+                        throw bad("__metadata__ is \(value.kind), expected an object of strings")
+                    }
                     for (key, item) in pairs {
-                        guard case .string(let text) = item else { throw bad("__metadata__ entry \"\(key)\" is \(item.kind), expected a string") }
+                        guard case .string(let text) = item else {
+                            throw bad("__metadata__ entry \"\(key)\" is \(item.kind), expected a string")
+                        }
                         metadata[key] = text
                     }
                     continue
@@ -61,8 +67,10 @@ extension Safetensors {
         }
     }
 
-    private static func tensor(_ name: String, _ value: JSONValue, buffer: UnsafeRawBufferPointer, source: String,
-                               bad: (String) -> DiffuseError) throws -> SafetensorsTensor {
+    private static func tensor(
+        _ name: String, _ value: JSONValue, buffer: UnsafeRawBufferPointer, source: String,
+        bad: (String) -> DiffuseError
+    ) throws -> SafetensorsTensor {
         guard case .object(let fields) = value else { throw bad("tensor \"\(name)\" is \(value.kind), expected an object") }
         func field(_ key: String) throws -> JSONValue {
             guard let v = fields.first(where: { $0.key == key })?.value else { throw bad("tensor \"\(name)\" has no \"\(key)\"") }
@@ -70,16 +78,22 @@ extension Safetensors {
         }
         guard case .string(let dtypeName) = try field("dtype") else { throw bad("tensor \"\(name)\" dtype is not a string") }
         guard let dtype = DType(rawValue: dtypeName) else {
-            throw DiffuseError.input("\(source): tensor \"\(name)\" has dtype \(dtypeName); only F32, F16, BF16 and F64 can be read, convert the checkpoint to one of those")
+            throw DiffuseError.input(
+                "\(source): tensor \"\(name)\" has dtype \(dtypeName); only F32, F16, BF16 and F64 can be read, convert the "
+                    + "checkpoint to one of those"
+            )
         }
         guard case .array(let dims) = try field("shape") else { throw bad("tensor \"\(name)\" shape is not an array") }
         var shape: [Int] = []
         for d in dims {
-            guard let n = d.nonNegativeInt else { throw bad("tensor \"\(name)\" shape has an entry that is not a non-negative integer") }
+            guard let n = d.nonNegativeInt else {
+                throw bad("tensor \"\(name)\" shape has an entry that is not a non-negative integer")
+            }
             shape.append(n)
         }
         guard case .array(let offsets) = try field("data_offsets"), offsets.count == 2,
-              let begin = offsets[0].nonNegativeInt, let end = offsets[1].nonNegativeInt else {
+            let begin = offsets[0].nonNegativeInt, let end = offsets[1].nonNegativeInt
+        else {
             throw bad("tensor \"\(name)\" data_offsets is not a pair of non-negative integers")
         }
         guard begin <= end, end <= buffer.count else {
@@ -89,7 +103,10 @@ extension Safetensors {
             throw bad("tensor \"\(name)\" shape \(shape) has too many elements")
         }
         guard end - begin == byteCount else {
-            throw bad("tensor \"\(name)\" shape \(shape) of \(dtype.rawValue) needs \(byteCount) bytes but data_offsets [\(begin), \(end)] span \(end - begin)")
+            throw bad(
+                "tensor \"\(name)\" shape \(shape) of \(dtype.rawValue) needs \(byteCount) bytes but data_offsets [\(begin), "
+                    + "\(end)] span \(end - begin)"
+            )
         }
         let bytes = UnsafeRawBufferPointer(rebasing: buffer[begin..<end])
         return SafetensorsTensor(shape: shape, values: convert(bytes, dtype, count: count))
@@ -111,7 +128,8 @@ extension Safetensors {
                 #endif
             case .f64:
                 for i in 0..<count {
-                    out[i] = Float(Double(bitPattern: UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self))))
+                    out[i] = Float(
+                        Double(bitPattern: UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self))))
                 }
             case .bf16:
                 // bfloat16 is the top half of a float32.
@@ -140,7 +158,7 @@ extension Safetensors {
             let magnitude = Float(mantissa) * 0x1p-24
             return sign != 0 ? -magnitude : magnitude
         case 0x1F:
-            return Float(bitPattern: sign | 0x7F80_0000 | (mantissa << 13))    // infinity or NaN
+            return Float(bitPattern: sign | 0x7F80_0000 | (mantissa << 13))  // infinity or NaN
         default:
             return Float(bitPattern: sign | ((exponent + 112) << 23) | (mantissa << 13))  // rebias 15 -> 127
         }

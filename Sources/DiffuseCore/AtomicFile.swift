@@ -1,5 +1,6 @@
 // Atomic file replacement: readers see either the old file or the complete new one, never a torn write.
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)

@@ -23,7 +23,8 @@ public enum DiffuseError: Error, CustomStringConvertible, Equatable {
     public func worded(_ name: (Setting) -> String) -> String {
         switch self {
         case .usage(let m), .input(let m), .shape(let m), .device(let m), .output(let m), .runtime(let m),
-             .interrupted(let m, _): return Setting.word(m, name)
+            .interrupted(let m, _):
+            return Setting.word(m, name)
         }
     }
 

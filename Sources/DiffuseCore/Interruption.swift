@@ -5,6 +5,7 @@
 // handlers run on a dispatch queue, not in signal context, so they may take locks and unlink files.
 import Dispatch
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -26,7 +27,7 @@ public enum Interruption {
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
             // `data` counts the signals since the handler last ran: two quick ones arrive as one
             // event with a count of 2, and must still stop at once.
-            source.setEventHandler { arrived(signalNumber, count: Int(source.data)) } // sources live as long as the process
+            source.setEventHandler { arrived(signalNumber, count: Int(source.data)) }  // sources live as long as the process
             source.resume()
             sources.append(source)
         }
@@ -40,12 +41,13 @@ public enum Interruption {
         let pending = Array(cleanups.values)
         lock.unlock()
         if first && !immediate {
-            FileHandle.standardError.write(Data("\n\(name(signalNumber)): stopping after the current step (again to stop at once)\n".utf8))
+            FileHandle.standardError.write(
+                Data("\n\(name(signalNumber)): stopping after the current step (again to stop at once)\n".utf8))
             return
         }
         for cleanup in pending { cleanup() }
         FileHandle.standardError.write(Data("\n\(name(signalNumber)): stopped\n".utf8))
-        _exit(128 + signalNumber) // not exit(): atexit handlers would race the threads still running
+        _exit(128 + signalNumber)  // not exit(): atexit handlers would race the threads still running
     }
 
     /// The signal received so far, if any.

@@ -26,7 +26,10 @@ public enum JSONFile {
 
     public static func read<T: Decodable>(_ type: T.Type, from url: URL) throws -> T {
         guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw DiffuseError.input("cannot read \(url.path): missing or unreadable; is this a model folder written by `diffuse train` or diffusers' save_pretrained?")
+            throw DiffuseError.input(
+                "cannot read \(url.path): missing or unreadable; is this a model folder written by `diffuse train` or diffusers' "
+                    + "save_pretrained?"
+            )
         }
         return try decode(type, from: data, source: url.path)
     }
@@ -43,7 +46,7 @@ public enum JSONFile {
     public static func describe(_ error: Error) -> String {
         switch error {
         case DecodingError.typeMismatch(_, let c), DecodingError.valueNotFound(_, let c),
-             DecodingError.keyNotFound(_, let c), DecodingError.dataCorrupted(let c):
+            DecodingError.keyNotFound(_, let c), DecodingError.dataCorrupted(let c):
             let path = c.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
             let detail = c.underlyingError.map { " (\($0.localizedDescription))" } ?? ""
             return ((path.isEmpty ? "" : "at \(path): ") + c.debugDescription + detail)

@@ -2,6 +2,7 @@
 // hostile model_index.json, Hub answer or planted symlink cannot make Diffuse write outside the
 // folder it means to write in (issue 10: a component named ../../../../x/y once did).
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -59,7 +60,10 @@ public enum SafePath {
     /// Throws a one-line input error (exit 2) unless `url` lies inside `root` after resolution.
     public static func requireInside(_ url: URL, root: URL, what: String) throws {
         guard isInside(url, root: root) else {
-            throw DiffuseError.input("refusing to write \(url.path): it resolves to \(resolved(url)), outside \(what) \(resolved(root)); a symlink or name there points elsewhere: remove it and run again")
+            throw DiffuseError.input(
+                "refusing to write \(url.path): it resolves to \(resolved(url)), outside \(what) \(resolved(root)); a symlink or "
+                    + "name there points elsewhere: remove it and run again"
+            )
         }
     }
 }

@@ -1,8 +1,8 @@
 // BasicUNet: the seed tutorial's small convolutional UNet for 28x28 images (309,057 parameters
 // with the default config); parameter names match the tutorial's PyTorch module.
 import DiffuseCore
-import Tensor
 import NN
+import Tensor
 
 /// unet/config.json of a BasicUNet run folder.
 public struct BasicUNetConfig: Codable, Equatable, Sendable {
@@ -41,8 +41,12 @@ public struct BasicUNetConfig: Codable, Equatable, Sendable {
             throw DiffuseError.input("\(source): _class_name is \(className), expected BasicUNet")
         }
         guard inChannels > 0, outChannels > 0, channels.count == 3, channels.allSatisfy({ $0 > 0 }),
-              kernelSize > 0, kernelSize % 2 == 1, sampleSize > 0, sampleSize % 4 == 0 else {
-            throw DiffuseError.input("\(source): BasicUNet needs positive in/out channels, three positive channels, an odd kernel_size and a sample_size divisible by 4")
+            kernelSize > 0, kernelSize % 2 == 1, sampleSize > 0, sampleSize % 4 == 0
+        else {
+            throw DiffuseError.input(
+                "\(source): BasicUNet needs positive in/out channels, three positive channels, an odd kernel_size and a "
+                    + "sample_size divisible by 4"
+            )
         }
     }
 }

@@ -11,9 +11,10 @@ extension ConfigChoice {
         let text = try container.decode(String.self)
         guard let value = Self(rawValue: text) else {
             let choices = Self.allCases.map(\.rawValue).joined(separator: ", ")
-            throw DecodingError.dataCorrupted(.init(
-                codingPath: decoder.codingPath,
-                debugDescription: "'\(text.prefix(80))' is not supported; this version reads \(choices)"))
+            throw DecodingError.dataCorrupted(
+                .init(
+                    codingPath: decoder.codingPath,
+                    debugDescription: "'\(text.prefix(80))' is not supported; this version reads \(choices)"))
         }
         self = value
     }

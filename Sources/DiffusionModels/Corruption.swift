@@ -1,7 +1,7 @@
 // The tutorial's corruption and its few-step sampler for models that predict the clean image.
 import DiffuseCore
-import Tensor
 import NN
+import Tensor
 
 public enum Corruption {
     /// x * (1 - amount) + noise * amount, with `amount` one value per image ([B]), in the
@@ -30,8 +30,10 @@ public struct X0MixingSampler {
 
     public init(steps: Int) { self.steps = steps }
 
-    public func sample(model: (Tensor) throws -> Tensor, initialNoise: Tensor,
-                       recordTrajectory: Bool = false) throws -> (sample: Tensor, trajectory: SamplingTrajectory) {
+    public func sample(
+        model: (Tensor) throws -> Tensor, initialNoise: Tensor,
+        recordTrajectory: Bool = false
+    ) throws -> (sample: Tensor, trajectory: SamplingTrajectory) {
         var x = initialNoise
         var trajectory = SamplingTrajectory()
         try GradMode.withoutGradients {

@@ -22,8 +22,11 @@ public struct DDIMScheduler: Sendable {
     /// x0 = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t) as in DDPM eq. 15, and eq. 16 for sigma:
     ///   sigma = eta sqrt((1 - abar_prev) / (1 - abar_t)) sqrt(1 - abar_t / abar_prev)
     /// (eta 0: deterministic DDIM; eta 1: DDPM's posterior variance).
-    public func stepGeometry(timestep t: Int, steps: Int, eta: Float, useClippedModelOutput: Bool = false) throws
-        -> SchedulerStepGeometry {
+    public func stepGeometry(
+        timestep t: Int, steps: Int, eta: Float, useClippedModelOutput: Bool = false
+    ) throws
+        -> SchedulerStepGeometry
+    {
         let options = try config.stepOptions()
         let abar = tables.schedule.alphasCumprod
         guard abar.indices.contains(t), steps > 0 else {
@@ -46,8 +49,10 @@ public struct DDIMScheduler: Sendable {
     }
 
     /// diffusers' DDIMScheduler.step on the device; `noise` (standard normal) is needed when eta > 0.
-    public func step(modelOutput: Tensor, timestep: Int, steps: Int, sample: Tensor, eta: Float = 0,
-                     useClippedModelOutput: Bool = false, noise: Tensor? = nil) throws -> (previous: Tensor, original: Tensor) {
+    public func step(
+        modelOutput: Tensor, timestep: Int, steps: Int, sample: Tensor, eta: Float = 0,
+        useClippedModelOutput: Bool = false, noise: Tensor? = nil
+    ) throws -> (previous: Tensor, original: Tensor) {
         let g = try stepGeometry(timestep: timestep, steps: steps, eta: eta, useClippedModelOutput: useClippedModelOutput)
         guard g.noiseCoefficient == 0 || noise != nil else {
             throw DiffuseError.shape("DDIM step with eta \(eta) needs variance noise")

@@ -61,7 +61,8 @@ public struct SchedulerConfig: Codable, Equatable, Sendable {
         clipSample = try c.decodeIfPresent(Bool.self, forKey: .clipSample) ?? d.clipSample
         predictionType = try c.decodeIfPresent(PredictionType.self, forKey: .predictionType) ?? d.predictionType
         thresholding = try c.decodeIfPresent(Bool.self, forKey: .thresholding) ?? d.thresholding
-        dynamicThresholdingRatio = try c.decodeIfPresent(Double.self, forKey: .dynamicThresholdingRatio)
+        dynamicThresholdingRatio =
+            try c.decodeIfPresent(Double.self, forKey: .dynamicThresholdingRatio)
             ?? d.dynamicThresholdingRatio
         clipSampleRange = try c.decodeIfPresent(Double.self, forKey: .clipSampleRange) ?? d.clipSampleRange
         sampleMaxValue = try c.decodeIfPresent(Double.self, forKey: .sampleMaxValue) ?? d.sampleMaxValue
@@ -76,7 +77,9 @@ public struct SchedulerConfig: Codable, Equatable, Sendable {
         func bad(_ key: String, _ rule: String, _ value: Any) -> DiffuseError {
             .input("\(source): \(key) must be \(rule), got \(value)")
         }
-        guard (1...100_000).contains(numTrainTimesteps) else { throw bad("num_train_timesteps", "1 to 100000", numTrainTimesteps) }
+        guard (1...100_000).contains(numTrainTimesteps) else {
+            throw bad("num_train_timesteps", "1 to 100000", numTrainTimesteps)
+        }
         guard betaStart.isFinite, betaEnd.isFinite, betaStart >= 0, betaEnd < 1, betaStart <= betaEnd else {
             throw bad("beta_start and beta_end", "finite with 0 <= beta_start <= beta_end < 1", "\(betaStart), \(betaEnd)")
         }
@@ -102,7 +105,10 @@ public struct SchedulerConfig: Codable, Equatable, Sendable {
         case .velocity: prediction = .velocity
         }
         guard !thresholding || (dynamicThresholdingRatio > 0 && dynamicThresholdingRatio <= 1 && sampleMaxValue >= 1) else {
-            throw DiffuseError.input("thresholding needs 0 < dynamic_thresholding_ratio <= 1 and sample_max_value >= 1, got \(dynamicThresholdingRatio) and \(sampleMaxValue)")
+            throw DiffuseError.input(
+                "thresholding needs 0 < dynamic_thresholding_ratio <= 1 and sample_max_value >= 1, got "
+                    + "\(dynamicThresholdingRatio) and \(sampleMaxValue)"
+            )
         }
         // As in diffusers, thresholding replaces clip_sample.
         return (prediction, clipSample && !thresholding ? Float(clipSampleRange) : nil)
@@ -116,9 +122,10 @@ public struct DDPMScheduler: Sendable {
     public init(config: SchedulerConfig = SchedulerConfig()) throws {
         try config.validate(source: "scheduler_config.json")
         self.config = config
-        schedule = try NoiseSchedule(numTrainTimesteps: config.numTrainTimesteps, betaStart: config.betaStart,
-                                     betaEnd: config.betaEnd, kind: config.betaSchedule,
-                                     trainedBetas: config.trainedBetas, rescaleBetasZeroSNR: config.rescaleBetasZeroSNR)
+        schedule = try NoiseSchedule(
+            numTrainTimesteps: config.numTrainTimesteps, betaStart: config.betaStart,
+            betaEnd: config.betaEnd, kind: config.betaSchedule,
+            trainedBetas: config.trainedBetas, rescaleBetasZeroSNR: config.rescaleBetasZeroSNR)
     }
 
     /// The inference timesteps, descending, as diffusers' set_timesteps spaces them.
@@ -193,7 +200,11 @@ extension DDPMScheduler {
             // we follow it so results stay comparable, and say so in the README.
             case .fixedLargeLog: noiseScale = Foundation.log(currentBeta).squareRoot()
             case .learned, .learnedRange:
-                throw DiffuseError.input("variance_type '\(config.varianceType.rawValue)' (a model that predicts its variance) is not supported by the DDPM step yet: use fixed_small, fixed_small_log, fixed_large or fixed_large_log, or sample with DDIM")
+                throw DiffuseError.input(
+                    "variance_type '\(config.varianceType.rawValue)' (a model that predicts its variance) is not supported by "
+                        + "the DDPM step yet: use fixed_small, fixed_small_log, fixed_large or fixed_large_log, or sample with "
+                        + "DDIM"
+                )
             }
         }
         return SchedulerStepGeometry(
@@ -206,8 +217,10 @@ extension DDPMScheduler {
 
     /// diffusers' DDPMScheduler.step on the device: (prev_sample, pred_original_sample). `noise` is
     /// the standard normal variance noise (unused at t = 0).
-    public func step(modelOutput: Tensor, timestep: Int, previousTimestep: Int, sample: Tensor,
-                     noise: Tensor?) throws -> (previous: Tensor, original: Tensor) {
+    public func step(
+        modelOutput: Tensor, timestep: Int, previousTimestep: Int, sample: Tensor,
+        noise: Tensor?
+    ) throws -> (previous: Tensor, original: Tensor) {
         let g = try stepGeometry(timestep: timestep, previousTimestep: previousTimestep)
         guard g.noiseCoefficient == 0 || noise != nil else {
             throw DiffuseError.shape("DDPM step at t = \(timestep) needs variance noise")

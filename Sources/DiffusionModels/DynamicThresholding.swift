@@ -32,8 +32,11 @@ extension SchedulerConfig {
 
     /// The step both schedulers share once they have its geometry: the fused device step, through
     /// dynamic thresholding when the config asks for it. `noise` is dropped where it has no weight.
-    func applyStep(sample: Tensor, modelOutput: Tensor, noise: Tensor?, _ g: SchedulerStepGeometry)
-        throws -> (previous: Tensor, original: Tensor) {
+    func applyStep(
+        sample: Tensor, modelOutput: Tensor, noise: Tensor?, _ g: SchedulerStepGeometry
+    )
+        throws -> (previous: Tensor, original: Tensor)
+    {
         let noise = g.noiseCoefficient == 0 ? nil : noise
         if thresholding {
             return try Tensor.thresholdedSchedulerStep(sample: sample, modelOutput: modelOutput, noise: noise, g, config: self)
@@ -53,9 +56,12 @@ extension SchedulerConfig {
 extension Tensor {
     /// A DDPM/DDIM step with dynamic thresholding of the predicted original sample. diffusers keeps
     /// the unthresholded epsilon for the DDIM direction unless use_clipped_model_output is set.
-    static func thresholdedSchedulerStep(sample: Tensor, modelOutput: Tensor, noise: Tensor?,
-                                         _ g: SchedulerStepGeometry, config: SchedulerConfig)
-        throws -> (previous: Tensor, original: Tensor) {
+    static func thresholdedSchedulerStep(
+        sample: Tensor, modelOutput: Tensor, noise: Tensor?,
+        _ g: SchedulerStepGeometry, config: SchedulerConfig
+    )
+        throws -> (previous: Tensor, original: Tensor)
+    {
         var raw = g
         raw.clipRange = nil
         let x0 = try config.thresholded(try schedulerStep(sample: sample, modelOutput: modelOutput, noise: nil, raw).original)

@@ -16,8 +16,10 @@ public struct NoiseSchedule: Sendable {
     public let betas: [Float]
     public let alphasCumprod: [Float]
 
-    public init(numTrainTimesteps n: Int, betaStart: Double, betaEnd: Double, kind: BetaScheduleKind,
-                trainedBetas: [Double]? = nil, rescaleBetasZeroSNR: Bool = false) throws {
+    public init(
+        numTrainTimesteps n: Int, betaStart: Double, betaEnd: Double, kind: BetaScheduleKind,
+        trainedBetas: [Double]? = nil, rescaleBetasZeroSNR: Bool = false
+    ) throws {
         guard n > 0 else { throw DiffuseError.input("num_train_timesteps must be positive, got \(n)") }
         var betas: [Float]
         if let trainedBetas {
@@ -62,7 +64,9 @@ public struct NoiseSchedule: Sendable {
     /// torch.cumprod on the CPU: float32 values, accumulated in Double (ATen's acc_type for float).
     static func cumulativeProduct(_ values: [Float]) -> [Float] {
         var running: Double = 1
-        return values.map { running *= Double($0); return Float(running) }
+        return values.map {
+            running *= Double($0); return Float(running)
+        }
     }
 
     /// Lin et al. 2023, Algorithm 1: shift and scale sqrt(alphas_cumprod) so the last step has zero SNR.

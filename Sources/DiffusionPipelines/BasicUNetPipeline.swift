@@ -34,16 +34,21 @@ public final class BasicUNetPipeline: TrainablePipeline {
 
     /// Uniform noise moved 1/(n-i) of the way to the prediction at step i; images are the sample clamped to [0, 1].
     public func sample(_ request: SampleRequest) throws -> SampleOutput {
-        let refused = [(SampleChoice.sampler, request.sampler != nil), (.eta, request.eta != 0),
-                       (.classLabels, request.classLabels != nil)].filter(\.1).map(\.0)
+        let refused = [
+            (SampleChoice.sampler, request.sampler != nil), (.eta, request.eta != 0),
+            (.classLabels, request.classLabels != nil),
+        ].filter(\.1).map(\.0)
         if !refused.isEmpty { throw PipelineRequestError.notApplicable(refused, pipeline: BasicUNetFolder.pipelineClass) }
         let config = model.config
-        let noise = try request.initialNoise(channels: config.inChannels, size: config.sampleSize, device: device,
-                                             uniform: true)
+        let noise = try request.initialNoise(
+            channels: config.inChannels, size: config.sampleSize, device: device,
+            uniform: true)
         let result = try X0MixingSampler(steps: request.steps ?? sampler.numInferenceSteps)
             .sample(model: { try self.model($0) }, initialNoise: noise, recordTrajectory: request.recordTrajectory)
-        let figure = request.recordTrajectory ? try Figures.trajectory(
-            inputs: result.trajectory.inputs, predictions: result.trajectory.predictions, shape: noise.shape) : nil
+        let figure =
+            request.recordTrajectory
+            ? try Figures.trajectory(
+                inputs: result.trajectory.inputs, predictions: result.trajectory.predictions, shape: noise.shape) : nil
         return SampleOutput(sample: result.sample, images: try result.sample.clamped(0, 1), trajectory: figure)
     }
 
@@ -61,8 +66,9 @@ public final class BasicUNetPipeline: TrainablePipeline {
             try config.validate(source: url.path)
             return config
         }
-        let run = try BasicUNetRun(options: request.options, dataset: request.dataset, device: request.device,
-                                   folder: request.folder, config: config, start: request.start, checkpoint: request.plan)
+        let run = try BasicUNetRun(
+            options: request.options, dataset: request.dataset, device: request.device,
+            folder: request.folder, config: config, start: request.start, checkpoint: request.plan)
         try run.execute(progress: request.progress)
         return ["loss.png", "samples.png", "corruption.png", "predictions.png"].map { request.folder.appendingPathComponent($0) }
     }

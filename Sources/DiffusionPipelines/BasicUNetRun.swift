@@ -13,8 +13,10 @@ public final class BasicUNetRun {
     public let checkpoint: CheckpointPlan
 
     /// `config`: a pretrained model's (with `.initFrom`) or the resumed run's.
-    public init(options: TrainingOptions, dataset: MNISTDataset, device: Device, folder: URL,
-                config: BasicUNetConfig? = nil, start: RunStart = .fresh, checkpoint: CheckpointPlan) throws {
+    public init(
+        options: TrainingOptions, dataset: MNISTDataset, device: Device, folder: URL,
+        config: BasicUNetConfig? = nil, start: RunStart = .fresh, checkpoint: CheckpointPlan
+    ) throws {
         trainer = try BasicUNetTrainer(options: options, dataset: dataset, device: device, config: config)
         self.folder = folder
         self.start = start
@@ -37,8 +39,9 @@ public final class BasicUNetRun {
         // The last checkpoint (at the final step) already wrote the model folder.
         let sampler = X0MixingSamplerConfig(numInferenceSteps: trainer.options.sampleSteps)
         try PNG.write(Figures.lossCurve(trainer.log), to: file("loss.png"))
-        try PNG.write(try Figures.predictions(model: trainer.model, clean: examples, generator: figureNoise),
-                      to: file("predictions.png"))
+        try PNG.write(
+            try Figures.predictions(model: trainer.model, clean: examples, generator: figureNoise),
+            to: file("predictions.png"))
         let size = trainer.model.config.sampleSize
         let noise = try Tensor.uniform([64, trainer.model.config.inChannels, size, size], generator: figureNoise, on: device)
         let result = try X0MixingSampler(steps: sampler.numInferenceSteps)

@@ -19,8 +19,9 @@ public final class BasicUNetTrainer: Trainer {
     public var module: Module { model }
 
     public func saveModel(to folder: URL, metadata: [String: String]) throws {
-        try BasicUNetFolder.save(model, sampler: X0MixingSamplerConfig(numInferenceSteps: options.sampleSteps),
-                                 to: folder, metadata: metadata)
+        try BasicUNetFolder.save(
+            model, sampler: X0MixingSamplerConfig(numInferenceSteps: options.sampleSteps),
+            to: folder, metadata: metadata)
     }
 
     /// `config`: a pretrained model's (its image size and channels are kept, the images fitted to them).
@@ -29,7 +30,9 @@ public final class BasicUNetTrainer: Trainer {
         var modelConfig = config ?? BasicUNetConfig()
         if config == nil { modelConfig.sampleSize = dataset.rows }
         guard modelConfig.sampleSize % 4 == 0 else {
-            throw DiffuseError.input("BasicUNet needs square images with sides divisible by 4; the images are \(modelConfig.sampleSize)x\(modelConfig.sampleSize)")
+            throw DiffuseError.input(
+                "BasicUNet needs square images with sides divisible by 4; the images are "
+                    + "\(modelConfig.sampleSize)x\(modelConfig.sampleSize)")
         }
         guard dataset.rows == dataset.columns else {
             throw DiffuseError.input("BasicUNet needs square images; the dataset has \(dataset.rows)x\(dataset.columns)")

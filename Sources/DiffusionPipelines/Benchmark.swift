@@ -46,8 +46,10 @@ public enum Benchmark {
     /// Runs the step once to warm up (pools, caches, kernel builds), calls `afterWarmUp`, then runs it
     /// repeatedly for at least `seconds`. Each run's result is read back, so the clock covers
     /// finished work, not just work queued on an asynchronous device. Returns the rate and the runs.
-    public static func measure(_ workload: BenchWorkload, device: Device, seconds: Double, minimumRuns: Int = 3,
-                               afterWarmUp: @escaping () -> Void = {}) throws -> (result: BenchResult, runs: Int) {
+    public static func measure(
+        _ workload: BenchWorkload, device: Device, seconds: Double, minimumRuns: Int = 3,
+        afterWarmUp: @escaping () -> Void = {}
+    ) throws -> (result: BenchResult, runs: Int) {
         let timed = { () throws -> (result: BenchResult, runs: Int) in
             _ = try workload.step().toArray()
             afterWarmUp()
@@ -58,8 +60,11 @@ public enum Benchmark {
                 runs += 1
             } while runs < minimumRuns || Date().timeIntervalSince(start) < seconds
             let rate = Double(runs * workload.batchSize) / Date().timeIntervalSince(start)
-            return (BenchResult(name: workload.name, device: device.name, batchSize: workload.batchSize,
-                                imagesPerSecond: rate, gflopPerSecond: workload.flopsPerStep.map { rate * $0 / 1e9 }), runs)
+            return (
+                BenchResult(
+                    name: workload.name, device: device.name, batchSize: workload.batchSize,
+                    imagesPerSecond: rate, gflopPerSecond: workload.flopsPerStep.map { rate * $0 / 1e9 }), runs
+            )
         }
         // Training steps record the graph they backpropagate; the rest run as inference does.
         return workload.name.hasSuffix("_train") ? try timed() : try GradMode.withoutGradients(timed)
@@ -99,8 +104,9 @@ public enum Benchmark {
         let generator = RandomGenerator(seed: 2)
         let a = try Tensor.uniform([size, size], generator: generator, on: device)
         let b = try Tensor.uniform([size, size], generator: generator, on: device)
-        return BenchWorkload(name: "gemm_\(size)", batchSize: 1, step: { try a.matmul(b) },
-                             flopsPerStep: 2 * pow(Double(size), 3))
+        return BenchWorkload(
+            name: "gemm_\(size)", batchSize: 1, step: { try a.matmul(b) },
+            flopsPerStep: 2 * pow(Double(size), 3))
     }
 
     /// UNet2DModel DDPM training steps: Gaussian noise, a random timestep per image, add_noise,
@@ -134,8 +140,10 @@ public enum Benchmark {
         return BenchWorkload(name: "unet2d_sample_step", batchSize: batchSize) {
             let output = try model(sample, timesteps: Array(repeating: 500, count: batchSize))
             let noise = try Tensor.normal(sample.shape, generator: generator, on: device)
-            sample = try scheduler.step(modelOutput: output, timestep: 500, previousTimestep: 499, sample: sample,
-                                        noise: noise).previous
+            sample = try scheduler.step(
+                modelOutput: output, timestep: 500, previousTimestep: 499, sample: sample,
+                noise: noise
+            ).previous
             return sample
         }
     }

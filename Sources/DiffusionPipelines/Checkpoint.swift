@@ -11,11 +11,12 @@ import DataIO
 import DiffuseCore
 import DiffusionModels
 import Foundation
+import NN
+import Tensor
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import NN
-import Tensor
 
 /// trainer_state.json.
 public struct TrainerState: Codable, Equatable, Sendable {
@@ -96,8 +97,9 @@ public enum Checkpoint {
         let moments = try trainer.optimizer.state(names: names(trainer)).map {
             (name: $0.name, tensor: SafetensorsTensor(shape: $0.shape, values: $0.values))
         }
-        try Safetensors.write(moments, metadata: metadata.merging(["step": String(state.optimizerStep)]) { $1 },
-                              to: staging.appendingPathComponent(optimizerName))
+        try Safetensors.write(
+            moments, metadata: metadata.merging(["step": String(state.optimizerStep)]) { $1 },
+            to: staging.appendingPathComponent(optimizerName))
         try trainer.options.write(into: staging)
         if let log = fm.contents(atPath: run.appendingPathComponent("log.jsonl").path) {
             try AtomicFile.write(log, to: staging.appendingPathComponent("log.jsonl"))
@@ -136,7 +138,11 @@ public enum Checkpoint {
     /// The error a diverged run stops with: what happened, the last good checkpoint (kept), what to try.
     public static func diverged(_ what: String, step: Int, plan: CheckpointPlan?) -> DiffuseError {
         let last = plan.flatMap { published(in: $0.folder).first }
-        let kept = last.map { "the last good checkpoint, \($0.folder.path) (step \($0.step)), is kept: start again from it with \(Setting.initFrom) \($0.folder.path) and a lower \(Setting.learningRate)" }
+        let kept =
+            last.map {
+                "the last good checkpoint, \($0.folder.path) (step \($0.step)), is kept: start again from it with "
+                    + "\(Setting.initFrom) \($0.folder.path) and a lower \(Setting.learningRate)"
+            }
             ?? "no checkpoint was written before it: start again with a lower \(Setting.learningRate)"
         return .runtime("training diverged at step \(step): \(what); \(kept)")
     }
@@ -176,7 +182,8 @@ public enum Checkpoint {
             try? fm.removeItem(at: leftover)
         }
         for folder in [run, run.appendingPathComponent("unet"), run.appendingPathComponent("scheduler")] {
-            for name in (try? fm.contentsOfDirectory(atPath: folder.path)) ?? [] where name.hasPrefix(".") && name.contains(".tmp-") {
+            for name in (try? fm.contentsOfDirectory(atPath: folder.path)) ?? []
+            where name.hasPrefix(".") && name.contains(".tmp-") {
                 try? fm.removeItem(at: folder.appendingPathComponent(name))
             }
         }
@@ -194,12 +201,19 @@ public enum Checkpoint {
     public static func readState(_ folder: URL) throws -> TrainerState {
         let url = folder.appendingPathComponent(stateName)
         guard FileManager.default.fileExists(atPath: url.path) else {
-            throw DiffuseError.input("\(folder.path) has no checkpoint (no \(foldersName)/step-N/\(stateName)): \(Setting.resume) takes a run folder written by `diffuse train`")
+            throw DiffuseError.input(
+                "\(folder.path) has no checkpoint (no \(foldersName)/step-N/\(stateName)): \(Setting.resume) takes a run folder "
+                    + "written by `diffuse train`"
+            )
         }
         let state = try JSONFile.read(TrainerState.self, from: url)
         guard state.globalStep >= 0, state.epoch >= 1, state.stepInEpoch >= 0, state.optimizerStep >= 0,
-              state.optimizerStep <= state.globalStep + 1_000_000_000 else {
-            throw DiffuseError.input("\(url.path): global_step, step_in_epoch and optimizer_step must be 0 or more and epoch 1 or more, got \(state.globalStep), \(state.stepInEpoch), \(state.optimizerStep), \(state.epoch)")
+            state.optimizerStep <= state.globalStep + 1_000_000_000
+        else {
+            throw DiffuseError.input(
+                "\(url.path): global_step, step_in_epoch and optimizer_step must be 0 or more and epoch 1 or more, got "
+                    + "\(state.globalStep), \(state.stepInEpoch), \(state.optimizerStep), \(state.epoch)"
+            )
         }
         return state
     }
@@ -215,11 +229,15 @@ public enum Checkpoint {
         let optimizer = try Safetensors.read(optimizerURL)
         for (url, metadata) in [(weightsURL, weights.metadata), (optimizerURL, optimizer.metadata)]
         where metadata[stepKey] != String(state.globalStep) {
-            throw DiffuseError.input("\(url.path) belongs to step \(metadata[stepKey] ?? "?"), \(stateName) to step \(state.globalStep): the checkpoint was torn by a crash; train again from the start or from \(Setting.initFrom) \(folder.path)")
+            throw DiffuseError.input(
+                "\(url.path) belongs to step \(metadata[stepKey] ?? "?"), \(stateName) to step \(state.globalStep): the "
+                    + "checkpoint was torn by a crash; train again from the start or from \(Setting.initFrom) \(folder.path)"
+            )
         }
         try trainer.module.load(state: weights.tensors.mapValues { ($0.shape, $0.values) }, source: weightsURL.path)
-        try trainer.optimizer.load(state: optimizer.tensors.mapValues { ($0.shape, $0.values) },
-                                   step: state.optimizerStep, names: names(trainer), source: optimizerURL.path)
+        try trainer.optimizer.load(
+            state: optimizer.tensors.mapValues { ($0.shape, $0.values) },
+            step: state.optimizerStep, names: names(trainer), source: optimizerURL.path)
     }
 
     /// The log lines up to the checkpoint (later ones belong to the lost part of the run).

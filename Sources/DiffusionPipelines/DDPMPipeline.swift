@@ -37,27 +37,34 @@ public final class DDPMPipeline: TrainablePipeline {
             throw DiffuseError.usage("DDIM eta must be 0 or more, got \(request.eta)")
         }
         let config = folder.unet.config
-        let noise = try request.initialNoise(channels: config.inChannels, size: config.sampleSize ?? 32,
-                                             device: device, uniform: false)
-        let sampler = UNetSampler(kind: kind, steps: request.steps ?? (kind == .ddpm ? 1000 : 50), eta: request.eta,
-                                  config: folder.schedulerConfig)
+        let noise = try request.initialNoise(
+            channels: config.inChannels, size: config.sampleSize ?? 32,
+            device: device, uniform: false)
+        let sampler = UNetSampler(
+            kind: kind, steps: request.steps ?? (kind == .ddpm ? 1000 : 50), eta: request.eta,
+            config: folder.schedulerConfig)
         let chunk = sampler.chunkSize(unet: folder.unet, initialNoise: noise)
         if chunk < noise.shape[0] {
             let device = noise.device
             let perImage = SamplingMemory.bytesPerImage(config, device: device)
-            request.notice(String(
-                format: "sampling %d images in chunks of %d (about %.0f MB each image, a quarter of %@'s %.1f GiB)",
-                noise.shape[0], chunk, perImage / 1e6, device.name, Double(device.memoryBytes) / Double(1 << 30)))
+            request.notice(
+                String(
+                    format: "sampling %d images in chunks of %d (about %.0f MB each image, a quarter of %@'s %.1f GiB)",
+                    noise.shape[0], chunk, perImage / 1e6, device.name, Double(device.memoryBytes) / Double(1 << 30)))
         }
         let labels = request.classLabels.map { $0.count == 1 ? Array(repeating: $0[0], count: noise.shape[0]) : $0 }
-        let result = try sampler.sample(unet: folder.unet, initialNoise: noise,
-                                        generator: RandomGenerator(seed: request.seed, offset: 1 << 40), classLabels: labels,
-                                        recordTrajectory: request.recordTrajectory)
-        let figure = request.recordTrajectory ? try Figures.trajectory(
-            inputs: result.trajectory.inputs, predictions: result.trajectory.predictions, shape: noise.shape,
-            low: -1, high: 1) : nil
-        return SampleOutput(sample: result.sample, images: try result.sample.affine(scale: 0.5, shift: 0.5).clamped(0, 1),
-                            trajectory: figure)
+        let result = try sampler.sample(
+            unet: folder.unet, initialNoise: noise,
+            generator: RandomGenerator(seed: request.seed, offset: 1 << 40), classLabels: labels,
+            recordTrajectory: request.recordTrajectory)
+        let figure =
+            request.recordTrajectory
+            ? try Figures.trajectory(
+                inputs: result.trajectory.inputs, predictions: result.trajectory.predictions, shape: noise.shape,
+                low: -1, high: 1) : nil
+        return SampleOutput(
+            sample: result.sample, images: try result.sample.affine(scale: 0.5, shift: 0.5).clamped(0, 1),
+            trajectory: figure)
     }
 
     public func visualize(clean: Tensor, labels: [Int], generator: RandomGenerator) throws -> Image8 {
@@ -77,9 +84,10 @@ public final class DDPMPipeline: TrainablePipeline {
         let scheduler = try request.model.schedulerConfigURL.map {
             try JSONFile.read(SchedulerConfig.self, from: $0)
         }
-        let run = try DDPMRun(options: request.options, config: config, schedulerConfig: scheduler,
-                              dataset: request.dataset, device: request.device, folder: request.folder,
-                              start: request.start, checkpoint: request.plan)
+        let run = try DDPMRun(
+            options: request.options, config: config, schedulerConfig: scheduler,
+            dataset: request.dataset, device: request.device, folder: request.folder,
+            start: request.start, checkpoint: request.plan)
         try run.execute(progress: request.progress)
         return ["loss.png", "samples.png"].map { request.folder.appendingPathComponent($0) }
     }

@@ -33,8 +33,11 @@ public struct DDPMPipelineFolder {
         let unet = try UNet2DModel(config: config, generator: RandomGenerator(seed: 0), device: device)
         let weights = folder.appendingPathComponent("unet/" + PipelineFolder.weightsName)
         if !FileManager.default.fileExists(atPath: weights.path),
-           FileManager.default.fileExists(atPath: folder.appendingPathComponent("unet/diffusion_pytorch_model.bin").path) {
-            throw DiffuseError.input("\(folder.path) has only PyTorch pickle weights (.bin); Diffuse reads safetensors: re-save it with save_pretrained(safe_serialization=True)")
+            FileManager.default.fileExists(atPath: folder.appendingPathComponent("unet/diffusion_pytorch_model.bin").path)
+        {
+            throw DiffuseError.input(
+                "\(folder.path) has only PyTorch pickle weights (.bin); Diffuse reads safetensors: re-save "
+                    + "it with save_pretrained(safe_serialization=True)")
         }
         try PipelineFolder.readWeights(into: unet, from: weights)
         let schedulerConfig = try JSONFile.read(
@@ -44,7 +47,9 @@ public struct DDPMPipelineFolder {
         case "DDPMScheduler": kind = .ddpm
         case "DDIMScheduler": kind = .ddim
         default:
-            throw DiffuseError.input("scheduler \(schedulerConfig.className) is not supported; use \(Setting.scheduler) ddpm or ddim")
+            throw DiffuseError.input(
+                "scheduler \(schedulerConfig.className) is not supported; use \(Setting.scheduler) ddpm or "
+                    + "ddim")
         }
         return DDPMPipelineFolder(unet: unet, schedulerConfig: schedulerConfig, defaultSampler: kind)
     }
@@ -54,15 +59,21 @@ extension DDPMPipelineFolder {
     /// Writes the pipeline as diffusers' save_pretrained does, so DDPMPipeline.from_pretrained (or
     /// DDIMPipeline's, for a DDIM scheduler) loads it: model_index.json, unet/config.json, the
     /// weights as safetensors, scheduler/scheduler_config.json.
-    public static func save(unet: UNet2DModel, schedulerConfig: SchedulerConfig, to folder: URL,
-                            metadata: [String: String] = ["format": "pt"]) throws {
+    public static func save(
+        unet: UNet2DModel, schedulerConfig: SchedulerConfig, to folder: URL,
+        metadata: [String: String] = ["format": "pt"]
+    ) throws {
         let ddim = schedulerConfig.className == "DDIMScheduler"
-        try PipelineFolder.writeIndex(ModelIndex(className: ddim ? "DDIMPipeline" : "DDPMPipeline", components: [
-            "scheduler": ["diffusers", ddim ? "DDIMScheduler" : "DDPMScheduler"], "unet": ["diffusers", "UNet2DModel"],
-        ], diffusersVersion: diffusersVersion), to: folder)
+        try PipelineFolder.writeIndex(
+            ModelIndex(
+                className: ddim ? "DDIMPipeline" : "DDPMPipeline",
+                components: [
+                    "scheduler": ["diffusers", ddim ? "DDIMScheduler" : "DDPMScheduler"], "unet": ["diffusers", "UNet2DModel"],
+                ], diffusersVersion: diffusersVersion), to: folder)
         try JSONFile.write(unet.config, to: folder.appendingPathComponent("unet/config.json"))
-        try PipelineFolder.writeWeights(unet, to: folder.appendingPathComponent("unet/" + PipelineFolder.weightsName),
-                                        metadata: metadata)
+        try PipelineFolder.writeWeights(
+            unet, to: folder.appendingPathComponent("unet/" + PipelineFolder.weightsName),
+            metadata: metadata)
         try JSONFile.write(schedulerConfig, to: folder.appendingPathComponent("scheduler/scheduler_config.json"))
     }
 }
@@ -90,20 +101,23 @@ public struct UNetSampler {
     public func chunkSize(unet: UNet2DModel, initialNoise: Tensor) -> Int {
         let batch = initialNoise.shape[0]
         if let maxChunk { return max(1, min(maxChunk, batch)) }
-        return SamplingMemory.chunkSize(batch: batch, imageSize: initialNoise.count / max(batch, 1),
-                                        bytesPerImage: SamplingMemory.bytesPerImage(unet.config, device: initialNoise.device),
-                                        budget: SamplingMemory.budget(initialNoise.device))
+        return SamplingMemory.chunkSize(
+            batch: batch, imageSize: initialNoise.count / max(batch, 1),
+            bytesPerImage: SamplingMemory.bytesPerImage(unet.config, device: initialNoise.device),
+            budget: SamplingMemory.budget(initialNoise.device))
     }
 
     /// The final sample before clamping; `generator` draws the variance noise (DDPM, DDIM with eta > 0).
     /// A batch larger than the device holds runs chunk by chunk within each step; each chunk's noise
     /// is its slice of the whole batch's draw, so chunking does not change the images.
-    public func sample(unet: UNet2DModel, initialNoise: Tensor, generator: RandomGenerator, classLabels: [Int]? = nil,
-                       recordTrajectory: Bool = false) throws -> (sample: Tensor, trajectory: SamplingTrajectory) {
+    public func sample(
+        unet: UNet2DModel, initialNoise: Tensor, generator: RandomGenerator, classLabels: [Int]? = nil,
+        recordTrajectory: Bool = false
+    ) throws -> (sample: Tensor, trajectory: SamplingTrajectory) {
         let ddpm = try DDPMScheduler(config: config)
         let ddim = try DDIMScheduler(config: config)
         let timesteps = try ddpm.timesteps(steps: steps)
-        unet.train(false) // sampling: dropout off
+        unet.train(false)  // sampling: dropout off
         let batch = initialNoise.shape[0]
         let imageSize = initialNoise.count / max(batch, 1)
         let chunk = chunkSize(unet: unet, initialNoise: initialNoise)
@@ -111,7 +125,9 @@ public struct UNetSampler {
             throw DiffuseError.usage("sampling chunks of \(chunk) images of \(imageSize) values would split a random block")
         }
         let starts = Array(stride(from: 0, to: batch, by: chunk))
-        var xs = try starts.count == 1 ? [initialNoise]
+        var xs =
+            try starts.count == 1
+            ? [initialNoise]
             : starts.map { try initialNoise.slice(axis: 0, start: $0, length: min(chunk, batch - $0)) }
         var trajectory = SamplingTrajectory()
         try GradMode.withoutGradients {
@@ -127,12 +143,16 @@ public struct UNetSampler {
                     let labels = classLabels.map { Array($0[start..<min($0.count, start + count)]) }
                     let output = try unet(x, timesteps: Array(repeating: t, count: count), classLabels: labels)
                     let noise = try key.map { key in
-                        try Tensor.normal(x.shape, generator: RandomGenerator(
-                            seed: key.seed, offset: key.offset &+ UInt64(start * imageSize / 4)), on: x.device)
+                        try Tensor.normal(
+                            x.shape,
+                            generator: RandomGenerator(
+                                seed: key.seed, offset: key.offset &+ UInt64(start * imageSize / 4)), on: x.device)
                     }
-                    let step = kind == .ddpm
-                        ? try ddpm.step(modelOutput: output, timestep: t,
-                                        previousTimestep: i + 1 < timesteps.count ? timesteps[i + 1] : -1, sample: x, noise: noise)
+                    let step =
+                        kind == .ddpm
+                        ? try ddpm.step(
+                            modelOutput: output, timestep: t,
+                            previousTimestep: i + 1 < timesteps.count ? timesteps[i + 1] : -1, sample: x, noise: noise)
                         : try ddim.step(modelOutput: output, timestep: t, steps: steps, sample: x, eta: eta, noise: noise)
                     if recordTrajectory {
                         inputs += try x.toArray()

@@ -13,11 +13,14 @@ public final class DDPMRun {
     public let checkpoint: CheckpointPlan
 
     /// `schedulerConfig`: a pretrained pipeline's, kept as it was trained (else built from `options`).
-    public init(options: TrainingOptions, config: UNet2DConfig, schedulerConfig: SchedulerConfig? = nil,
-                dataset: MNISTDataset, device: Device, folder: URL, start: RunStart = .fresh,
-                checkpoint: CheckpointPlan) throws {
-        trainer = try UNet2DTrainer(options: options, config: config, dataset: dataset, device: device,
-                                    pretrained: schedulerConfig)
+    public init(
+        options: TrainingOptions, config: UNet2DConfig, schedulerConfig: SchedulerConfig? = nil,
+        dataset: MNISTDataset, device: Device, folder: URL, start: RunStart = .fresh,
+        checkpoint: CheckpointPlan
+    ) throws {
+        trainer = try UNet2DTrainer(
+            options: options, config: config, dataset: dataset, device: device,
+            pretrained: schedulerConfig)
         self.folder = folder
         self.start = start
         self.checkpoint = checkpoint
@@ -26,20 +29,24 @@ public final class DDPMRun {
     public func execute(progress: ProgressLine) throws {
         let resume = try start.prepare(trainer, folder: folder)
         try trainer.options.write(into: folder)
-        try trainer.train(logURL: folder.appendingPathComponent("log.jsonl"), progress: progress,
-                          checkpoint: checkpoint, resume: resume)
+        try trainer.train(
+            logURL: folder.appendingPathComponent("log.jsonl"), progress: progress,
+            checkpoint: checkpoint, resume: resume)
         // The last checkpoint (at the final step) already wrote the pipeline folder.
         try PNG.write(Figures.lossCurve(trainer.log), to: folder.appendingPathComponent("loss.png"))
         let size = trainer.model.config.sampleSize ?? 28
         let generator = RandomGenerator(seed: trainer.options.seed &+ 0x5EED)
-        let noise = try Tensor.normal([16, trainer.model.config.inChannels, size, size], generator: generator,
-                                      on: trainer.device)
+        let noise = try Tensor.normal(
+            [16, trainer.model.config.inChannels, size, size], generator: generator,
+            on: trainer.device)
         let sampler = UNetSampler(kind: .ddim, steps: 50, eta: 0, config: trainer.scheduler.config)
         // A class-conditional model gets labels cycling through its classes.
-        let labels = trainer.model.config.isClassConditional
+        let labels =
+            trainer.model.config.isClassConditional
             ? (0..<16).map { $0 % max(trainer.model.config.numClassEmbeds ?? 10, 1) } : nil
         let result = try sampler.sample(unet: trainer.model, initialNoise: noise, generator: generator, classLabels: labels)
-        try PNG.write(try Figures.grid(result.sample.affine(scale: 0.5, shift: 0.5).clamped(0, 1), columns: 8),
-                      to: folder.appendingPathComponent("samples.png"))
+        try PNG.write(
+            try Figures.grid(result.sample.affine(scale: 0.5, shift: 0.5).clamped(0, 1), columns: 8),
+            to: folder.appendingPathComponent("samples.png"))
     }
 }

@@ -21,7 +21,8 @@ public enum DeviceChoice {
             if lowered.hasPrefix("opencl:"), let index = Int(lowered.dropFirst("opencl:".count)), index >= 0 {
                 return try OpenCLDevice(index: index)
             }
-            throw DiffuseError.usage("unknown \(Setting.device) '\(spec)': use auto, cpu, opencl or opencl:N (see `diffuse devices`)")
+            throw DiffuseError.usage(
+                "unknown \(Setting.device) '\(spec)': use auto, cpu, opencl or opencl:N (see `diffuse devices`)")
         }
     }
 

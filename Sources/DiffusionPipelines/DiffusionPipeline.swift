@@ -103,7 +103,8 @@ public enum PipelineRegistry {
         let index = try PipelineFolder.readIndex(folder)
         guard let type = pipeline(forClass: index.className) else {
             let known = pipelines.flatMap { $0.classNames }.sorted().joined(separator: ", ")
-            throw DiffuseError.input("\(folder.path) holds a \(index.className), which this version cannot load (it loads \(known))")
+            throw DiffuseError.input(
+                "\(folder.path) holds a \(index.className), which this version cannot load (it loads \(known))")
         }
         return type
     }

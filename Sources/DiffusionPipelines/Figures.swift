@@ -12,14 +12,16 @@ public enum Figures {
         let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
         let size = c * h * w
         return (0..<n).map { i in
-            Image8(planar: Array(values[(i * size)..<((i + 1) * size)]), channels: c, height: h, width: w,
-                   low: low, high: high)
+            Image8(
+                planar: Array(values[(i * size)..<((i + 1) * size)]), channels: c, height: h, width: w,
+                low: low, high: high)
         }
     }
 
     public static func grid(_ tensor: Tensor, columns: Int, low: Float = 0, high: Float = 1) throws -> Image8 {
-        try ImageGrid.compose(tiles(try tensor.toArray(), shape: tensor.shape, low: low, high: high),
-                              columns: max(1, min(columns, tensor.shape[0])))
+        try ImageGrid.compose(
+            tiles(try tensor.toArray(), shape: tensor.shape, low: low, high: high),
+            columns: max(1, min(columns, tensor.shape[0])))
     }
 
     /// amount = 0, 1/(n-1), ..., 1 across the batch.
@@ -32,8 +34,10 @@ public enum Figures {
         let amount = try rampAmounts(clean.shape[0], device: clean.device)
         let noise = try Tensor.uniform(clean.shape, generator: generator, on: clean.device)
         let noisy = try Corruption.corrupt(clean, noise: noise, amount: amount)
-        return try ImageGrid.rows([tiles(try clean.toArray(), shape: clean.shape),
-                                   tiles(try noisy.toArray(), shape: clean.shape)])
+        return try ImageGrid.rows([
+            tiles(try clean.toArray(), shape: clean.shape),
+            tiles(try noisy.toArray(), shape: clean.shape),
+        ])
     }
 
     /// Three rows: inputs, corrupted inputs (amount 0 to 1) and the model's predictions of the clean image.
@@ -47,8 +51,10 @@ public enum Figures {
 
     /// One row per sampling step: the step's input images, then its predictions of the clean image,
     /// with [low, high] mapped to black..white.
-    public static func trajectory(inputs: [[Float]], predictions: [[Float]], shape: [Int], low: Float = 0,
-                                  high: Float = 1) throws -> Image8 {
+    public static func trajectory(
+        inputs: [[Float]], predictions: [[Float]], shape: [Int], low: Float = 0,
+        high: Float = 1
+    ) throws -> Image8 {
         let rows = zip(inputs, predictions).map { input, prediction in
             tiles(input, shape: shape, low: low, high: high) + tiles(prediction, shape: shape, low: low, high: high)
         }
@@ -56,7 +62,8 @@ public enum Figures {
     }
 
     public static func lossCurve(_ log: [TrainingLogEntry]) -> Image8 {
-        LossPlot.render(log.map { (x: Double($0.step), y: $0.loss) }, title: "Training loss (MSE)",
-                        xLabel: "step", yLabel: "loss")
+        LossPlot.render(
+            log.map { (x: Double($0.step), y: $0.loss) }, title: "Training loss (MSE)",
+            xLabel: "step", yLabel: "loss")
     }
 }

@@ -11,11 +11,16 @@ import Tensor
 public enum ModelSource {
     /// The local folder for `argument`, downloading the pipeline's files from the Hub if needed,
     /// plus `extraFiles` (required) and `optionalFiles` of the repository (a training run's record).
-    public static func resolve(_ argument: String, extraFiles: [String] = [], optionalFiles: [String] = [],
-                               environment: HubEnvironment = .current()) throws -> URL {
+    public static func resolve(
+        _ argument: String, extraFiles: [String] = [], optionalFiles: [String] = [],
+        environment: HubEnvironment = .current()
+    ) throws -> URL {
         if FileManager.default.fileExists(atPath: argument) { return URL(fileURLWithPath: argument) }
         guard let repo = try HubRepoID.parse(argument) else {
-            throw DiffuseError.input("\(argument) does not exist: give a model folder, or a Hub repository id like johnowhitaker/ddpm-butterflies-32px[@revision]")
+            throw DiffuseError.input(
+                "\(argument) does not exist: give a model folder, or a Hub repository id like "
+                    + "johnowhitaker/ddpm-butterflies-32px[@revision]"
+            )
         }
         let fetcher = HubSnapshotFetcher(repo: repo, environment: environment)
         do {
@@ -51,7 +56,12 @@ public enum ModelSource {
             let weights = "\(component)/\(PipelineFolder.weightsName)"
             if try fetcher.fileIfPresent(weights) == nil {
                 if try fetcher.exists("\(component)/diffusion_pytorch_model.bin") {
-                    throw DiffuseError.input("\(fetcher.repo) has only PyTorch pickle weights (\(component)/diffusion_pytorch_model.bin); Diffuse reads safetensors, which pickles cannot hide code in: use a revision that has \(weights) (the Hub's safetensors conversion opens one as refs/pr/N: try \(fetcher.repo.id)@refs/pr/1), or re-save it in Python with save_pretrained(safe_serialization=True)")
+                    throw DiffuseError.input(
+                        "\(fetcher.repo) has only PyTorch pickle weights (\(component)/diffusion_pytorch_model.bin); Diffuse "
+                            + "reads safetensors, which pickles cannot hide code in: use a revision that has \(weights) (the "
+                            + "Hub's safetensors conversion opens one as refs/pr/N: try \(fetcher.repo.id)@refs/pr/1), or "
+                            + "re-save it in Python with save_pretrained(safe_serialization=True)"
+                    )
                 }
                 throw DiffuseError.input("\(fetcher.repo) has no \(weights) at revision \(fetcher.repo.revision)")
             }
@@ -73,7 +83,10 @@ public enum ModelSource {
             let link = source.appendingPathComponent(file)
             guard FileManager.default.fileExists(atPath: link.path) else { continue }
             guard SafePath.isInside(link, root: repoFolder) else {
-                throw DiffuseError.input("refusing to copy \(link.path): it resolves to \(SafePath.resolved(link)), outside the Hub cache folder \(repoFolder.path)")
+                throw DiffuseError.input(
+                    "refusing to copy \(link.path): it resolves to \(SafePath.resolved(link)), outside the Hub cache folder "
+                        + "\(repoFolder.path)"
+                )
             }
             guard let data = FileManager.default.contents(atPath: SafePath.resolved(link)) else { continue }
             let target = destination.appendingPathComponent(file)

@@ -83,7 +83,10 @@ public enum PipelineFolder {
         let index = try JSONFile.decode(ModelIndex.self, from: data, source: source)
         // Component names become folder names: one identifier, as diffusers needs, or nothing.
         for key in index.components.keys.sorted() where !SafePath.isComponentName(key) {
-            throw DiffuseError.input("\(source): component name '\(key.prefix(80))' is not allowed: a component is named by one Python identifier (ASCII letters, digits, '_'), never a path")
+            throw DiffuseError.input(
+                "\(source): component name '\(key.prefix(80))' is not allowed: a component is named by one Python identifier "
+                    + "(ASCII letters, digits, '_'), never a path"
+            )
         }
         return index
     }
@@ -112,7 +115,8 @@ public enum PipelineFolder {
         var isDirectory: ObjCBool = false
         if fm.fileExists(atPath: folder.path, isDirectory: &isDirectory) {
             guard overwrite else {
-                throw DiffuseError.usage("\(folder.path) already exists; choose another \(Setting.output) or pass \(Setting.overwrite)")
+                throw DiffuseError.usage(
+                    "\(folder.path) already exists; choose another \(Setting.output) or pass \(Setting.overwrite)")
             }
             guard isDirectory.boolValue else {
                 throw DiffuseError.usage("\(folder.path) exists and is not a folder")
@@ -130,14 +134,20 @@ public enum PipelineFolder {
 public enum BasicUNetFolder {
     public static let pipelineClass = "BasicUNetPipeline"
 
-    public static func save(_ model: BasicUNet, sampler: X0MixingSamplerConfig, to folder: URL,
-                            metadata: [String: String] = ["format": "pt"]) throws {
-        try PipelineFolder.writeIndex(ModelIndex(className: pipelineClass, components: [
-            "unet": ["diffuse", "BasicUNet"], "scheduler": ["diffuse", "X0MixingSampler"],
-        ]), to: folder)
+    public static func save(
+        _ model: BasicUNet, sampler: X0MixingSamplerConfig, to folder: URL,
+        metadata: [String: String] = ["format": "pt"]
+    ) throws {
+        try PipelineFolder.writeIndex(
+            ModelIndex(
+                className: pipelineClass,
+                components: [
+                    "unet": ["diffuse", "BasicUNet"], "scheduler": ["diffuse", "X0MixingSampler"],
+                ]), to: folder)
         try JSONFile.write(model.config, to: folder.appendingPathComponent("unet/config.json"))
-        try PipelineFolder.writeWeights(model, to: folder.appendingPathComponent("unet/" + PipelineFolder.weightsName),
-                                        metadata: metadata)
+        try PipelineFolder.writeWeights(
+            model, to: folder.appendingPathComponent("unet/" + PipelineFolder.weightsName),
+            metadata: metadata)
         try JSONFile.write(sampler, to: folder.appendingPathComponent("scheduler/scheduler_config.json"))
     }
 
@@ -152,10 +162,12 @@ public enum BasicUNetFolder {
         let model = try BasicUNet(config: config, generator: RandomGenerator(seed: 0), device: device)
         try PipelineFolder.readWeights(into: model, from: folder.appendingPathComponent("unet/" + PipelineFolder.weightsName))
         let schedulerURL = folder.appendingPathComponent("scheduler/scheduler_config.json")
-        let sampler = FileManager.default.fileExists(atPath: schedulerURL.path)
+        let sampler =
+            FileManager.default.fileExists(atPath: schedulerURL.path)
             ? try JSONFile.read(X0MixingSamplerConfig.self, from: schedulerURL) : X0MixingSamplerConfig()
         guard (1...10_000).contains(sampler.numInferenceSteps) else {
-            throw DiffuseError.input("\(schedulerURL.path): num_inference_steps must be 1 to 10000, got \(sampler.numInferenceSteps)")
+            throw DiffuseError.input(
+                "\(schedulerURL.path): num_inference_steps must be 1 to 10000, got \(sampler.numInferenceSteps)")
         }
         return (model, sampler)
     }

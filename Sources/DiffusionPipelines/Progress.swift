@@ -8,11 +8,14 @@ public final class ProgressLine {
 
     public init(quiet: Bool = false) { self.quiet = quiet }
 
-    public func update(epoch: Int, epochs: Int, step: Int, totalSteps: Int, loss: Double,
-                       imagesPerSecond: Double, secondsLeft: Double) {
+    public func update(
+        epoch: Int, epochs: Int, step: Int, totalSteps: Int, loss: Double,
+        imagesPerSecond: Double, secondsLeft: Double
+    ) {
         guard !quiet else { return }
-        let line = String(format: "epoch %d/%d  step %d/%d  loss %.5f  %.0f img/s  ETA %@",
-                          epoch, epochs, step, totalSteps, loss, imagesPerSecond, ProgressLine.duration(secondsLeft))
+        let line = String(
+            format: "epoch %d/%d  step %d/%d  loss %.5f  %.0f img/s  ETA %@",
+            epoch, epochs, step, totalSteps, loss, imagesPerSecond, ProgressLine.duration(secondsLeft))
         if isTerminal {
             FileHandle.standardOutput.write(Data(("\r\u{1B}[K" + line).utf8))
         } else {

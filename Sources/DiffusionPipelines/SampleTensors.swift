@@ -11,19 +11,26 @@ public enum SampleTensors {
     public static func readSample(_ url: URL, expectedChannels: Int, batchSize: Int?, device: Device) throws -> Tensor {
         let file = try Safetensors.read(url)
         guard let sample = file.tensors[key] else {
-            throw DiffuseError.input("\(url.path) has no tensor named '\(key)' (found: \(file.tensors.keys.sorted().joined(separator: ", ")))")
+            throw DiffuseError.input(
+                "\(url.path) has no tensor named '\(key)' (found: "
+                    + "\(file.tensors.keys.sorted().joined(separator: ", ")))")
         }
         guard sample.shape.count == 4, sample.shape[1] == expectedChannels else {
-            throw DiffuseError.input("\(url.path): '\(key)' has shape \(sample.shape); the model expects [B, \(expectedChannels), H, W]")
+            throw DiffuseError.input(
+                "\(url.path): '\(key)' has shape \(sample.shape); the model expects [B, "
+                    + "\(expectedChannels), H, W]")
         }
         if let batchSize, batchSize != sample.shape[0] {
-            throw DiffuseError.usage("\(Setting.batchSize) \(batchSize) disagrees with \(Setting.initialNoise) batch \(sample.shape[0])")
+            throw DiffuseError.usage(
+                "\(Setting.batchSize) \(batchSize) disagrees with \(Setting.initialNoise) batch "
+                    + "\(sample.shape[0])")
         }
         return try Tensor(sample.values, shape: sample.shape, on: device)
     }
 
     public static func writeSample(_ tensor: Tensor, to url: URL) throws {
-        try Safetensors.write([(name: key, tensor: SafetensorsTensor(shape: tensor.shape, values: try tensor.toArray()))],
-                              metadata: ["format": "pt", "producer": "diffuse"], to: url)
+        try Safetensors.write(
+            [(name: key, tensor: SafetensorsTensor(shape: tensor.shape, values: try tensor.toArray()))],
+            metadata: ["format": "pt", "producer": "diffuse"], to: url)
     }
 }

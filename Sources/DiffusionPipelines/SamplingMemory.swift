@@ -22,8 +22,9 @@ public enum SamplingMemory {
         func attentionFloats(_ c: Int, _ plane: Int) -> Double {
             let headDim = max(1, min(config.attentionHeadDim ?? c, c))
             let heads = max(1, c / headDim)
-            let g = AttentionGeometry(batch: heads, queryLength: plane, keyLength: plane, headDim: headDim, scale: 1,
-                                      channelMajor: true)
+            let g = AttentionGeometry(
+                batch: heads, queryLength: plane, keyLength: plane, headDim: headDim, scale: 1,
+                channelMajor: true)
             return Double(device.attentionSavedCount(g)) + 4 * Double(c * plane)
         }
         for (level, type) in config.downBlockTypes.enumerated() where level < channels.count {
@@ -37,7 +38,7 @@ public enum SamplingMemory {
                 if config.addAttention { attention = max(attention, attentionFloats(c, plane)) }
             } else {
                 resolution = (resolution + 1) / 2
-                skips += Double(c * resolution * resolution) // the downsampled state
+                skips += Double(c * resolution * resolution)  // the downsampled state
             }
         }
         return 4 * (skips + 6 * widest + attention)

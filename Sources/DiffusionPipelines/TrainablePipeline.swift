@@ -34,8 +34,10 @@ public struct TrainingRequest {
     public var plan: CheckpointPlan
     public var progress: ProgressLine
 
-    public init(options: TrainingOptions, model: ModelSpec, dataset: MNISTDataset, device: Device, folder: URL,
-                start: RunStart, plan: CheckpointPlan, progress: ProgressLine) {
+    public init(
+        options: TrainingOptions, model: ModelSpec, dataset: MNISTDataset, device: Device, folder: URL,
+        start: RunStart, plan: CheckpointPlan, progress: ProgressLine
+    ) {
         self.options = options
         self.model = model
         self.dataset = dataset
@@ -86,7 +88,8 @@ extension SampleRequest {
         }
         let shape = [batchSize ?? 8, channels, size, size]
         let generator = RandomGenerator(seed: seed)
-        return uniform ? try Tensor.uniform(shape, generator: generator, on: device)
+        return uniform
+            ? try Tensor.uniform(shape, generator: generator, on: device)
             : try Tensor.normal(shape, generator: generator, on: device)
     }
 }

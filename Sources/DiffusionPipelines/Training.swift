@@ -61,8 +61,12 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         guard epochs > 0 else { throw DiffuseError.usage("\(Setting.epochs) must be positive, got \(epochs)") }
         guard epochs <= 1_000_000 else { throw DiffuseError.usage("\(Setting.epochs) must be at most 1000000, got \(epochs)") }
         guard batchSize > 0 else { throw DiffuseError.usage("\(Setting.batchSize) must be positive, got \(batchSize)") }
-        guard batchSize <= 65_536 else { throw DiffuseError.usage("\(Setting.batchSize) must be at most 65536, got \(batchSize)") }
-        guard (1...10_000).contains(sampleSteps) else { throw DiffuseError.usage("sample_steps must be 1 to 10000, got \(sampleSteps)") }
+        guard batchSize <= 65_536 else {
+            throw DiffuseError.usage("\(Setting.batchSize) must be at most 65536, got \(batchSize)")
+        }
+        guard (1...10_000).contains(sampleSteps) else {
+            throw DiffuseError.usage("sample_steps must be 1 to 10000, got \(sampleSteps)")
+        }
         guard learningRate > 0, learningRate.isFinite else {
             throw DiffuseError.usage("\(Setting.learningRate) must be a positive number, got \(learningRate)")
         }
@@ -101,7 +105,8 @@ public struct ImageBatcher {
 
     public init(dataset: MNISTDataset, channels: Int = 1, size: Int? = nil) throws {
         guard channels == 1 || channels == 3 else {
-            throw DiffuseError.input("the model takes \(channels)-channel images; a grey dataset can feed 1 (grey) or 3 (grey repeated as RGB)")
+            throw DiffuseError.input(
+                "the model takes \(channels)-channel images; a grey dataset can feed 1 (grey) or 3 (grey repeated as RGB)")
         }
         self.dataset = dataset
         self.channels = channels
@@ -128,8 +133,12 @@ public struct ImageBatcher {
                             let (y0, y1, wy) = ys[y]
                             for x in 0..<size {
                                 let (x0, x1, wx) = xs[x]
-                                let top = Float(images[source + y0 * columns + x0]) * (1 - wx) + Float(images[source + y0 * columns + x1]) * wx
-                                let bottom = Float(images[source + y1 * columns + x0]) * (1 - wx) + Float(images[source + y1 * columns + x1]) * wx
+                                let top =
+                                    Float(images[source + y0 * columns + x0]) * (1 - wx) + Float(
+                                        images[source + y0 * columns + x1]) * wx
+                                let bottom =
+                                    Float(images[source + y1 * columns + x0]) * (1 - wx) + Float(
+                                        images[source + y1 * columns + x1]) * wx
                                 out[target + y * size + x] = (top * (1 - wy) + bottom * wy) * (1 / 255)
                             }
                         }
@@ -182,8 +191,10 @@ extension Trainer {
     /// Trains, logging to `logURL` (rewritten atomically at each log point) and `progress`,
     /// checkpointing by `checkpoint`, continuing from `resume` when given (its weights and optimizer
     /// state already restored, `log` holding its earlier lines).
-    public func train(logURL: URL?, progress: ProgressLine, checkpoint: CheckpointPlan? = nil,
-                      resume: TrainerState? = nil) throws {
+    public func train(
+        logURL: URL?, progress: ProgressLine, checkpoint: CheckpointPlan? = nil,
+        resume: TrainerState? = nil
+    ) throws {
         let total = totalSteps
         var step = resume?.globalStep ?? 0
         var lossSum = try Tensor.zeros([], on: device)
@@ -222,22 +233,26 @@ extension Trainer {
                     let meanLoss = Double(try lossSum.item()) / Double(lossesSinceLog)
                     guard meanLoss.isFinite else {
                         progress.finish()
-                        throw Checkpoint.diverged("the loss became \(meanLoss.isNaN ? "NaN" : "infinite") (mean of steps \(step - lossesSinceLog + 1)-\(step))",
-                                                  step: step, plan: checkpoint)
+                        throw Checkpoint.diverged(
+                            "the loss became \(meanLoss.isNaN ? "NaN" : "infinite") (mean of steps "
+                                + "\(step - lossesSinceLog + 1)-\(step))",
+                            step: step, plan: checkpoint)
                     }
                     let now = Date()
                     let rate = Double(imagesSinceLog) / max(now.timeIntervalSince(intervalStart), 1e-9)
-                    let entry = TrainingLogEntry(step: step, epoch: epoch, loss: meanLoss, lr: learningRate,
-                                                 imagesPerSecond: rate)
+                    let entry = TrainingLogEntry(
+                        step: step, epoch: epoch, loss: meanLoss, lr: learningRate,
+                        imagesPerSecond: rate)
                     log.append(entry)
                     if let logURL {
                         lines += try JSONFile.line(entry) + "\n"
                         try AtomicFile.write(Data(lines.utf8), to: logURL)
                     }
                     let elapsed = now.timeIntervalSince(start)
-                    progress.update(epoch: epoch, epochs: options.epochs, step: step, totalSteps: total,
-                                    loss: meanLoss, imagesPerSecond: rate,
-                                    secondsLeft: elapsed / Double(step - stepsBefore) * Double(total - step))
+                    progress.update(
+                        epoch: epoch, epochs: options.epochs, step: step, totalSteps: total,
+                        loss: meanLoss, imagesPerSecond: rate,
+                        secondsLeft: elapsed / Double(step - stepsBefore) * Double(total - step))
                     lossSum = try Tensor.zeros([], on: device)
                     lossesSinceLog = 0
                     imagesSinceLog = 0
@@ -245,21 +260,25 @@ extension Trainer {
                 }
                 let signal = Interruption.pending
                 if let checkpoint, checkpointNow || signal != nil {
-                    let state = TrainerState(model: checkpoint.model, dataset: checkpoint.dataset, globalStep: step,
-                                             epoch: epoch, stepInEpoch: batchIndex + 1,
-                                             epochStartOffset: epochStartOffset, randomOffset: generator.offset,
-                                             optimizerStep: optimizer.step)
+                    let state = TrainerState(
+                        model: checkpoint.model, dataset: checkpoint.dataset, globalStep: step,
+                        epoch: epoch, stepInEpoch: batchIndex + 1,
+                        epochStartOffset: epochStartOffset, randomOffset: generator.offset,
+                        optimizerStep: optimizer.step)
                     try Checkpoint.save(self, state: state, plan: checkpoint)
                 }
                 if let signal {
                     progress.finish()
-                    let saved = checkpoint.map { "checkpoint \($0.folder.path)/\(Checkpoint.foldersName)/step-\(step); continue with: diffuse train --resume \($0.folder.path)" }
-                    throw DiffuseError.interrupted("stopped by \(Interruption.name(signal)) at step \(step); " + (saved ?? "nothing was saved"),
-                                                   signal: signal)
+                    let saved = checkpoint.map {
+                        "checkpoint \($0.folder.path)/\(Checkpoint.foldersName)/step-\(step); continue with: diffuse train "
+                            + "--resume \($0.folder.path)"
+                    }
+                    throw DiffuseError.interrupted(
+                        "stopped by \(Interruption.name(signal)) at step \(step); " + (saved ?? "nothing was saved"),
+                        signal: signal)
                 }
             }
         }
         progress.finish()
     }
 }
-

@@ -25,11 +25,15 @@ public final class UNet2DTrainer: Trainer {
 
     /// A fresh model takes the dataset's image size; a pretrained one (`pretrained`: its scheduler
     /// config) keeps its `sample_size` and channels, and the images are resized and repeated to fit.
-    public init(options: TrainingOptions, config: UNet2DConfig, dataset: MNISTDataset, device: Device,
-                pretrained schedulerConfig: SchedulerConfig? = nil) throws {
+    public init(
+        options: TrainingOptions, config: UNet2DConfig, dataset: MNISTDataset, device: Device,
+        pretrained schedulerConfig: SchedulerConfig? = nil
+    ) throws {
         try options.validate()
         guard config.outChannels == config.inChannels else {
-            throw DiffuseError.usage("training predicts an image-shaped target: the UNet config needs out_channels == in_channels, got \(config.inChannels) in, \(config.outChannels) out")
+            throw DiffuseError.usage(
+                "training predicts an image-shaped target: the UNet config needs out_channels == "
+                    + "in_channels, got \(config.inChannels) in, \(config.outChannels) out")
         }
         self.options = options
         self.device = device
@@ -62,8 +66,11 @@ public final class UNet2DTrainer: Trainer {
         let noise = try given ?? Tensor.normal(x0.shape, generator: generator, on: device)
         let timesteps = givenTimesteps ?? generator.nextInts(count: x0.shape[0], below: scheduler.config.numTrainTimesteps)
         guard noise.shape == x0.shape, timesteps.count == x0.shape[0],
-              timesteps.allSatisfy({ (0..<scheduler.config.numTrainTimesteps).contains($0) }) else {
-            throw DiffuseError.shape("a replayed step needs noise shaped \(x0.shape) and \(x0.shape[0]) timesteps in 0..<\(scheduler.config.numTrainTimesteps)")
+            timesteps.allSatisfy({ (0..<scheduler.config.numTrainTimesteps).contains($0) })
+        else {
+            throw DiffuseError.shape(
+                "a replayed step needs noise shaped \(x0.shape) and \(x0.shape[0]) timesteps in "
+                    + "0..<\(scheduler.config.numTrainTimesteps)")
         }
         let noisy = try scheduler.addNoise(x0, noise: noise, timesteps: timesteps)
         let target: Tensor

@@ -16,7 +16,9 @@ public enum Visualization {
     }
 
     /// `clean` in [0, 1], shaped for the pipeline's UNet; `labels` for class-conditional models.
-    public static func ddpm(_ pipeline: DDPMPipelineFolder, clean: Tensor, labels: [Int], generator: RandomGenerator) throws -> Image8 {
+    public static func ddpm(
+        _ pipeline: DDPMPipelineFolder, clean: Tensor, labels: [Int], generator: RandomGenerator
+    ) throws -> Image8 {
         let scheduler = try DDPMScheduler(config: pipeline.schedulerConfig)
         let n = clean.shape[0]
         let timesteps = spreadTimesteps(count: n, trainTimesteps: scheduler.config.numTrainTimesteps)
@@ -29,9 +31,10 @@ public enum Visualization {
         }
         let estimate = try scheduler.predictedOriginal(output, sample: noisy, timesteps: timesteps)
         let shape = x0.shape
-        return try ImageGrid.rows([x0, noisy, estimate].map {
-            Figures.tiles(try $0.toArray(), shape: shape, low: -1, high: 1)
-        })
+        return try ImageGrid.rows(
+            [x0, noisy, estimate].map {
+                Figures.tiles(try $0.toArray(), shape: shape, low: -1, high: 1)
+            })
     }
 }
 
@@ -40,7 +43,8 @@ extension DDPMScheduler {
     /// "pred_original_sample"), for epsilon, sample and v_prediction models; no clipping.
     public func predictedOriginal(_ modelOutput: Tensor, sample: Tensor, timesteps: [Int]) throws -> Tensor {
         guard timesteps.count == sample.shape[0], modelOutput.shape == sample.shape else {
-            throw DiffuseError.shape("pred_original_sample: \(timesteps.count) timesteps for batch \(sample.shape[0]), output \(modelOutput.shape)")
+            throw DiffuseError.shape(
+                "pred_original_sample: \(timesteps.count) timesteps for batch \(sample.shape[0]), output \(modelOutput.shape)")
         }
         let perImage = [sample.shape[0]] + Array(repeating: 1, count: sample.rank - 1)
         let signal = timesteps.map { schedule.alphasCumprod[$0].squareRoot() }

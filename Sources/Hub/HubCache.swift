@@ -1,3 +1,4 @@
+import DiffuseCore
 // The Hugging Face Hub cache as huggingface_hub (file_download.py, constants.py) lays it out, so a
 // model fetched by Python is found here and one fetched here is found by Python:
 //
@@ -7,7 +8,6 @@
 //       blobs/<etag>                    file contents, named by SHA-256 (LFS) or git blob SHA-1
 //       snapshots/<commit>/<path>       relative symlink to ../../blobs/<etag> (one more ../ per folder)
 import Foundation
-import DiffuseCore
 
 public struct HubCache: Sendable {
     public var root: URL
@@ -51,7 +51,8 @@ public struct HubCache: Sendable {
         let url = snapshotFolder(repo, commit: commit).appendingPathComponent(path)
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue,
-              SafePath.isInside(url, root: repoFolder(repo)) else {
+            SafePath.isInside(url, root: repoFolder(repo))
+        else {
             return nil
         }
         return url
@@ -78,7 +79,9 @@ public struct HubCache: Sendable {
     /// letters, digits, '-' and '_' of other servers are taken too. It names a blob file.
     static func isEtag(_ etag: String) -> Bool {
         !etag.isEmpty && etag.utf8.count <= 128
-            && etag.unicodeScalars.allSatisfy { $0.isASCII && ($0 == "-" || $0 == "_" || CharacterSet.alphanumerics.contains($0)) }
+            && etag.unicodeScalars.allSatisfy {
+                $0.isASCII && ($0 == "-" || $0 == "_" || CharacterSet.alphanumerics.contains($0))
+            }
     }
 
     /// Links snapshots/<commit>/<path> to blobs/<etag> with a relative symlink, as huggingface_hub's
@@ -86,7 +89,8 @@ public struct HubCache: Sendable {
     /// The link's folder must resolve inside the snapshot: a planted symlink is never written through.
     func link(_ repo: HubRepoID, commit: String, path: String, etag: String) throws {
         guard SafePath.isRelativePath(path), HubRepoID.isCommitHash(commit), HubCache.isEtag(etag) else {
-            throw DiffuseError.input("refusing to link '\(path.prefix(200))' of \(repo) in the Hub cache: not a safe relative path, commit and etag")
+            throw DiffuseError.input(
+                "refusing to link '\(path.prefix(200))' of \(repo) in the Hub cache: not a safe relative path, commit and etag")
         }
         let snapshot = snapshotFolder(repo, commit: commit)
         let link = snapshot.appendingPathComponent(path)
@@ -99,14 +103,16 @@ public struct HubCache: Sendable {
             // Created folders may have raced with a planted link: check again before writing in them.
             try SafePath.requireInside(link.deletingLastPathComponent(), root: snapshot, what: "the snapshot folder")
             if (try? FileManager.default.destinationOfSymbolicLink(atPath: link.path)) != nil
-                || FileManager.default.fileExists(atPath: link.path) {
+                || FileManager.default.fileExists(atPath: link.path)
+            {
                 try FileManager.default.removeItem(at: link)
             }
             try FileManager.default.createSymbolicLink(atPath: link.path, withDestinationPath: target)
         } catch let error as DiffuseError {
             throw error
         } catch {
-            throw DiffuseError.output("cannot write \(link.path) in the Hub cache: \(error.localizedDescription); check that \(root.path) is writable")
+            throw DiffuseError.output(
+                "cannot write \(link.path) in the Hub cache: \(error.localizedDescription); check that \(root.path) is writable")
         }
     }
 

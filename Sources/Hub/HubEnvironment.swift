@@ -23,9 +23,11 @@ public struct HubEnvironment: Sendable {
     public static func current(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> HubEnvironment {
         var endpoint = environment["HF_ENDPOINT"].flatMap { $0.isEmpty ? nil : $0 } ?? "https://huggingface.co"
         while endpoint.hasSuffix("/") { endpoint.removeLast() }
-        return HubEnvironment(endpoint: endpoint, cache: HubCache(root: HubCache.directory(environment: environment)),
-                              token: token(environment), offline: isTrue(environment["HF_HUB_OFFLINE"])
-                                || isTrue(environment["TRANSFORMERS_OFFLINE"]))
+        return HubEnvironment(
+            endpoint: endpoint, cache: HubCache(root: HubCache.directory(environment: environment)),
+            token: token(environment),
+            offline: isTrue(environment["HF_HUB_OFFLINE"])
+                || isTrue(environment["TRANSFORMERS_OFFLINE"]))
     }
 
     static func isTrue(_ value: String?) -> Bool {
@@ -38,7 +40,8 @@ public struct HubEnvironment: Sendable {
         if let token = environment["HF_TOKEN"]?.trimmingCharacters(in: .whitespacesAndNewlines), !token.isEmpty {
             return token
         }
-        let home = environment["HF_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+        let home =
+            environment["HF_HOME"].flatMap { $0.isEmpty ? nil : $0 }
             ?? ((environment["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? "~/.cache") + "/huggingface")
         let path = environment["HF_TOKEN_PATH"].flatMap { $0.isEmpty ? nil : $0 } ?? home + "/token"
         guard let data = FileManager.default.contents(atPath: (path as NSString).expandingTildeInPath) else { return nil }

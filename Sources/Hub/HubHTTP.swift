@@ -3,6 +3,7 @@
 // etag and size on the /resolve response itself and redirects LFS files to a CDN; and a streaming
 // GET into a file that follows redirects but never carries the token to another origin.
 import Foundation
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -53,7 +54,9 @@ final class HubHTTP: NSObject, URLSessionDataDelegate, @unchecked Sendable {
         request.httpMethod = method
         request.setValue("identity", forHTTPHeaderField: "Accept-Encoding")
         request.setValue("diffuse/0.1.0", forHTTPHeaderField: "User-Agent")
-        if let token, HubHTTP.origin(url) == hubOrigin { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        if let token, HubHTTP.origin(url) == hubOrigin {
+            request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+        }
         return request
     }
 
@@ -68,8 +71,10 @@ final class HubHTTP: NSObject, URLSessionDataDelegate, @unchecked Sendable {
         return (response, received)
     }
 
-    private func perform(_ request: URLRequest, follow: Bool, into file: FileHandle?,
-                         progress: ((Int64) -> Void)?) throws -> HubResponse {
+    private func perform(
+        _ request: URLRequest, follow: Bool, into file: FileHandle?,
+        progress: ((Int64) -> Void)?
+    ) throws -> HubResponse {
         lock.lock()
         followRedirects = follow
         response = nil
@@ -103,8 +108,10 @@ final class HubHTTP: NSObject, URLSessionDataDelegate, @unchecked Sendable {
         return "\(scheme)://\(url.host?.lowercased() ?? ""):\(port)"
     }
 
-    func urlSession(_ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
-                    newRequest request: URLRequest, completionHandler: @escaping (URLRequest?) -> Void) {
+    func urlSession(
+        _ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
+        newRequest request: URLRequest, completionHandler: @escaping (URLRequest?) -> Void
+    ) {
         lock.lock()
         let follow = followRedirects
         lock.unlock()
@@ -117,8 +124,10 @@ final class HubHTTP: NSObject, URLSessionDataDelegate, @unchecked Sendable {
         completionHandler(self.request(url, method: request.httpMethod ?? "GET"))
     }
 
-    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
-                    completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
+    func urlSession(
+        _ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
+        completionHandler: @escaping (URLSession.ResponseDisposition) -> Void
+    ) {
         guard let http = response as? HTTPURLResponse else {
             completionHandler(.cancel)
             return
@@ -169,7 +178,7 @@ final class HubHTTP: NSObject, URLSessionDataDelegate, @unchecked Sendable {
         guard let urlError = error as? URLError else { return error }
         switch urlError.code {
         case .cannotConnectToHost, .cannotFindHost, .dnsLookupFailed, .notConnectedToInternet, .timedOut,
-             .secureConnectionFailed, .serverCertificateUntrusted, .cannotLoadFromNetwork:
+            .secureConnectionFailed, .serverCertificateUntrusted, .cannotLoadFromNetwork:
             return HubTransportError.unreachable(urlError.localizedDescription)
         case .cancelled:
             return HubTransportError.cancelled

@@ -24,7 +24,9 @@ final class HubProgressBar {
 
     func finish(success: Bool) {
         guard enabled else { return }
-        let text = success ? "downloaded \(name) (\(HubProgressBar.megabytes(total ?? 0)))"
+        let text =
+            success
+            ? "downloaded \(name) (\(HubProgressBar.megabytes(total ?? 0)))"
             : "download of \(name) failed"
         write((terminal ? "\r\u{1B}[K" : "") + text + "\n")
     }
@@ -37,8 +39,9 @@ final class HubProgressBar {
         let width = 24
         let filled = Int(fraction * Double(width))
         let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
-        return String(format: "%@ [%@] %3.0f%%  %@ / %@  %@", name, bar, fraction * 100,
-                      HubProgressBar.megabytes(bytes), HubProgressBar.megabytes(total), rate)
+        return String(
+            format: "%@ [%@] %3.0f%%  %@ / %@  %@", name, bar, fraction * 100,
+            HubProgressBar.megabytes(bytes), HubProgressBar.megabytes(total), rate)
     }
 
     static func megabytes(_ bytes: Int64) -> String {

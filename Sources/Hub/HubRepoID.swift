@@ -33,13 +33,19 @@ public struct HubRepoID: Equatable, Sendable, CustomStringConvertible {
             reference = text[..<at]
             revision = String(text[text.index(after: at)...])
             guard isValidRevision(revision) else {
-                throw DiffuseError.usage("'\(text)': the revision after @ must be a branch, tag or commit (letters, digits, '-', '_', '.', '/'), got '\(revision)'")
+                throw DiffuseError.usage(
+                    "'\(text)': the revision after @ must be a branch, tag or commit (letters, digits, '-', '_', '.', '/'), got "
+                        + "'\(revision)'"
+                )
             }
         }
         let parts = reference.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else { return nil }
         for part in parts where !isValidName(part) {
-            throw DiffuseError.usage("'\(text)' is neither an existing folder nor a valid Hub repository id: '\(part)' may hold only letters, digits, '-', '_' and '.', must not start or end with '-' or '.', nor contain '--' or '..'")
+            throw DiffuseError.usage(
+                "'\(text)' is neither an existing folder nor a valid Hub repository id: '\(part)' may hold only letters, digits, "
+                    + "'-', '_' and '.', must not start or end with '-' or '.', nor contain '--' or '..'"
+            )
         }
         guard reference.count <= 96 else {
             throw DiffuseError.usage("'\(text)': a Hub repository id has at most 96 characters")

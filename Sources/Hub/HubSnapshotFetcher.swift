@@ -1,3 +1,4 @@
+import DiffuseCore
 // Fetches files of one Hub repository into the shared cache, the way huggingface_hub's
 // hf_hub_download does: HEAD /{repo}/resolve/{revision}/{file} for the commit, etag and size, then
 // the cached snapshot if it has the file, else a GET into blobs/<etag>.<random>.incomplete.
@@ -5,7 +6,6 @@
 // the snapshot links made and refs/<revision> written only once every file of the model arrived, so
 // a failed or interrupted fetch leaves the cache exactly as it was.
 import Foundation
-import DiffuseCore
 
 public final class HubSnapshotFetcher {
     public let repo: HubRepoID
@@ -40,7 +40,10 @@ public final class HubSnapshotFetcher {
     /// Hub says the repository has no such file.
     public func fileIfPresent(_ path: String) throws -> URL? {
         guard SafePath.isRelativePath(path) else {
-            throw DiffuseError.input("refusing to fetch '\(path.prefix(200))' from \(repo): a file of a repository is a relative path of plain names (letters, digits, '-', '_', '.'), never '..' or an absolute path")
+            throw DiffuseError.input(
+                "refusing to fetch '\(path.prefix(200))' from \(repo): a file of a repository is a relative path of plain names "
+                    + "(letters, digits, '-', '_', '.'), never '..' or an absolute path"
+            )
         }
         // A commit never changes: a file cached for it needs no request (hf_hub_download does the same).
         if repo.revisionIsCommit, let cached = environment.cache.cachedFile(repo, commit: repo.revision, path: path) {
@@ -89,7 +92,10 @@ public final class HubSnapshotFetcher {
                 if FileManager.default.fileExists(atPath: blob.path) {
                     try? FileManager.default.removeItem(at: temporary)
                 } else if rename(temporary.path, blob.path) != 0 {
-                    throw DiffuseError.output("cannot move the download into \(blob.path): \(String(cString: strerror(errno))); check that the Hub cache is writable")
+                    throw DiffuseError.output(
+                        "cannot move the download into \(blob.path): \(String(cString: strerror(errno))); check that the Hub "
+                            + "cache is writable"
+                    )
                 }
             }
             try environment.cache.link(repo, commit: commit, path: entry.path, etag: entry.etag)
@@ -102,7 +108,8 @@ public final class HubSnapshotFetcher {
     private func resolveURL(_ path: String) -> URL {
         // A branch like refs/pr/1 travels as one path segment, percent-encoded (hf_hub_url quotes it).
         func encoded(_ segment: String) -> String {
-            segment.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-_.~"))) ?? segment
+            segment.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-_.~")))
+                ?? segment
         }
         let encodedRevision = encoded(commit ?? repo.revision)
         let encodedPath = path.split(separator: "/").map { encoded(String($0)) }.joined(separator: "/")
@@ -113,16 +120,21 @@ public final class HubSnapshotFetcher {
         let url = resolveURL(path)
         let head = try http.head(url)
         if head.status == 404, head.header("x-error-code") == "EntryNotFound" || head.header("x-error-code") == nil,
-           head.header("x-repo-commit") != nil {
+            head.header("x-repo-commit") != nil
+        {
             return nil
         }
         try HubFetchErrors.check(head, repo: repo, path: path, endpoint: environment.endpoint, token: environment.token)
         guard let headCommit = head.header("x-repo-commit"), HubRepoID.isCommitHash(headCommit) else {
-            throw DiffuseError.input("\(environment.endpoint) answered \(url.absoluteString) without an X-Repo-Commit header: is HF_ENDPOINT a Hugging Face Hub?")
+            throw DiffuseError.input(
+                "\(environment.endpoint) answered \(url.absoluteString) without an X-Repo-Commit header: is HF_ENDPOINT a "
+                    + "Hugging Face Hub?"
+            )
         }
         if commit == nil { commit = headCommit }
         guard let rawEtag = head.header("x-linked-etag") ?? head.header("etag") else {
-            throw DiffuseError.input("\(environment.endpoint) answered \(url.absoluteString) without an ETag: is HF_ENDPOINT a Hugging Face Hub?")
+            throw DiffuseError.input(
+                "\(environment.endpoint) answered \(url.absoluteString) without an ETag: is HF_ENDPOINT a Hugging Face Hub?")
         }
         let etag = HubSnapshotFetcher.normalizeEtag(rawEtag)
         guard HubCache.isEtag(etag) else {
@@ -142,7 +154,10 @@ public final class HubSnapshotFetcher {
         }
         let location = head.isRedirect ? URL(string: head.header("location")!, relativeTo: url)?.absoluteURL ?? url : url
         guard let scheme = location.scheme?.lowercased(), scheme == "https" || scheme == "http" else {
-            throw DiffuseError.input("\(environment.endpoint) redirected \(path) to '\(location.absoluteString.prefix(200))', which is not an http(s) URL; refusing to follow it")
+            throw DiffuseError.input(
+                "\(environment.endpoint) redirected \(path) to '\(location.absoluteString.prefix(200))', which is not an http(s) "
+                    + "URL; refusing to follow it"
+            )
         }
         let temporary = try download(location, path: path, etag: etag, expectedSize: size)
         staged.append((path, etag, temporary))
@@ -161,7 +176,10 @@ public final class HubSnapshotFetcher {
         do {
             try FileManager.default.createDirectory(at: blobs, withIntermediateDirectories: true)
         } catch {
-            throw DiffuseError.output("cannot create \(blobs.path): \(error.localizedDescription); check that the Hub cache (HF_HUB_CACHE or HF_HOME) is writable")
+            throw DiffuseError.output(
+                "cannot create \(blobs.path): \(error.localizedDescription); check that the Hub cache (HF_HUB_CACHE or HF_HOME) "
+                    + "is writable"
+            )
         }
         try environment.cache.requireInside(blobs, repo)
         try Interruption.check("nothing was saved to the cache")
@@ -170,7 +188,8 @@ public final class HubSnapshotFetcher {
         let random = String(UInt32.random(in: 0...UInt32.max), radix: 16)
         let temporary = blobs.appendingPathComponent("\(etag).\(getpid()).\(random).incomplete")
         guard FileManager.default.createFile(atPath: temporary.path, contents: nil),
-              let handle = FileHandle(forWritingAtPath: temporary.path) else {
+            let handle = FileHandle(forWritingAtPath: temporary.path)
+        else {
             throw DiffuseError.output("cannot create \(temporary.path); check that the Hub cache is writable")
         }
         let bar = HubProgressBar(name: path, total: expectedSize, enabled: environment.showProgress)
@@ -191,20 +210,29 @@ public final class HubSnapshotFetcher {
             }
         } catch HubTransportError.unreachable(let reason), HubTransportError.interrupted(let reason) {
             bar.finish(success: false)
-            throw DiffuseError.input("download of \(path) from \(environment.endpoint) was interrupted (\(reason)); nothing was saved to the cache: run the command again")
+            throw DiffuseError.input(
+                "download of \(path) from \(environment.endpoint) was interrupted (\(reason)); nothing was saved to the cache: "
+                    + "run the command again"
+            )
         }
         try HubFetchErrors.check(response, repo: repo, path: path, endpoint: environment.endpoint, token: environment.token)
         bar.finish(success: true)
         let size = expectedSize ?? Int64(response.header("content-length") ?? "")
         if let size, received != size {
-            throw DiffuseError.input("download of \(path) from \(environment.endpoint) was interrupted after \(received) of \(size) bytes; nothing was saved to the cache: run the command again")
+            throw DiffuseError.input(
+                "download of \(path) from \(environment.endpoint) was interrupted after \(received) of \(size) bytes; nothing "
+                    + "was saved to the cache: run the command again"
+            )
         }
         try handle.synchronize()
         // LFS blobs are named by their SHA-256: check the bytes are the ones the Hub promised.
         if etag.count == 64, etag.allSatisfy(\.isHexDigit) {
             let digest = try HubSnapshotFetcher.sha256(of: temporary)
             guard digest == etag.lowercased() else {
-                throw DiffuseError.input("download of \(path) from \(environment.endpoint) is corrupt (SHA-256 \(digest), expected \(etag)); nothing was saved: run the command again")
+                throw DiffuseError.input(
+                    "download of \(path) from \(environment.endpoint) is corrupt (SHA-256 \(digest), expected \(etag)); nothing "
+                        + "was saved: run the command again"
+                )
             }
         }
         downloadedBytes += received
@@ -236,15 +264,23 @@ public final class HubSnapshotFetcher {
 
     /// Answers from the cache alone, or says what is missing and why the network was not asked.
     private func cachedOrExplain(_ path: String) throws -> URL? {
-        let why = environment.offline ? "HF_HUB_OFFLINE is set"
+        let why =
+            environment.offline
+            ? "HF_HUB_OFFLINE is set"
             : "\(environment.endpoint) could not be reached (\(unreachableReason ?? "no connection"))"
         guard let cachedCommit = commit ?? environment.cache.cachedCommit(repo) else {
-            throw DiffuseError.input("\(repo) is not in the Hub cache at \(environment.cache.root.path) and \(why); connect once to download it, or point HF_HUB_CACHE at a cache that has it")
+            throw DiffuseError.input(
+                "\(repo) is not in the Hub cache at \(environment.cache.root.path) and \(why); connect once to download it, or "
+                    + "point HF_HUB_CACHE at a cache that has it"
+            )
         }
         commit = cachedCommit
         if environment.cache.knownMissing(repo, commit: cachedCommit, path: path) { return nil }
         guard let url = environment.cache.cachedFile(repo, commit: cachedCommit, path: path) else {
-            throw DiffuseError.input("\(path) of \(repo) is not in the Hub cache at \(environment.cache.root.path) and \(why); connect once to download it")
+            throw DiffuseError.input(
+                "\(path) of \(repo) is not in the Hub cache at \(environment.cache.root.path) and \(why); connect once to "
+                    + "download it"
+            )
         }
         return url
     }

@@ -1,3 +1,4 @@
+import DiffuseCore
 // A small Hugging Face Hub look-alike on loopback: serves model folders under the Hub's URL layout
 // so the Hub client can be tested (and a machine without internet can mirror models) with
 // HF_ENDPOINT=http://127.0.0.1:PORT. It answers what huggingface_hub and Diffuse ask:
@@ -9,11 +10,11 @@
 // Errors carry the Hub's X-Error-Code (RepoNotFound, RevisionNotFound, EntryNotFound).
 // It only ever binds 127.0.0.1.
 import Foundation
+import Hub
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import DiffuseCore
-import Hub
 
 public final class HubFileServer: @unchecked Sendable {
     struct Repo {
@@ -79,7 +80,8 @@ public final class HubFileServer: @unchecked Sendable {
         let base = folder.standardizedFileURL.path
         for case let url as URL in walker {
             guard (try? url.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true,
-                  !url.lastPathComponent.hasPrefix(".") else { continue }
+                !url.lastPathComponent.hasPrefix(".")
+            else { continue }
             let relative = String(url.standardizedFileURL.path.dropFirst(base.count + 1))
             guard let data = FileManager.default.contents(atPath: url.path) else {
                 throw DiffuseError.input("cannot read \(url.path) to serve it")
@@ -243,8 +245,12 @@ public final class HubFileServer: @unchecked Sendable {
         }
         let pathOnly = request.path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? request.path
         if let lie = lyingAnswers.first(where: { pathOnly.hasSuffix($0.key) }), let commit = repos.values.first?.commit {
-            return Reply(status: 200, headers: [("X-Repo-Commit", commit), ("ETag", "\"\(SHA1.gitBlobID(lie.value))\""),
-                                                ("Content-Type", "application/octet-stream")], body: lie.value)
+            return Reply(
+                status: 200,
+                headers: [
+                    ("X-Repo-Commit", commit), ("ETag", "\"\(SHA1.gitBlobID(lie.value))\""),
+                    ("Content-Type", "application/octet-stream"),
+                ], body: lie.value)
         }
         let segments = pathOnly.split(separator: "/").map { $0.removingPercentEncoding ?? String($0) }
         if segments.count >= 4, segments[0] == "api", segments[1] == "models" {
@@ -263,13 +269,20 @@ public final class HubFileServer: @unchecked Sendable {
             return error(404, code: "EntryNotFound", message: "Entry not found", commit: repo.commit)
         }
         if let sha = repo.sha256[path] {
-            return Reply(status: 302, headers: [
-                ("Location", "http://127.0.0.1:\(cdnPort)/lfs/\(sha)"), ("X-Repo-Commit", repo.commit),
-                ("X-Linked-Etag", "\"\(sha)\""), ("X-Linked-Size", "\(bytes.count)"),
-                ("ETag", "\"\(repo.blobIDs[path]!)\"")])
+            return Reply(
+                status: 302,
+                headers: [
+                    ("Location", "http://127.0.0.1:\(cdnPort)/lfs/\(sha)"), ("X-Repo-Commit", repo.commit),
+                    ("X-Linked-Etag", "\"\(sha)\""), ("X-Linked-Size", "\(bytes.count)"),
+                    ("ETag", "\"\(repo.blobIDs[path]!)\""),
+                ])
         }
-        return Reply(status: 200, headers: [("X-Repo-Commit", repo.commit), ("ETag", "\"\(repo.blobIDs[path]!)\""),
-                                            ("Content-Type", "application/octet-stream")], body: bytes)
+        return Reply(
+            status: 200,
+            headers: [
+                ("X-Repo-Commit", repo.commit), ("ETag", "\"\(repo.blobIDs[path]!)\""),
+                ("Content-Type", "application/octet-stream"),
+            ], body: bytes)
     }
 
     /// /api/models/{owner}/{name}[/revision/{rev} | /tree/{rev}[/...]]
@@ -278,21 +291,25 @@ public final class HubFileServer: @unchecked Sendable {
         guard let repo = repos[id] else { return error(404, code: "RepoNotFound", message: "Repository not found") }
         let rest = Array(segments.dropFirst(2))
         if rest.count >= 2, rest[0] == "revision" || rest[0] == "tree",
-           rest[1] != "main", rest[1] != repo.commit {
+            rest[1] != "main", rest[1] != repo.commit
+        {
             return error(404, code: "RevisionNotFound", message: "Invalid rev id: \(rest[1])")
         }
         if rest.first == "tree" {
             var entries: [[String: Any]] = []
-            let folders = Set(repo.files.keys.flatMap { path -> [String] in
-                let parts = path.split(separator: "/")
-                return (1..<max(parts.count, 1)).map { parts[0..<$0].joined(separator: "/") }
-            })
+            let folders = Set(
+                repo.files.keys.flatMap { path -> [String] in
+                    let parts = path.split(separator: "/")
+                    return (1..<max(parts.count, 1)).map { parts[0..<$0].joined(separator: "/") }
+                })
             for folder in folders.sorted() {
                 entries.append(["type": "directory", "oid": SHA1.hex(Array(folder.utf8)), "size": 0, "path": folder])
             }
             for path in repo.files.keys.sorted() {
-                var entry: [String: Any] = ["type": "file", "oid": repo.blobIDs[path]!, "size": repo.files[path]!.count,
-                                            "path": path]
+                var entry: [String: Any] = [
+                    "type": "file", "oid": repo.blobIDs[path]!, "size": repo.files[path]!.count,
+                    "path": path,
+                ]
                 if let sha = repo.sha256[path] {
                     entry["lfs"] = ["oid": sha, "size": repo.files[path]!.count, "pointerSize": 134]
                 }
@@ -301,8 +318,10 @@ public final class HubFileServer: @unchecked Sendable {
             return json(entries)
         }
         let siblings = repo.files.keys.sorted().map { ["rfilename": $0] }
-        return json(["id": id, "modelId": id, "sha": repo.commit, "private": requiredToken != nil,
-                     "siblings": siblings, "tags": [String]()])
+        return json([
+            "id": id, "modelId": id, "sha": repo.commit, "private": requiredToken != nil,
+            "siblings": siblings, "tags": [String](),
+        ])
     }
 
     private func cdnReply(_ request: Request) -> Reply {

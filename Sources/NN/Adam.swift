@@ -19,8 +19,10 @@ public final class Adam {
     private var secondMoments: [Tensor] = []
 
     /// `weightDecay` defaults to PyTorch's: 0 for Adam, 0.01 for AdamW.
-    public init(parameters: [Tensor], learningRate: Double = 1e-3, beta1: Double = 0.9, beta2: Double = 0.999,
-                epsilon: Double = 1e-8, weightDecay: Double? = nil, variant: Variant = .adam) throws {
+    public init(
+        parameters: [Tensor], learningRate: Double = 1e-3, beta1: Double = 0.9, beta2: Double = 0.999,
+        epsilon: Double = 1e-8, weightDecay: Double? = nil, variant: Variant = .adam
+    ) throws {
         self.parameters = parameters
         self.learningRate = learningRate
         self.beta1 = beta1
@@ -35,8 +37,9 @@ public final class Adam {
     /// Updates every parameter that has a gradient.
     public func update() throws {
         step += 1
-        let scalars = AdamStep(learningRate: learningRate, beta1: beta1, beta2: beta2, epsilon: epsilon,
-                               weightDecay: weightDecay, decoupledWeightDecay: variant == .adamw, step: step)
+        let scalars = AdamStep(
+            learningRate: learningRate, beta1: beta1, beta2: beta2, epsilon: epsilon,
+            weightDecay: weightDecay, decoupledWeightDecay: variant == .adamw, step: step)
         // Grouped by device so a backend can fuse the whole optimizer step into few launches.
         var groups: [ObjectIdentifier: (device: Device, tensors: [AdamTensor])] = [:]
         var order: [ObjectIdentifier] = []
@@ -47,8 +50,10 @@ public final class Adam {
                 groups[key] = (p.device, [])
                 order.append(key)
             }
-            groups[key]!.tensors.append(AdamTensor(parameter: p.buffer, gradient: g.buffer, firstMoment: firstMoments[i].buffer,
-                                                   secondMoment: secondMoments[i].buffer, count: p.count))
+            groups[key]!.tensors.append(
+                AdamTensor(
+                    parameter: p.buffer, gradient: g.buffer, firstMoment: firstMoments[i].buffer,
+                    secondMoment: secondMoments[i].buffer, count: p.count))
         }
         for key in order {
             let group = groups[key]!
@@ -74,7 +79,8 @@ public final class Adam {
         for (i, name) in names.enumerated() {
             for (key, moment) in [("exp_avg.\(name)", firstMoments[i]), ("exp_avg_sq.\(name)", secondMoments[i])] {
                 guard let entry = state[key] else {
-                    throw DiffuseError.input("\(source): optimizer state \(key) is missing; the checkpoint does not match the model")
+                    throw DiffuseError.input(
+                        "\(source): optimizer state \(key) is missing; the checkpoint does not match the model")
                 }
                 guard entry.shape == moment.shape else {
                     throw DiffuseError.input("\(source): \(key) has shape \(entry.shape), the model expects \(moment.shape)")

@@ -15,13 +15,16 @@ public final class Conv2d: Module {
     public let stride: Int
     public let padding: Int
 
-    public init(inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
-                bias: Bool = true, generator: RandomGenerator, device: Device) throws {
+    public init(
+        inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
+        bias: Bool = true, generator: RandomGenerator, device: Device
+    ) throws {
         let fanIn = inChannels * kernelSize * kernelSize
         self.stride = stride
         self.padding = padding
-        weight = try defaultInitialisation([outChannels, inChannels, kernelSize, kernelSize], fanIn: fanIn,
-                                           generator: generator, device: device)
+        weight = try defaultInitialisation(
+            [outChannels, inChannels, kernelSize, kernelSize], fanIn: fanIn,
+            generator: generator, device: device)
         self.bias = bias ? try defaultInitialisation([outChannels], fanIn: fanIn, generator: generator, device: device) : nil
         super.init()
         parameter("weight", weight)
@@ -38,10 +41,14 @@ public final class Linear: Module {
     public let bias: Tensor?
 
     public init(inFeatures: Int, outFeatures: Int, bias: Bool = true, generator: RandomGenerator, device: Device) throws {
-        weight = try defaultInitialisation([outFeatures, inFeatures], fanIn: inFeatures, generator: generator,
-                                           device: device)
-        self.bias = bias ? try defaultInitialisation([outFeatures], fanIn: inFeatures, generator: generator,
-                                                     device: device) : nil
+        weight = try defaultInitialisation(
+            [outFeatures, inFeatures], fanIn: inFeatures, generator: generator,
+            device: device)
+        self.bias =
+            bias
+            ? try defaultInitialisation(
+                [outFeatures], fanIn: inFeatures, generator: generator,
+                device: device) : nil
         super.init()
         parameter("weight", weight)
         if let b = self.bias { parameter("bias", b) }

@@ -70,8 +70,9 @@ public final class LaunchLedger {
         for (kernel, event) in pendingEvents {
             var start: cl_ulong = 0, end: cl_ulong = 0
             if clGetEventProfilingInfo(event, cl_profiling_info(CL_PROFILING_COMMAND_START), 8, &start, nil) == CL_SUCCESS,
-               clGetEventProfilingInfo(event, cl_profiling_info(CL_PROFILING_COMMAND_END), 8, &end, nil) == CL_SUCCESS,
-               end >= start {
+                clGetEventProfilingInfo(event, cl_profiling_info(CL_PROFILING_COMMAND_END), 8, &end, nil) == CL_SUCCESS,
+                end >= start
+            {
                 rows[kernel]?.seconds += Double(end - start) / 1e9
             }
             clReleaseEvent(event)

@@ -29,8 +29,10 @@ struct StridedGemm {
     }
 
     /// A batch of independent products with the given per-entry strides.
-    static func batched(m: Int, n: Int, k: Int, rsA: Int, csA: Int, rsB: Int, csB: Int, batch: Int,
-                        strideA: Int, strideB: Int, strideC: Int, alpha: Float = 1) -> StridedGemm {
+    static func batched(
+        m: Int, n: Int, k: Int, rsA: Int, csA: Int, rsB: Int, csB: Int, batch: Int,
+        strideA: Int, strideB: Int, strideC: Int, alpha: Float = 1
+    ) -> StridedGemm {
         var g = StridedGemm(m: m, n: n, k: k, rsA: rsA, csA: csA, rsB: rsB, csB: csB)
         g.batch = batch
         g.strideA = strideA
@@ -94,18 +96,26 @@ extension OpenCLDevice {
             each.rowBias = nil
             each.columnBias = nil
             try enqueueGemm(a, b, partials, each)
-            return try sumBatch(partials, into: c, size: size, batch: g.batch, offset: g.offsetC, beta: g.beta,
-                                bias: g.bias, columns: g.n, rows: g.m)
+            return try sumBatch(
+                partials, into: c, size: size, batch: g.batch, offset: g.offsetC, beta: g.beta,
+                bias: g.bias, columns: g.n, rows: g.m)
         }
         let tiled = usesTiledGemm(g)
         if tiled && !tiledGemmFits {
-            throw DiffuseError.device("gemm_tiled was forced, but its \(tiledGemm.workGroupSize)-item work-group and \(tiledGemm.localBytes) bytes of local memory do not fit \(info.name)")
+            throw DiffuseError.device(
+                "gemm_tiled was forced, but its \(tiledGemm.workGroupSize)-item work-group and \(tiledGemm.localBytes) bytes of "
+                    + "local memory do not fit \(info.name)"
+            )
         }
         let tile = gemmTile, shape = tiledGemm
         // Work-items per batch entry along N and M: for gemm_tiled whole work-groups per block of C.
-        let columns = tiled ? (g.n + shape.blockColumns - 1) / shape.blockColumns * shape.groupColumns
+        let columns =
+            tiled
+            ? (g.n + shape.blockColumns - 1) / shape.blockColumns * shape.groupColumns
             : (g.n + tile.columns - 1) / tile.columns
-        let rows = tiled ? (g.m + shape.blockRows - 1) / shape.blockRows * shape.groupRows
+        let rows =
+            tiled
+            ? (g.m + shape.blockRows - 1) / shape.blockRows * shape.groupRows
             : (g.m + tile.rows - 1) / tile.rows
         let workItems = columns * rows * g.batch
         if g.k > LaunchLedger.longLoop, workItems < LaunchLedger.narrowWorkItems, g.strideC == g.m * g.n {
@@ -126,36 +136,48 @@ extension OpenCLDevice {
                 each.columnBias = nil
                 try enqueueGemm(a, b, partials, each)
             }
-            return try sumBatch(partials, into: c, size: size, batch: slices, offset: g.offsetC, beta: g.beta,
-                                bias: g.bias, columns: g.n, rows: g.m)
+            return try sumBatch(
+                partials, into: c, size: size, batch: slices, offset: g.offsetC, beta: g.beta,
+                bias: g.bias, columns: g.n, rows: g.m)
         }
         let flops = 2.0 * Double(g.m) * Double(g.n) * Double(g.k) * Double(g.batch)
         let bytes = 4.0 * Double(g.batch) * Double(g.m * g.k + g.k * g.n + g.m * g.n)
         // Both kernels loop over K (and over the batch when it is summed into one C) per work-item.
-        try launch(tiled ? "gemm_tiled" : "gemm", global: [columns, rows, g.strideC == 0 ? 1 : g.batch],
-                   local: tiled ? [shape.groupColumns, shape.groupRows, 1] : gemmLocalSize,
-                   serial: g.k * (g.strideC == 0 ? g.batch : 1), bytes: bytes, flops: flops, [
-            .memory(a), .memory(b), .memory(c), .int(g.m), .int(g.n), .int(g.k), .int(g.rsA), .int(g.csA),
-            .int(g.rsB), .int(g.csB), .int(g.offsetA), .int(g.offsetB), .int(g.offsetC), .int(g.strideA),
-            .int(g.strideB), .int(g.strideC), .int(g.batch), .float(g.alpha), .float(g.beta),
-            .memory(g.bias.memory ?? a), .int(g.bias.mode)])
+        try launch(
+            tiled ? "gemm_tiled" : "gemm", global: [columns, rows, g.strideC == 0 ? 1 : g.batch],
+            local: tiled ? [shape.groupColumns, shape.groupRows, 1] : gemmLocalSize,
+            serial: g.k * (g.strideC == 0 ? g.batch : 1), bytes: bytes, flops: flops,
+            [
+                .memory(a), .memory(b), .memory(c), .int(g.m), .int(g.n), .int(g.k), .int(g.rsA), .int(g.csA),
+                .int(g.rsB), .int(g.csB), .int(g.offsetA), .int(g.offsetB), .int(g.offsetC), .int(g.strideA),
+                .int(g.strideB), .int(g.strideC), .int(g.batch), .float(g.alpha), .float(g.beta),
+                .memory(g.bias.memory ?? a), .int(g.bias.mode),
+            ])
     }
 
     /// c[offset + i] = sum over b of partials[b * size + i] + beta c[offset + i] + bias[(i / columns) % rows]
     /// (mode 1) or bias[i % columns] (mode 2).
-    func sumBatch(_ partials: cl_mem, into c: cl_mem, size: Int, batch: Int, offset: Int, beta: Float,
-                  bias: (memory: cl_mem?, mode: Int), columns: Int, rows: Int) throws {
-        try launch1D("sum_batch", count: size, serial: batch, bytes: Double(4 * size * (batch + 1)),
-                     flops: Double(size * batch), [
-            .memory(partials), .memory(c), .int(size), .int(batch), .int(offset), .float(beta),
-            .memory(bias.memory ?? partials), .int(bias.mode), .int(max(columns, 1)), .int(max(rows, 1))])
+    func sumBatch(
+        _ partials: cl_mem, into c: cl_mem, size: Int, batch: Int, offset: Int, beta: Float,
+        bias: (memory: cl_mem?, mode: Int), columns: Int, rows: Int
+    ) throws {
+        try launch1D(
+            "sum_batch", count: size, serial: batch, bytes: Double(4 * size * (batch + 1)),
+            flops: Double(size * batch),
+            [
+                .memory(partials), .memory(c), .int(size), .int(batch), .int(offset), .float(beta),
+                .memory(bias.memory ?? partials), .int(bias.mode), .int(max(columns, 1)), .int(max(rows, 1)),
+            ])
     }
 
-    public func gemm(_ a: DeviceBuffer, _ b: DeviceBuffer, out: DeviceBuffer, _ g: GemmGeometry,
-                     columnBias: DeviceBuffer?) throws {
-        var s = StridedGemm(m: g.m, n: g.n, k: g.k,
-                            rsA: g.transposeA ? 1 : g.k, csA: g.transposeA ? g.m : 1,
-                            rsB: g.transposeB ? 1 : g.n, csB: g.transposeB ? g.k : 1)
+    public func gemm(
+        _ a: DeviceBuffer, _ b: DeviceBuffer, out: DeviceBuffer, _ g: GemmGeometry,
+        columnBias: DeviceBuffer?
+    ) throws {
+        var s = StridedGemm(
+            m: g.m, n: g.n, k: g.k,
+            rsA: g.transposeA ? 1 : g.k, csA: g.transposeA ? g.m : 1,
+            rsB: g.transposeB ? 1 : g.n, csB: g.transposeB ? g.k : 1)
         s.strideA = g.strideA
         s.strideB = g.strideB
         s.strideC = g.strideOut
@@ -167,8 +189,10 @@ extension OpenCLDevice {
     }
 
     func geometryArguments(_ g: Conv2dGeometry) -> [KernelArgument] {
-        [g.inChannels, g.height, g.width, g.kernelHeight, g.kernelWidth, g.strideHeight, g.strideWidth,
-         g.paddingHeight, g.paddingWidth, g.outHeight, g.outWidth].map { .int($0) }
+        [
+            g.inChannels, g.height, g.width, g.kernelHeight, g.kernelWidth, g.strideHeight, g.strideWidth,
+            g.paddingHeight, g.paddingWidth, g.outHeight, g.outWidth,
+        ].map { .int($0) }
     }
 
     /// Floats of column scratch a convolution may use: 1/16 of the device's memory, between 64 MiB
@@ -193,15 +217,21 @@ extension OpenCLDevice {
         }
     }
 
-    public func conv2d(_ x: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?, out: DeviceBuffer,
-                       _ g: Conv2dGeometry) throws {
+    public func conv2d(
+        _ x: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?, out: DeviceBuffer,
+        _ g: Conv2dGeometry
+    ) throws {
         let plane = g.outHeight * g.outWidth
         if g.prefersDirect {
             let total = g.batch * g.outChannels * g.outHeight * ((g.outWidth + 7) / 8)
-            return try launch1D("conv_direct", count: total, serial: g.inChannels * g.kernelHeight * g.kernelWidth,
-                                flops: 2.0 * Double(g.batch * g.outChannels * plane * g.patchSize), [.buffer(x), .buffer(weight), .buffer(bias ?? weight),
-                                                              .buffer(out), .int(g.outChannels), .int(bias == nil ? 0 : 1)]
-                                + geometryArguments(g) + [.int(total)])
+            return try launch1D(
+                "conv_direct", count: total, serial: g.inChannels * g.kernelHeight * g.kernelWidth,
+                flops: 2.0 * Double(g.batch * g.outChannels * plane * g.patchSize),
+                [
+                    .buffer(x), .buffer(weight), .buffer(bias ?? weight),
+                    .buffer(out), .int(g.outChannels), .int(bias == nil ? 0 : 1),
+                ]
+                    + geometryArguments(g) + [.int(total)])
         }
         let k = g.patchSize
         try forEachChunk(g) { first, count in
@@ -217,22 +247,29 @@ extension OpenCLDevice {
             }
             let columns = try scratch(ScratchSlot.columns, count: count * k * plane)
             let rows = count * k * g.outHeight
-            try launch1D("im2col", count: rows, serial: g.outWidth, bytes: 8.0 * Double(count * k * plane), [.buffer(x), .memory(columns)] + geometryArguments(g)
-                         + [.int(first), .int(rows), .int(0)])
+            try launch1D(
+                "im2col", count: rows, serial: g.outWidth, bytes: 8.0 * Double(count * k * plane),
+                [.buffer(x), .memory(columns)] + geometryArguments(g)
+                    + [.int(first), .int(rows), .int(0)])
             try enqueueGemm(memory(weight), columns, memory(out), s)
         }
     }
 
-    public func conv2dBackwardInput(gradOut: DeviceBuffer, weight: DeviceBuffer, gradIn: DeviceBuffer,
-                                    _ g: Conv2dGeometry) throws {
+    public func conv2dBackwardInput(
+        gradOut: DeviceBuffer, weight: DeviceBuffer, gradIn: DeviceBuffer,
+        _ g: Conv2dGeometry
+    ) throws {
         let plane = g.outHeight * g.outWidth
         let imageIn = g.inChannels * g.height * g.width
         if g.prefersDirect {
             let total = g.batch * g.inChannels * g.height * ((g.width + 7) / 8)
-            return try launch1D("conv_direct_backward_input", count: total,
-                                serial: g.outChannels * g.kernelHeight * g.kernelWidth,
-                                flops: 2.0 * Double(g.batch * g.outChannels * plane * g.patchSize), [
-                .buffer(gradOut), .buffer(weight), .buffer(gradIn), .int(g.outChannels)] + geometryArguments(g) + [.int(total)])
+            return try launch1D(
+                "conv_direct_backward_input", count: total,
+                serial: g.outChannels * g.kernelHeight * g.kernelWidth,
+                flops: 2.0 * Double(g.batch * g.outChannels * plane * g.patchSize),
+                [
+                    .buffer(gradOut), .buffer(weight), .buffer(gradIn), .int(g.outChannels),
+                ] + geometryArguments(g) + [.int(total)])
         }
         let k = g.patchSize
         try forEachChunk(g) { first, count in
@@ -249,9 +286,11 @@ extension OpenCLDevice {
             let columns = try scratch(ScratchSlot.columns, count: count * k * plane)
             try enqueueGemm(memory(weight), memory(gradOut), columns, s)
             let total = count * imageIn
-            try launch1D("col2im", count: total, serial: g.kernelHeight * g.kernelWidth,
-                         bytes: 4.0 * Double(count * k * plane + total), [.memory(columns), .buffer(gradIn)] + geometryArguments(g)
-                         + [.int(first), .int(total)])
+            try launch1D(
+                "col2im", count: total, serial: g.kernelHeight * g.kernelWidth,
+                bytes: 4.0 * Double(count * k * plane + total),
+                [.memory(columns), .buffer(gradIn)] + geometryArguments(g)
+                    + [.int(first), .int(total)])
         }
     }
 
@@ -260,8 +299,10 @@ extension OpenCLDevice {
     /// With a bias, B gets a column of ones, so each image's product [Cout, K + 1] holds its bias
     /// gradient in the last column; `sum_batch_split` adds up the images into the two tensors (a
     /// separate reduction over dY took a launch per layer and another pass over dY).
-    public func conv2dBackwardWeight(_ x: DeviceBuffer, gradOut: DeviceBuffer, gradWeight: DeviceBuffer,
-                                     gradBias: DeviceBuffer?, _ g: Conv2dGeometry) throws {
+    public func conv2dBackwardWeight(
+        _ x: DeviceBuffer, gradOut: DeviceBuffer, gradWeight: DeviceBuffer,
+        gradBias: DeviceBuffer?, _ g: Conv2dGeometry
+    ) throws {
         let plane = g.outHeight * g.outWidth
         let k = g.patchSize
         let columns = gradBias == nil ? k : k + 1
@@ -286,8 +327,10 @@ extension OpenCLDevice {
             } else {
                 b = try scratch(ScratchSlot.columns, count: count * k * plane)
                 let segments = count * plane * g.inChannels
-                try launch1D("im2col", count: segments, [.buffer(x), .memory(b)] + geometryArguments(g)
-                             + [.int(first), .int(segments), .int(1)])
+                try launch1D(
+                    "im2col", count: segments,
+                    [.buffer(x), .memory(b)] + geometryArguments(g)
+                        + [.int(first), .int(segments), .int(1)])
             }
             guard let gradBias else { return try enqueueGemm(memory(gradOut), b, memory(gradWeight), s) }
             let size = g.outChannels * columns
@@ -295,9 +338,13 @@ extension OpenCLDevice {
             s.strideC = size
             s.beta = 0
             try enqueueGemm(memory(gradOut), b, partials, s)
-            try launch1D("sum_batch_split", count: size, serial: count, bytes: Double(4 * size * (count + 1)),
-                         flops: Double(size * count), [.memory(partials), .buffer(gradWeight), .buffer(gradBias),
-                                                       .int(size), .int(count), .int(columns), .float(first == 0 ? 0 : 1)])
+            try launch1D(
+                "sum_batch_split", count: size, serial: count, bytes: Double(4 * size * (count + 1)),
+                flops: Double(size * count),
+                [
+                    .memory(partials), .buffer(gradWeight), .buffer(gradBias),
+                    .int(size), .int(count), .int(columns), .float(first == 0 ? 0 : 1),
+                ])
         }
     }
 }

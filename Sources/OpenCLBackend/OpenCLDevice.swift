@@ -123,14 +123,19 @@ public final class OpenCLDevice: Device {
         var status: cl_int = 0
         var device: cl_device_id? = info.device
         guard let context = clCreateContext(nil, 1, &device, nil, nil, &status) else {
-            throw DiffuseError.device("OpenCL clCreateContext failed with \(OpenCLStatus.name(status)) on \(info.name): \(OpenCLStatus.advice(status))")
+            throw DiffuseError.device(
+                "OpenCL clCreateContext failed with \(OpenCLStatus.name(status)) on \(info.name): \(OpenCLStatus.advice(status))")
         }
         self.context = context
         // Profiling on the queue costs nothing until a launch asks for an event.
-        guard let queue = clCreateCommandQueue(context, info.device, cl_command_queue_properties(CL_QUEUE_PROFILING_ENABLE),
-                                               &status) else {
+        guard
+            let queue = clCreateCommandQueue(
+                context, info.device, cl_command_queue_properties(CL_QUEUE_PROFILING_ENABLE),
+                &status)
+        else {
             clReleaseContext(context)
-            throw DiffuseError.device("OpenCL clCreateCommandQueue failed with \(OpenCLStatus.name(status)): \(OpenCLStatus.advice(status))")
+            throw DiffuseError.device(
+                "OpenCL clCreateCommandQueue failed with \(OpenCLStatus.name(status)): \(OpenCLStatus.advice(status))")
         }
         self.queue = queue
         do {
@@ -143,7 +148,10 @@ public final class OpenCLDevice: Device {
         try createKernels()
         tiledGemmFits = tiledGemm.fits(info) && kernelWorkGroupLimit("gemm_tiled") >= tiledGemm.workGroupSize
         if requested == .tiled && !tiledGemmFits {
-            throw DiffuseError.usage("DIFFUSE_GEMM_KERNEL=tiled: gemm_tiled's \(tiledGemm.groupRows)x\(tiledGemm.groupColumns) work-group and \(tiledGemm.localBytes) bytes of local memory do not fit \(info.name)")
+            throw DiffuseError.usage(
+                "DIFFUSE_GEMM_KERNEL=tiled: gemm_tiled's \(tiledGemm.groupRows)x\(tiledGemm.groupColumns) work-group and "
+                    + "\(tiledGemm.localBytes) bytes of local memory do not fit \(info.name)"
+            )
         }
         gemmKernel = requested
     }
@@ -152,8 +160,11 @@ public final class OpenCLDevice: Device {
     func kernelWorkGroupLimit(_ name: String) -> Int {
         guard let kernel = kernels[name] else { return 0 }
         var size = 0
-        guard clGetKernelWorkGroupInfo(kernel, info.device, cl_kernel_work_group_info(CL_KERNEL_WORK_GROUP_SIZE),
-                                       MemoryLayout<Int>.size, &size, nil) == CL_SUCCESS else { return 0 }
+        guard
+            clGetKernelWorkGroupInfo(
+                kernel, info.device, cl_kernel_work_group_info(CL_KERNEL_WORK_GROUP_SIZE),
+                MemoryLayout<Int>.size, &size, nil) == CL_SUCCESS
+        else { return 0 }
         return size
     }
 
@@ -197,11 +208,14 @@ public final class OpenCLDevice: Device {
         ledger.buffersCreated += 1
         var m = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), max(count, 1) * 4, nil, &status)
         if m == nil {
-            pool.drain() // free what the pool holds and try once more
+            pool.drain()  // free what the pool holds and try once more
             m = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), max(count, 1) * 4, nil, &status)
         }
         guard let memory = m else {
-            throw DiffuseError.device("OpenCL clCreateBuffer (\(count * 4) bytes) failed with \(OpenCLStatus.name(status)): \(OpenCLStatus.advice(status))")
+            throw DiffuseError.device(
+                "OpenCL clCreateBuffer (\(count * 4) bytes) failed with \(OpenCLStatus.name(status)): "
+                    + "\(OpenCLStatus.advice(status))"
+            )
         }
         return OpenCLBuffer(count: count, memory: memory, pool: pool)
     }
@@ -225,11 +239,13 @@ public final class OpenCLDevice: Device {
 
     public func download(_ buffer: DeviceBuffer, to host: UnsafeMutableBufferPointer<Float>) throws {
         guard let base = host.baseAddress, host.count > 0 else { return }
-        try OpenCLStatus.check(clEnqueueReadBuffer(queue, memory(buffer), cl_bool(CL_TRUE), 0,
-                                                   min(host.count, buffer.count) * 4, base, 0, nil, nil),
-                               "clEnqueueReadBuffer")
+        try OpenCLStatus.check(
+            clEnqueueReadBuffer(
+                queue, memory(buffer), cl_bool(CL_TRUE), 0,
+                min(host.count, buffer.count) * 4, base, 0, nil, nil),
+            "clEnqueueReadBuffer")
         ledger.hostWaits += 1
-        releaseStagedUploads() // a blocking read on an in-order queue means every earlier command is done
+        releaseStagedUploads()  // a blocking read on an in-order queue means every earlier command is done
     }
 
     /// Waits for all queued work.
@@ -251,7 +267,10 @@ public final class OpenCLDevice: Device {
         ledger.buffersCreated += 1
         var status: cl_int = 0
         guard let m = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), max(count, 1) * 4, nil, &status) else {
-            throw DiffuseError.device("OpenCL scratch allocation (\(count * 4) bytes) failed with \(OpenCLStatus.name(status)): \(OpenCLStatus.advice(status))")
+            throw DiffuseError.device(
+                "OpenCL scratch allocation (\(count * 4) bytes) failed with \(OpenCLStatus.name(status)): "
+                    + "\(OpenCLStatus.advice(status))"
+            )
         }
         scratchBuffers[slot] = (m, count)
         return m
@@ -263,8 +282,11 @@ public final class OpenCLDevice: Device {
         ledger.buffersCreated += 1
         var status: cl_int = 0
         var copy = values
-        guard let m = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR),
-                                     copy.count * 4, &copy, &status) else {
+        guard
+            let m = clCreateBuffer(
+                context, cl_mem_flags(CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR),
+                copy.count * 4, &copy, &status)
+        else {
             throw DiffuseError.device("OpenCL geometry buffer failed with \(OpenCLStatus.name(status))")
         }
         geometryBuffers[values] = m
@@ -276,8 +298,10 @@ public final class OpenCLDevice: Device {
     /// Enqueues `name` over `global` work-items, rounded up to whole work-groups of `local`.
     /// `serial` is the longest loop one work-item runs; `bytes` and `flops` estimate the launch's
     /// traffic and arithmetic. All three go to the ledger, which checks every launch's shape.
-    func launch(_ name: String, global: [Int], local: [Int], serial: Int = 1, bytes: Double = 0, flops: Double = 0,
-                _ arguments: [KernelArgument]) throws {
+    func launch(
+        _ name: String, global: [Int], local: [Int], serial: Int = 1, bytes: Double = 0, flops: Double = 0,
+        _ arguments: [KernelArgument]
+    ) throws {
         guard let kernel = kernels[name] else {
             throw DiffuseError.device("OpenCL kernel \(name) is missing from the program")
         }
@@ -311,12 +335,16 @@ public final class OpenCLDevice: Device {
         ledger.record(name, workItems: globalSize.reduce(1, *), serial: serial, bytes: bytes, flops: flops)
         if profiling {
             var event: cl_event?
-            try OpenCLStatus.check(clEnqueueNDRangeKernel(queue, kernel, cl_uint(global.count), nil, &globalSize,
-                                                          &localSize, 0, nil, &event), "clEnqueueNDRangeKernel(\(name))")
+            try OpenCLStatus.check(
+                clEnqueueNDRangeKernel(
+                    queue, kernel, cl_uint(global.count), nil, &globalSize,
+                    &localSize, 0, nil, &event), "clEnqueueNDRangeKernel(\(name))")
             if let event { ledger.track(name, event) }
         } else {
-            try OpenCLStatus.check(clEnqueueNDRangeKernel(queue, kernel, cl_uint(global.count), nil, &globalSize,
-                                                          &localSize, 0, nil, nil), "clEnqueueNDRangeKernel(\(name))")
+            try OpenCLStatus.check(
+                clEnqueueNDRangeKernel(
+                    queue, kernel, cl_uint(global.count), nil, &globalSize,
+                    &localSize, 0, nil, nil), "clEnqueueNDRangeKernel(\(name))")
         }
     }
 
@@ -327,14 +355,17 @@ public final class OpenCLDevice: Device {
         let total = rows.reduce(0) { $0 + $1.seconds }
         return rows.map { t in
             "  " + t.kernel.padding(toLength: 28, withPad: " ", startingAt: 0)
-                + String(format: "%6d launches %9.4f s %5.1f%%  min %8d items  max %6d iterations", t.launches, t.seconds,
-                         100 * t.seconds / max(total, 1e-12), t.minWorkItems, t.maxSerialIterations)
+                + String(
+                    format: "%6d launches %9.4f s %5.1f%%  min %8d items  max %6d iterations", t.launches, t.seconds,
+                    100 * t.seconds / max(total, 1e-12), t.minWorkItems, t.maxSerialIterations)
         }.joined(separator: "\n")
     }
 
     /// A 1-D launch over `count` items in work-groups of 64.
-    func launch1D(_ name: String, count: Int, serial: Int = 1, bytes: Double = 0, flops: Double = 0,
-                  _ arguments: [KernelArgument]) throws {
+    func launch1D(
+        _ name: String, count: Int, serial: Int = 1, bytes: Double = 0, flops: Double = 0,
+        _ arguments: [KernelArgument]
+    ) throws {
         try launch(name, global: [count], local: [64], serial: serial, bytes: bytes, flops: flops, arguments)
     }
 }

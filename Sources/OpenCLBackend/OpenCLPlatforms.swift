@@ -56,28 +56,30 @@ public enum OpenCLPlatforms {
         for case let platform? in platforms {
             var deviceCount: cl_uint = 0
             guard clGetDeviceIDs(platform, cl_device_type(CL_DEVICE_TYPE_ALL), 0, nil, &deviceCount) == CL_SUCCESS,
-                  deviceCount > 0 else { continue }
+                deviceCount > 0
+            else { continue }
             var ids = [cl_device_id?](repeating: nil, count: Int(deviceCount))
             guard clGetDeviceIDs(platform, cl_device_type(CL_DEVICE_TYPE_ALL), deviceCount, &ids, nil) == CL_SUCCESS else {
                 continue
             }
             for case let device? in ids {
                 let type = value(device, CL_DEVICE_TYPE, as: cl_device_type.self)
-                out.append(OpenCLDeviceInfo(
-                    index: out.count,
-                    platformName: platformString(platform, CL_PLATFORM_NAME),
-                    platformVersion: platformString(platform, CL_PLATFORM_VERSION),
-                    name: string(device, CL_DEVICE_NAME),
-                    vendor: string(device, CL_DEVICE_VENDOR),
-                    version: string(device, CL_DEVICE_VERSION),
-                    driverVersion: string(device, CL_DRIVER_VERSION),
-                    isGPU: type & cl_device_type(CL_DEVICE_TYPE_GPU) != 0,
-                    isCPU: type & cl_device_type(CL_DEVICE_TYPE_CPU) != 0,
-                    computeUnits: Int(value(device, CL_DEVICE_MAX_COMPUTE_UNITS, as: cl_uint.self)),
-                    globalMemoryBytes: value(device, CL_DEVICE_GLOBAL_MEM_SIZE, as: cl_ulong.self),
-                    localMemoryBytes: value(device, CL_DEVICE_LOCAL_MEM_SIZE, as: cl_ulong.self),
-                    maxWorkGroupSize: value(device, CL_DEVICE_MAX_WORK_GROUP_SIZE, as: Int.self),
-                    platform: platform, device: device))
+                out.append(
+                    OpenCLDeviceInfo(
+                        index: out.count,
+                        platformName: platformString(platform, CL_PLATFORM_NAME),
+                        platformVersion: platformString(platform, CL_PLATFORM_VERSION),
+                        name: string(device, CL_DEVICE_NAME),
+                        vendor: string(device, CL_DEVICE_VENDOR),
+                        version: string(device, CL_DEVICE_VERSION),
+                        driverVersion: string(device, CL_DRIVER_VERSION),
+                        isGPU: type & cl_device_type(CL_DEVICE_TYPE_GPU) != 0,
+                        isCPU: type & cl_device_type(CL_DEVICE_TYPE_CPU) != 0,
+                        computeUnits: Int(value(device, CL_DEVICE_MAX_COMPUTE_UNITS, as: cl_uint.self)),
+                        globalMemoryBytes: value(device, CL_DEVICE_GLOBAL_MEM_SIZE, as: cl_ulong.self),
+                        localMemoryBytes: value(device, CL_DEVICE_LOCAL_MEM_SIZE, as: cl_ulong.self),
+                        maxWorkGroupSize: value(device, CL_DEVICE_MAX_WORK_GROUP_SIZE, as: Int.self),
+                        platform: platform, device: device))
             }
         }
         return out
@@ -96,9 +98,12 @@ public enum OpenCLPlatforms {
             return "auto: opencl:\(gpu.index), the first OpenCL GPU"
         }
         if devices.isEmpty { return "auto: cpu, the native CPU backend (no OpenCL device)" }
-        return "auto: cpu, the native CPU backend: no OpenCL GPU, and an OpenCL CPU device is slower on the same cores; name one with \(Setting.device) opencl:N"
+        return
+            "auto: cpu, the native CPU backend: no OpenCL GPU, and an OpenCL CPU device is slower on the same cores; name one "
+            + "with \(Setting.device) opencl:N"
     }
 
     public static let installHint =
-        "no OpenCL platform found; install one (Debian: `sudo apt-get install pocl-opencl-icd` for the CPU, or your GPU vendor's ICD such as nvidia-opencl-icd, mesa-opencl-icd, intel-opencl-icd), or use \(Setting.device) cpu"
+        "no OpenCL platform found; install one (Debian: `sudo apt-get install pocl-opencl-icd` for the CPU, or your GPU vendor's "
+        + "ICD such as nvidia-opencl-icd, mesa-opencl-icd, intel-opencl-icd), or use \(Setting.device) cpu"
 }

@@ -92,8 +92,9 @@ enum ProgramBuilder {
     }
 
     static func cacheKey(_ info: OpenCLDeviceInfo, source: String, options: String) -> String {
-        hash([info.platformName, info.platformVersion, info.name, info.vendor, info.driverVersion, options, source]
-            .joined(separator: "\u{1}"))
+        hash(
+            [info.platformName, info.platformVersion, info.name, info.vendor, info.driverVersion, options, source]
+                .joined(separator: "\u{1}"))
     }
 
     static func buildLog(_ program: cl_program, _ device: cl_device_id) -> String {
@@ -108,13 +109,16 @@ enum ProgramBuilder {
     /// Programs built or loaded in this process (a steady-state step must add none).
     nonisolated(unsafe) static var programsBuilt = 0
 
-    static func build(context: cl_context, info: OpenCLDeviceInfo,
-                      source: String = KernelSources.combined) throws -> (cl_program, String) {
+    static func build(
+        context: cl_context, info: OpenCLDeviceInfo,
+        source: String = KernelSources.combined
+    ) throws -> (cl_program, String) {
         programsBuilt += 1
         let options = options(for: info)
         let file = cacheDirectory.appendingPathComponent(cacheKey(info, source: source, options: options) + ".bin")
         if let binary = FileManager.default.contents(atPath: file.path), !binary.isEmpty,
-           let program = fromBinary(binary, context: context, info: info, options: options) {
+            let program = fromBinary(binary, context: context, info: info, options: options)
+        {
             return (program, "cache")
         }
         var status: cl_int = 0
@@ -160,13 +164,16 @@ enum ProgramBuilder {
     /// Best effort: a cache that cannot be written only costs a rebuild next time.
     static func saveBinary(_ program: cl_program, to file: URL) {
         var size = 0
-        guard clGetProgramInfo(program, cl_program_info(CL_PROGRAM_BINARY_SIZES), MemoryLayout<Int>.size, &size, nil)
-                == CL_SUCCESS, size > 0 else { return }
+        guard
+            clGetProgramInfo(program, cl_program_info(CL_PROGRAM_BINARY_SIZES), MemoryLayout<Int>.size, &size, nil)
+                == CL_SUCCESS, size > 0
+        else { return }
         var bytes = [UInt8](repeating: 0, count: size)
         let status = bytes.withUnsafeMutableBufferPointer { buffer -> cl_int in
             var pointer: UnsafeMutablePointer<UInt8>? = buffer.baseAddress
-            return clGetProgramInfo(program, cl_program_info(CL_PROGRAM_BINARIES),
-                                    MemoryLayout<UnsafeMutablePointer<UInt8>>.size, &pointer, nil)
+            return clGetProgramInfo(
+                program, cl_program_info(CL_PROGRAM_BINARIES),
+                MemoryLayout<UnsafeMutablePointer<UInt8>>.size, &pointer, nil)
         }
         guard status == CL_SUCCESS else { return }
         try? AtomicFile.write(Data(bytes), to: file)

@@ -56,8 +56,10 @@ extension Tensor {
             }
             guard visited.insert(ObjectIdentifier(tensor)).inserted else { continue }
             stack.append((tensor, true))
-            for input in tensor.gradNode?.inputs ?? [] where input.requiresGrad
-                && !visited.contains(ObjectIdentifier(input)) {
+            for input in tensor.gradNode?.inputs ?? []
+            where input.requiresGrad
+                && !visited.contains(ObjectIdentifier(input))
+            {
                 stack.append((input, false))
             }
         }
@@ -84,8 +86,9 @@ extension Tensor {
     /// Elementwise sum without recording, for gradient accumulation.
     func adding(_ other: Tensor) throws -> Tensor {
         let out = try Tensor.empty(shape, on: device)
-        try device.binary(.add, buffer, other.buffer, out: out.buffer,
-                          BroadcastGeometry(shape: [count], stridesA: [1], stridesB: [1]))
+        try device.binary(
+            .add, buffer, other.buffer, out: out.buffer,
+            BroadcastGeometry(shape: [count], stridesA: [1], stridesB: [1]))
         return out
     }
 }

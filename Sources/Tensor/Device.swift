@@ -40,42 +40,51 @@ public protocol Device: AnyObject {
     func transpose(_ x: DeviceBuffer, out: DeviceBuffer, _ geometry: TransposeGeometry) throws
     func unary(_ op: UnaryOp, _ x: DeviceBuffer, out: DeviceBuffer, count: Int) throws
     /// gradIn = gradOut * op'(x); `y` is op(x), which some derivatives reuse.
-    func unaryBackward(_ op: UnaryOp, x: DeviceBuffer, y: DeviceBuffer, gradOut: DeviceBuffer,
-                       gradIn: DeviceBuffer, count: Int) throws
+    func unaryBackward(
+        _ op: UnaryOp, x: DeviceBuffer, y: DeviceBuffer, gradOut: DeviceBuffer,
+        gradIn: DeviceBuffer, count: Int) throws
     /// out = x * scale + shift.
     func affine(_ x: DeviceBuffer, out: DeviceBuffer, scale: Float, shift: Float, count: Int) throws
     /// out = a * x + b * y (the update of every sampler; out may alias x or y).
-    func linearCombination(_ x: DeviceBuffer, _ a: Float, _ y: DeviceBuffer, _ b: Float,
-                           out: DeviceBuffer, count: Int) throws
+    func linearCombination(
+        _ x: DeviceBuffer, _ a: Float, _ y: DeviceBuffer, _ b: Float,
+        out: DeviceBuffer, count: Int) throws
     /// out = min(max(x, low), high).
     func clamp(_ x: DeviceBuffer, out: DeviceBuffer, low: Float, high: Float, count: Int) throws
     /// Broadcasting binary op over the geometry's (coalesced) shape.
-    func binary(_ op: BinaryOp, _ a: DeviceBuffer, _ b: DeviceBuffer, out: DeviceBuffer,
-                _ geometry: BroadcastGeometry) throws
+    func binary(
+        _ op: BinaryOp, _ a: DeviceBuffer, _ b: DeviceBuffer, out: DeviceBuffer,
+        _ geometry: BroadcastGeometry) throws
     /// Sums `x` over the dimensions where the geometry's output stride is zero (broadcast gradients, sums).
     func reduceSum(_ x: DeviceBuffer, out: DeviceBuffer, _ geometry: ReduceGeometry) throws
 
     // MARK: Linear algebra and convolution
     /// `columnBias` (n floats), when given, is added to every row of each product: a Linear layer's
     /// bias in the same pass.
-    func gemm(_ a: DeviceBuffer, _ b: DeviceBuffer, out: DeviceBuffer, _ geometry: GemmGeometry,
-              columnBias: DeviceBuffer?) throws
-    func conv2d(_ x: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?, out: DeviceBuffer,
-                _ geometry: Conv2dGeometry) throws
-    func conv2dBackwardInput(gradOut: DeviceBuffer, weight: DeviceBuffer, gradIn: DeviceBuffer,
-                             _ geometry: Conv2dGeometry) throws
+    func gemm(
+        _ a: DeviceBuffer, _ b: DeviceBuffer, out: DeviceBuffer, _ geometry: GemmGeometry,
+        columnBias: DeviceBuffer?) throws
+    func conv2d(
+        _ x: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?, out: DeviceBuffer,
+        _ geometry: Conv2dGeometry) throws
+    func conv2dBackwardInput(
+        gradOut: DeviceBuffer, weight: DeviceBuffer, gradIn: DeviceBuffer,
+        _ geometry: Conv2dGeometry) throws
     /// Writes (not accumulates) the weight gradient and, when given, the bias gradient.
-    func conv2dBackwardWeight(_ x: DeviceBuffer, gradOut: DeviceBuffer, gradWeight: DeviceBuffer,
-                              gradBias: DeviceBuffer?, _ geometry: Conv2dGeometry) throws
+    func conv2dBackwardWeight(
+        _ x: DeviceBuffer, gradOut: DeviceBuffer, gradWeight: DeviceBuffer,
+        gradBias: DeviceBuffer?, _ geometry: Conv2dGeometry) throws
 
     // MARK: Normalisation, attention, pooling, resampling
     /// Writes out plus the per-(sample, group) mean and reciprocal standard deviation for backward.
-    func groupNorm(_ x: DeviceBuffer, gamma: DeviceBuffer?, beta: DeviceBuffer?, out: DeviceBuffer,
-                   mean: DeviceBuffer, rstd: DeviceBuffer, _ geometry: GroupNormGeometry) throws
+    func groupNorm(
+        _ x: DeviceBuffer, gamma: DeviceBuffer?, beta: DeviceBuffer?, out: DeviceBuffer,
+        mean: DeviceBuffer, rstd: DeviceBuffer, _ geometry: GroupNormGeometry) throws
     /// `beta` is read only when the geometry fuses SiLU (to recompute the norm's output).
-    func groupNormBackward(_ x: DeviceBuffer, gamma: DeviceBuffer?, beta: DeviceBuffer?, mean: DeviceBuffer, rstd: DeviceBuffer,
-                           gradOut: DeviceBuffer, gradIn: DeviceBuffer, gradGamma: DeviceBuffer?,
-                           gradBeta: DeviceBuffer?, _ geometry: GroupNormGeometry) throws
+    func groupNormBackward(
+        _ x: DeviceBuffer, gamma: DeviceBuffer?, beta: DeviceBuffer?, mean: DeviceBuffer, rstd: DeviceBuffer,
+        gradOut: DeviceBuffer, gradIn: DeviceBuffer, gradGamma: DeviceBuffer?,
+        gradBeta: DeviceBuffer?, _ geometry: GroupNormGeometry) throws
     /// Row-wise softmax over the last dimension.
     func softmax(_ x: DeviceBuffer, out: DeviceBuffer, rows: Int, columns: Int) throws
     func softmaxBackward(y: DeviceBuffer, gradOut: DeviceBuffer, gradIn: DeviceBuffer, rows: Int, columns: Int) throws
@@ -83,12 +92,14 @@ public protocol Device: AnyObject {
     /// by default; a fused backend keeps one log-sum-exp per query row and recomputes them.
     func attentionSavedCount(_ geometry: AttentionGeometry) -> Int
     /// out = softmax(scale * q k^T) v per batch entry; `saved` (attentionSavedCount floats) is what backward reads.
-    func attention(q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, out: DeviceBuffer,
-                   saved: DeviceBuffer, _ geometry: AttentionGeometry) throws
+    func attention(
+        q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, out: DeviceBuffer,
+        saved: DeviceBuffer, _ geometry: AttentionGeometry) throws
     /// `out` is the forward's output (a fused backward reads delta_i = dO_i . O_i from it).
-    func attentionBackward(q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, out: DeviceBuffer, saved: DeviceBuffer,
-                           gradOut: DeviceBuffer, gradQ: DeviceBuffer, gradK: DeviceBuffer, gradV: DeviceBuffer,
-                           _ geometry: AttentionGeometry) throws
+    func attentionBackward(
+        q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, out: DeviceBuffer, saved: DeviceBuffer,
+        gradOut: DeviceBuffer, gradQ: DeviceBuffer, gradK: DeviceBuffer, gradV: DeviceBuffer,
+        _ geometry: AttentionGeometry) throws
     func maxPool2d(_ x: DeviceBuffer, out: DeviceBuffer, _ geometry: PoolGeometry) throws
     /// Routes each output gradient to the first maximum of its window (PyTorch's choice).
     func maxPool2dBackward(_ x: DeviceBuffer, gradOut: DeviceBuffer, gradIn: DeviceBuffer, _ geometry: PoolGeometry) throws
@@ -99,19 +110,22 @@ public protocol Device: AnyObject {
     /// out[0] = mean((pred - target)^2).
     func mseLoss(_ prediction: DeviceBuffer, _ target: DeviceBuffer, out: DeviceBuffer, count: Int) throws
     /// gradIn = 2 (pred - target) / count * gradOut[0].
-    func mseLossBackward(_ prediction: DeviceBuffer, _ target: DeviceBuffer, gradOut: DeviceBuffer,
-                         gradIn: DeviceBuffer, count: Int) throws
+    func mseLossBackward(
+        _ prediction: DeviceBuffer, _ target: DeviceBuffer, gradOut: DeviceBuffer,
+        gradIn: DeviceBuffer, count: Int) throws
     /// One Adam or AdamW step in place (PyTorch's update rule); moments live on the device.
-    func adamUpdate(parameter: DeviceBuffer, gradient: DeviceBuffer, firstMoment: DeviceBuffer,
-                    secondMoment: DeviceBuffer, count: Int, _ step: AdamStep) throws
+    func adamUpdate(
+        parameter: DeviceBuffer, gradient: DeviceBuffer, firstMoment: DeviceBuffer,
+        secondMoment: DeviceBuffer, count: Int, _ step: AdamStep) throws
     /// The same step for many parameter tensors at once (a backend may fuse them into few launches).
     func adamUpdate(_ tensors: [AdamTensor], _ step: AdamStep) throws
 
     // MARK: Samplers
     /// One DDPM/DDIM update: writes the previous sample and the predicted original sample.
     /// `noise` may be nil when the noise coefficient is zero.
-    func schedulerStep(sample: DeviceBuffer, modelOutput: DeviceBuffer, noise: DeviceBuffer?, previous: DeviceBuffer,
-                       predictedOriginal: DeviceBuffer, _ geometry: SchedulerStepGeometry) throws
+    func schedulerStep(
+        sample: DeviceBuffer, modelOutput: DeviceBuffer, noise: DeviceBuffer?, previous: DeviceBuffer,
+        predictedOriginal: DeviceBuffer, _ geometry: SchedulerStepGeometry) throws
 
     // MARK: Random numbers (Philox4x32-10, identical on every backend)
     func fillUniform(_ out: DeviceBuffer, count: Int, key: RandomKey, low: Float, high: Float) throws
@@ -136,8 +150,10 @@ public struct AdamTensor {
     public var secondMoment: DeviceBuffer
     public var count: Int
 
-    public init(parameter: DeviceBuffer, gradient: DeviceBuffer, firstMoment: DeviceBuffer, secondMoment: DeviceBuffer,
-                count: Int) {
+    public init(
+        parameter: DeviceBuffer, gradient: DeviceBuffer, firstMoment: DeviceBuffer, secondMoment: DeviceBuffer,
+        count: Int
+    ) {
         self.parameter = parameter
         self.gradient = gradient
         self.firstMoment = firstMoment
@@ -156,8 +172,9 @@ extension Device {
     /// One update per tensor; backends with launch costs override it.
     public func adamUpdate(_ tensors: [AdamTensor], _ step: AdamStep) throws {
         for t in tensors {
-            try adamUpdate(parameter: t.parameter, gradient: t.gradient, firstMoment: t.firstMoment,
-                           secondMoment: t.secondMoment, count: t.count, step)
+            try adamUpdate(
+                parameter: t.parameter, gradient: t.gradient, firstMoment: t.firstMoment,
+                secondMoment: t.secondMoment, count: t.count, step)
         }
     }
 }

@@ -11,8 +11,10 @@ public struct BlockCopyGeometry: Hashable, Sendable {
     /// Add into the destination instead of overwriting it.
     public var accumulate: Bool
 
-    public init(blockCount: Int, blockLength: Int, sourceOffset: Int, sourceStride: Int,
-                destinationOffset: Int, destinationStride: Int, accumulate: Bool = false) {
+    public init(
+        blockCount: Int, blockLength: Int, sourceOffset: Int, sourceStride: Int,
+        destinationOffset: Int, destinationStride: Int, accumulate: Bool = false
+    ) {
         self.blockCount = blockCount
         self.blockLength = blockLength
         self.sourceOffset = sourceOffset
@@ -95,8 +97,10 @@ public struct GemmGeometry: Hashable, Sendable {
     public var alpha: Float
     public var beta: Float
 
-    public init(batch: Int = 1, m: Int, n: Int, k: Int, transposeA: Bool = false, transposeB: Bool = false,
-                strideA: Int? = nil, strideB: Int? = nil, strideOut: Int? = nil, alpha: Float = 1, beta: Float = 0) {
+    public init(
+        batch: Int = 1, m: Int, n: Int, k: Int, transposeA: Bool = false, transposeB: Bool = false,
+        strideA: Int? = nil, strideB: Int? = nil, strideOut: Int? = nil, alpha: Float = 1, beta: Float = 0
+    ) {
         self.batch = batch
         self.m = m
         self.n = n
@@ -124,9 +128,11 @@ public struct Conv2dGeometry: Hashable, Sendable {
     public var paddingHeight: Int
     public var paddingWidth: Int
 
-    public init(batch: Int, inChannels: Int, height: Int, width: Int, outChannels: Int,
-                kernelHeight: Int, kernelWidth: Int, strideHeight: Int = 1, strideWidth: Int = 1,
-                paddingHeight: Int = 0, paddingWidth: Int = 0) {
+    public init(
+        batch: Int, inChannels: Int, height: Int, width: Int, outChannels: Int,
+        kernelHeight: Int, kernelWidth: Int, strideHeight: Int = 1, strideWidth: Int = 1,
+        paddingHeight: Int = 0, paddingWidth: Int = 0
+    ) {
         self.batch = batch
         self.inChannels = inChannels
         self.height = height
@@ -259,8 +265,10 @@ public struct AdamStep: Hashable, Sendable {
     /// sqrt(1 - beta2^t).
     public var biasCorrection2Sqrt: Float
 
-    public init(learningRate: Double, beta1: Double, beta2: Double, epsilon: Double, weightDecay: Double,
-                decoupledWeightDecay: Bool, step: Int) {
+    public init(
+        learningRate: Double, beta1: Double, beta2: Double, epsilon: Double, weightDecay: Double,
+        decoupledWeightDecay: Bool, step: Int
+    ) {
         self.oneMinusBeta1 = Float(1 - beta1)
         self.oneMinusBeta2 = Float(1 - beta2)
         self.beta2 = Float(beta2)

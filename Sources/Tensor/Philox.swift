@@ -11,8 +11,11 @@ public enum Philox {
 
     /// The ten-round block function: four 32-bit outputs for a 128-bit counter and 64-bit key.
     @inline(__always)
-    public static func block(counter: (UInt32, UInt32, UInt32, UInt32), key: (UInt32, UInt32))
-        -> (UInt32, UInt32, UInt32, UInt32) {
+    public static func block(
+        counter: (UInt32, UInt32, UInt32, UInt32), key: (UInt32, UInt32)
+    )
+        -> (UInt32, UInt32, UInt32, UInt32)
+    {
         var c = counter
         var k = key
         for round in 0..<10 {
@@ -22,8 +25,10 @@ public enum Philox {
             }
             let p0 = UInt64(multiplier0) &* UInt64(c.0)
             let p1 = UInt64(multiplier1) &* UInt64(c.2)
-            c = (UInt32(truncatingIfNeeded: p1 >> 32) ^ c.1 ^ k.0, UInt32(truncatingIfNeeded: p1),
-                 UInt32(truncatingIfNeeded: p0 >> 32) ^ c.3 ^ k.1, UInt32(truncatingIfNeeded: p0))
+            c = (
+                UInt32(truncatingIfNeeded: p1 >> 32) ^ c.1 ^ k.0, UInt32(truncatingIfNeeded: p1),
+                UInt32(truncatingIfNeeded: p0 >> 32) ^ c.3 ^ k.1, UInt32(truncatingIfNeeded: p0)
+            )
         }
         return c
     }
@@ -32,8 +37,9 @@ public enum Philox {
     @inline(__always)
     public static func block(key: RandomKey, index: UInt64) -> (UInt32, UInt32, UInt32, UInt32) {
         let position = key.offset &+ index
-        return block(counter: (UInt32(truncatingIfNeeded: position), UInt32(truncatingIfNeeded: position >> 32), 0, 0),
-                     key: (UInt32(truncatingIfNeeded: key.seed), UInt32(truncatingIfNeeded: key.seed >> 32)))
+        return block(
+            counter: (UInt32(truncatingIfNeeded: position), UInt32(truncatingIfNeeded: position >> 32), 0, 0),
+            key: (UInt32(truncatingIfNeeded: key.seed), UInt32(truncatingIfNeeded: key.seed >> 32)))
     }
 
     /// Uniform in [0, 1) from the top 24 bits, exactly representable in float32.
@@ -43,7 +49,7 @@ public enum Philox {
     /// Box-Muller on two outputs; `first` picks the cosine or the sine half of the pair.
     @inline(__always)
     public static func normal(_ bits0: UInt32, _ bits1: UInt32, first: Bool) -> Float {
-        let u1 = (Float(bits0 >> 8) + 1) * (1.0 / 16_777_216.0) // (0, 1]: log is finite
+        let u1 = (Float(bits0 >> 8) + 1) * (1.0 / 16_777_216.0)  // (0, 1]: log is finite
         let u2 = unitFloat(bits1)
         let radius = (-2 * Foundation.log(u1)).squareRoot()
         let angle = 2 * Float.pi * u2

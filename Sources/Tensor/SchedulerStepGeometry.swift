@@ -19,9 +19,11 @@ public struct SchedulerStepGeometry: Hashable, Sendable {
     public var epsilonCoefficient: Float
     public var noiseCoefficient: Float
 
-    public init(count: Int, prediction: Prediction, sqrtAlphaProduct: Float, sqrtBetaProduct: Float,
-                clipRange: Float?, recomputeEpsilon: Bool, x0Coefficient: Float, sampleCoefficient: Float,
-                epsilonCoefficient: Float, noiseCoefficient: Float) {
+    public init(
+        count: Int, prediction: Prediction, sqrtAlphaProduct: Float, sqrtBetaProduct: Float,
+        clipRange: Float?, recomputeEpsilon: Bool, x0Coefficient: Float, sampleCoefficient: Float,
+        epsilonCoefficient: Float, noiseCoefficient: Float
+    ) {
         self.count = count
         self.prediction = prediction
         self.sqrtAlphaProduct = sqrtAlphaProduct

@@ -41,7 +41,8 @@ public enum Shape {
         var outStrides = [[Int]](repeating: [], count: strides.count)
         for axis in 0..<shape.count where shape[axis] != 1 {
             if let last = outShape.last,
-               strides.indices.allSatisfy({ outStrides[$0].last! == strides[$0][axis] * shape[axis] }) {
+                strides.indices.allSatisfy({ outStrides[$0].last! == strides[$0][axis] * shape[axis] })
+            {
                 outShape[outShape.count - 1] = last * shape[axis]
                 for s in strides.indices { outStrides[s][outStrides[s].count - 1] = strides[s][axis] }
             } else {

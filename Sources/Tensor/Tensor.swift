@@ -49,18 +49,23 @@ public final class Tensor {
         try values.withUnsafeBufferPointer { try device.upload($0, to: buffer) }
     }
 
-    public static func uniform(_ shape: [Int], low: Float = 0, high: Float = 1, generator: RandomGenerator,
-                               on device: Device) throws -> Tensor {
+    public static func uniform(
+        _ shape: [Int], low: Float = 0, high: Float = 1, generator: RandomGenerator,
+        on device: Device
+    ) throws -> Tensor {
         let t = try empty(shape, on: device)
         try device.fillUniform(t.buffer, count: t.count, key: generator.next(count: t.count), low: low, high: high)
         return t
     }
 
-    public static func normal(_ shape: [Int], mean: Float = 0, standardDeviation: Float = 1,
-                              generator: RandomGenerator, on device: Device) throws -> Tensor {
+    public static func normal(
+        _ shape: [Int], mean: Float = 0, standardDeviation: Float = 1,
+        generator: RandomGenerator, on device: Device
+    ) throws -> Tensor {
         let t = try empty(shape, on: device)
-        try device.fillNormal(t.buffer, count: t.count, key: generator.next(count: t.count), mean: mean,
-                              standardDeviation: standardDeviation)
+        try device.fillNormal(
+            t.buffer, count: t.count, key: generator.next(count: t.count), mean: mean,
+            standardDeviation: standardDeviation)
         return t
     }
 
@@ -94,9 +99,11 @@ public final class Tensor {
     /// Copies another tensor's values into this one on the device.
     public func copy(from other: Tensor) throws {
         guard other.count == count else { throw DiffuseError.shape("copy: \(other.shape) into \(shape)") }
-        try device.copyBlocks(from: other.buffer, to: buffer, BlockCopyGeometry(
-            blockCount: 1, blockLength: count, sourceOffset: 0, sourceStride: 0, destinationOffset: 0,
-            destinationStride: 0))
+        try device.copyBlocks(
+            from: other.buffer, to: buffer,
+            BlockCopyGeometry(
+                blockCount: 1, blockLength: count, sourceOffset: 0, sourceStride: 0, destinationOffset: 0,
+                destinationStride: 0))
     }
 }
 

@@ -11,10 +11,11 @@ extension Tensor {
         if let bias, bias.shape != [weight.shape[0]] {
             throw DiffuseError.shape("conv2d: bias \(bias.shape) for \(weight.shape[0]) output channels")
         }
-        let g = Conv2dGeometry(batch: shape[0], inChannels: shape[1], height: shape[2], width: shape[3],
-                               outChannels: weight.shape[0], kernelHeight: weight.shape[2],
-                               kernelWidth: weight.shape[3], strideHeight: stride, strideWidth: stride,
-                               paddingHeight: padding, paddingWidth: padding)
+        let g = Conv2dGeometry(
+            batch: shape[0], inChannels: shape[1], height: shape[2], width: shape[3],
+            outChannels: weight.shape[0], kernelHeight: weight.shape[2],
+            kernelWidth: weight.shape[3], strideHeight: stride, strideWidth: stride,
+            paddingHeight: padding, paddingWidth: padding)
         guard g.outHeight > 0, g.outWidth > 0 else {
             throw DiffuseError.shape("conv2d: input \(shape) is smaller than kernel \(weight.shape)")
         }
@@ -33,8 +34,9 @@ extension Tensor {
             if weight.requiresGrad || bias?.requiresGrad == true {
                 dw = try Tensor.empty(weight.shape, on: x.device)
                 db = try bias.map { try Tensor.empty($0.shape, on: x.device) }
-                try x.device.conv2dBackwardWeight(x.buffer, gradOut: grad.buffer, gradWeight: dw!.buffer,
-                                                  gradBias: db?.buffer, g)
+                try x.device.conv2dBackwardWeight(
+                    x.buffer, gradOut: grad.buffer, gradWeight: dw!.buffer,
+                    gradBias: db?.buffer, g)
             }
             return [dx, dw] + (bias != nil ? [db] : [])
         }
@@ -46,23 +48,26 @@ extension Tensor {
         guard rank >= 2, shape[1] % groups == 0 else {
             throw DiffuseError.shape("group norm: \(shape[1]) channels do not split into \(groups) groups")
         }
-        let g = GroupNormGeometry(batch: shape[0], channels: shape[1], spatial: count / (shape[0] * shape[1]),
-                                  groups: groups, epsilon: epsilon, silu: silu)
+        let g = GroupNormGeometry(
+            batch: shape[0], channels: shape[1], spatial: count / (shape[0] * shape[1]),
+            groups: groups, epsilon: epsilon, silu: silu)
         let out = try Tensor.empty(shape, on: device)
         let mean = try Tensor.empty([g.batch, groups], on: device)
         let rstd = try Tensor.empty([g.batch, groups], on: device)
-        try device.groupNorm(buffer, gamma: gamma?.buffer, beta: beta?.buffer, out: out.buffer, mean: mean.buffer,
-                             rstd: rstd.buffer, g)
+        try device.groupNorm(
+            buffer, gamma: gamma?.buffer, beta: beta?.buffer, out: out.buffer, mean: mean.buffer,
+            rstd: rstd.buffer, g)
         let x = self
         let inputs = [x] + [gamma, beta].compactMap { $0 }
         return out.recording(inputs) { grad in
             let dx = try Tensor.empty(x.shape, on: x.device)
             let dGamma = try gamma.map { try Tensor.empty($0.shape, on: x.device) }
             let dBeta = try beta.map { try Tensor.empty($0.shape, on: x.device) }
-            try x.device.groupNormBackward(x.buffer, gamma: gamma?.buffer, beta: beta?.buffer, mean: mean.buffer,
-                                           rstd: rstd.buffer,
-                                           gradOut: grad.buffer, gradIn: dx.buffer, gradGamma: dGamma?.buffer,
-                                           gradBeta: dBeta?.buffer, g)
+            try x.device.groupNormBackward(
+                x.buffer, gamma: gamma?.buffer, beta: beta?.buffer, mean: mean.buffer,
+                rstd: rstd.buffer,
+                gradOut: grad.buffer, gradIn: dx.buffer, gradGamma: dGamma?.buffer,
+                gradBeta: dBeta?.buffer, g)
             return [dx] + (gamma != nil ? [dGamma] : []) + (beta != nil ? [dBeta] : [])
         }
     }
@@ -76,8 +81,9 @@ extension Tensor {
         let x = self
         return out.recording([x]) { [unowned out] grad in
             let dx = try Tensor.empty(x.shape, on: x.device)
-            try x.device.softmaxBackward(y: out.buffer, gradOut: grad.buffer, gradIn: dx.buffer, rows: rows,
-                                         columns: columns)
+            try x.device.softmaxBackward(
+                y: out.buffer, gradOut: grad.buffer, gradIn: dx.buffer, rows: rows,
+                columns: columns)
             return [dx]
         }
     }
@@ -85,17 +91,21 @@ extension Tensor {
     /// softmax(scale * q k^T) v for q [B, Lq, D], k and v [B, Lk, D] (one head per batch entry), or
     /// with `channelMajor` q [B, D, Lq], k and v [B, D, Lk], out [B, D, Lq]: the layout of a 1x1
     /// projection of an NCHW image, which then needs no transposes.
-    public static func attention(query q: Tensor, key k: Tensor, value v: Tensor, scale: Float,
-                                 channelMajor: Bool = false) throws -> Tensor {
+    public static func attention(
+        query q: Tensor, key k: Tensor, value v: Tensor, scale: Float,
+        channelMajor: Bool = false
+    ) throws -> Tensor {
         try q.sameDevice(k, "attention")
         try q.sameDevice(v, "attention")
         let (lengthAxis, dimAxis) = channelMajor ? (2, 1) : (1, 2)
         guard q.rank == 3, k.rank == 3, v.shape == k.shape, q.shape[0] == k.shape[0],
-              q.shape[dimAxis] == k.shape[dimAxis] else {
+            q.shape[dimAxis] == k.shape[dimAxis]
+        else {
             throw DiffuseError.shape("attention: q \(q.shape), k \(k.shape), v \(v.shape)")
         }
-        let g = AttentionGeometry(batch: q.shape[0], queryLength: q.shape[lengthAxis], keyLength: k.shape[lengthAxis],
-                                  headDim: q.shape[dimAxis], scale: scale, channelMajor: channelMajor)
+        let g = AttentionGeometry(
+            batch: q.shape[0], queryLength: q.shape[lengthAxis], keyLength: k.shape[lengthAxis],
+            headDim: q.shape[dimAxis], scale: scale, channelMajor: channelMajor)
         let out = try Tensor.empty(q.shape, on: q.device)
         let saved = try Tensor.empty([q.device.attentionSavedCount(g)], on: q.device)
         try q.device.attention(q: q.buffer, k: k.buffer, v: v.buffer, out: out.buffer, saved: saved.buffer, g)
@@ -104,9 +114,10 @@ extension Tensor {
             let dq = try Tensor.empty(q.shape, on: q.device)
             let dk = try Tensor.empty(k.shape, on: q.device)
             let dv = try Tensor.empty(v.shape, on: q.device)
-            try q.device.attentionBackward(q: q.buffer, k: k.buffer, v: v.buffer, out: outBuffer, saved: saved.buffer,
-                                           gradOut: grad.buffer, gradQ: dq.buffer, gradK: dk.buffer,
-                                           gradV: dv.buffer, g)
+            try q.device.attentionBackward(
+                q: q.buffer, k: k.buffer, v: v.buffer, out: outBuffer, saved: saved.buffer,
+                gradOut: grad.buffer, gradQ: dq.buffer, gradK: dk.buffer,
+                gradV: dv.buffer, g)
             return [dq, dk, dv]
         }
     }
@@ -116,8 +127,9 @@ extension Tensor {
         guard rank == 4, shape[2] >= kernel, shape[3] >= kernel else {
             throw DiffuseError.shape("max pool \(kernel): input \(shape)")
         }
-        let g = PoolGeometry(planes: shape[0] * shape[1], height: shape[2], width: shape[3], kernel: kernel,
-                             stride: stride ?? kernel)
+        let g = PoolGeometry(
+            planes: shape[0] * shape[1], height: shape[2], width: shape[3], kernel: kernel,
+            stride: stride ?? kernel)
         let out = try Tensor.empty([shape[0], shape[1], g.outHeight, g.outWidth], on: device)
         try device.maxPool2d(buffer, out: out.buffer, g)
         let x = self
@@ -177,7 +189,9 @@ extension Tensor {
             throw DiffuseError.shape("linear: input \(shape) does not match weight \(weight.shape)")
         }
         let flat = try reshaped([count / max(inFeatures, 1), inFeatures])
-        guard let bias else { return try flat.matmul(weight, transposeOther: true).reshaped(Array(shape.dropLast()) + [weight.shape[0]]) }
+        guard let bias else {
+            return try flat.matmul(weight, transposeOther: true).reshaped(Array(shape.dropLast()) + [weight.shape[0]])
+        }
         try sameDevice(weight, "linear")
         try sameDevice(bias, "linear")
         let (rows, outFeatures) = (flat.shape[0], weight.shape[0])
@@ -186,12 +200,15 @@ extension Tensor {
         }
         // x W^T + b in one product: the bias is the GEMM's column bias, not a second pass.
         let out = try Tensor.empty([rows, outFeatures], on: device)
-        try device.gemm(flat.buffer, weight.buffer, out: out.buffer,
-                        GemmGeometry(m: rows, n: outFeatures, k: inFeatures, transposeB: true), columnBias: bias.buffer)
+        try device.gemm(
+            flat.buffer, weight.buffer, out: out.buffer,
+            GemmGeometry(m: rows, n: outFeatures, k: inFeatures, transposeB: true), columnBias: bias.buffer)
         let recorded = out.recording([flat, weight, bias]) { g in
-            [flat.requiresGrad ? try g.matmul(weight) : nil,
-             weight.requiresGrad ? try g.matmul(flat, transposeSelf: true) : nil,
-             bias.requiresGrad ? try g.summed(toShape: [1, outFeatures]).reshaped(bias.shape) : nil]
+            [
+                flat.requiresGrad ? try g.matmul(weight) : nil,
+                weight.requiresGrad ? try g.matmul(flat, transposeSelf: true) : nil,
+                bias.requiresGrad ? try g.summed(toShape: [1, outFeatures]).reshaped(bias.shape) : nil,
+            ]
         }
         return try recorded.reshaped(Array(shape.dropLast()) + [outFeatures])
     }
@@ -207,8 +224,9 @@ extension Tensor {
         try prediction.device.mseLoss(prediction.buffer, target.buffer, out: out.buffer, count: n)
         return out.recording([prediction, target]) { grad in
             let d = try Tensor.empty(prediction.shape, on: prediction.device)
-            try prediction.device.mseLossBackward(prediction.buffer, target.buffer, gradOut: grad.buffer,
-                                                  gradIn: d.buffer, count: n)
+            try prediction.device.mseLossBackward(
+                prediction.buffer, target.buffer, gradOut: grad.buffer,
+                gradIn: d.buffer, count: n)
             return [prediction.requiresGrad ? d : nil, target.requiresGrad ? try -d : nil]
         }
     }

@@ -34,8 +34,9 @@ extension Tensor {
         var outShape = shape
         outShape.swapAt(rank - 2, rank - 1)
         let out = try Tensor.empty(outShape, on: device)
-        try device.transpose(buffer, out: out.buffer,
-                             TransposeGeometry(batch: count / max(rows * columns, 1), rows: rows, columns: columns))
+        try device.transpose(
+            buffer, out: out.buffer,
+            TransposeGeometry(batch: count / max(rows * columns, 1), rows: rows, columns: columns))
         return out.recording([self]) { g in [try g.transposedLastTwo()] }
     }
 
@@ -44,7 +45,8 @@ extension Tensor {
     public func binary(_ op: BinaryOp, _ other: Tensor) throws -> Tensor {
         try sameDevice(other, "\(op)")
         guard let outShape = Shape.broadcast(shape, other.shape),
-              let geometry = BroadcastGeometry(a: shape, b: other.shape) else {
+            let geometry = BroadcastGeometry(a: shape, b: other.shape)
+        else {
             throw DiffuseError.shape("\(op): shapes \(shape) and \(other.shape) do not broadcast")
         }
         let out = try Tensor.empty(outShape, on: device)
@@ -58,14 +60,20 @@ extension Tensor {
             case .add:
                 return [needA ? try g.summed(toShape: a.shape) : nil, needB ? try g.summed(toShape: b.shape) : nil]
             case .subtract:
-                return [needA ? try g.summed(toShape: a.shape) : nil,
-                        needB ? try g.summed(toShape: b.shape).scaled(by: -1) : nil]
+                return [
+                    needA ? try g.summed(toShape: a.shape) : nil,
+                    needB ? try g.summed(toShape: b.shape).scaled(by: -1) : nil,
+                ]
             case .multiply:
-                return [needA ? try (g * b).summed(toShape: a.shape) : nil,
-                        needB ? try (g * a).summed(toShape: b.shape) : nil]
+                return [
+                    needA ? try (g * b).summed(toShape: a.shape) : nil,
+                    needB ? try (g * a).summed(toShape: b.shape) : nil,
+                ]
             case .divide:
-                return [needA ? try (g / b).summed(toShape: a.shape) : nil,
-                        needB ? try (g * a / (b * b)).summed(toShape: b.shape).scaled(by: -1) : nil]
+                return [
+                    needA ? try (g / b).summed(toShape: a.shape) : nil,
+                    needB ? try (g * a / (b * b)).summed(toShape: b.shape).scaled(by: -1) : nil,
+                ]
             }
         }
     }
@@ -96,8 +104,9 @@ extension Tensor {
         let x = self
         return out.recording([x]) { [unowned out] g in
             let dx = try Tensor.empty(x.shape, on: x.device)
-            try x.device.unaryBackward(op, x: x.buffer, y: out.buffer, gradOut: g.buffer, gradIn: dx.buffer,
-                                       count: x.count)
+            try x.device.unaryBackward(
+                op, x: x.buffer, y: out.buffer, gradOut: g.buffer, gradIn: dx.buffer,
+                count: x.count)
             return [dx]
         }
     }
@@ -160,7 +169,8 @@ extension Tensor {
         for t in tensors.dropFirst() {
             try first.sameDevice(t, "concatenate")
             guard t.rank == first.rank,
-                  (0..<t.rank).allSatisfy({ $0 == axis || t.shape[$0] == first.shape[$0] }) else {
+                (0..<t.rank).allSatisfy({ $0 == axis || t.shape[$0] == first.shape[$0] })
+            else {
                 throw DiffuseError.shape("concatenate along \(axis): \(first.shape) and \(t.shape)")
             }
         }
@@ -173,10 +183,12 @@ extension Tensor {
         var starts: [Int] = []
         for t in tensors {
             starts.append(start)
-            try first.device.copyBlocks(from: t.buffer, to: out.buffer, BlockCopyGeometry(
-                blockCount: outer, blockLength: t.shape[axis] * inner, sourceOffset: 0,
-                sourceStride: t.shape[axis] * inner, destinationOffset: start * inner,
-                destinationStride: outShape[axis] * inner))
+            try first.device.copyBlocks(
+                from: t.buffer, to: out.buffer,
+                BlockCopyGeometry(
+                    blockCount: outer, blockLength: t.shape[axis] * inner, sourceOffset: 0,
+                    sourceStride: t.shape[axis] * inner, destinationOffset: start * inner,
+                    destinationStride: outShape[axis] * inner))
             start += t.shape[axis]
         }
         return out.recording(tensors) { g in
@@ -196,15 +208,19 @@ extension Tensor {
         let outer = shape[..<axis].reduce(1, *)
         let inner = shape[(axis + 1)...].reduce(1, *)
         let out = try Tensor.empty(outShape, on: device)
-        try device.copyBlocks(from: buffer, to: out.buffer, BlockCopyGeometry(
-            blockCount: outer, blockLength: length * inner, sourceOffset: start * inner,
-            sourceStride: shape[axis] * inner, destinationOffset: 0, destinationStride: length * inner))
+        try device.copyBlocks(
+            from: buffer, to: out.buffer,
+            BlockCopyGeometry(
+                blockCount: outer, blockLength: length * inner, sourceOffset: start * inner,
+                sourceStride: shape[axis] * inner, destinationOffset: 0, destinationStride: length * inner))
         let x = self
         return out.recording([x]) { g in
             let dx = try Tensor.zeros(x.shape, on: x.device)
-            try x.device.copyBlocks(from: g.buffer, to: dx.buffer, BlockCopyGeometry(
-                blockCount: outer, blockLength: length * inner, sourceOffset: 0, sourceStride: length * inner,
-                destinationOffset: start * inner, destinationStride: x.shape[axis] * inner))
+            try x.device.copyBlocks(
+                from: g.buffer, to: dx.buffer,
+                BlockCopyGeometry(
+                    blockCount: outer, blockLength: length * inner, sourceOffset: 0, sourceStride: length * inner,
+                    destinationOffset: start * inner, destinationStride: x.shape[axis] * inner))
             return [dx]
         }
     }
@@ -225,7 +241,8 @@ extension Tensor {
     public func matmul(_ other: Tensor, transposeSelf: Bool = false, transposeOther: Bool = false) throws -> Tensor {
         try sameDevice(other, "matmul")
         guard (rank == 2 || rank == 3), (other.rank == 2 || other.rank == 3), !(rank == 2 && other.rank == 3) else {
-            throw DiffuseError.shape("matmul supports [m,k]x[k,n], [b,m,k]x[b,k,n] and [b,m,k]x[k,n]; got \(shape) x \(other.shape)")
+            throw DiffuseError.shape(
+                "matmul supports [m,k]x[k,n], [b,m,k]x[b,k,n] and [b,m,k]x[k,n]; got \(shape) x \(other.shape)")
         }
         let batch = rank == 3 ? shape[0] : 1
         let (rowsA, colsA) = (shape[rank - 2], shape[rank - 1])
@@ -238,20 +255,26 @@ extension Tensor {
             throw DiffuseError.shape("matmul: inner sizes differ, \(shape) x \(other.shape)")
         }
         let out = try Tensor.empty(rank == 3 ? [batch, m, n] : [m, n], on: device)
-        try device.gemm(buffer, other.buffer, out: out.buffer, GemmGeometry(
-            batch: batch, m: m, n: n, k: k, transposeA: transposeSelf, transposeB: transposeOther,
-            strideA: rowsA * colsA, strideB: other.rank == 3 ? rowsB * colsB : 0, strideOut: m * n))
+        try device.gemm(
+            buffer, other.buffer, out: out.buffer,
+            GemmGeometry(
+                batch: batch, m: m, n: n, k: k, transposeA: transposeSelf, transposeB: transposeOther,
+                strideA: rowsA * colsA, strideB: other.rank == 3 ? rowsB * colsB : 0, strideOut: m * n))
         let a = self
         let b = other
         return out.recording([a, b]) { g in
             var gradA: Tensor?
             var gradB: Tensor?
             if a.requiresGrad {
-                gradA = transposeSelf ? try b.broadcastBatch(batch).matmul(g, transposeSelf: transposeOther, transposeOther: true)
+                gradA =
+                    transposeSelf
+                    ? try b.broadcastBatch(batch).matmul(g, transposeSelf: transposeOther, transposeOther: true)
                     : try g.matmul(b, transposeOther: !transposeOther)
             }
             if b.requiresGrad {
-                let full = transposeOther ? try g.matmul(a, transposeSelf: true, transposeOther: transposeSelf)
+                let full =
+                    transposeOther
+                    ? try g.matmul(a, transposeSelf: true, transposeOther: transposeSelf)
                     : try a.matmul(g, transposeSelf: !transposeSelf)
                 gradB = b.rank == 2 && full.rank == 3 ? try full.summed(toShape: [1] + b.shape).reshaped(b.shape) : full
             }

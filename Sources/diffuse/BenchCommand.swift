@@ -14,7 +14,9 @@ struct BenchCommand: ParsableCommand {
 
     @Option(help: "Devices to measure: all, or one --device value (auto, cpu, opencl, opencl:N).")
     var device = "all"
-    @Option(parsing: .unconditional, help: "Images per BasicUNet step (UNet2DModel runs at the seed's 64 for training, 8 for a sampling step).")
+    @Option(
+        parsing: .unconditional,
+        help: "Images per BasicUNet step (UNet2DModel runs at the seed's 64 for training, 8 for a sampling step).")
     var batchSize = 128
     @Option(parsing: .unconditional, help: "Seconds to time each workload (after one warm-up step).")
     var seconds = 5.0
@@ -30,7 +32,12 @@ struct BenchCommand: ParsableCommand {
     var gemm = false
     @Option(help: "Only these workloads (repeatable): basic_unet_train, basic_unet_forward, unet2d_train, unet2d_sample_step.")
     var workload: [String] = []
-    @Flag(help: "Count every OpenCL launch and time each kernel by event timestamps; print per-step rows (with --json: kernel, launches_per_step, seconds_per_step, min_work_items, max_serial_iterations, bytes, flops).")
+    @Flag(
+        help:
+            ArgumentHelp(
+                "Count every OpenCL launch and time each kernel by event timestamps; print per-step rows (with --json: kernel, "
+                    + "launches_per_step, seconds_per_step, min_work_items, max_serial_iterations, bytes, flops).")
+    )
     var profile = false
 
     static let workloads = Benchmark.names
@@ -39,8 +46,9 @@ struct BenchCommand: ParsableCommand {
         guard batchSize > 0, seconds > 0 else { throw DiffuseError.usage("--batch-size and --seconds must be positive") }
         let unknown = workload.filter { !BenchCommand.workloads.contains($0) }
         guard unknown.isEmpty else {
-            throw DiffuseError.usage("unknown --workload \(unknown.joined(separator: ", ")); known: "
-                                     + BenchCommand.workloads.joined(separator: ", "))
+            throw DiffuseError.usage(
+                "unknown --workload \(unknown.joined(separator: ", ")); known: "
+                    + BenchCommand.workloads.joined(separator: ", "))
         }
         let wanted = BenchCommand.workloads.filter { workload.isEmpty || workload.contains($0) } + (gemm ? ["gemm_1024"] : [])
         let devices: [Device] = device == "all" ? try DeviceChoice.available() : [try DeviceChoice.resolve(device)]
@@ -70,10 +78,14 @@ struct BenchCommand: ParsableCommand {
                 throw DiffuseError.usage("--torch-device \(torchDevice): expected cpu or cuda")
             }
             // Only what was asked for; the GEMM when --gemm (every workload when none was named).
-            let torchWorkloads = workload.isEmpty && !gemm ? [] : (workload.isEmpty ? BenchCommand.workloads : workload)
-                + (gemm ? ["gemm_1024"] : [])
-            torch = try TorchBaseline.run(python: python, script: torchScript, batchSize: batchSize, seconds: seconds,
-                                          workloads: torchWorkloads, device: torchDevice)
+            let torchWorkloads =
+                workload.isEmpty && !gemm
+                ? []
+                : (workload.isEmpty ? BenchCommand.workloads : workload)
+                    + (gemm ? ["gemm_1024"] : [])
+            torch = try TorchBaseline.run(
+                python: python, script: torchScript, batchSize: batchSize, seconds: seconds,
+                workloads: torchWorkloads, device: torchDevice)
         }
         if json {
             let data = profile ? try JSONFile.encoder().encode(profiles) : try JSONFile.encoder().encode(results + torch)
@@ -114,14 +126,18 @@ struct KernelProfileRow: Encodable {
 
 enum TorchBaseline {
     /// Runs the PyTorch twin of the workloads and reads its JSON list from stdout.
-    static func run(python: String, script: String, batchSize: Int, seconds: Double,
-                    workloads: [String], device: String) throws -> [BenchResult] {
+    static func run(
+        python: String, script: String, batchSize: Int, seconds: Double,
+        workloads: [String], device: String
+    ) throws -> [BenchResult] {
         guard FileManager.default.fileExists(atPath: script) else {
-            throw DiffuseError.usage("--torch-script \(script) not found (it is Tools/reference/bench_torch.py in the repository)")
+            throw DiffuseError.usage(
+                "--torch-script \(script) not found (it is Tools/reference/bench_torch.py in the repository)")
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [python, script, "--batch-size", "\(batchSize)", "--seconds", "\(seconds)", "--device", device]
+        process.arguments =
+            [python, script, "--batch-size", "\(batchSize)", "--seconds", "\(seconds)", "--device", device]
             + workloads.flatMap { ["--workload", $0] }
         let pipe = Pipe()
         process.standardOutput = pipe
@@ -131,7 +147,8 @@ enum TorchBaseline {
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
-            throw DiffuseError.usage("\(script) failed (exit \(process.terminationStatus)); is torch installed? pip install torch")
+            throw DiffuseError.usage(
+                "\(script) failed (exit \(process.terminationStatus)); is torch installed? pip install torch")
         }
         do {
             return try JSONDecoder().decode([BenchResult].self, from: data)
@@ -143,13 +160,20 @@ enum TorchBaseline {
 
 enum BenchTable {
     static func render(_ results: [BenchResult], torch: [BenchResult]) -> String {
-        var lines = [pad("workload", 22) + pad("device", 34) + pad("batch", 7) + pad("images/s", 11)
-                     + (torch.isEmpty ? "" : pad("torch img/s", 13) + "ratio")]
+        var lines = [
+            pad("workload", 22) + pad("device", 34) + pad("batch", 7) + pad("images/s", 11)
+                + (torch.isEmpty ? "" : pad("torch img/s", 13) + "ratio")
+        ]
         for r in results {
-            var line = pad(r.name, 22) + pad(r.device, 34) + pad("\(r.batchSize)", 7)
-                + pad(r.gflopPerSecond.map { String(format: "%.1f GFLOP/s", $0) } ?? String(format: "%.1f", r.imagesPerSecond), 11)
+            var line =
+                pad(r.name, 22) + pad(r.device, 34) + pad("\(r.batchSize)", 7)
+                + pad(
+                    r.gflopPerSecond.map { String(format: "%.1f GFLOP/s", $0) } ?? String(format: "%.1f", r.imagesPerSecond), 11)
             if let t = torch.first(where: { $0.name == r.name }) {
-                line += pad(t.gflopPerSecond.map { String(format: "%.1f GFLOP/s", $0) } ?? String(format: "%.1f", t.imagesPerSecond), 13)
+                line +=
+                    pad(
+                        t.gflopPerSecond.map { String(format: "%.1f GFLOP/s", $0) } ?? String(format: "%.1f", t.imagesPerSecond),
+                        13)
                     + String(format: "%.2fx", r.imagesPerSecond / t.imagesPerSecond)
             }
             lines.append(line)
@@ -162,4 +186,3 @@ enum BenchTable {
         s.count >= width ? s + " " : s + String(repeating: " ", count: width - s.count)
     }
 }
-

@@ -17,9 +17,18 @@ struct DevicesCommand: ParsableCommand {
         let preferred = OpenCLPlatforms.preferred(in: devices)
         for d in devices {
             let mark = d.index == preferred?.index ? "*" : " "
-            print("\(mark) opencl:\(d.index)  \(d.name.trimmingCharacters(in: .whitespaces)) [\(d.isGPU ? "GPU" : d.isCPU ? "CPU" : "accelerator")]")
-            print("      platform \(d.platformName) (\(d.platformVersion)); vendor \(d.vendor); \(d.version); driver \(d.driverVersion)")
-            print("      \(d.computeUnits) compute units, \(Self.bytes(d.globalMemoryBytes)) global, \(Self.bytes(d.localMemoryBytes)) local memory, work-groups up to \(d.maxWorkGroupSize)")
+            print(
+                "\(mark) opencl:\(d.index)  \(d.name.trimmingCharacters(in: .whitespaces)) "
+                    + "[\(d.isGPU ? "GPU" : d.isCPU ? "CPU" : "accelerator")]"
+            )
+            print(
+                "      platform \(d.platformName) (\(d.platformVersion)); vendor \(d.vendor); \(d.version); driver "
+                    + "\(d.driverVersion)"
+            )
+            print(
+                "      \(d.computeUnits) compute units, \(Self.bytes(d.globalMemoryBytes)) global, "
+                    + "\(Self.bytes(d.localMemoryBytes)) local memory, work-groups up to \(d.maxWorkGroupSize)"
+            )
         }
         if devices.isEmpty { print("  (no OpenCL devices: \(Flags.word(OpenCLPlatforms.installHint)))") }
         print("\(preferred == nil ? "*" : " ") cpu       \(CPUDevice.shared.name)")
@@ -27,7 +36,8 @@ struct DevicesCommand: ParsableCommand {
     }
 
     static func bytes(_ n: UInt64) -> String {
-        n >= 1 << 30 ? String(format: "%.1f GiB", Double(n) / Double(1 << 30))
+        n >= 1 << 30
+            ? String(format: "%.1f GiB", Double(n) / Double(1 << 30))
             : n >= 1 << 20 ? String(format: "%.1f MiB", Double(n) / Double(1 << 20)) : "\(n / 1024) KiB"
     }
 }

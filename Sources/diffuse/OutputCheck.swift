@@ -4,10 +4,11 @@
 // reason that was visible at its start.
 import DiffuseCore
 import Foundation
+import Tensor
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Tensor
 
 struct OutputFile {
     var option: String
@@ -21,14 +22,20 @@ enum OutputCheck {
         var seen: [String: String] = [:]
         for output in outputs {
             let path = output.path
-            guard !path.isEmpty else { throw DiffuseError.usage("\(output.option) is empty: give a file name ending in .\(output.extensions[0])") }
+            guard !path.isEmpty else {
+                throw DiffuseError.usage("\(output.option) is empty: give a file name ending in .\(output.extensions[0])")
+            }
             guard !path.hasSuffix("/") else {
-                throw DiffuseError.usage("\(output.option) \(path) names a folder: give a file name ending in .\(output.extensions[0])")
+                throw DiffuseError.usage(
+                    "\(output.option) \(path) names a folder: give a file name ending in .\(output.extensions[0])")
             }
             let url = URL(fileURLWithPath: path)
             let ext = url.pathExtension.lowercased()
             guard output.extensions.contains(ext) else {
-                throw DiffuseError.usage("\(output.option) \(path): Diffuse writes \(output.extensions[0].uppercased()) here; name the file .\(output.extensions[0])")
+                throw DiffuseError.usage(
+                    "\(output.option) \(path): Diffuse writes \(output.extensions[0].uppercased()) here; name the file "
+                        + ".\(output.extensions[0])"
+                )
             }
             let resolved = url.standardizedFileURL.resolvingSymlinksInPath().path
             if let other = seen[resolved] {

@@ -14,7 +14,9 @@ struct SampleCommand: ParsableCommand {
 
     @Argument(help: "Model folder (model_index.json, unet/, scheduler/), or a Hub repository id owner/name[@revision].")
     var model: String
-    @Option(parsing: .unconditional, help: "Sampling steps. Default: 5 for BasicUNet (its scheduler config), 1000 for DDPM, 50 for DDIM.")
+    @Option(
+        parsing: .unconditional,
+        help: "Sampling steps. Default: 5 for BasicUNet (its scheduler config), 1000 for DDPM, 50 for DDIM.")
     var steps: Int?
     @Option(help: "DDPM/DDIM pipelines: the sampler. Default: the folder's scheduler.")
     var scheduler: SamplerKind?
@@ -43,17 +45,19 @@ struct SampleCommand: ParsableCommand {
         // One grid: the model runs in chunks that fit the device, but the noise, the samples and the
         // PNG grid hold the whole batch on the host.
         if let batchSize, batchSize > 4096 {
-            throw ValidationError("--batch-size must be at most 4096, got \(batchSize); sample in several runs with different --seed")
+            throw ValidationError(
+                "--batch-size must be at most 4096, got \(batchSize); sample in several runs with different --seed")
         }
         guard eta >= 0, eta.isFinite else { throw ValidationError("--eta must be 0 or more, got \(eta)") }
         if let classLabels { _ = try Self.parseLabels(classLabels) }
     }
 
     func run() throws {
-        try OutputCheck.validate([OutputFile(option: "--output", path: output, extensions: ["png"])]
-                                 + (trajectory.map { [OutputFile(option: "--trajectory", path: $0, extensions: ["png"])] } ?? [])
-                                 + (saveTensor.map { [OutputFile(option: "--save-tensor", path: $0, extensions: ["safetensors"])] } ?? []),
-                                 overwrite: overwriteOption.overwrite)
+        try OutputCheck.validate(
+            [OutputFile(option: "--output", path: output, extensions: ["png"])]
+                + (trajectory.map { [OutputFile(option: "--trajectory", path: $0, extensions: ["png"])] } ?? [])
+                + (saveTensor.map { [OutputFile(option: "--save-tensor", path: $0, extensions: ["safetensors"])] } ?? []),
+            overwrite: overwriteOption.overwrite)
         let (chosen, label) = try deviceOption.resolve()
         print("sampling on \(label)")
         let pipeline = try PipelineRegistry.load(try ModelSource.resolve(model), device: chosen)

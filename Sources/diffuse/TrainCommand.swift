@@ -16,11 +16,23 @@ struct TrainCommand: ParsableCommand {
         commandName: "train",
         abstract: "Train a model on an MNIST-format dataset and write a run folder.")
 
-    @Option(help: ArgumentHelp("Model to train: \(TrainCommand.modelNames) (the tutorial's first recipe and its DDPM recipe). Default: \(BasicUNetPipeline.trainingName), or what --init-from holds."))
+    @Option(
+        help: ArgumentHelp(
+            "Model to train: \(TrainCommand.modelNames) (the tutorial's first recipe and its DDPM recipe). Default: "
+                + "\(BasicUNetPipeline.trainingName), or what --init-from holds."
+        ))
     var model: String?
-    @Option(help: "Folder of MNIST-format IDX files (.gz or raw). Default: Debian's dataset-fashion-mnist (with --resume: the run's).")
+    @Option(
+        help: "Folder of MNIST-format IDX files (.gz or raw). Default: Debian's dataset-fashion-mnist (with --resume: the run's)."
+    )
     var dataset: String?
-    @Option(parsing: .unconditional, help: "Passes over the training set. Default: 3 for basic-unet, 30 for unet2d (the tutorial's); with --resume, the run's (raise it to train longer).")
+    @Option(
+        parsing: .unconditional,
+        help:
+            ArgumentHelp(
+                "Passes over the training set. Default: 3 for basic-unet, 30 for unet2d (the tutorial's); with --resume, the "
+                    + "run's (raise it to train longer).")
+    )
     var epochs: Int?
     @Option(parsing: .unconditional, help: "Stop after this many optimisation steps in all.")
     var maxSteps: Int?
@@ -30,19 +42,38 @@ struct TrainCommand: ParsableCommand {
     var lr: Double?
     @Option(help: "The optimizer, with PyTorch's defaults. Default: the recipe's (adam for basic-unet, adamw for unet2d).")
     var optimizer: Adam.Variant?
-    @Option(help: "The model's config.json (a UNet2DModel's for unet2d, a BasicUNet's for basic-unet). Default: the tutorial's (unet2d: 28x28, 32/64/64, attention below the top).")
+    @Option(
+        help:
+            ArgumentHelp(
+                "The model's config.json (a UNet2DModel's for unet2d, a BasicUNet's for basic-unet). Default: the tutorial's "
+                    + "(unet2d: 28x28, 32/64/64, attention below the top).")
+    )
     var config: String?
     @Option(help: "unet2d: DDPMScheduler beta schedule. Default: squaredcos_cap_v2.")
     var betaSchedule: BetaScheduleKind?
     @Option(help: "unet2d: what the model predicts: epsilon (default), sample or v_prediction.")
     var predictionType: PredictionType?
-    @Option(help: "Start from a pretrained model: a model folder or a Hub id owner/name[@revision]. Its architecture, image size, channels and scheduler are kept; the images are resized and repeated to fit.")
+    @Option(
+        help:
+            ArgumentHelp(
+                "Start from a pretrained model: a model folder or a Hub id owner/name[@revision]. Its architecture, image size, "
+                    + "channels and scheduler are kept; the images are resized and repeated to fit.")
+    )
     var initFrom: String?
-    @Option(help: "Continue the run folder RUN from its last checkpoint, with its own options. A Hub id holding a run is copied into --output first.")
+    @Option(
+        help:
+            ArgumentHelp(
+                "Continue the run folder RUN from its last checkpoint, with its own options. A Hub id holding a run is copied "
+                    + "into --output first.")
+    )
     var resume: String?
-    @Option(parsing: .unconditional, help: "Steps between checkpoints (one is also written at the end of every epoch). Default 500; with --resume, the run's.")
+    @Option(
+        parsing: .unconditional,
+        help: "Steps between checkpoints (one is also written at the end of every epoch). Default 500; with --resume, the run's.")
     var checkpointEvery: Int?
-    @Option(parsing: .unconditional, help: "Keep only the newest N checkpoints (checkpoints/step-N). Default: all; with --resume, the run's.")
+    @Option(
+        parsing: .unconditional,
+        help: "Keep only the newest N checkpoints (checkpoints/step-N). Default: all; with --resume, the run's.")
     var checkpointsTotalLimit: Int?
     @OptionGroup var seedOption: SeedOption
     @OptionGroup var deviceOption: DeviceOption
@@ -75,7 +106,10 @@ struct TrainCommand: ParsableCommand {
             if let model, model != held.trainingName {
                 throw DiffuseError.usage("--init-from \(initFrom) holds a \(held.trainingName) model, not --model \(model)")
             }
-            for (name, value) in [("--config", config), ("--beta-schedule", betaSchedule?.rawValue), ("--prediction-type", predictionType?.rawValue)]
+            for (name, value) in [
+                ("--config", config), ("--beta-schedule", betaSchedule?.rawValue),
+                ("--prediction-type", predictionType?.rawValue),
+            ]
             where value != nil {
                 throw DiffuseError.usage("\(name) cannot change a pretrained model; --init-from keeps its config and scheduler")
             }
@@ -84,12 +118,17 @@ struct TrainCommand: ParsableCommand {
         }
         let chosenPipeline = pipeline ?? BasicUNetPipeline.self
         if !chosenPipeline.usesNoiseSchedule {
-            for (name, value) in [("--beta-schedule", betaSchedule?.rawValue), ("--prediction-type", predictionType?.rawValue)] where value != nil {
-                throw DiffuseError.usage("\(name) applies to models trained on a noise schedule (\(Self.scheduledNames)), not \(chosenPipeline.trainingName)")
+            for (name, value) in [("--beta-schedule", betaSchedule?.rawValue), ("--prediction-type", predictionType?.rawValue)]
+            where value != nil {
+                throw DiffuseError.usage(
+                    "\(name) applies to models trained on a noise schedule (\(Self.scheduledNames)), not "
+                        + "\(chosenPipeline.trainingName)"
+                )
             }
         }
         if let config, !FileManager.default.fileExists(atPath: config) {
-            throw DiffuseError.usage("--config \(config) does not exist; give a config.json of the \(chosenPipeline.trainingName) model")
+            throw DiffuseError.usage(
+                "--config \(config) does not exist; give a config.json of the \(chosenPipeline.trainingName) model")
         }
         let options = try makeOptions(chosenPipeline.trainingDefaults)
         let datasetPath = dataset ?? MNISTDataset.defaultDirectory.path
@@ -102,14 +141,18 @@ struct TrainCommand: ParsableCommand {
         do {
             try RunFolderLock.acquire(folder)
             if overwrite { try RunFolderLock.clearPreviousRun(folder) }
-            let plan = CheckpointPlan(folder: folder, every: options.checkpointEvery ?? 500, totalLimit: options.checkpointsTotalLimit,
-                                      model: chosenPipeline.trainingName, dataset: datasetPath)
-            print("training \(chosenPipeline.trainingName) on \(data.count) images from \(datasetPath) on \(deviceLabel)"
-                  + (initFrom.map { ", starting from \($0)" } ?? ""))
-            let spec: ModelSpec = pretrained.map { .pretrained($0) } ?? config.map { .configFile(URL(fileURLWithPath: $0)) } ?? .recipe
-            let figures = try chosenPipeline.train(TrainingRequest(
-                options: options, model: spec, dataset: data, device: chosen, folder: folder,
-                start: pretrained.map { RunStart.initFrom($0) } ?? .fresh, plan: plan, progress: ProgressLine(quiet: quiet)))
+            let plan = CheckpointPlan(
+                folder: folder, every: options.checkpointEvery ?? 500, totalLimit: options.checkpointsTotalLimit,
+                model: chosenPipeline.trainingName, dataset: datasetPath)
+            print(
+                "training \(chosenPipeline.trainingName) on \(data.count) images from \(datasetPath) on \(deviceLabel)"
+                    + (initFrom.map { ", starting from \($0)" } ?? ""))
+            let spec: ModelSpec =
+                pretrained.map { .pretrained($0) } ?? config.map { .configFile(URL(fileURLWithPath: $0)) } ?? .recipe
+            let figures = try chosenPipeline.train(
+                TrainingRequest(
+                    options: options, model: spec, dataset: data, device: chosen, folder: folder,
+                    start: pretrained.map { RunStart.initFrom($0) } ?? .fresh, plan: plan, progress: ProgressLine(quiet: quiet)))
             report(folder, figures: figures)
         } catch {
             // A run that failed before its first checkpoint leaves no folder to block the rerun.
@@ -143,12 +186,16 @@ struct TrainCommand: ParsableCommand {
     /// Continues RUN with the options, configs and dataset it was started with; only the length
     /// (--epochs, --max-steps), the device and the output chatter may change.
     func resumeRun(_ folder: URL) throws {
-        let fixed: [(String, Bool)] = [("--model", model != nil), ("--config", config != nil), ("--init-from", initFrom != nil),
-                                       ("--lr", lr != nil), ("--batch-size", batchSize != nil), ("--optimizer", optimizer != nil),
-                                       ("--beta-schedule", betaSchedule != nil), ("--prediction-type", predictionType != nil),
-                                       ("--seed", seedOption.seed != nil)]
+        let fixed: [(String, Bool)] = [
+            ("--model", model != nil), ("--config", config != nil), ("--init-from", initFrom != nil),
+            ("--lr", lr != nil), ("--batch-size", batchSize != nil), ("--optimizer", optimizer != nil),
+            ("--beta-schedule", betaSchedule != nil), ("--prediction-type", predictionType != nil),
+            ("--seed", seedOption.seed != nil),
+        ]
         if let (name, _) = fixed.first(where: { $0.1 }) {
-            throw DiffuseError.usage("\(name) cannot change a resumed run; it continues with the options in \(folder.path)/\(TrainingOptions.fileName)")
+            throw DiffuseError.usage(
+                "\(name) cannot change a resumed run; it continues with the options in \(folder.path)/\(TrainingOptions.fileName)"
+            )
         }
         try RunFolderLock.acquire(folder)
         Checkpoint.removeLeftovers(in: folder)
@@ -166,12 +213,17 @@ struct TrainCommand: ParsableCommand {
         let datasetPath = dataset ?? state.dataset
         let data = try MNISTDataset(directory: URL(fileURLWithPath: datasetPath))
         let (chosen, deviceLabel) = try deviceOption.resolve()
-        let plan = CheckpointPlan(folder: folder, every: options.checkpointEvery ?? 500, totalLimit: options.checkpointsTotalLimit,
-                                  model: state.model, dataset: datasetPath)
-        print("resuming \(state.model) in \(folder.path) at step \(state.globalStep) (epoch \(state.epoch)) from \(checkpoint.path) on \(deviceLabel)")
-        let figures = try pipeline.train(TrainingRequest(
-            options: options, model: .checkpoint(checkpoint), dataset: data, device: chosen, folder: folder,
-            start: .resume(state, checkpoint), plan: plan, progress: ProgressLine(quiet: quiet)))
+        let plan = CheckpointPlan(
+            folder: folder, every: options.checkpointEvery ?? 500, totalLimit: options.checkpointsTotalLimit,
+            model: state.model, dataset: datasetPath)
+        print(
+            "resuming \(state.model) in \(folder.path) at step \(state.globalStep) (epoch \(state.epoch)) from "
+                + "\(checkpoint.path) on \(deviceLabel)"
+        )
+        let figures = try pipeline.train(
+            TrainingRequest(
+                options: options, model: .checkpoint(checkpoint), dataset: data, device: chosen, folder: folder,
+                start: .resume(state, checkpoint), plan: plan, progress: ProgressLine(quiet: quiet)))
         report(folder, figures: figures)
     }
 
@@ -185,7 +237,8 @@ struct TrainCommand: ParsableCommand {
             return URL(fileURLWithPath: resume)
         }
         guard (try HubRepoID.parse(resume)) != nil else {
-            throw DiffuseError.input("\(resume) does not exist: --resume takes a run folder written by `diffuse train`, or a Hub id holding one")
+            throw DiffuseError.input(
+                "\(resume) does not exist: --resume takes a run folder written by `diffuse train`, or a Hub id holding one")
         }
         guard let output else {
             throw DiffuseError.usage("--resume from the Hub (\(resume)) needs --output: the folder the run continues in")

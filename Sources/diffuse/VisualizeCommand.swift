@@ -30,14 +30,16 @@ struct VisualizeCommand: ParsableCommand {
     }
 
     func run() throws {
-        try OutputCheck.validate([OutputFile(option: "--output", path: output, extensions: ["png"])], overwrite: overwriteOption.overwrite)
+        try OutputCheck.validate(
+            [OutputFile(option: "--output", path: output, extensions: ["png"])], overwrite: overwriteOption.overwrite)
         let chosen = try deviceOption.resolve().device
         let pipeline = try PipelineRegistry.load(try ModelSource.resolve(model), device: chosen)
         let data = try MNISTDataset(directory: URL(fileURLWithPath: dataset))
         let shown = Array(0..<min(count, data.count))
         let batcher = try ImageBatcher(dataset: data, channels: pipeline.imageChannels, size: pipeline.imageSize ?? data.rows)
-        let figure = try pipeline.visualize(clean: try batcher.batch(shown[...], on: chosen),
-                                            labels: shown.map { Int(data.labels[$0]) }, generator: RandomGenerator(seed: seedOption.value))
+        let figure = try pipeline.visualize(
+            clean: try batcher.batch(shown[...], on: chosen),
+            labels: shown.map { Int(data.labels[$0]) }, generator: RandomGenerator(seed: seedOption.value))
         try PNG.write(figure, to: URL(fileURLWithPath: output))
         print("figure: \(output) (rows: clean, noised, predicted)")
     }

@@ -9,8 +9,10 @@ struct Diffuse: ParsableCommand {
         commandName: "diffuse",
         abstract: "Train and sample image diffusion models on OpenCL or the CPU.",
         version: "0.1.0",
-        subcommands: [TrainCommand.self, SampleCommand.self, VisualizeCommand.self, BenchCommand.self, DevicesCommand.self,
-                      ServeHubCommand.self])
+        subcommands: [
+            TrainCommand.self, SampleCommand.self, VisualizeCommand.self, BenchCommand.self, DevicesCommand.self,
+            ServeHubCommand.self,
+        ])
 }
 
 /// Usage and input errors exit with 2 and one line; help and version exit 0 as usual.

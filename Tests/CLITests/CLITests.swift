@@ -19,8 +19,11 @@ final class CLITests: XCTestCase {
     func path(_ name: String) -> String { work.appendingPathComponent(name).path }
 
     func train(_ extra: [String] = []) throws -> CommandResult {
-        try CLI.run(["train", "--dataset", path("data"), "--max-steps", "3", "--batch-size", "16", "--log-every", "1",
-                     "--output", path("run"), "--quiet"] + extra)
+        try CLI.run(
+            [
+                "train", "--dataset", path("data"), "--max-steps", "3", "--batch-size", "16", "--log-every", "1",
+                "--output", path("run"), "--quiet",
+            ] + extra)
     }
 
     func assertUsageError(_ result: CommandResult, mentions text: String, file: StaticString = #filePath, line: UInt = #line) {
@@ -32,9 +35,11 @@ final class CLITests: XCTestCase {
     func testTrainWritesARunFolderAndSampleReadsIt() throws {
         let trained = try train()
         XCTAssertEqual(trained.status, 0, trained.stderr)
-        for file in ["model_index.json", "unet/config.json", "unet/diffusion_pytorch_model.safetensors",
-                     "scheduler/scheduler_config.json", "log.jsonl", "loss.png", "samples.png", "corruption.png",
-                     "predictions.png"] {
+        for file in [
+            "model_index.json", "unet/config.json", "unet/diffusion_pytorch_model.safetensors",
+            "scheduler/scheduler_config.json", "log.jsonl", "loss.png", "samples.png", "corruption.png",
+            "predictions.png",
+        ] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: path("run/" + file)), file)
         }
         let log = try String(contentsOfFile: path("run/log.jsonl"), encoding: .utf8).split(separator: "\n")
@@ -49,12 +54,15 @@ final class CLITests: XCTestCase {
 
         // Sampling from a given noise tensor is deterministic and saves the unclamped sample.
         let noise = (0..<(2 * 784)).map { Float($0 % 97) / 97 }
-        try Safetensors.write([(name: "sample", tensor: SafetensorsTensor(shape: [2, 1, 28, 28], values: noise))],
-                              to: URL(fileURLWithPath: path("noise.safetensors")))
+        try Safetensors.write(
+            [(name: "sample", tensor: SafetensorsTensor(shape: [2, 1, 28, 28], values: noise))],
+            to: URL(fileURLWithPath: path("noise.safetensors")))
         for name in ["a", "b"] {
-            let sampled = try CLI.run(["sample", path("run"), "--init-noise", path("noise.safetensors"),
-                                       "--save-tensor", path("\(name).safetensors"), "--output", path("\(name).png"),
-                                       "--trajectory", path("\(name)-trajectory.png")])
+            let sampled = try CLI.run([
+                "sample", path("run"), "--init-noise", path("noise.safetensors"),
+                "--save-tensor", path("\(name).safetensors"), "--output", path("\(name).png"),
+                "--trajectory", path("\(name)-trajectory.png"),
+            ])
             XCTAssertEqual(sampled.status, 0, sampled.stderr)
         }
         let a = try Safetensors.read(URL(fileURLWithPath: path("a.safetensors"))).tensors["sample"]
@@ -63,7 +71,7 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(a?.values, b?.values)
         XCTAssertNotEqual(a?.values, noise)
         let trajectory = try PNG.read(URL(fileURLWithPath: path("a-trajectory.png")))
-        XCTAssertGreaterThan(trajectory.height, trajectory.width / 2) // five rows of input and prediction tiles
+        XCTAssertGreaterThan(trajectory.height, trajectory.width / 2)  // five rows of input and prediction tiles
 
         // An existing output is kept unless --overwrite.
         assertUsageError(try train(), mentions: "--overwrite")
@@ -79,8 +87,10 @@ final class CLITests: XCTestCase {
         assertUsageError(try train(["--device", "opencl:99"]), mentions: "diffuse devices")
         // No ICD registered (ocl-icd reads OCL_ICD_VENDORS): the error names the package to install.
         try FileManager.default.createDirectory(at: work.appendingPathComponent("no-icds"), withIntermediateDirectories: true)
-        assertUsageError(try CLI.run(["train", "--device", "opencl", "--dataset", path("data"), "--output", path("y")],
-                                     environment: ["OCL_ICD_VENDORS": path("no-icds")]), mentions: "pocl-opencl-icd")
+        assertUsageError(
+            try CLI.run(
+                ["train", "--device", "opencl", "--dataset", path("data"), "--output", path("y")],
+                environment: ["OCL_ICD_VENDORS": path("no-icds")]), mentions: "pocl-opencl-icd")
         let missing = try CLI.run(["train", "--dataset", path("nowhere"), "--output", path("x")])
         assertUsageError(missing, mentions: "dataset-fashion-mnist")
         assertUsageError(try CLI.run(["train", "--no-such-flag"]), mentions: "--no-such-flag")
@@ -93,8 +103,10 @@ final class CLITests: XCTestCase {
         let trainHelp = try CLI.run(["train", "--help"])
         XCTAssertEqual(trainHelp.status, 0, trainHelp.stderr)
         let help = trainHelp.stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
-        for listed in ["basic-unet or unet2d", "values: adam, adamw", "values: linear, scaled_linear, squaredcos_cap_v2, sigmoid",
-                       "values: epsilon, sample, v_prediction"] {
+        for listed in [
+            "basic-unet or unet2d", "values: adam, adamw", "values: linear, scaled_linear, squaredcos_cap_v2, sigmoid",
+            "values: epsilon, sample, v_prediction",
+        ] {
             XCTAssertTrue(help.contains(listed), "train --help lacks \(listed): \(help)")
         }
         let sample = try CLI.run(["sample", "--help"]).stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
@@ -109,7 +121,7 @@ final class CLITests: XCTestCase {
     func testDevicesListsOpenCLAndTheCPU() throws {
         let listed = try CLI.run(["devices"])
         XCTAssertEqual(listed.status, 0, listed.stderr)
-        XCTAssertTrue(listed.stdout.contains("opencl:0"), listed.stdout) // CI installs PoCL
+        XCTAssertTrue(listed.stdout.contains("opencl:0"), listed.stdout)  // CI installs PoCL
         XCTAssertTrue(listed.stdout.contains("cpu"), listed.stdout)
         XCTAssertEqual(listed.stdout.split(separator: "\n").filter { $0.hasPrefix("*") }.count, 1, "one auto choice")
         // CI has PoCL (an OpenCL CPU device) and no GPU: auto takes the native CPU backend, and says why.

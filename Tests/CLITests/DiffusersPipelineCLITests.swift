@@ -10,13 +10,16 @@ final class DiffusersPipelineCLITests: XCTestCase {
     func testDDIMFromGivenNoiseMatchesDiffusersOnEveryDevice() throws {
         let work = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: work) }
-        let expected = try XCTUnwrap(Safetensors.read(fixtures.appendingPathComponent("tiny-ddpm-ddim10.safetensors")).tensors["sample"])
+        let expected = try XCTUnwrap(
+            Safetensors.read(fixtures.appendingPathComponent("tiny-ddpm-ddim10.safetensors")).tensors["sample"])
         for device in ["cpu", "opencl"] {
             let tensor = work.appendingPathComponent("\(device).safetensors").path
-            let result = try CLI.run(["sample", fixtures.appendingPathComponent("tiny-ddpm").path, "--scheduler", "ddim",
-                                      "--steps", "10", "--device", device,
-                                      "--init-noise", fixtures.appendingPathComponent("tiny-ddpm-noise.safetensors").path,
-                                      "--save-tensor", tensor, "--output", work.appendingPathComponent("\(device).png").path])
+            let result = try CLI.run([
+                "sample", fixtures.appendingPathComponent("tiny-ddpm").path, "--scheduler", "ddim",
+                "--steps", "10", "--device", device,
+                "--init-noise", fixtures.appendingPathComponent("tiny-ddpm-noise.safetensors").path,
+                "--save-tensor", tensor, "--output", work.appendingPathComponent("\(device).png").path,
+            ])
             XCTAssertEqual(result.status, 0, result.stderr)
             let sample = try XCTUnwrap(Safetensors.read(URL(fileURLWithPath: tensor)).tensors["sample"])
             XCTAssertEqual(sample.shape, expected.shape)
@@ -35,9 +38,11 @@ final class DiffusersPipelineCLITests: XCTestCase {
         var outputs: [[Float]] = []
         for name in ["a", "b"] {
             let tensor = work.appendingPathComponent("\(name).safetensors").path
-            let result = try CLI.run(["sample", folder, "--steps", "20", "--batch-size", "3", "--seed", "4",
-                                      "--device", "cpu", "--save-tensor", tensor,
-                                      "--output", work.appendingPathComponent("\(name).png").path])
+            let result = try CLI.run([
+                "sample", folder, "--steps", "20", "--batch-size", "3", "--seed", "4",
+                "--device", "cpu", "--save-tensor", tensor,
+                "--output", work.appendingPathComponent("\(name).png").path,
+            ])
             XCTAssertEqual(result.status, 0, result.stderr)
             outputs.append(try XCTUnwrap(Safetensors.read(URL(fileURLWithPath: tensor)).tensors["sample"]).values)
         }
@@ -54,34 +59,46 @@ final class UNet2DTrainCLITests: XCTestCase {
         let work = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: work) }
         try CLI.writeTinyDataset(to: work.appendingPathComponent("data"), count: 16)
-        let config = #"{"_class_name": "UNet2DModel", "in_channels": 1, "out_channels": 1, "layers_per_block": 1, "block_out_channels": [8, 16], "down_block_types": ["DownBlock2D", "AttnDownBlock2D"], "up_block_types": ["AttnUpBlock2D", "UpBlock2D"], "norm_num_groups": 4, "attention_head_dim": 4}"#
+        let config =
+            #"{"_class_name": "UNet2DModel", "in_channels": 1, "out_channels": 1, "layers_per_block": 1, "block_out_channels": "#
+            + #"[8, 16], "down_block_types": ["DownBlock2D", "AttnDownBlock2D"], "up_block_types": ["AttnUpBlock2D", "#
+            + #""UpBlock2D"], "norm_num_groups": 4, "attention_head_dim": 4}"#
         try Data(config.utf8).write(to: work.appendingPathComponent("unet.json"))
         let run = work.appendingPathComponent("run").path
-        let trained = try CLI.run(["train", "--model", "unet2d", "--config", work.appendingPathComponent("unet.json").path,
-                                   "--dataset", work.appendingPathComponent("data").path, "--max-steps", "3",
-                                   "--batch-size", "8", "--log-every", "1", "--device", "cpu", "--quiet",
-                                   "--prediction-type", "v_prediction", "--output", run])
+        let trained = try CLI.run([
+            "train", "--model", "unet2d", "--config", work.appendingPathComponent("unet.json").path,
+            "--dataset", work.appendingPathComponent("data").path, "--max-steps", "3",
+            "--batch-size", "8", "--log-every", "1", "--device", "cpu", "--quiet",
+            "--prediction-type", "v_prediction", "--output", run,
+        ])
         XCTAssertEqual(trained.status, 0, trained.stderr)
-        let index = try XCTUnwrap(JSONSerialization.jsonObject(
-            with: Data(contentsOf: URL(fileURLWithPath: run + "/model_index.json"))) as? [String: Any])
+        let index = try XCTUnwrap(
+            JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: run + "/model_index.json"))) as? [String: Any])
         XCTAssertEqual(index["_class_name"] as? String, "DDPMPipeline")
-        let scheduler = try XCTUnwrap(JSONSerialization.jsonObject(
-            with: Data(contentsOf: URL(fileURLWithPath: run + "/scheduler/scheduler_config.json"))) as? [String: Any])
+        let scheduler = try XCTUnwrap(
+            JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: run + "/scheduler/scheduler_config.json"))) as? [String: Any])
         XCTAssertEqual(scheduler["beta_schedule"] as? String, "squaredcos_cap_v2")
         XCTAssertEqual(scheduler["prediction_type"] as? String, "v_prediction")
-        let unet = try XCTUnwrap(JSONSerialization.jsonObject(
-            with: Data(contentsOf: URL(fileURLWithPath: run + "/unet/config.json"))) as? [String: Any])
+        let unet = try XCTUnwrap(
+            JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: run + "/unet/config.json"))) as? [String: Any])
         XCTAssertEqual(unet["sample_size"] as? Int, 28)
         XCTAssertTrue(unet["attn_norm_num_groups"] is NSNull, "unset keys are written as null, as diffusers does")
         let weights = try Safetensors.read(URL(fileURLWithPath: run + "/unet/diffusion_pytorch_model.safetensors"))
         XCTAssertNotNil(weights.tensors["down_blocks.1.attentions.0.to_q.weight"])
         XCTAssertEqual(try String(contentsOfFile: run + "/log.jsonl", encoding: .utf8).split(separator: "\n").count, 3)
-        let sampled = try CLI.run(["sample", run, "--scheduler", "ddim", "--steps", "5", "--batch-size", "2",
-                                   "--device", "cpu", "--output", work.appendingPathComponent("s.png").path])
+        let sampled = try CLI.run([
+            "sample", run, "--scheduler", "ddim", "--steps", "5", "--batch-size", "2",
+            "--device", "cpu", "--output", work.appendingPathComponent("s.png").path,
+        ])
         XCTAssertEqual(sampled.status, 0, sampled.stderr)
-        let bad = try CLI.run(["train", "--model", "unet2d", "--prediction-type", "noise",
-                               "--dataset", work.appendingPathComponent("data").path,
-                               "--output", work.appendingPathComponent("x").path])
+        let bad = try CLI.run([
+            "train", "--model", "unet2d", "--prediction-type", "noise",
+            "--dataset", work.appendingPathComponent("data").path,
+            "--output", work.appendingPathComponent("x").path,
+        ])
         XCTAssertEqual(bad.status, 2, bad.stderr)
         XCTAssertTrue(bad.stderr.contains("--prediction-type"), bad.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: work.appendingPathComponent("x").path), "nothing written")
@@ -93,24 +110,33 @@ final class ClassConditionalCLITests: XCTestCase {
         let work = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: work) }
         try CLI.writeTinyDataset(to: work.appendingPathComponent("data"), count: 16)
-        let config = #"{"in_channels": 1, "out_channels": 1, "layers_per_block": 1, "block_out_channels": [8, 16], "down_block_types": ["DownBlock2D", "AttnDownBlock2D"], "up_block_types": ["AttnUpBlock2D", "UpBlock2D"], "norm_num_groups": 4, "attention_head_dim": 4, "num_class_embeds": 10}"#
+        let config =
+            #"{"in_channels": 1, "out_channels": 1, "layers_per_block": 1, "block_out_channels": [8, 16], "down_block_types": "#
+            + #"["DownBlock2D", "AttnDownBlock2D"], "up_block_types": ["AttnUpBlock2D", "UpBlock2D"], "norm_num_groups": 4, "#
+            + #""attention_head_dim": 4, "num_class_embeds": 10}"#
         try Data(config.utf8).write(to: work.appendingPathComponent("unet.json"))
         let run = work.appendingPathComponent("run").path
-        let trained = try CLI.run(["train", "--model", "unet2d", "--config", work.appendingPathComponent("unet.json").path,
-                                   "--dataset", work.appendingPathComponent("data").path, "--max-steps", "2",
-                                   "--batch-size", "8", "--device", "cpu", "--quiet", "--output", run])
+        let trained = try CLI.run([
+            "train", "--model", "unet2d", "--config", work.appendingPathComponent("unet.json").path,
+            "--dataset", work.appendingPathComponent("data").path, "--max-steps", "2",
+            "--batch-size", "8", "--device", "cpu", "--quiet", "--output", run,
+        ])
         XCTAssertEqual(trained.status, 0, trained.stderr)
         let weights = try Safetensors.read(URL(fileURLWithPath: run + "/unet/diffusion_pytorch_model.safetensors"))
-        XCTAssertEqual(weights.tensors["class_embedding.weight"]?.shape, [10, 32]) // block_out_channels[0] * 4
+        XCTAssertEqual(weights.tensors["class_embedding.weight"]?.shape, [10, 32])  // block_out_channels[0] * 4
         let png = work.appendingPathComponent("s.png").path
-        let sampled = try CLI.run(["sample", run, "--scheduler", "ddim", "--steps", "3", "--batch-size", "2",
-                                   "--class-labels", "3", "--device", "cpu", "--output", png])
+        let sampled = try CLI.run([
+            "sample", run, "--scheduler", "ddim", "--steps", "3", "--batch-size", "2",
+            "--class-labels", "3", "--device", "cpu", "--output", png,
+        ])
         XCTAssertEqual(sampled.status, 0, sampled.stderr)
         let missing = try CLI.run(["sample", run, "--steps", "3", "--device", "cpu", "--output", png + ".2.png"])
         XCTAssertEqual(missing.status, 2, missing.stderr)
         XCTAssertTrue(missing.stderr.contains("--class-labels"), missing.stderr)
-        let outside = try CLI.run(["sample", run, "--steps", "3", "--class-labels", "12", "--device", "cpu",
-                                   "--output", png + ".3.png"])
+        let outside = try CLI.run([
+            "sample", run, "--steps", "3", "--class-labels", "12", "--device", "cpu",
+            "--output", png + ".3.png",
+        ])
         XCTAssertEqual(outside.status, 2, outside.stderr)
     }
 }

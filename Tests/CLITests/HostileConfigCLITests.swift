@@ -19,8 +19,10 @@ final class HostileConfigCLITests: XCTestCase {
         var object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
         object.merge(changes) { $1 }
         try JSONSerialization.data(withJSONObject: object).write(to: url)
-        return try CLI.run(["sample", folder.path, "--steps", "2", "--batch-size", "1", "--device", "cpu",
-                            "--output", work.appendingPathComponent("\(name).png").path])
+        return try CLI.run([
+            "sample", folder.path, "--steps", "2", "--batch-size", "1", "--device", "cpu",
+            "--output", work.appendingPathComponent("\(name).png").path,
+        ])
     }
 
     func testHostileUNetConfigsAreOneLineErrors() throws {
@@ -28,10 +30,16 @@ final class HostileConfigCLITests: XCTestCase {
             ("zero-groups", ["norm_num_groups": 0], "norm_num_groups"),
             ("negative-layers", ["layers_per_block": -3], "layers_per_block"),
             ("zero-channels", ["block_out_channels": [0, 0]], "block_out_channels"),
-            ("huge", ["block_out_channels": [8192, 8192, 8192, 8192, 8192, 8192, 8192, 8192], "layers_per_block": 64,
-                      "norm_num_groups": 32,
-                      "down_block_types": Array(repeating: "DownBlock2D", count: 8), "up_block_types": Array(repeating: "UpBlock2D", count: 8)],
-             "parameters"),
+            (
+                "huge",
+                [
+                    "block_out_channels": [8192, 8192, 8192, 8192, 8192, 8192, 8192, 8192], "layers_per_block": 64,
+                    "norm_num_groups": 32,
+                    "down_block_types": Array(repeating: "DownBlock2D", count: 8),
+                    "up_block_types": Array(repeating: "UpBlock2D", count: 8),
+                ],
+                "parameters"
+            ),
             ("zero-in", ["in_channels": 0], "in_channels"),
             ("zero-head", ["attention_head_dim": 0], "attention_head_dim"),
             ("bad-eps", ["norm_eps": -1], "norm_eps"),

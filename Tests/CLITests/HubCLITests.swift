@@ -33,18 +33,22 @@ final class HubCLITests: XCTestCase {
     /// Samples 2 images in 3 DDIM steps on the CPU and returns the result and the saved tensor.
     func sample(_ model: String, name: String, environment: [String: String]) throws -> (CommandResult, [Float]?) {
         let tensor = work.appendingPathComponent("\(name).safetensors")
-        let result = try CLI.run(["sample", model, "--scheduler", "ddim", "--steps", "3", "--batch-size", "2",
-                                  "--device", "cpu", "--save-tensor", tensor.path,
-                                  "--output", work.appendingPathComponent("\(name).png").path],
-                                 in: work, environment: environment)
+        let result = try CLI.run(
+            [
+                "sample", model, "--scheduler", "ddim", "--steps", "3", "--batch-size", "2",
+                "--device", "cpu", "--save-tensor", tensor.path,
+                "--output", work.appendingPathComponent("\(name).png").path,
+            ],
+            in: work, environment: environment)
         return (result, try? Safetensors.read(tensor).tensors["sample"]?.values)
     }
 
     func gets() -> Int { server.requests.filter { $0.method == "GET" }.count }
 
     func testDownloadsOnceThenSamplesFromTheCacheWithTheServerStopped() throws {
-        let (local, expected) = try sample(fixtures.appendingPathComponent("tiny-ddpm").path, name: "local",
-                                           environment: environment())
+        let (local, expected) = try sample(
+            fixtures.appendingPathComponent("tiny-ddpm").path, name: "local",
+            environment: environment())
         XCTAssertEqual(local.status, 0, local.stderr)
         XCTAssertEqual(server.requests.count, 0, "a local folder must not touch the network")
 
@@ -59,7 +63,8 @@ final class HubCLITests: XCTestCase {
         XCTAssertEqual(second.status, 0, second.stderr)
         XCTAssertEqual(cached, expected)
         XCTAssertTrue(second.stdout.contains("unreachable; using the cached"), second.stdout)
-        let (offline, _) = try sample("diffuse-test/tiny-ddpm", name: "offline", environment: environment(["HF_HUB_OFFLINE": "1"]))
+        let (offline, _) = try sample(
+            "diffuse-test/tiny-ddpm", name: "offline", environment: environment(["HF_HUB_OFFLINE": "1"]))
         XCTAssertEqual(offline.status, 0, offline.stderr)
     }
 
@@ -80,7 +85,7 @@ final class HubCLITests: XCTestCase {
         let files = FileManager.default.enumerator(atPath: cache.path)?.allObjects as? [String] ?? []
         let written = files.filter {
             var isDirectory: ObjCBool = false
-            FileManager.default.fileExists(atPath: cache.appendingPathComponent($0).path, isDirectory: &isDirectory)
+            _ = FileManager.default.fileExists(atPath: cache.appendingPathComponent($0).path, isDirectory: &isDirectory)
             return !isDirectory.boolValue
         }
         XCTAssertEqual(written, [], "nothing may be left in the cache")
@@ -88,8 +93,10 @@ final class HubCLITests: XCTestCase {
     }
 
     func testUnknownRepositoryAndRevisionAreOneLineErrors() throws {
-        for (model, expected) in [("nobody/nothing", "was not found"), ("diffuse-test/tiny-ddpm@v2", "no revision 'v2'"),
-                                  ("bad--name/x", "neither an existing folder"), ("no-such-folder", "does not exist")] {
+        for (model, expected) in [
+            ("nobody/nothing", "was not found"), ("diffuse-test/tiny-ddpm@v2", "no revision 'v2'"),
+            ("bad--name/x", "neither an existing folder"), ("no-such-folder", "does not exist"),
+        ] {
             let (result, _) = try sample(model, name: "x", environment: environment())
             XCTAssertEqual(result.status, 2, model)
             XCTAssertTrue(result.stderr.contains(expected), "\(model): \(result.stderr)")
@@ -119,7 +126,8 @@ final class HubCLITests: XCTestCase {
     func testAnExistingPathWinsOverARepositoryOfTheSameName() throws {
         let nested = work.appendingPathComponent("diffuse-test")
         try FileManager.default.createDirectory(at: nested, withIntermediateDirectories: true)
-        try FileManager.default.copyItem(at: fixtures.appendingPathComponent("tiny-ddpm"), to: nested.appendingPathComponent("tiny-ddpm"))
+        try FileManager.default.copyItem(
+            at: fixtures.appendingPathComponent("tiny-ddpm"), to: nested.appendingPathComponent("tiny-ddpm"))
         let (result, _) = try sample("diffuse-test/tiny-ddpm", name: "x", environment: environment())
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertEqual(server.requests.count, 0)
@@ -134,10 +142,12 @@ final class HubCLITests: XCTestCase {
         copy.waitUntilExit()
         XCTAssertEqual(copy.terminationStatus, 0)
         let link = cache.appendingPathComponent("models--diffuse-test--tiny-ddpm/snapshots")
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: link.path), [server.commit(of: "diffuse-test/tiny-ddpm")!],
-                       "the fixture cache was written for the same commit the server serves")
-        let (expectedRun, expected) = try sample(fixtures.appendingPathComponent("tiny-ddpm").path, name: "local",
-                                                 environment: environment())
+        XCTAssertEqual(
+            try FileManager.default.contentsOfDirectory(atPath: link.path), [server.commit(of: "diffuse-test/tiny-ddpm")!],
+            "the fixture cache was written for the same commit the server serves")
+        let (expectedRun, expected) = try sample(
+            fixtures.appendingPathComponent("tiny-ddpm").path, name: "local",
+            environment: environment())
         XCTAssertEqual(expectedRun.status, 0, expectedRun.stderr)
         let (result, fetched) = try sample("diffuse-test/tiny-ddpm", name: "python-cache", environment: environment())
         XCTAssertEqual(result.status, 0, result.stderr)

@@ -39,9 +39,12 @@ final class HubPathEscapeTests: XCTestCase {
     }
 
     func sample() throws -> CommandResult {
-        try CLI.run(["sample", "evil/escape", "--scheduler", "ddim", "--steps", "2", "--batch-size", "1",
-                     "--device", "cpu", "--output", work.appendingPathComponent("out.png").path],
-                    in: work, environment: ["HF_ENDPOINT": server.endpoint, "HF_HUB_CACHE": cache.path, "HF_TOKEN": ""])
+        try CLI.run(
+            [
+                "sample", "evil/escape", "--scheduler", "ddim", "--steps", "2", "--batch-size", "1",
+                "--device", "cpu", "--output", work.appendingPathComponent("out.png").path,
+            ],
+            in: work, environment: ["HF_ENDPOINT": server.endpoint, "HF_HUB_CACHE": cache.path, "HF_TOKEN": ""])
     }
 
     func testAComponentNamedWithDotDotWritesNothingOutsideTheCache() throws {
@@ -59,8 +62,9 @@ final class HubPathEscapeTests: XCTestCase {
         XCTAssertEqual(try? String(contentsOf: victim, encoding: .utf8), "precious", "the file outside the cache was replaced")
         XCTAssertNil(try? FileManager.default.destinationOfSymbolicLink(atPath: victim.path))
         XCTAssertFalse(FileManager.default.fileExists(atPath: work.appendingPathComponent("out.png").path))
-        XCTAssertFalse(server.requests.contains { $0.path.hasSuffix("config.json") && $0.path.contains("x/y") },
-                       "the hostile name must be refused before any request is made for it")
+        XCTAssertFalse(
+            server.requests.contains { $0.path.hasSuffix("config.json") && $0.path.contains("x/y") },
+            "the hostile name must be refused before any request is made for it")
     }
 
     func testComponentNamesWithSeparatorsOrOddCharactersAreRefused() throws {
@@ -72,8 +76,10 @@ final class HubPathEscapeTests: XCTestCase {
             XCTAssertEqual(result.status, 2, "\(name): \(result.stderr)")
             XCTAssertTrue(result.stderr.contains("component"), "\(name): \(result.stderr)")
             let outside = try FileManager.default.contentsOfDirectory(atPath: work.path).sorted()
-            XCTAssertEqual(outside, ["hub-cache", "served"].filter { FileManager.default.fileExists(atPath: work.appendingPathComponent($0).path) },
-                           "\(name): something was written beside the cache")
+            XCTAssertEqual(
+                outside,
+                ["hub-cache", "served"].filter { FileManager.default.fileExists(atPath: work.appendingPathComponent($0).path) },
+                "\(name): something was written beside the cache")
         }
     }
 

@@ -12,8 +12,11 @@ final class OutputValidationCLITests: XCTestCase {
     func path(_ name: String) -> String { work.appendingPathComponent(name).path }
 
     func sample(_ extra: [String]) throws -> CommandResult {
-        try CLI.run(["sample", CLI.fixtures.appendingPathComponent("tiny-ddpm").path, "--steps", "2", "--batch-size", "1",
-                     "--device", "cpu"] + extra, in: work)
+        try CLI.run(
+            [
+                "sample", CLI.fixtures.appendingPathComponent("tiny-ddpm").path, "--steps", "2", "--batch-size", "1",
+                "--device", "cpu",
+            ] + extra, in: work)
     }
 
     func assertRefused(_ result: CommandResult, _ fragment: String, file: StaticString = #filePath, line: UInt = #line) {
@@ -41,8 +44,12 @@ final class OutputValidationCLITests: XCTestCase {
         for (option, value) in [("--lr", "-1"), ("--batch-size", "-3"), ("--epochs", "-2"), ("--max-steps", "-5")] {
             let result = try CLI.run(["train", option, value, "--device", "cpu", "--output", path("run")])
             XCTAssertEqual(result.status, 2, "\(option): \(result.stderr)")
-            XCTAssertTrue(result.stderr.contains("\(option) must be positive") || result.stderr.contains("\(option) must be a positive"),
-                          "\(option): \(result.stderr)")
+            XCTAssertTrue(
+                result.stderr.contains("\(option) must be positive")
+                    || result.stderr.contains(
+                        "\(option) must be a "
+                            + "positive"),
+                "\(option): \(result.stderr)")
             XCTAssertFalse(result.stderr.contains("Missing value"), result.stderr)
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: path("run")))
@@ -52,8 +59,10 @@ final class OutputValidationCLITests: XCTestCase {
 
     func testAMissingConfigIsNamedAndAFailedStartLeavesNoFolder() throws {
         try CLI.writeTinyDataset(to: work.appendingPathComponent("data"), count: 8)
-        let result = try CLI.run(["train", "--model", "unet2d", "--config", path("nope.json"), "--dataset", path("data"),
-                                  "--device", "cpu", "--output", path("run")])
+        let result = try CLI.run([
+            "train", "--model", "unet2d", "--config", path("nope.json"), "--dataset", path("data"),
+            "--device", "cpu", "--output", path("run"),
+        ])
         XCTAssertEqual(result.status, 2, result.stderr)
         XCTAssertTrue(result.stderr.contains("--config \(path("nope.json")) does not exist"), result.stderr)
         XCTAssertFalse(result.stderr.contains("model folder"), result.stderr)

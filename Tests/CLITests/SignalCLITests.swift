@@ -40,13 +40,16 @@ final class SignalCLITests: XCTestCase {
         let stdout = out.fileHandleForReading.readDataToEndOfFile()
         let stderr = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return CommandResult(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                             stderr: String(decoding: stderr, as: UTF8.self))
+        return CommandResult(
+            status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+            stderr: String(decoding: stderr, as: UTF8.self))
     }
 
     func train(_ run: String) -> [String] {
-        ["train", "--dataset", path("data"), "--batch-size", "8", "--epochs", "200", "--device", "cpu", "--quiet",
-         "--log-every", "1", "--checkpoint-every", "100000", "--output", run]
+        [
+            "train", "--dataset", path("data"), "--batch-size", "8", "--epochs", "200", "--device", "cpu", "--quiet",
+            "--log-every", "1", "--checkpoint-every", "100000", "--output", run,
+        ]
     }
 
     func testSIGINTAndSIGTERMCheckpointAndSayHowToResume() throws {
@@ -75,8 +78,11 @@ final class SignalCLITests: XCTestCase {
         let model = CLI.fixtures.appendingPathComponent("tiny-ddpm").path
         let output = path("samples.png"), tensor = path("samples.safetensors")
         // DDPM's 1000 steps at batch 64 take seconds: long enough to interrupt.
-        let result = try signalled(["sample", model, "--scheduler", "ddpm", "--batch-size", "64", "--device", "cpu",
-                                    "--output", output, "--save-tensor", tensor], ready: nil, signals: [SIGINT])
+        let result = try signalled(
+            [
+                "sample", model, "--scheduler", "ddpm", "--batch-size", "64", "--device", "cpu",
+                "--output", output, "--save-tensor", tensor,
+            ], ready: nil, signals: [SIGINT])
         XCTAssertEqual(result.status, 130, result.stderr)
         XCTAssertTrue(result.stderr.contains("nothing was written"), result.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: output))

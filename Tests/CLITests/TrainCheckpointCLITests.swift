@@ -51,8 +51,8 @@ final class TrainCheckpointCLITests: XCTestCase {
             usleep(useconds_t(7_000 * trial))
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
-            guard process.terminationReason == .uncaughtSignal else { continue } // finished before the kill
-            guard !steps(run).filter({ $0.hasPrefix("step-") }).isEmpty else { continue } // killed before any checkpoint
+            guard process.terminationReason == .uncaughtSignal else { continue }  // finished before the kill
+            guard !steps(run).filter({ $0.hasPrefix("step-") }).isEmpty else { continue }  // killed before any checkpoint
             let resumed = try CLI.run(["train", "--resume", run, "--device", "cpu", "--quiet"])
             XCTAssertEqual(resumed.status, 0, "trial \(trial): \(resumed.stderr)")
             XCTAssertTrue(try weights(run) == expected, "trial \(trial): the resumed run ended elsewhere")
@@ -80,8 +80,11 @@ final class TrainCheckpointCLITests: XCTestCase {
 
     func testTotalLimitKeepsTheNewestAndResumeKeepsTheRunsCheckpointOptions() throws {
         let run = path("run")
-        let first = try CLI.run(arguments(["--max-steps", "5", "--checkpoint-every", "2", "--checkpoints-total-limit", "2",
-                                           "--output", run]))
+        let first = try CLI.run(
+            arguments([
+                "--max-steps", "5", "--checkpoint-every", "2", "--checkpoints-total-limit", "2",
+                "--output", run,
+            ]))
         XCTAssertEqual(first.status, 0, first.stderr)
         XCTAssertEqual(steps(run), ["step-4", "step-5"])
         // No checkpoint options given: the run's own (every 2, keep 2) carry on, not the defaults.
@@ -129,22 +132,29 @@ final class TrainDivergenceCLITests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: work) }
         try CLI.writeTinyDataset(to: work.appendingPathComponent("data"), count: 48)
         let run = work.appendingPathComponent("run").path
-        let result = try CLI.run(["train", "--dataset", work.appendingPathComponent("data").path, "--batch-size", "8",
-                                  "--lr", "1e8", "--max-steps", "30", "--checkpoint-every", "1", "--log-every", "1",
-                                  "--device", "cpu", "--quiet", "--output", run])
+        let result = try CLI.run([
+            "train", "--dataset", work.appendingPathComponent("data").path, "--batch-size", "8",
+            "--lr", "1e8", "--max-steps", "30", "--checkpoint-every", "1", "--log-every", "1",
+            "--device", "cpu", "--quiet", "--output", run,
+        ])
         XCTAssertEqual(result.status, 1, result.stderr)
         let lines = result.stderr.split(separator: "\n")
         XCTAssertEqual(lines.count, 1, result.stderr)
         let line = String(lines.first ?? "")
-        XCTAssertTrue(line.contains("training diverged at step") && line.contains("--lr") && line.contains("checkpoints/step-"), line)
+        XCTAssertTrue(
+            line.contains("training diverged at step") && line.contains("--lr") && line.contains("checkpoints/step-"), line)
         XCTAssertFalse(line.contains("EncodingError") || line.contains("nan)"), line)
-        let kept = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: run + "/checkpoints")
-            .filter { $0.hasPrefix("step-") }.max { Int($0.dropFirst(5))! < Int($1.dropFirst(5))! })
+        let kept = try XCTUnwrap(
+            try FileManager.default.contentsOfDirectory(atPath: run + "/checkpoints")
+                .filter { $0.hasPrefix("step-") }.max { Int($0.dropFirst(5))! < Int($1.dropFirst(5))! })
         XCTAssertTrue(line.contains(kept), line)
-        let weights = try Safetensors.read(URL(fileURLWithPath: run + "/checkpoints/\(kept)/unet/diffusion_pytorch_model.safetensors"))
+        let weights = try Safetensors.read(
+            URL(fileURLWithPath: run + "/checkpoints/\(kept)/unet/diffusion_pytorch_model.safetensors"))
         XCTAssertTrue(weights.tensors.values.allSatisfy { $0.values.allSatisfy(\.isFinite) }, "the kept checkpoint is not finite")
         // The log holds only finite losses, and the run folder still loads.
-        let sample = try CLI.run(["sample", run, "--device", "cpu", "--batch-size", "1", "--output", work.appendingPathComponent("s.png").path])
+        let sample = try CLI.run([
+            "sample", run, "--device", "cpu", "--batch-size", "1", "--output", work.appendingPathComponent("s.png").path,
+        ])
         XCTAssertEqual(sample.status, 0, sample.stderr)
     }
 }

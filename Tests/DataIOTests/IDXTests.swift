@@ -29,7 +29,7 @@ final class IDXTests: XCTestCase {
         try Data(bytes).write(to: raw)
         let gz = dir.appendingPathComponent("a-idx3-ubyte.gz")
         try Self.writeGzip(bytes, to: gz)
-        XCTAssertNotEqual(try Data(contentsOf: gz).prefix(2), Data(bytes.prefix(2)))   // really compressed
+        XCTAssertNotEqual(try Data(contentsOf: gz).prefix(2), Data(bytes.prefix(2)))  // really compressed
         for url in [raw, gz] {
             let array = try IDX.read(url)
             XCTAssertEqual(array.dimensions, [3, 4, 5])

@@ -4,8 +4,9 @@ import XCTest
 
 final class Image8Tests: XCTestCase {
     func testPlanarToBytesRoundsClampsAndZeroesNaN() {
-        let image = Image8(planar: [0, 0.5, 1, -1, 2, .nan, 0.25, .infinity, -.infinity, 1.0 / 255],
-                           channels: 1, height: 2, width: 5)
+        let image = Image8(
+            planar: [0, 0.5, 1, -1, 2, .nan, 0.25, .infinity, -.infinity, 1.0 / 255],
+            channels: 1, height: 2, width: 5)
         XCTAssertEqual(image.pixels, [0, 128, 255, 0, 255, 0, 64, 255, 0, 1])
         XCTAssertEqual(image.width, 5)
         XCTAssertEqual(image.height, 2)

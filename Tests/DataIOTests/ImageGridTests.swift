@@ -5,8 +5,9 @@ import XCTest
 
 final class ImageGridTests: XCTestCase {
     private func tile(_ value: UInt8, width: Int = 2, height: Int = 3, channels: Int = 1) -> Image8 {
-        Image8(width: width, height: height, channels: channels,
-               pixels: (0..<(width * height * channels)).map { value &+ UInt8($0) })
+        Image8(
+            width: width, height: height, channels: channels,
+            pixels: (0..<(width * height * channels)).map { value &+ UInt8($0) })
     }
 
     private func pixel(_ image: Image8, _ x: Int, _ y: Int, _ c: Int = 0) -> UInt8 {
@@ -19,12 +20,12 @@ final class ImageGridTests: XCTestCase {
         XCTAssertEqual(grid.height, 2 * (3 + 1) + 1)
         XCTAssertEqual(grid.channels, 1)
         XCTAssertEqual(pixel(grid, 0, 0), 255)
-        XCTAssertEqual(pixel(grid, 1, 1), 10)        // tile 0, first pixel
-        XCTAssertEqual(pixel(grid, 2, 3), 15)        // tile 0, last pixel (x 1, y 2)
-        XCTAssertEqual(pixel(grid, 3, 1), 255)       // border between columns
-        XCTAssertEqual(pixel(grid, 4, 1), 50)        // tile 1
-        XCTAssertEqual(pixel(grid, 1, 5), 90)        // tile 2 on the second row
-        XCTAssertEqual(pixel(grid, 4, 5), 255)       // empty last slot
+        XCTAssertEqual(pixel(grid, 1, 1), 10)  // tile 0, first pixel
+        XCTAssertEqual(pixel(grid, 2, 3), 15)  // tile 0, last pixel (x 1, y 2)
+        XCTAssertEqual(pixel(grid, 3, 1), 255)  // border between columns
+        XCTAssertEqual(pixel(grid, 4, 1), 50)  // tile 1
+        XCTAssertEqual(pixel(grid, 1, 5), 90)  // tile 2 on the second row
+        XCTAssertEqual(pixel(grid, 4, 5), 255)  // empty last slot
         XCTAssertEqual(grid.pixels.filter { $0 == 255 }.count, grid.pixels.count - 18)
     }
 
@@ -33,7 +34,7 @@ final class ImageGridTests: XCTestCase {
         XCTAssertEqual(grid.width, 4)
         XCTAssertEqual(grid.height, 3)
         XCTAssertEqual(pixel(grid, 2, 0, 0), 100)
-        XCTAssertEqual(pixel(grid, 3, 2, 2), 117)    // tile 1, pixel (1, 2), channel 2: 100 + (2*2+1)*3 + 2
+        XCTAssertEqual(pixel(grid, 3, 2, 2), 117)  // tile 1, pixel (1, 2), channel 2: 100 + (2*2+1)*3 + 2
     }
 
     func testRowsFigure() throws {

@@ -1,7 +1,8 @@
-// Tests for LossPlot rendering, nice-tick selection and the bitmap font.
-@testable import DataIO
 import TestSupport
 import XCTest
+
+// Tests for LossPlot rendering, nice-tick selection and the bitmap font.
+@testable import DataIO
 
 final class LossPlotTests: XCTestCase {
     private let blue: [UInt8] = [31, 119, 180]
@@ -70,8 +71,12 @@ final class LossPlotTests: XCTestCase {
             }
         }
         XCTAssertEqual(bluePixels(LossPlot.render([(x: 3, y: 0.5)], title: "", xLabel: "", yLabel: "")).count, 25)
-        XCTAssertGreaterThan(bluePixels(LossPlot.render((0..<10).map { (x: Double($0), y: 1.0) },
-                                                        title: "", xLabel: "", yLabel: "")).count, 100)
+        XCTAssertGreaterThan(
+            bluePixels(
+                LossPlot.render(
+                    (0..<10).map { (x: Double($0), y: 1.0) },
+                    title: "", xLabel: "", yLabel: "")
+            ).count, 100)
         XCTAssertEqual(bluePixels(LossPlot.render([], title: "empty", xLabel: "", yLabel: "")).count, 0)
         for (w, h) in [(1, 1), (10, 10), (0, -5), (40, 400), (2000, 30)] {
             let image = LossPlot.render(decaying(10), width: w, height: h, title: "tiny", xLabel: "x", yLabel: "y")
@@ -118,7 +123,7 @@ final class LossPlotTests: XCTestCase {
             XCTAssertTrue(bitmap.contains(true), "glyph \(code) is blank")
             seen.insert(bitmap)
         }
-        XCTAssertEqual(seen.count, required.count, "every glyph differs")     // no duplicate or fallback glyphs
+        XCTAssertEqual(seen.count, required.count, "every glyph differs")  // no duplicate or fallback glyphs
         XCTAssertFalse((0..<35).contains { BitmapFont.ink(0x20, x: $0 % 5, y: $0 / 5) })
         XCTAssertEqual(BitmapFont.width("ab", scale: 2), 22)
     }

@@ -7,8 +7,9 @@ import XCTest
 final class MNISTDatasetTests: XCTestCase {
     private func requireInstalled() throws {
         let probe = MNISTDataset.defaultDirectory.appendingPathComponent("train-labels-idx1-ubyte.gz").path
-        try XCTSkipUnless(FileManager.default.fileExists(atPath: probe),
-                          "Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+        try XCTSkipUnless(
+            FileManager.default.fileExists(atPath: probe),
+            "Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
     }
 
     func testInstalledFashionMNISTTrainSplit() throws {
@@ -21,7 +22,7 @@ final class MNISTDatasetTests: XCTestCase {
         XCTAssertEqual(train.labels.count, 60000)
         var histogram = [Int](repeating: 0, count: 256)
         for label in train.labels { histogram[Int(label)] += 1 }
-        XCTAssertEqual(Array(histogram[0...9]), [Int](repeating: 6000, count: 10))   // Fashion-MNIST is balanced
+        XCTAssertEqual(Array(histogram[0...9]), [Int](repeating: 6000, count: 10))  // Fashion-MNIST is balanced
         XCTAssertEqual(train.images.max(), 255)
     }
 
@@ -41,9 +42,12 @@ final class MNISTDatasetTests: XCTestCase {
 
     func testMissingFilesAndAlternateSpelling() throws {
         let dir = try makeScratchDirectory()
-        assertInputError(["t10k-images-idx3-ubyte", "dataset-fashion-mnist"]) { _ = try MNISTDataset(directory: dir, train: false) }
+        assertInputError(["t10k-images-idx3-ubyte", "dataset-fashion-mnist"]) {
+            _ = try MNISTDataset(directory: dir, train: false)
+        }
         // Dotted spelling, raw files.
-        try Data(IDXTests.idxBytes(dims: [2, 3, 4], data: Array(0..<24))).write(to: dir.appendingPathComponent("train-images.idx3-ubyte"))
+        try Data(IDXTests.idxBytes(dims: [2, 3, 4], data: Array(0..<24))).write(
+            to: dir.appendingPathComponent("train-images.idx3-ubyte"))
         assertInputError(["labels", "train-labels-idx1-ubyte"]) { _ = try MNISTDataset(directory: dir) }
         try Data(IDXTests.idxBytes(dims: [2], data: [7, 3])).write(to: dir.appendingPathComponent("train-labels.idx1-ubyte"))
         let set = try MNISTDataset(directory: dir)

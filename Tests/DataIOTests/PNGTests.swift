@@ -50,7 +50,7 @@ final class PNGTests: XCTestCase {
         let png = Self.handBuiltPNG(width: 3, height: 2, bitDepth: 16, colorType: 0, rows: rows)
         let image = try PNG.decode(png)
         XCTAssertEqual(image.channels, 1)
-        XCTAssertEqual(image.pixels, [0, 255, 128, 171, 1, 127])   // v * 255 / 65535, rounded
+        XCTAssertEqual(image.pixels, [0, 255, 128, 171, 1, 127])  // v * 255 / 65535, rounded
     }
 
     func testGreyAlphaDropsAlpha() throws {
@@ -90,8 +90,10 @@ final class PNGTests: XCTestCase {
 
     /// A minimal PNG (IHDR, optional PLTE, one IDAT with filter type 0 rows, IEND) built with zlib directly,
     /// so decoding is tested on layouts our encoder never produces.
-    static func handBuiltPNG(width: UInt32, height: UInt32, bitDepth: UInt8, colorType: UInt8,
-                             rows: [[UInt8]], palette: [UInt8]? = nil) -> Data {
+    static func handBuiltPNG(
+        width: UInt32, height: UInt32, bitDepth: UInt8, colorType: UInt8,
+        rows: [[UInt8]], palette: [UInt8]? = nil
+    ) -> Data {
         func be32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
         func chunk(_ type: String, _ body: [UInt8]) -> [UInt8] {
             let typed = Array(type.utf8) + body

@@ -9,8 +9,10 @@ final class SafePathTests: XCTestCase {
         for good in ["unet", "scheduler", "vqvae", "text_encoder", "_private", "unet2"] {
             XCTAssertTrue(SafePath.isComponentName(good), good)
         }
-        for bad in ["", "..", ".", "../x", "a/b", "a\\b", "2unet", "a b", "ü", "unet.json", "-x",
-                    String(repeating: "a", count: 129), "a\u{0}b"] {
+        for bad in [
+            "", "..", ".", "../x", "a/b", "a\\b", "2unet", "a b", "ü", "unet.json", "-x",
+            String(repeating: "a", count: 129), "a\u{0}b",
+        ] {
             XCTAssertFalse(SafePath.isComponentName(bad), bad)
         }
     }
@@ -19,8 +21,10 @@ final class SafePathTests: XCTestCase {
         for good in ["model_index.json", "unet/config.json", "a/b/c.d-e_f", "refs/pr/1"] {
             XCTAssertTrue(SafePath.isRelativePath(good), good)
         }
-        for bad in ["", "/etc/passwd", "unet/", "unet//x", "../x", "unet/../../x", "./x", "a/./b", "a\\..\\b",
-                    "x y", "é", String(repeating: "a/", count: 16) + "b", String(repeating: "a", count: 256)] {
+        for bad in [
+            "", "/etc/passwd", "unet/", "unet//x", "../x", "unet/../../x", "./x", "a/./b", "a\\..\\b",
+            "x y", "é", String(repeating: "a/", count: 16) + "b", String(repeating: "a", count: 256),
+        ] {
             XCTAssertFalse(SafePath.isRelativePath(bad), bad)
         }
     }
@@ -38,9 +42,12 @@ final class SafePathTests: XCTestCase {
         XCTAssertTrue(SafePath.isInside(root.appendingPathComponent("in/up/in"), root: root))
         XCTAssertFalse(SafePath.isInside(root.appendingPathComponent("escape/new/file"), root: root))
         XCTAssertFalse(SafePath.isInside(root.appendingPathComponent("in/../../x"), root: root))
-        XCTAssertFalse(SafePath.isInside(URL(fileURLWithPath: root.path + "-sibling/x"), root: root),
-                       "a sibling sharing the root's name as a prefix is not inside it")
-        XCTAssertThrowsError(try SafePath.requireInside(root.appendingPathComponent("escape/f"), root: root, what: "the test root")) {
+        XCTAssertFalse(
+            SafePath.isInside(URL(fileURLWithPath: root.path + "-sibling/x"), root: root),
+            "a sibling sharing the root's name as a prefix is not inside it")
+        XCTAssertThrowsError(
+            try SafePath.requireInside(root.appendingPathComponent("escape/f"), root: root, what: "the test root")
+        ) {
             XCTAssertTrue("\($0)".contains("outside the test root"), "\($0)")
         }
     }

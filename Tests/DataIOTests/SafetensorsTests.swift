@@ -20,18 +20,21 @@ final class SafetensorsTests: XCTestCase {
     func testKnownAnswerMatchesPythonBytes() throws {
         let header = #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#
         let expected = file(header: header, data: [0, 0, 0x80, 0x3F, 0, 0, 0, 0x40])
-        XCTAssertEqual(expected.count, 8 + 56 + 8)     // 54-byte header padded to 56
+        XCTAssertEqual(expected.count, 8 + 56 + 8)  // 54-byte header padded to 56
         let encoded = try Safetensors.encode([(name: "a", tensor: SafetensorsTensor(shape: [2], values: [1, 2]))])
         XCTAssertEqual(Array(encoded), Array(expected))
     }
 
     func testKnownAnswerWithMetadataAndSortedNames() throws {
-        let header = #"{"__metadata__":{"format":"pt","step":"7"},"a":{"dtype":"F32","shape":[1,2],"data_offsets":[0,8]},"#
+        let header =
+            #"{"__metadata__":{"format":"pt","step":"7"},"a":{"dtype":"F32","shape":[1,2],"data_offsets":[0,8]},"#
             + #""b":{"dtype":"F32","shape":[],"data_offsets":[8,12]}}"#
         let expected = file(header: header, data: le32([1, 2, 3]))
         let encoded = try Safetensors.encode(
-            [(name: "b", tensor: SafetensorsTensor(shape: [], values: [3])),
-             (name: "a", tensor: SafetensorsTensor(shape: [1, 2], values: [1, 2]))],
+            [
+                (name: "b", tensor: SafetensorsTensor(shape: [], values: [3])),
+                (name: "a", tensor: SafetensorsTensor(shape: [1, 2], values: [1, 2])),
+            ],
             metadata: ["step": "7", "format": "pt"])
         XCTAssertEqual(String(decoding: encoded, as: UTF8.self), String(decoding: expected, as: UTF8.self))
         XCTAssertEqual(encoded, expected)
@@ -57,15 +60,18 @@ final class SafetensorsTests: XCTestCase {
         XCTAssertEqual(meta, metadata)
         XCTAssertEqual(decoded.count, tensors.count)
         for (name, tensor) in tensors { XCTAssertEqual(decoded[name], tensor, name) }
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: url.deletingLastPathComponent().path), ["model.safetensors"])
+        XCTAssertEqual(
+            try FileManager.default.contentsOfDirectory(atPath: url.deletingLastPathComponent().path), ["model.safetensors"])
     }
 
     func testReadsHalfBFloatAndDouble() throws {
         let f16: [UInt8] = [0x00, 0x3C, 0x00, 0xC0, 0x00, 0x38, 0xFF, 0x7B, 0x01, 0x00, 0x00, 0x7C, 0x00, 0x80]
         let bf16: [UInt8] = [0x80, 0x3F, 0x40, 0xC0]
         let f64 = [1.5, -0.25].flatMap { v in (0..<8).map { UInt8(truncatingIfNeeded: v.bitPattern >> (8 * $0)) } }
-        let header = #"{"h":{"dtype":"F16","shape":[7],"data_offsets":[0,14]},"#
-            + #""b":{"dtype":"BF16","shape":[2],"data_offsets":[14,18]},"d":{"dtype":"F64","shape":[2,1],"data_offsets":[18,34]}}"#
+        let header =
+            #"{"h":{"dtype":"F16","shape":[7],"data_offsets":[0,14]},"#
+            + #""b":{"dtype":"BF16","shape":[2],"data_offsets":[14,18]},"#
+            + #""d":{"dtype":"F64","shape":[2,1],"data_offsets":[18,34]}}"#
         let (tensors, metadata) = try Safetensors.decode(file(header: header, data: f16 + bf16 + f64), source: "mixed")
         XCTAssertEqual(metadata, [:])
         XCTAssertEqual(tensors["h"]?.values, [1, -2, 0.5, 65504, 0x1p-24, .infinity, -0.0])
@@ -75,7 +81,8 @@ final class SafetensorsTests: XCTestCase {
         // Unaligned data offsets and an unpadded header are accepted too.
         let odd = file(header: #"{"x":{"dtype":"F32","shape":[1],"data_offsets":[1,5]}}"#, pad: false, data: [9] + le32([2.5]))
         XCTAssertEqual(try Safetensors.decode(odd, source: "odd").tensors["x"]?.values, [2.5])
-        let nullMeta = file(header: #"{"__metadata__":null,"x":{"dtype":"F32","shape":[],"data_offsets":[0,4]}}"#, data: le32([7]))
+        let nullMeta = file(
+            header: #"{"__metadata__":null,"x":{"dtype":"F32","shape":[],"data_offsets":[0,4]}}"#, data: le32([7]))
         let decoded = try Safetensors.decode(nullMeta, source: "null")
         XCTAssertEqual(decoded.metadata, [:])
         XCTAssertEqual(decoded.tensors["x"], SafetensorsTensor(shape: [], values: [7]))
@@ -83,7 +90,9 @@ final class SafetensorsTests: XCTestCase {
 
     func testRejectsCorruptFiles() throws {
         func reject(_ data: Data, _ fragments: [String], line: UInt = #line) {
-            assertInputError(["bad.safetensors"] + fragments, line: line) { _ = try Safetensors.decode(data, source: "bad.safetensors") }
+            assertInputError(["bad.safetensors"] + fragments, line: line) {
+                _ = try Safetensors.decode(data, source: "bad.safetensors")
+            }
         }
         let two = le32([1, 2])
         reject(file(header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,12]}}"#, data: two), ["outside"])
@@ -92,8 +101,12 @@ final class SafetensorsTests: XCTestCase {
         reject(file(header: #"{"a":{"dtype":"I8","shape":[2],"data_offsets":[0,2]}}"#, data: two), ["\"a\"", "I8"])
         reject(file(header: #"{"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}}"#, data: two), ["shape"])
         reject(file(header: #"{"a":{"dtype":"F32","shape":[2.0],"data_offsets":[0,8]}}"#, data: two), ["shape"])
-        reject(file(header: #"{"a":{"dtype":"F32","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,8]}}"#, data: two), ["too many"])
-        reject(file(header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,99999999999999999999]}}"#, data: two), ["data_offsets"])
+        reject(
+            file(header: #"{"a":{"dtype":"F32","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,8]}}"#, data: two),
+            ["too many"])
+        reject(
+            file(header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,99999999999999999999]}}"#, data: two),
+            ["data_offsets"])
         reject(file(header: #"{"a":{"dtype":"F32","shape":[2]}}"#, data: two), ["data_offsets"])
         reject(file(header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"a":{}}"#, data: two), ["duplicate"])
         reject(file(header: #"{"__metadata__":{"k":1}}"#, data: []), ["__metadata__"])
@@ -109,13 +122,17 @@ final class SafetensorsTests: XCTestCase {
         // A valid file cut short anywhere must be rejected.
         let good = try Safetensors.encode([(name: "w", tensor: SafetensorsTensor(shape: [4], values: [1, 2, 3, 4]))])
         for cut in 0..<good.count { XCTAssertThrowsError(try Safetensors.decode(good.prefix(cut), source: "cut")) }
-        assertInputError(["no such safetensors file"]) { _ = try Safetensors.read(URL(fileURLWithPath: "/nonexistent.safetensors")) }
+        assertInputError(["no such safetensors file"]) {
+            _ = try Safetensors.read(URL(fileURLWithPath: "/nonexistent.safetensors"))
+        }
     }
 
     func testRandomCorruptionNeverCrashes() throws {
         let good = try Safetensors.encode(
-            [(name: "w", tensor: SafetensorsTensor(shape: [2, 2], values: [1, 2, 3, 4])),
-             (name: "b", tensor: SafetensorsTensor(shape: [2], values: [5, 6]))], metadata: ["k": "v"])
+            [
+                (name: "w", tensor: SafetensorsTensor(shape: [2, 2], values: [1, 2, 3, 4])),
+                (name: "b", tensor: SafetensorsTensor(shape: [2], values: [5, 6])),
+            ], metadata: ["k": "v"])
         var random = TestRandom(state: 8)
         var failures = 0
         for _ in 0..<3000 {

@@ -16,14 +16,16 @@ final class AdamReferenceTests: XCTestCase {
         try DevicesUnderTest.each { device in
             for (name, variant, lr, decay, beta1, beta2, eps) in variants {
                 let params = try (0..<2).map { try fixture.tensor("init.p\($0)", requiresGrad: true) }
-                let optimizer = try Adam(parameters: params, learningRate: lr, beta1: beta1, beta2: beta2, epsilon: eps,
-                                         weightDecay: decay, variant: variant)
+                let optimizer = try Adam(
+                    parameters: params, learningRate: lr, beta1: beta1, beta2: beta2, epsilon: eps,
+                    weightDecay: decay, variant: variant)
                 for step in 0..<6 {
                     for (n, p) in params.enumerated() { p.grad = try fixture.tensor("grad.s\(step).p\(n)") }
                     try optimizer.update()
                     for (n, p) in params.enumerated() {
-                        XCTAssertLessThan(relativeError(try p.toArray(), try fixture.values("\(name).s\(step).p\(n)")), 2e-6,
-                                          "\(name) step \(step) parameter \(n) on \(device.name)")
+                        XCTAssertLessThan(
+                            relativeError(try p.toArray(), try fixture.values("\(name).s\(step).p\(n)")), 2e-6,
+                            "\(name) step \(step) parameter \(n) on \(device.name)")
                     }
                 }
             }

@@ -15,9 +15,12 @@ final class BasicUNetTests: XCTestCase {
         let names = model.namedParameters().map(\.name)
         XCTAssertEqual(names.first, "down_layers.0.weight")
         XCTAssertEqual(names.last, "up_layers.2.bias")
-        XCTAssertEqual(Set(names), Set((0..<3).flatMap { i in
-            ["down_layers.\(i).weight", "down_layers.\(i).bias", "up_layers.\(i).weight", "up_layers.\(i).bias"]
-        }))
+        XCTAssertEqual(
+            Set(names),
+            Set(
+                (0..<3).flatMap { i in
+                    ["down_layers.\(i).weight", "down_layers.\(i).bias", "up_layers.\(i).weight", "up_layers.\(i).bias"]
+                }))
     }
 
     func testForwardAndGradientsMatchPyTorch() throws {
@@ -32,8 +35,9 @@ final class BasicUNetTests: XCTestCase {
             try loss.backward()
             for (name, parameter) in model.namedParameters() {
                 let grad = try XCTUnwrap(parameter.grad, "no gradient for \(name)")
-                XCTAssertLessThan(relativeError(try grad.toArray(), try fixture.values("grad." + name)), 1e-4,
-                                  "\(name) on \(device.name)")
+                XCTAssertLessThan(
+                    relativeError(try grad.toArray(), try fixture.values("grad." + name)), 1e-4,
+                    "\(name) on \(device.name)")
             }
         }
     }

@@ -53,8 +53,9 @@ final class ChunkedSamplingTests: XCTestCase {
                 var sampler = UNetSampler(kind: kind, steps: 4, eta: eta, config: SchedulerConfig())
                 sampler.maxChunk = chunk
                 let noise = try Tensor.normal([6, 1, 8, 8], generator: RandomGenerator(seed: 9), on: CPUDevice.shared)
-                let result = try sampler.sample(unet: unet, initialNoise: noise,
-                                                generator: RandomGenerator(seed: 9, offset: 1 << 40), recordTrajectory: true)
+                let result = try sampler.sample(
+                    unet: unet, initialNoise: noise,
+                    generator: RandomGenerator(seed: 9, offset: 1 << 40), recordTrajectory: true)
                 XCTAssertEqual(result.sample.shape, [6, 1, 8, 8])
                 XCTAssertEqual(result.trajectory.inputs.count, 4)
                 XCTAssertEqual(result.trajectory.inputs.last?.count, 6 * 64)

@@ -55,8 +55,9 @@ final class DDPMSchedulerTests: XCTestCase {
             config.stepsOffset = offset
             let scheduler = try DDPMScheduler(config: config)
             for steps in [1, 7, 50, 333, 1000] {
-                XCTAssertEqual(try scheduler.timesteps(steps: steps).map(Float.init),
-                               try fixture.values("timesteps.\(spacing).\(steps)"), "\(spacing) \(steps)")
+                XCTAssertEqual(
+                    try scheduler.timesteps(steps: steps).map(Float.init),
+                    try fixture.values("timesteps.\(spacing).\(steps)"), "\(spacing) \(steps)")
             }
             XCTAssertThrowsError(try scheduler.timesteps(steps: 1001))
         }
@@ -67,12 +68,15 @@ final class DDPMSchedulerTests: XCTestCase {
         let scheduler = try DDPMScheduler()
         let timesteps = try fixture.values("add_noise.timesteps").map { Int($0) }
         try DevicesUnderTest.each { device in
-            let out = try scheduler.addNoise(fixture.tensor("add_noise.x"), noise: fixture.tensor("add_noise.noise"),
-                                             timesteps: timesteps)
+            let out = try scheduler.addNoise(
+                fixture.tensor("add_noise.x"), noise: fixture.tensor("add_noise.noise"),
+                timesteps: timesteps)
             XCTAssertLessThan(relativeError(try out.toArray(), try fixture.values("add_noise.out")), 1e-6, device.name)
         }
-        XCTAssertThrowsError(try scheduler.addNoise(fixture.tensor("add_noise.x"), noise: fixture.tensor("add_noise.noise"),
-                                                    timesteps: [0, 1, 1000]))
+        XCTAssertThrowsError(
+            try scheduler.addNoise(
+                fixture.tensor("add_noise.x"), noise: fixture.tensor("add_noise.noise"),
+                timesteps: [0, 1, 1000]))
     }
 
     func testConfigTakesDiffusersDefaultsForMissingKeys() throws {
@@ -83,7 +87,9 @@ final class DDPMSchedulerTests: XCTestCase {
         XCTAssertEqual(config.varianceType, .fixedSmall)
         XCTAssertEqual(config.timestepSpacing, .leading)
         XCTAssertTrue(config.clipSample)
-        XCTAssertThrowsError(try JSONDecoder().decode(SchedulerConfig.self,
-                                                      from: Data(#"{"beta_schedule": "warp"}"#.utf8)))
+        XCTAssertThrowsError(
+            try JSONDecoder().decode(
+                SchedulerConfig.self,
+                from: Data(#"{"beta_schedule": "warp"}"#.utf8)))
     }
 }

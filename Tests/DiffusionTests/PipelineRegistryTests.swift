@@ -20,8 +20,9 @@ final class EchoPipeline: DiffusionPipeline {
     var imageChannels: Int { 1 }
     var imageSize: Int? { 4 }
     func sample(_ request: SampleRequest) throws -> SampleOutput {
-        let x = try Tensor([Float](repeating: 0.25, count: 16 * (request.batchSize ?? 1)), shape: [request.batchSize ?? 1, 1, 4, 4],
-                           on: device)
+        let x = try Tensor(
+            [Float](repeating: 0.25, count: 16 * (request.batchSize ?? 1)), shape: [request.batchSize ?? 1, 1, 4, 4],
+            on: device)
         return SampleOutput(sample: x, images: x, trajectory: nil)
     }
     func visualize(clean: Tensor, labels: [Int], generator: RandomGenerator) throws -> Image8 {
@@ -97,8 +98,9 @@ final class PipelineRegistryTests: XCTestCase {
             request.batchSize = 2
             request.steps = 3
             let reloaded = try PipelineRegistry.load(copy, device: CPUDevice.shared)
-            XCTAssertEqual(try reloaded.sample(request).sample.toArray(), try pipeline.sample(request).sample.toArray(),
-                           source.lastPathComponent)
+            XCTAssertEqual(
+                try reloaded.sample(request).sample.toArray(), try pipeline.sample(request).sample.toArray(),
+                source.lastPathComponent)
         }
     }
 

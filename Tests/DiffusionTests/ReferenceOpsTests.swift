@@ -11,14 +11,16 @@ final class ReferenceOpsTests: XCTestCase {
         try DevicesUnderTest.each { device in
             let leaves = try inputs.map { try fixture.tensor("\(name).in.\($0)", requiresGrad: true) }
             let out = try f(leaves)
-            XCTAssertLessThan(relativeError(try out.toArray(), try fixture.values("\(name).out")), tolerance,
-                              "\(name) forward on \(device.name)")
+            XCTAssertLessThan(
+                relativeError(try out.toArray(), try fixture.values("\(name).out")), tolerance,
+                "\(name) forward on \(device.name)")
             let w = try fixture.tensor("\(name).w")
             try (out * w.reshaped(out.shape)).sum().backward()
             for (input, leaf) in zip(inputs, leaves) {
                 let grad = try XCTUnwrap(leaf.grad, "\(name): no gradient for \(input)")
-                XCTAssertLessThan(relativeError(try grad.toArray(), try fixture.values("\(name).grad.\(input)")), tolerance,
-                                  "\(name) gradient of \(input) on \(device.name)")
+                XCTAssertLessThan(
+                    relativeError(try grad.toArray(), try fixture.values("\(name).grad.\(input)")), tolerance,
+                    "\(name) gradient of \(input) on \(device.name)")
             }
         }
     }
@@ -29,7 +31,9 @@ final class ReferenceOpsTests: XCTestCase {
     }
 
     func testGroupNorm() throws {
-        try check("group_norm", inputs: ["x", "w", "b"]) { try $0[0].groupNorm(groups: 3, gamma: $0[1], beta: $0[2], epsilon: 1e-6) }
+        try check("group_norm", inputs: ["x", "w", "b"]) {
+            try $0[0].groupNorm(groups: 3, gamma: $0[1], beta: $0[2], epsilon: 1e-6)
+        }
     }
 
     func testAttention() throws {

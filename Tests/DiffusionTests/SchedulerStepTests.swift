@@ -1,10 +1,11 @@
 // DDPM and DDIM steps on the device against diffusers' step outputs (Tests/Fixtures/schedulers.safetensors).
 import DataIO
-@testable import DiffusionModels
 import Foundation
 import Tensor
 import TestSupport
 import XCTest
+
+@testable import DiffusionModels
 
 final class SchedulerStepTests: XCTestCase {
     func testDDPMStepEveryVarianceAndPredictionType() throws {
@@ -18,9 +19,10 @@ final class SchedulerStepTests: XCTestCase {
                     let scheduler = try DDPMScheduler(config: config)
                     let timesteps = try scheduler.timesteps(steps: 50)
                     XCTAssertEqual(timesteps[10], 780)
-                    let out = try scheduler.step(modelOutput: f.tensor("step.output"), timestep: 780,
-                                                 previousTimestep: timesteps[11], sample: f.tensor("step.sample"),
-                                                 noise: f.tensor("step.noise"))
+                    let out = try scheduler.step(
+                        modelOutput: f.tensor("step.output"), timestep: 780,
+                        previousTimestep: timesteps[11], sample: f.tensor("step.sample"),
+                        noise: f.tensor("step.noise"))
                     let name = "ddpm.\(variance).\(prediction)", on = "\(name) on \(device.name)"
                     XCTAssertLessThan(relativeError(try out.original.toArray(), try f.values(name + ".x0")), 1e-6, on)
                     if variance == "fixed_large_log" {
@@ -33,8 +35,9 @@ final class SchedulerStepTests: XCTestCase {
                 }
             }
             let scheduler = try DDPMScheduler()
-            let last = try scheduler.step(modelOutput: f.tensor("step.output"), timestep: 0, previousTimestep: -1,
-                                          sample: f.tensor("step.sample"), noise: nil)
+            let last = try scheduler.step(
+                modelOutput: f.tensor("step.output"), timestep: 0, previousTimestep: -1,
+                sample: f.tensor("step.sample"), noise: nil)
             XCTAssertLessThan(relativeError(try last.previous.toArray(), try f.values("ddpm.last.prev")), 1e-6, device.name)
             XCTAssertLessThan(relativeError(try last.original.toArray(), try f.values("ddpm.last.x0")), 1e-6, device.name)
         }
@@ -49,25 +52,36 @@ final class SchedulerStepTests: XCTestCase {
             ("eta07", { _ in }, 780, 0.7, false),
             ("clipped_output", { _ in }, 780, 0.5, true),
             ("sample_pred", { $0.predictionType = .sample }, 500, 0, false),
-            ("v_pred", { $0.predictionType = .velocity; $0.clipSample = false }, 500, 0.3, false),
+            (
+                "v_pred",
+                {
+                    $0.predictionType = .velocity; $0.clipSample = false
+                }, 500, 0.3, false
+            ),
             ("last_no_alpha_one", { $0.setAlphaToOne = false }, 0, 0, false),
-            ("scaled_linear_trailing", {
-                $0.betaSchedule = .scaledLinear; $0.betaStart = 0.00085; $0.betaEnd = 0.012
-                $0.timestepSpacing = .trailing; $0.clipSample = false
-            }, 999, 0, false),
+            (
+                "scaled_linear_trailing",
+                {
+                    $0.betaSchedule = .scaledLinear; $0.betaStart = 0.00085; $0.betaEnd = 0.012
+                    $0.timestepSpacing = .trailing; $0.clipSample = false
+                }, 999, 0, false
+            ),
         ]
         try DevicesUnderTest.each { device in
             for (name, adjust, t, eta, clipped) in cases {
                 var c = config
                 adjust(&c)
                 let scheduler = try DDIMScheduler(config: c)
-                let out = try scheduler.step(modelOutput: f.tensor("step.output"), timestep: t, steps: 50,
-                                             sample: f.tensor("step.sample"), eta: eta, useClippedModelOutput: clipped,
-                                             noise: f.tensor("step.noise"))
-                XCTAssertLessThan(relativeError(try out.previous.toArray(), try f.values("ddim.\(name).prev")), 1e-6,
-                                  "\(name) on \(device.name)")
-                XCTAssertLessThan(relativeError(try out.original.toArray(), try f.values("ddim.\(name).x0")), 1e-6,
-                                  "\(name) on \(device.name)")
+                let out = try scheduler.step(
+                    modelOutput: f.tensor("step.output"), timestep: t, steps: 50,
+                    sample: f.tensor("step.sample"), eta: eta, useClippedModelOutput: clipped,
+                    noise: f.tensor("step.noise"))
+                XCTAssertLessThan(
+                    relativeError(try out.previous.toArray(), try f.values("ddim.\(name).prev")), 1e-6,
+                    "\(name) on \(device.name)")
+                XCTAssertLessThan(
+                    relativeError(try out.original.toArray(), try f.values("ddim.\(name).x0")), 1e-6,
+                    "\(name) on \(device.name)")
             }
         }
     }
@@ -88,17 +102,22 @@ final class SchedulerStepTests: XCTestCase {
                 config.predictionType = try XCTUnwrap(PredictionType(rawValue: prediction))
                 thresholding(&config)
                 let scheduler = try DDPMScheduler(config: config)
-                let out = try scheduler.step(modelOutput: output, timestep: 780, previousTimestep: 760,
-                                             sample: f.tensor("step.sample"), noise: f.tensor("step.noise"))
+                let out = try scheduler.step(
+                    modelOutput: output, timestep: 780, previousTimestep: 760,
+                    sample: f.tensor("step.sample"), noise: f.tensor("step.noise"))
                 let name = "ddpm_threshold.\(prediction)"
-                XCTAssertLessThan(relativeError(try out.original.toArray(), try f.values(name + ".x0")), 1e-6,
-                                  "\(name) on \(device.name)")
-                XCTAssertLessThan(relativeError(try out.previous.toArray(), try f.values(name + ".prev")), 1e-6,
-                                  "\(name) on \(device.name)")
+                XCTAssertLessThan(
+                    relativeError(try out.original.toArray(), try f.values(name + ".x0")), 1e-6,
+                    "\(name) on \(device.name)")
+                XCTAssertLessThan(
+                    relativeError(try out.previous.toArray(), try f.values(name + ".prev")), 1e-6,
+                    "\(name) on \(device.name)")
             }
-            for (name, prediction, t, eta, clipped) in [("threshold", "epsilon", 780, Float(0.5), false),
-                                                         ("threshold_clipped", "epsilon", 780, 0.5, true),
-                                                         ("threshold_v", "v_prediction", 500, 0, false)] {
+            for (name, prediction, t, eta, clipped) in [
+                ("threshold", "epsilon", 780, Float(0.5), false),
+                ("threshold_clipped", "epsilon", 780, 0.5, true),
+                ("threshold_v", "v_prediction", 500, 0, false),
+            ] {
                 var config = SchedulerConfig()
                 config.className = "DDIMScheduler"
                 config.predictionType = try XCTUnwrap(PredictionType(rawValue: prediction))
@@ -106,10 +125,12 @@ final class SchedulerStepTests: XCTestCase {
                 let out = try DDIMScheduler(config: config).step(
                     modelOutput: f.tensor("step.output"), timestep: t, steps: 50, sample: f.tensor("step.sample"),
                     eta: eta, useClippedModelOutput: clipped, noise: f.tensor("step.noise"))
-                XCTAssertLessThan(relativeError(try out.original.toArray(), try f.values("ddim.\(name).x0")), 1e-6,
-                                  "\(name) on \(device.name)")
-                XCTAssertLessThan(relativeError(try out.previous.toArray(), try f.values("ddim.\(name).prev")), 1e-6,
-                                  "\(name) on \(device.name)")
+                XCTAssertLessThan(
+                    relativeError(try out.original.toArray(), try f.values("ddim.\(name).x0")), 1e-6,
+                    "\(name) on \(device.name)")
+                XCTAssertLessThan(
+                    relativeError(try out.previous.toArray(), try f.values("ddim.\(name).prev")), 1e-6,
+                    "\(name) on \(device.name)")
             }
         }
         // torch.quantile's linear interpolation.

@@ -58,8 +58,10 @@ final class TrainingReplayTests: XCTestCase {
         /// `zeroGradient` names parameters whose gradient is identically zero in exact arithmetic:
         /// their moves are Adam normalising rounding noise, different in any two implementations
         /// (PyTorch against itself: 6.8e-2), so they are only held to the distance Adam can move.
-        func check(losses: [Float], module: Module, device: Device, learningRate: Float, zeroGradient: Set<String> = [],
-                   weightTolerance: Double = 1e-3, file: StaticString = #filePath, line: UInt = #line) throws {
+        func check(
+            losses: [Float], module: Module, device: Device, learningRate: Float, zeroGradient: Set<String> = [],
+            weightTolerance: Double = 1e-3, file: StaticString = #filePath, line: UInt = #line
+        ) throws {
             let trace = ProcessInfo.processInfo.environment["REPLAY_TRACE"] != nil
             let expected = try fixture.values("loss")
             XCTAssertEqual(losses.count, expected.count, file: file, line: line)
@@ -81,8 +83,9 @@ final class TrainingReplayTests: XCTestCase {
                 if zeroGradient.contains(name) {
                     let start = try XCTUnwrap(initial[name]).values
                     let moved = zip(a, start).map { abs(Double($0) - Double($1)) }.max() ?? 0
-                    XCTAssertLessThanOrEqual(moved, 2 * Double(steps) * Double(learningRate), "\(name) moved further than Adam can",
-                                             file: file, line: line)
+                    XCTAssertLessThanOrEqual(
+                        moved, 2 * Double(steps) * Double(learningRate), "\(name) moved further than Adam can",
+                        file: file, line: line)
                     continue
                 }
                 var difference = 0.0, norm = 0.0
@@ -95,7 +98,10 @@ final class TrainingReplayTests: XCTestCase {
                 if trace { print("weight \(name) relative L2 error \(error), max-norm \(relativeError(a, e))") }
                 if !(error <= worstWeight) { (worstName, worstWeight) = (name, error.isNaN ? .infinity : error) }
             }
-            print("replay on \(device.name): worst final weight error \(worstWeight) relative L2 (\(worstName)), \(worstMax) max-norm")
+            print(
+                "replay on \(device.name): worst final weight error \(worstWeight) relative L2 (\(worstName)), \(worstMax) "
+                    + "max-norm"
+            )
             XCTAssertLessThanOrEqual(worstWeight, weightTolerance, "final \(worstName) on \(device.name)", file: file, line: line)
         }
     }
@@ -108,7 +114,9 @@ final class TrainingReplayTests: XCTestCase {
         var names: Set<String> = ["up_blocks.2.resnets.2.conv2.bias", "up_blocks.2.resnets.2.conv_shortcut.bias"]
         for (block, resnets) in [("down_blocks.0", 2), ("up_blocks.2", 3)] {
             for r in 0..<resnets {
-                for p in ["conv1.bias", "time_emb_proj.weight", "time_emb_proj.bias"] { names.insert("\(block).resnets.\(r).\(p)") }
+                for p in ["conv1.bias", "time_emb_proj.weight", "time_emb_proj.bias"] {
+                    names.insert("\(block).resnets.\(r).\(p)")
+                }
             }
         }
         return names
@@ -117,7 +125,9 @@ final class TrainingReplayTests: XCTestCase {
     static let dataset: MNISTDataset? = try? MNISTDataset(directory: MNISTDataset.defaultDirectory)
 
     func fashionMNIST() throws -> MNISTDataset {
-        try XCTUnwrap(TrainingReplayTests.dataset, "Fashion-MNIST is needed at \(MNISTDataset.defaultDirectory.path): Tools/setup.sh installs it")
+        try XCTUnwrap(
+            TrainingReplayTests.dataset,
+            "Fashion-MNIST is needed at \(MNISTDataset.defaultDirectory.path): Tools/setup.sh installs it")
     }
 
     func testDDPMRecipeMatchesPyTorchStepForStep() throws {
@@ -139,8 +149,9 @@ final class TrainingReplayTests: XCTestCase {
                 let loss = try trainer.step(clean, labels: [], noise: noise, timesteps: timesteps)
                 losses.append(try loss.item())
             }
-            try replay.check(losses: losses, module: trainer.model, device: device, learningRate: 4e-4,
-                             zeroGradient: TrainingReplayTests.tutorialZeroGradient())
+            try replay.check(
+                losses: losses, module: trainer.model, device: device, learningRate: 4e-4,
+                zeroGradient: TrainingReplayTests.tutorialZeroGradient())
         }
     }
 

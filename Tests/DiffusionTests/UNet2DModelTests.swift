@@ -29,16 +29,20 @@ final class UNet2DModelTests: XCTestCase {
             let on = "\(name) on \(device.name)"
             let model = try UNet2DModel(config: config, generator: RandomGenerator(seed: 0), device: device)
             let state = f.filter { $0.key.hasPrefix("param.") }
-                .reduce(into: [String: (shape: [Int], values: [Float])]()) { $0[String($1.key.dropFirst(6))] = ($1.value.shape, $1.value.values) }
+                .reduce(into: [String: (shape: [Int], values: [Float])]()) {
+                    $0[String($1.key.dropFirst(6))] = ($1.value.shape, $1.value.values)
+                }
             XCTAssertEqual(Set(state.keys), Set(model.namedParameters().map(\.name)), on, file: file, line: line)
             try model.load(state: state, source: name)
             let input = try f.tensor("input", requiresGrad: true)
             let labels = f["class_labels"].map { $0.values.map { Int($0) } }
             let out = try model(input, timesteps: try f.values("timesteps").map { Int($0) }, classLabels: labels)
-            XCTAssertLessThan(relativeError(try out.toArray(), try f.values("out")), 1e-4, "\(on) forward", file: file, line: line)
+            XCTAssertLessThan(
+                relativeError(try out.toArray(), try f.values("out")), 1e-4, "\(on) forward", file: file, line: line)
             try (out * f.tensor("w")).sum().backward()
-            XCTAssertLessThan(relativeError(try XCTUnwrap(input.grad).toArray(), try f.values("grad.input")), 1e-3,
-                              "\(on) input", file: file, line: line)
+            XCTAssertLessThan(
+                relativeError(try XCTUnwrap(input.grad).toArray(), try f.values("grad.input")), 1e-3,
+                "\(on) input", file: file, line: line)
             for (key, parameter) in model.namedParameters() {
                 guard let theirs = f["grad." + key]?.values else {
                     // Frozen in diffusers (requires_grad=False), so untouched by training here too.
@@ -97,10 +101,12 @@ final class UNet2DModelTests: XCTestCase {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("unet-config-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
-        for (key, value, expected) in [("down_block_types", "[\"DownBlock2D\", \"CrossAttnDownBlock2D\"]", "AttnDownBlock2D"),
-                                       ("time_embedding_type", "\"learned\"", "positional, fourier"),
-                                       ("act_fn", "\"gelu\"", "silu, swish"),
-                                       ("resnet_time_scale_shift", "\"ada_group\"", "default, scale_shift")] {
+        for (key, value, expected) in [
+            ("down_block_types", "[\"DownBlock2D\", \"CrossAttnDownBlock2D\"]", "AttnDownBlock2D"),
+            ("time_embedding_type", "\"learned\"", "positional, fourier"),
+            ("act_fn", "\"gelu\"", "silu, swish"),
+            ("resnet_time_scale_shift", "\"ada_group\"", "default, scale_shift"),
+        ] {
             let url = folder.appendingPathComponent("\(key).json")
             try Data("{\"\(key)\": \(value)}".utf8).write(to: url)
             XCTAssertThrowsError(try JSONFile.read(UNet2DConfig.self, from: url)) {

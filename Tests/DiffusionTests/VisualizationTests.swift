@@ -38,9 +38,14 @@ final class VisualizationTests: XCTestCase {
             }
         }
         // A prediction type no step implements is refused when scheduler_config.json is read.
-        XCTAssertThrowsError(try JSONFile.decode(SchedulerConfig.self, from: Data(#"{"prediction_type": "noise"}"#.utf8),
-                                                 source: "scheduler_config.json")) {
-            XCTAssertTrue("\($0)".contains("prediction_type: 'noise' is not supported; this version reads epsilon, sample, v_prediction"), "\($0)")
+        XCTAssertThrowsError(
+            try JSONFile.decode(
+                SchedulerConfig.self, from: Data(#"{"prediction_type": "noise"}"#.utf8),
+                source: "scheduler_config.json")
+        ) {
+            XCTAssertTrue(
+                "\($0)".contains("prediction_type: 'noise' is not supported; this version reads epsilon, sample, v_prediction"),
+                "\($0)")
         }
     }
 }

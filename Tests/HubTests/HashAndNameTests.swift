@@ -8,8 +8,9 @@ final class HashAndNameTests: XCTestCase {
     func testSHA256KnownAnswers() {
         XCTAssertEqual(SHA256.hex([UInt8]()), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
         XCTAssertEqual(SHA256.hex(Array("abc".utf8)), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-        XCTAssertEqual(SHA256.hex(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)),
-                       "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        XCTAssertEqual(
+            SHA256.hex(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
         // Streaming in uneven pieces gives the one-shot digest.
         let million = [UInt8](repeating: UInt8(ascii: "a"), count: 1_000_000)
         var hasher = SHA256()
@@ -19,8 +20,9 @@ final class HashAndNameTests: XCTestCase {
             offset += size
         }
         XCTAssertEqual(offset, million.count)
-        XCTAssertEqual(hasher.finalize().map { String(format: "%02x", $0) }.joined(),
-                       "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+        XCTAssertEqual(
+            hasher.finalize().map { String(format: "%02x", $0) }.joined(),
+            "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
     }
 
     func testSHA1AndGitBlobID() {
@@ -62,8 +64,10 @@ final class HashAndNameTests: XCTestCase {
     }
 
     func testEnvironment() {
-        let environment = HubEnvironment.current(["HF_ENDPOINT": "http://127.0.0.1:9/", "HF_HUB_OFFLINE": "1",
-                                                  "HF_TOKEN": " hf_x\n", "HF_HUB_CACHE": "/c"])
+        let environment = HubEnvironment.current([
+            "HF_ENDPOINT": "http://127.0.0.1:9/", "HF_HUB_OFFLINE": "1",
+            "HF_TOKEN": " hf_x\n", "HF_HUB_CACHE": "/c",
+        ])
         XCTAssertEqual(environment.endpoint, "http://127.0.0.1:9")
         XCTAssertTrue(environment.offline)
         XCTAssertEqual(environment.token, "hf_x")

@@ -1,9 +1,10 @@
 // The Hub cache never writes outside itself, whatever the names it is handed or the links it finds.
 import DiffuseCore
-@testable import Hub
 import Foundation
 import Tensor
 import XCTest
+
+@testable import Hub
 
 final class HubCachePathTests: XCTestCase {
     var scratch: URL!
@@ -31,8 +32,9 @@ final class HubCachePathTests: XCTestCase {
         }
         XCTAssertEqual(entries(scratch), [], "nothing may be created for a refused link")
         XCTAssertNoThrow(try cache.link(repo, commit: commit, path: "unet/config.json", etag: "abc123"))
-        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(
-            atPath: cache.snapshotFolder(repo, commit: commit).appendingPathComponent("unet/config.json").path),
+        XCTAssertEqual(
+            try FileManager.default.destinationOfSymbolicLink(
+                atPath: cache.snapshotFolder(repo, commit: commit).appendingPathComponent("unet/config.json").path),
             "../../../blobs/abc123")
     }
 
@@ -53,7 +55,8 @@ final class HubCachePathTests: XCTestCase {
         try Data("secret".utf8).write(to: secret)
         let snapshot = cache.snapshotFolder(repo, commit: commit)
         try FileManager.default.createDirectory(at: snapshot, withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(at: snapshot.appendingPathComponent("model_index.json"), withDestinationURL: secret)
+        try FileManager.default.createSymbolicLink(
+            at: snapshot.appendingPathComponent("model_index.json"), withDestinationURL: secret)
         XCTAssertNil(cache.cachedFile(repo, commit: commit, path: "model_index.json"))
         XCTAssertNil(cache.cachedFile(repo, commit: commit, path: "../../../../secret.txt"))
     }
@@ -63,7 +66,8 @@ final class HubCachePathTests: XCTestCase {
         let outside = scratch.appendingPathComponent("outside")
         try FileManager.default.createDirectory(at: outside, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(at: cache.repoFolder(branch), withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(at: cache.repoFolder(branch).appendingPathComponent("refs"), withDestinationURL: outside)
+        try FileManager.default.createSymbolicLink(
+            at: cache.repoFolder(branch).appendingPathComponent("refs"), withDestinationURL: outside)
         XCTAssertThrowsError(try cache.writeRef(branch, commit: commit))
         XCTAssertEqual(entries(outside), [])
     }

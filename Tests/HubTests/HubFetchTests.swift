@@ -34,8 +34,9 @@ final class HubFetchTests: XCTestCase {
     }
 
     func environment(offline: Bool = false, token: String? = nil) -> HubEnvironment {
-        HubEnvironment(endpoint: server.endpoint, cache: HubCache(root: scratch.appendingPathComponent("cache")),
-                       token: token, offline: offline, showProgress: false)
+        HubEnvironment(
+            endpoint: server.endpoint, cache: HubCache(root: scratch.appendingPathComponent("cache")),
+            token: token, offline: offline, showProgress: false)
     }
 
     let files = ["model_index.json", "unet/config.json", "unet/diffusion_pytorch_model.safetensors"]
@@ -72,11 +73,15 @@ final class HubFetchTests: XCTestCase {
         let weights = try Data(contentsOf: scratch.appendingPathComponent("repo/unet/diffusion_pytorch_model.safetensors"))
         let sha = SHA256.hex([UInt8](weights))
         // LFS file: blob named by SHA-256; plain file: by git blob id; links are relative.
-        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(
-            atPath: snapshot.appendingPathComponent("unet/diffusion_pytorch_model.safetensors").path), "../../../blobs/\(sha)")
+        XCTAssertEqual(
+            try FileManager.default.destinationOfSymbolicLink(
+                atPath: snapshot.appendingPathComponent("unet/diffusion_pytorch_model.safetensors").path), "../../../blobs/\(sha)"
+        )
         let index = try Data(contentsOf: scratch.appendingPathComponent("repo/model_index.json"))
-        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(
-            atPath: snapshot.appendingPathComponent("model_index.json").path), "../../blobs/\(SHA1.gitBlobID([UInt8](index)))")
+        XCTAssertEqual(
+            try FileManager.default.destinationOfSymbolicLink(
+                atPath: snapshot.appendingPathComponent("model_index.json").path), "../../blobs/\(SHA1.gitBlobID([UInt8](index)))"
+        )
         XCTAssertEqual(try Data(contentsOf: snapshot.appendingPathComponent("unet/diffusion_pytorch_model.safetensors")), weights)
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: repoFolder.appendingPathComponent("blobs").path)
             .filter { $0.hasSuffix(".incomplete") }

@@ -8,8 +8,9 @@ final class LayerTests: XCTestCase {
     let device = CPUDevice.shared
 
     func testConvolutionInitialisationFollowsPyTorch() throws {
-        let conv = try Conv2d(inChannels: 4, outChannels: 8, kernelSize: 3, padding: 1,
-                              generator: RandomGenerator(seed: 1), device: device)
+        let conv = try Conv2d(
+            inChannels: 4, outChannels: 8, kernelSize: 3, padding: 1,
+            generator: RandomGenerator(seed: 1), device: device)
         let bound = 1 / Float(4 * 9).squareRoot()
         let weights = try conv.weight.toArray()
         XCTAssertTrue(weights.allSatisfy { abs($0) <= bound })
@@ -24,8 +25,13 @@ final class LayerTests: XCTestCase {
         XCTAssertThrowsError(try linear.load(state: ["weight": ([2, 3], Array(repeating: 0, count: 6))], source: "t")) {
             XCTAssertTrue("\($0)".contains("bias is missing"))
         }
-        XCTAssertThrowsError(try linear.load(state: ["weight": ([3, 2], Array(repeating: 0, count: 6)),
-                                                     "bias": ([2], [0, 0])], source: "t")) {
+        XCTAssertThrowsError(
+            try linear.load(
+                state: [
+                    "weight": ([3, 2], Array(repeating: 0, count: 6)),
+                    "bias": ([2], [0, 0]),
+                ], source: "t")
+        ) {
             XCTAssertTrue("\($0)".contains("[3, 2]"))
         }
         try linear.load(state: ["weight": ([2, 3], [1, 0, 0, 0, 1, 0]), "bias": ([2], [5, 6])], source: "t")

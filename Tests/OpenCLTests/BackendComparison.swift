@@ -8,8 +8,10 @@ import XCTest
 
 /// Compares forward and backward of `f` between the CPU and OpenCL within `tolerance` (max error
 /// relative to the largest CPU magnitude).
-func compareBackends(_ name: String, _ inputs: [(values: [Float], shape: [Int])], tolerance: Float = 1e-5,
-                     file: StaticString = #filePath, line: UInt = #line, _ f: ([Tensor]) throws -> Tensor) throws {
+func compareBackends(
+    _ name: String, _ inputs: [(values: [Float], shape: [Int])], tolerance: Float = 1e-5,
+    file: StaticString = #filePath, line: UInt = #line, _ f: ([Tensor]) throws -> Tensor
+) throws {
     let gpu = try DevicesUnderTest.opencl(file: file, line: line)
     var results: [(out: [Float], grads: [[Float]])] = []
     for device in [CPUDevice.shared as Device, gpu] {
@@ -23,9 +25,11 @@ func compareBackends(_ name: String, _ inputs: [(values: [Float], shape: [Int])]
         try (out * weights).sum().backward()
         results.append((try out.toArray(), try leaves.map { try XCTUnwrap($0.grad, "\(name): no gradient").toArray() }))
     }
-    XCTAssertLessThan(relativeError(results[1].out, results[0].out, floor: 1e-6), tolerance, "\(name) forward", file: file, line: line)
+    XCTAssertLessThan(
+        relativeError(results[1].out, results[0].out, floor: 1e-6), tolerance, "\(name) forward", file: file, line: line)
     for i in inputs.indices {
-        XCTAssertLessThan(relativeError(results[1].grads[i], results[0].grads[i], floor: 1e-6), tolerance,
-                          "\(name) gradient of input \(i)", file: file, line: line)
+        XCTAssertLessThan(
+            relativeError(results[1].grads[i], results[0].grads[i], floor: 1e-6), tolerance,
+            "\(name) gradient of input \(i)", file: file, line: line)
     }
 }

@@ -1,10 +1,11 @@
+import Tensor
+import TestSupport
+import XCTest
+
 // The fused attention kernels (attention_fused.cl) against the CPU's GEMM + softmax twin, forward
 // and backward, in both layouts, over head dims that hit every kernel bound (1..64) and the GEMM
 // route above it, and lengths around the 64-row tiles.
 @testable import OpenCLBackend
-import Tensor
-import TestSupport
-import XCTest
 
 final class FusedAttentionTests: XCTestCase {
     /// Both kernel families run here, whichever the device would pick.
@@ -27,13 +28,17 @@ final class FusedAttentionTests: XCTestCase {
             for channelMajor in [false, true] {
                 let qShape = channelMajor ? [c.batch, c.d, c.lq] : [c.batch, c.lq, c.d]
                 let kShape = channelMajor ? [c.batch, c.d, c.lk] : [c.batch, c.lk, c.d]
-                try compareBackends("\(style) attention \(n) \(c) channelMajor \(channelMajor)", [
-                    (try testValues(Shape.count(qShape), seed: 30 + UInt64(n), low: -2, high: 2), qShape),
-                    (try testValues(Shape.count(kShape), seed: 40 + UInt64(n), low: -2, high: 2), kShape),
-                    (try testValues(Shape.count(kShape), seed: 50 + UInt64(n)), kShape),
-                ], tolerance: 1e-4) {
-                    try Tensor.attention(query: $0[0], key: $0[1], value: $0[2], scale: 1 / Float(c.d).squareRoot(),
-                                         channelMajor: channelMajor)
+                try compareBackends(
+                    "\(style) attention \(n) \(c) channelMajor \(channelMajor)",
+                    [
+                        (try testValues(Shape.count(qShape), seed: 30 + UInt64(n), low: -2, high: 2), qShape),
+                        (try testValues(Shape.count(kShape), seed: 40 + UInt64(n), low: -2, high: 2), kShape),
+                        (try testValues(Shape.count(kShape), seed: 50 + UInt64(n)), kShape),
+                    ], tolerance: 1e-4
+                ) {
+                    try Tensor.attention(
+                        query: $0[0], key: $0[1], value: $0[2], scale: 1 / Float(c.d).squareRoot(),
+                        channelMajor: channelMajor)
                 }
             }
         }
@@ -53,8 +58,10 @@ final class FusedAttentionTests: XCTestCase {
     func compareLargeScores() throws {
         let q = try testValues(2 * 8 * 70, seed: 60, low: -7, high: 7)
         let k = try testValues(2 * 8 * 70, seed: 61, low: -7, high: 7)
-        try compareBackends("large scores", [(q, [2, 8, 70]), (k, [2, 8, 70]), (try testValues(2 * 8 * 70, seed: 62), [2, 8, 70])],
-                            tolerance: 1e-4) {
+        try compareBackends(
+            "large scores", [(q, [2, 8, 70]), (k, [2, 8, 70]), (try testValues(2 * 8 * 70, seed: 62), [2, 8, 70])],
+            tolerance: 1e-4
+        ) {
             try Tensor.attention(query: $0[0], key: $0[1], value: $0[2], scale: 1, channelMajor: true)
         }
     }

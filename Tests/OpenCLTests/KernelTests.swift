@@ -9,17 +9,22 @@ import XCTest
 final class KernelTests: XCTestCase {
     func testConvolutionIm2colDirectAndPointwise() throws {
         let cases: [(x: [Int], w: [Int], stride: Int, padding: Int)] = [
-            ([1, 1, 28, 28], [7, 1, 5, 5], 1, 2),     // im2col + gemm, batch 1
-            ([3, 3, 7, 7], [33, 3, 5, 5], 1, 2),      // tile remainders in M and N
-            ([2, 33, 7, 3], [5, 33, 3, 3], 2, 1),     // strided, odd sizes
-            ([2, 7, 9, 9], [1, 7, 5, 5], 1, 2),       // direct path (one output channel)
-            ([3, 7, 5, 3], [3, 7, 3, 3], 1, 0),       // direct path without padding
-            ([2, 3, 5, 7], [9, 3, 1, 1], 1, 0),       // pointwise
+            ([1, 1, 28, 28], [7, 1, 5, 5], 1, 2),  // im2col + gemm, batch 1
+            ([3, 3, 7, 7], [33, 3, 5, 5], 1, 2),  // tile remainders in M and N
+            ([2, 33, 7, 3], [5, 33, 3, 3], 2, 1),  // strided, odd sizes
+            ([2, 7, 9, 9], [1, 7, 5, 5], 1, 2),  // direct path (one output channel)
+            ([3, 7, 5, 3], [3, 7, 3, 3], 1, 0),  // direct path without padding
+            ([2, 3, 5, 7], [9, 3, 1, 1], 1, 0),  // pointwise
         ]
         for (n, c) in cases.enumerated() {
-            try compareBackends("conv \(n)", [(testValues(Shape.count(c.x), seed: 1), c.x),
-                                              (testValues(Shape.count(c.w), seed: 2), c.w),
-                                              (testValues(c.w[0], seed: 3), [c.w[0]])], tolerance: 1e-4) {
+            try compareBackends(
+                "conv \(n)",
+                [
+                    (testValues(Shape.count(c.x), seed: 1), c.x),
+                    (testValues(Shape.count(c.w), seed: 2), c.w),
+                    (testValues(c.w[0], seed: 3), [c.w[0]]),
+                ], tolerance: 1e-4
+            ) {
                 try $0[0].conv2d(weight: $0[1], bias: $0[2], stride: c.stride, padding: c.padding)
             }
         }
@@ -29,22 +34,31 @@ final class KernelTests: XCTestCase {
         for (m, n, k) in [(1, 1, 1), (3, 7, 5), (33, 28, 7), (9, 17, 33)] {
             let a = try testValues(2 * m * k, seed: 4)
             let b = try testValues(2 * k * n, seed: 5)
-            try compareBackends("matmul \(m)x\(n)x\(k)", [(a, [2, m, k]), (b, [2, k, n])], tolerance: 1e-4) { try $0[0].matmul($0[1]) }
+            try compareBackends("matmul \(m)x\(n)x\(k)", [(a, [2, m, k]), (b, [2, k, n])], tolerance: 1e-4) {
+                try $0[0].matmul($0[1])
+            }
             try compareBackends("matmul T \(m)x\(n)x\(k)", [(a, [2, k, m]), (b, [2, n, k])], tolerance: 1e-4) {
                 try $0[0].matmul($0[1], transposeSelf: true, transposeOther: true)
             }
             try compareBackends("linear \(m)x\(n)x\(k)", [(a, [2, m, k]), (Array(b[0..<(k * n)]), [n, k])], tolerance: 1e-4) {
                 try $0[0].linear(weight: $0[1], bias: nil)
             }
-            try compareBackends("linear + bias \(m)x\(n)x\(k)", [(a, [2, m, k]), (Array(b[0..<(k * n)]), [n, k]),
-                                                                (try testValues(n, seed: 6), [n])], tolerance: 1e-4) {
+            try compareBackends(
+                "linear + bias \(m)x\(n)x\(k)",
+                [
+                    (a, [2, m, k]), (Array(b[0..<(k * n)]), [n, k]),
+                    (try testValues(n, seed: 6), [n]),
+                ], tolerance: 1e-4
+            ) {
                 try $0[0].linear(weight: $0[1], bias: $0[2])
             }
         }
     }
 
     func testElementwiseBroadcastAndReductions() throws {
-        let shapes: [([Int], [Int])] = [([3, 7, 5], [3, 7, 5]), ([2, 33, 3], [33, 1]), ([1, 3, 28], [1]), ([7, 1, 3], [5, 1])]
+        let shapes: [([Int], [Int])] = [
+            ([3, 7, 5], [3, 7, 5]), ([2, 33, 3], [33, 1]), ([1, 3, 28], [1]), ([7, 1, 3], [5, 1]),
+        ]
         for (a, b) in shapes {
             let av = try testValues(Shape.count(a), seed: 6)
             let bv = try testValues(Shape.count(b), seed: 7).map { $0 + ($0 >= 0 ? 1 : -1) }
@@ -72,18 +86,24 @@ final class KernelTests: XCTestCase {
 
     func testGroupNormSoftmaxAttention() throws {
         let x = try testValues(2 * 6 * 28, seed: 12, low: -2, high: 3)
-        try compareBackends("group norm", [(x, [2, 6, 4, 7]), (try testValues(6, seed: 13), [6]), (try testValues(6, seed: 14), [6])],
-                            tolerance: 1e-4) { try $0[0].groupNorm(groups: 3, gamma: $0[1], beta: $0[2], epsilon: 1e-5) }
+        try compareBackends(
+            "group norm", [(x, [2, 6, 4, 7]), (try testValues(6, seed: 13), [6]), (try testValues(6, seed: 14), [6])],
+            tolerance: 1e-4
+        ) { try $0[0].groupNorm(groups: 3, gamma: $0[1], beta: $0[2], epsilon: 1e-5) }
         try compareBackends("group norm no affine, batch 1", [(try testValues(33 * 7, seed: 15), [1, 33, 7])], tolerance: 1e-4) {
             try $0[0].groupNorm(groups: 1, gamma: nil, beta: nil, epsilon: 1e-6)
         }
         // SiLU fused: odd channel counts, one group, one pixel, batch 1.
         for (n, c) in [([2, 6, 4, 7], 3), ([1, 33, 7, 1], 1), ([3, 7, 1, 1], 1), ([1, 9, 3, 33], 3)].enumerated() {
             let channels = c.0[1]
-            try compareBackends("group norm + silu \(c.0)", [
-                (try testValues(Shape.count(c.0), seed: 70 + UInt64(n), low: -2, high: 3), c.0),
-                (try testValues(channels, seed: 80 + UInt64(n)), [channels]),
-                (try testValues(channels, seed: 90 + UInt64(n)), [channels])], tolerance: 1e-4) {
+            try compareBackends(
+                "group norm + silu \(c.0)",
+                [
+                    (try testValues(Shape.count(c.0), seed: 70 + UInt64(n), low: -2, high: 3), c.0),
+                    (try testValues(channels, seed: 80 + UInt64(n)), [channels]),
+                    (try testValues(channels, seed: 90 + UInt64(n)), [channels]),
+                ], tolerance: 1e-4
+            ) {
                 try $0[0].groupNorm(groups: c.1, gamma: $0[1], beta: $0[2], epsilon: 1e-5, silu: true)
             }
         }
@@ -91,22 +111,33 @@ final class KernelTests: XCTestCase {
         // take one (group_norm_forward).
         let gpu = try DevicesUnderTest.opencl()
         gpu.ledger.reset()
-        try compareBackends("group norm + silu, one large group", [
-            (try testValues(2 * 120 * 100, seed: 98, low: -2, high: 3), [1, 2, 120, 100]),
-            (try testValues(2, seed: 97), [2]), (try testValues(2, seed: 96), [2])], tolerance: 1e-4) {
+        try compareBackends(
+            "group norm + silu, one large group",
+            [
+                (try testValues(2 * 120 * 100, seed: 98, low: -2, high: 3), [1, 2, 120, 100]),
+                (try testValues(2, seed: 97), [2]), (try testValues(2, seed: 96), [2]),
+            ], tolerance: 1e-4
+        ) {
             try $0[0].groupNorm(groups: 1, gamma: $0[1], beta: $0[2], epsilon: 1e-5, silu: true)
         }
         XCTAssertEqual(gpu.ledger.rows["group_norm_stats"]?.launches, 1)
         XCTAssertEqual(gpu.ledger.rows["group_norm_apply"]?.launches, 1)
         XCTAssertNil(gpu.ledger.rows["group_norm_forward"])
-        try compareBackends("group norm + silu, no affine", [(try testValues(2 * 6 * 5, seed: 99), [2, 6, 5])],
-                            tolerance: 1e-4) {
+        try compareBackends(
+            "group norm + silu, no affine", [(try testValues(2 * 6 * 5, seed: 99), [2, 6, 5])],
+            tolerance: 1e-4
+        ) {
             try $0[0].groupNorm(groups: 2, gamma: nil, beta: nil, epsilon: 1e-5, silu: true)
         }
         try compareBackends("softmax", [(try testValues(7 * 33, seed: 16, low: -4, high: 4), [7, 33])]) { try $0[0].softmax() }
-        try compareBackends("attention", [(try testValues(3 * 7 * 8, seed: 17), [3, 7, 8]),
-                                          (try testValues(3 * 33 * 8, seed: 18), [3, 33, 8]),
-                                          (try testValues(3 * 33 * 8, seed: 19), [3, 33, 8])], tolerance: 1e-4) {
+        try compareBackends(
+            "attention",
+            [
+                (try testValues(3 * 7 * 8, seed: 17), [3, 7, 8]),
+                (try testValues(3 * 33 * 8, seed: 18), [3, 33, 8]),
+                (try testValues(3 * 33 * 8, seed: 19), [3, 33, 8]),
+            ], tolerance: 1e-4
+        ) {
             try Tensor.attention(query: $0[0], key: $0[1], value: $0[2], scale: 0.35)
         }
     }
@@ -128,27 +159,32 @@ final class KernelTests: XCTestCase {
             let cpuUniform = try Tensor.uniform([count], generator: RandomGenerator(seed: 5, offset: 9), on: CPUDevice.shared)
             let gpuUniform = try Tensor.uniform([count], generator: RandomGenerator(seed: 5, offset: 9), on: gpu)
             XCTAssertEqual(try gpuUniform.toArray(), try cpuUniform.toArray(), "uniform \(count)")
-            let cpuMask = try Tensor.ones([count], on: CPUDevice.shared).dropout(probability: 0.4, generator: RandomGenerator(seed: 7))
+            let cpuMask = try Tensor.ones([count], on: CPUDevice.shared).dropout(
+                probability: 0.4, generator: RandomGenerator(seed: 7))
             let gpuMask = try Tensor.ones([count], on: gpu).dropout(probability: 0.4, generator: RandomGenerator(seed: 7))
             XCTAssertEqual(try gpuMask.toArray(), try cpuMask.toArray(), "dropout mask \(count)")
             let cpuNormal = try Tensor.normal([count], generator: RandomGenerator(seed: 6), on: CPUDevice.shared)
             let gpuNormal = try Tensor.normal([count], generator: RandomGenerator(seed: 6), on: gpu)
-            XCTAssertLessThan(relativeError(try gpuNormal.toArray(), try cpuNormal.toArray(), floor: 1e-6), 1e-5, "normal \(count)")
+            XCTAssertLessThan(
+                relativeError(try gpuNormal.toArray(), try cpuNormal.toArray(), floor: 1e-6), 1e-5, "normal \(count)")
         }
     }
 
     func testSchedulerStepMatchesTheCPU() throws {
         let gpu = try DevicesUnderTest.opencl()
         let geometries = [
-            SchedulerStepGeometry(count: 0, prediction: .epsilon, sqrtAlphaProduct: 0.3, sqrtBetaProduct: 0.95,
-                                  clipRange: 1, recomputeEpsilon: false, x0Coefficient: 0.2, sampleCoefficient: 0.9,
-                                  epsilonCoefficient: 0, noiseCoefficient: 0.1),
-            SchedulerStepGeometry(count: 0, prediction: .sample, sqrtAlphaProduct: 0.7, sqrtBetaProduct: 0.71,
-                                  clipRange: nil, recomputeEpsilon: true, x0Coefficient: 0.8, sampleCoefficient: 0,
-                                  epsilonCoefficient: 0.5, noiseCoefficient: 0),
-            SchedulerStepGeometry(count: 0, prediction: .velocity, sqrtAlphaProduct: 0.5, sqrtBetaProduct: 0.86,
-                                  clipRange: 0.5, recomputeEpsilon: true, x0Coefficient: 0.6, sampleCoefficient: 0,
-                                  epsilonCoefficient: 0.7, noiseCoefficient: 0.2),
+            SchedulerStepGeometry(
+                count: 0, prediction: .epsilon, sqrtAlphaProduct: 0.3, sqrtBetaProduct: 0.95,
+                clipRange: 1, recomputeEpsilon: false, x0Coefficient: 0.2, sampleCoefficient: 0.9,
+                epsilonCoefficient: 0, noiseCoefficient: 0.1),
+            SchedulerStepGeometry(
+                count: 0, prediction: .sample, sqrtAlphaProduct: 0.7, sqrtBetaProduct: 0.71,
+                clipRange: nil, recomputeEpsilon: true, x0Coefficient: 0.8, sampleCoefficient: 0,
+                epsilonCoefficient: 0.5, noiseCoefficient: 0),
+            SchedulerStepGeometry(
+                count: 0, prediction: .velocity, sqrtAlphaProduct: 0.5, sqrtBetaProduct: 0.86,
+                clipRange: 0.5, recomputeEpsilon: true, x0Coefficient: 0.6, sampleCoefficient: 0,
+                epsilonCoefficient: 0.7, noiseCoefficient: 0.2),
         ]
         for (n, g) in geometries.enumerated() {
             var results: [[Float]] = []
@@ -156,8 +192,9 @@ final class KernelTests: XCTestCase {
                 let sample = try Tensor(try testValues(3 * 33, seed: 30, low: -2, high: 2), shape: [3, 33], on: device)
                 let output = try Tensor(try testValues(3 * 33, seed: 31), shape: [3, 33], on: device)
                 let noise = try Tensor(try testValues(3 * 33, seed: 32), shape: [3, 33], on: device)
-                let step = try Tensor.schedulerStep(sample: sample, modelOutput: output,
-                                                    noise: g.noiseCoefficient == 0 ? nil : noise, g)
+                let step = try Tensor.schedulerStep(
+                    sample: sample, modelOutput: output,
+                    noise: g.noiseCoefficient == 0 ? nil : noise, g)
                 results.append(try step.previous.toArray() + step.original.toArray())
             }
             XCTAssertLessThan(relativeError(results[1], results[0], floor: 1e-6), 1e-6, "scheduler step \(n)")

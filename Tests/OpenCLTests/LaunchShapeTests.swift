@@ -4,10 +4,11 @@
 // host only for the one read that ends it. Counts, not times: they hold on PoCL as on a GPU.
 import DiffusionModels
 import DiffusionPipelines
-@testable import OpenCLBackend
 import Tensor
 import TestSupport
 import XCTest
+
+@testable import OpenCLBackend
 
 final class LaunchShapeTests: XCTestCase {
     /// Runs one warm-up step, then one counted step, and returns the ledger of the counted one.
@@ -49,7 +50,8 @@ final class LaunchShapeTests: XCTestCase {
         let x = try Tensor.uniform([2, 2000], generator: RandomGenerator(seed: 1), on: device)
         device.ledger.reset()
         _ = try GradMode.withoutGradients { try x.softmax() }.toArray()
-        XCTAssertEqual(device.ledger.narrowLaunches, [NarrowLaunch(kernel: "softmax_rows", workItems: 64, serialIterations: 6000)])
+        XCTAssertEqual(
+            device.ledger.narrowLaunches, [NarrowLaunch(kernel: "softmax_rows", workItems: 64, serialIterations: 6000)])
     }
 
     func testASmallLongProductIsSplitAlongK() throws {

@@ -1,10 +1,11 @@
 // A kernel that does not compile is a device error that carries the compiler's log, so the
 // user (or a driver bug report) sees which line failed; nothing is cached for it.
 import DiffuseCore
-@testable import OpenCLBackend
 import Tensor
 import TestSupport
 import XCTest
+
+@testable import OpenCLBackend
 
 final class ProgramBuildTests: XCTestCase {
     func testBuildFailureShowsTheCompilerLog() throws {

@@ -7,10 +7,11 @@ import CPUBackend
 import DiffusionModels
 import DiffusionPipelines
 import NN
-@testable import OpenCLBackend
 import Tensor
 import TestSupport
 import XCTest
+
+@testable import OpenCLBackend
 
 final class TiledGemmTests: XCTestCase {
     /// Runs `body` with gemm_tiled forced on the shared test device, then restores the choice.
@@ -37,17 +38,19 @@ final class TiledGemmTests: XCTestCase {
         return result
     }
 
-
     /// One geometry on both backends; C starts as NaN when beta is 0, else as random values.
-    func check(_ device: OpenCLDevice, _ g: GemmGeometry, seed: UInt64, file: StaticString = #filePath,
-               line: UInt = #line) throws {
+    func check(
+        _ device: OpenCLDevice, _ g: GemmGeometry, seed: UInt64, file: StaticString = #filePath,
+        line: UInt = #line
+    ) throws {
         let aCount = g.strideA * (g.batch - 1) + g.m * g.k
         let bCount = g.strideB * (g.batch - 1) + g.k * g.n
         let cCount = g.strideOut * (g.batch - 1) + g.m * g.n
         let a = try testValues(aCount, seed: seed)
         let b = try testValues(bCount, seed: seed + 1)
         let c = g.beta == 0 ? [Float](repeating: .nan, count: cCount) : try testValues(cCount, seed: seed + 2)
-        let name = "\(g.batch)x[\(g.m)x\(g.k)\(g.transposeA ? "ᵀ" : "")]·[\(g.k)x\(g.n)\(g.transposeB ? "ᵀ" : "")] "
+        let name =
+            "\(g.batch)x[\(g.m)x\(g.k)\(g.transposeA ? "ᵀ" : "")]·[\(g.k)x\(g.n)\(g.transposeB ? "ᵀ" : "")] "
             + "strides \(g.strideA),\(g.strideB),\(g.strideOut) alpha \(g.alpha) beta \(g.beta)"
         let expected = try gemm(on: CPUDevice.shared, g, a: a, b: b, c: c)
         let actual = try gemm(on: device, g, a: a, b: b, c: c)
@@ -67,8 +70,9 @@ final class TiledGemmTests: XCTestCase {
                             // class without the full product of 3,456 runs.
                             let batch = index % 2 == 0 ? 1 : 3
                             let beta: Float = (index / 2) % 2 == 0 ? 0 : 1
-                            let g = GemmGeometry(batch: batch, m: m, n: n, k: k, transposeA: ta, transposeB: tb,
-                                                 alpha: 0.75, beta: beta)
+                            let g = GemmGeometry(
+                                batch: batch, m: m, n: n, k: k, transposeA: ta, transposeB: tb,
+                                alpha: 0.75, beta: beta)
                             try check(device, g, seed: UInt64(index % 50))
                             index += 1
                         }
@@ -87,12 +91,14 @@ final class TiledGemmTests: XCTestCase {
                     for beta: Float in [0, 1] {
                         // Gaps between entries (left untouched), a B shared by every entry, and a
                         // batch summed into one C (per-entry products, then sum_batch).
-                        let gapped = GemmGeometry(batch: 3, m: m, n: n, k: k, transposeA: ta, transposeB: tb,
-                                                  strideA: m * k + 5, strideB: 0, strideOut: m * n + 3,
-                                                  alpha: -1.5, beta: beta)
+                        let gapped = GemmGeometry(
+                            batch: 3, m: m, n: n, k: k, transposeA: ta, transposeB: tb,
+                            strideA: m * k + 5, strideB: 0, strideOut: m * n + 3,
+                            alpha: -1.5, beta: beta)
                         try check(device, gapped, seed: 60)
-                        let summed = GemmGeometry(batch: 3, m: m, n: n, k: k, transposeA: ta, transposeB: tb,
-                                                  strideOut: 0, alpha: 0.5, beta: beta)
+                        let summed = GemmGeometry(
+                            batch: 3, m: m, n: n, k: k, transposeA: ta, transposeB: tb,
+                            strideOut: 0, alpha: 0.5, beta: beta)
                         try check(device, summed, seed: 61)
                     }
                 }
@@ -110,8 +116,10 @@ final class TiledGemmTests: XCTestCase {
         defer { device.gemmKernel = saved }
         for kernel in [GemmKernelChoice.tiled, .vector] {
             device.gemmKernel = kernel
-            for (m, n, k, rsA, csA, rsB, csB) in [(33, 65, 7, 2, 70, 1, 14), (70, 3, 1_100, 1_100 * 2, 2, 6, 2),
-                                                  (65, 33, 130, 1, 65, 33, 1), (1, 130, 33, 33, 1, 1, 33)] {
+            for (m, n, k, rsA, csA, rsB, csB) in [
+                (33, 65, 7, 2, 70, 1, 14), (70, 3, 1_100, 1_100 * 2, 2, 6, 2),
+                (65, 33, 130, 1, 65, 33, 1), (1, 130, 33, 33, 1, 1, 33),
+            ] {
                 let aCount = (m - 1) * rsA + (k - 1) * csA + 1
                 let bCount = (k - 1) * rsB + (n - 1) * csB + 1
                 let a = try testValues(aCount, seed: 70), b = try testValues(bCount, seed: 71)
@@ -136,10 +144,12 @@ final class TiledGemmTests: XCTestCase {
                     } else {
                         s.rowBias = device.memory(tensors[2].buffer)
                     }
-                    try device.enqueueGemm(device.memory(tensors[0].buffer), device.memory(tensors[1].buffer),
-                                           device.memory(tensors[3].buffer), s)
-                    assertClose(try tensors[3].toArray(), expected, tolerance: 1e-4, floor: 1e-6, nanMatches: true,
-                                "\(kernel) \(m)x\(n)x\(k) strides \(rsA),\(csA),\(rsB),\(csB) beta \(beta) column bias \(perColumn)")
+                    try device.enqueueGemm(
+                        device.memory(tensors[0].buffer), device.memory(tensors[1].buffer),
+                        device.memory(tensors[3].buffer), s)
+                    assertClose(
+                        try tensors[3].toArray(), expected, tolerance: 1e-4, floor: 1e-6, nanMatches: true,
+                        "\(kernel) \(m)x\(n)x\(k) strides \(rsA),\(csA),\(rsB),\(csB) beta \(beta) column bias \(perColumn)")
                 }
             }
         }
@@ -151,10 +161,16 @@ final class TiledGemmTests: XCTestCase {
         try withTiledGemm { device in
             device.ledger.reset()
             for (n, c) in [([2, 33, 7, 9], [65, 33, 3, 3]), ([3, 3, 9, 7], [33, 3, 5, 5]), ([2, 7, 5, 3], [9, 7, 1, 1])]
-                .enumerated() {
-                try compareBackends("tiled conv \(n)", [(testValues(Shape.count(c.0), seed: 1), c.0),
-                                                        (testValues(Shape.count(c.1), seed: 2), c.1),
-                                                        (testValues(c.1[0], seed: 3), [c.1[0]])], tolerance: 1e-4) {
+                .enumerated()
+            {
+                try compareBackends(
+                    "tiled conv \(n)",
+                    [
+                        (testValues(Shape.count(c.0), seed: 1), c.0),
+                        (testValues(Shape.count(c.1), seed: 2), c.1),
+                        (testValues(c.1[0], seed: 3), [c.1[0]]),
+                    ], tolerance: 1e-4
+                ) {
                     try $0[0].conv2d(weight: $0[1], bias: $0[2], stride: 1, padding: c.1[2] / 2)
                 }
             }

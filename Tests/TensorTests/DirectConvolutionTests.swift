@@ -1,10 +1,11 @@
+import TestSupport
+import XCTest
+
 // The direct convolution (<= 4 output channels) and its gradients through the AVX2 kernels
 // against the portable Swift loops, over widths below, at and above its 32-lane blocks, with and
 // without padding.
 @testable import CPUBackend
 @testable import Tensor
-import TestSupport
-import XCTest
 
 final class DirectConvolutionTests: XCTestCase {
     func testAVX2KernelMatchesTheSwiftLoops() throws {
@@ -34,8 +35,9 @@ final class DirectConvolutionTests: XCTestCase {
             for (i, name) in ["input", "weight", "bias"].enumerated() {
                 // Sums over many products in another order: relative to the gradient's scale.
                 let scale = gradients[1][i].map { abs($0) }.max() ?? 1
-                assertElementsClose(gradients[0][i], gradients[1][i], relative: 1e-5, absolute: 1e-5 * scale,
-                            "direct conv \(name) gradient case \(n)")
+                assertElementsClose(
+                    gradients[0][i], gradients[1][i], relative: 1e-5, absolute: 1e-5 * scale,
+                    "direct conv \(name) gradient case \(n)")
             }
         }
     }

@@ -1,18 +1,22 @@
+import Foundation
+import XCTest
+
 // The CPU backend's own exponential (SiLU, sigmoid, exp, softmax and the SiLU gradient) against
 // libm, through the AVX2 kernels and the portable Swift loops, including the arguments outside
 // [-87, 88] and the NaNs that both hand back to libm.
 @testable import CPUBackend
-import Foundation
 @testable import Tensor
-import XCTest
 
 final class ExponentialTests: XCTestCase {
     /// A ramp over [-120, 120] (odd count, so every path has a tail) with infinities, NaN and the range edges.
-    let values: [Float] = (0..<1001).map { Float($0) * 0.24 - 120 }
+    let values: [Float] =
+        (0..<1001).map { Float($0) * 0.24 - 120 }
         + [-87.5, -87, -86.9, 88, 88.1, 88.7, .infinity, -.infinity, .nan, 0, -0.0]
 
-    func assertMatchesLibm(_ actual: [Float], _ expected: [Float], _ name: String,
-                           file: StaticString = #filePath, line: UInt = #line) {
+    func assertMatchesLibm(
+        _ actual: [Float], _ expected: [Float], _ name: String,
+        file: StaticString = #filePath, line: UInt = #line
+    ) {
         XCTAssertEqual(actual.count, expected.count, name, file: file, line: line)
         for (i, (a, e)) in zip(actual, expected).enumerated() {
             if e.isNaN {

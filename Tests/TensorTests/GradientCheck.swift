@@ -19,9 +19,11 @@ func spacedValues(_ count: Int, seed: UInt64, spacing: Float = 0.05) -> [Float] 
 }
 
 /// Checks d sum(f(inputs) * w) / d input against central differences for every input.
-func checkGradients(_ inputs: [(values: [Float], shape: [Int])], epsilon: Float = 1e-2, tolerance: Float = 2e-2,
-                    _ name: String, file: StaticString = #filePath, line: UInt = #line,
-                    _ f: ([Tensor]) throws -> Tensor) throws {
+func checkGradients(
+    _ inputs: [(values: [Float], shape: [Int])], epsilon: Float = 1e-2, tolerance: Float = 2e-2,
+    _ name: String, file: StaticString = #filePath, line: UInt = #line,
+    _ f: ([Tensor]) throws -> Tensor
+) throws {
     func evaluate(_ values: [[Float]]) throws -> (Tensor, [Tensor]) {
         let leaves = try zip(values, inputs).map { v, input -> Tensor in
             let t = try Tensor(v, shape: input.shape, on: cpu)
@@ -51,7 +53,8 @@ func checkGradients(_ inputs: [(values: [Float], shape: [Int])], epsilon: Float 
             values[index][i] = original
             numeric[i] = Float((up - down) / Double(2 * epsilon))
         }
-        assertElementsClose(try analytic.toArray(), numeric, relative: tolerance, absolute: tolerance,
-                    "\(name) input \(index)", file: file, line: line)
+        assertElementsClose(
+            try analytic.toArray(), numeric, relative: tolerance, absolute: tolerance,
+            "\(name) input \(index)", file: file, line: line)
     }
 }

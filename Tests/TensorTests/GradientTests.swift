@@ -18,8 +18,12 @@ final class GradientTests: XCTestCase {
         for (n, c) in cases.enumerated() {
             let xCount = Shape.count(c.x)
             let wCount = Shape.count(c.w)
-            try checkGradients([(randomValues(xCount, seed: 1), c.x), (randomValues(wCount, seed: 2), c.w),
-                                (randomValues(c.w[0], seed: 3), [c.w[0]])], "conv case \(n)") { t in
+            try checkGradients(
+                [
+                    (randomValues(xCount, seed: 1), c.x), (randomValues(wCount, seed: 2), c.w),
+                    (randomValues(c.w[0], seed: 3), [c.w[0]]),
+                ], "conv case \(n)"
+            ) { t in
                 try t[0].conv2d(weight: t[1], bias: t[2], stride: c.stride, padding: c.padding)
             }
         }
@@ -30,17 +34,19 @@ final class GradientTests: XCTestCase {
         for op in UnaryOp.allCases {
             var input = values
             if op == .sqrt { input = values.map { abs($0) + 0.5 } }
-            if op == .relu { input = spacedValues(23, seed: 4) } // stay away from the kink
+            if op == .relu { input = spacedValues(23, seed: 4) }  // stay away from the kink
             try checkGradients([(input, [23])], epsilon: 1e-2, "\(op)") { try $0[0].unary(op) }
         }
     }
 
     func testBroadcastingArithmeticGradients() throws {
-        let shapes: [([Int], [Int])] = [([2, 3, 4], [2, 3, 4]), ([2, 3, 4], [3, 1]), ([3, 1, 2], [4, 1]),
-                                        ([2, 3], [1]), ([5], [])]
+        let shapes: [([Int], [Int])] = [
+            ([2, 3, 4], [2, 3, 4]), ([2, 3, 4], [3, 1]), ([3, 1, 2], [4, 1]),
+            ([2, 3], [1]), ([5], []),
+        ]
         for (a, b) in shapes {
             let av = randomValues(Shape.count(a), seed: 5)
-            let bv = randomValues(Shape.count(b), seed: 6).map { $0 + ($0 >= 0 ? 1 : -1) } // no division by ~0
+            let bv = randomValues(Shape.count(b), seed: 6).map { $0 + ($0 >= 0 ? 1 : -1) }  // no division by ~0
             try checkGradients([(av, a), (bv, b)], "add \(a) \(b)") { try $0[0] + $0[1] }
             try checkGradients([(av, a), (bv, b)], "sub \(a) \(b)") { try $0[0] - $0[1] }
             try checkGradients([(av, a), (bv, b)], "mul \(a) \(b)") { try $0[0] * $0[1] }
@@ -81,33 +87,47 @@ final class GradientTests: XCTestCase {
         try checkGradients([(a, [2, 4, 3]), (b, [2, 5, 4])], "both transposed") {
             try $0[0].matmul($0[1], transposeSelf: true, transposeOther: true)
         }
-        try checkGradients([(a, [2, 3, 4]), (randomValues(20, seed: 12), [5, 4]), (randomValues(5, seed: 13), [5])],
-                           "linear") { try $0[0].linear(weight: $0[1], bias: $0[2]) }
+        try checkGradients(
+            [(a, [2, 3, 4]), (randomValues(20, seed: 12), [5, 4]), (randomValues(5, seed: 13), [5])],
+            "linear"
+        ) { try $0[0].linear(weight: $0[1], bias: $0[2]) }
     }
 
     func testNormalisationAndAttentionGradients() throws {
         let x = randomValues(2 * 6 * 3 * 5, seed: 14, low: -2, high: 3)
-        try checkGradients([(x, [2, 6, 3, 5]), (randomValues(6, seed: 15), [6]), (randomValues(6, seed: 16), [6])],
-                           epsilon: 3e-3, "group norm") {
+        try checkGradients(
+            [(x, [2, 6, 3, 5]), (randomValues(6, seed: 15), [6]), (randomValues(6, seed: 16), [6])],
+            epsilon: 3e-3, "group norm"
+        ) {
             try $0[0].groupNorm(groups: 3, gamma: $0[1], beta: $0[2], epsilon: 1e-5)
         }
         try checkGradients([(x, [2, 6, 15])], epsilon: 3e-3, "group norm without affine") {
             try $0[0].groupNorm(groups: 2, gamma: nil, beta: nil, epsilon: 1e-5)
         }
-        try checkGradients([(x, [2, 6, 3, 5]), (randomValues(6, seed: 26), [6]), (randomValues(6, seed: 27), [6])],
-                           epsilon: 3e-3, "group norm + silu") {
+        try checkGradients(
+            [(x, [2, 6, 3, 5]), (randomValues(6, seed: 26), [6]), (randomValues(6, seed: 27), [6])],
+            epsilon: 3e-3, "group norm + silu"
+        ) {
             try $0[0].groupNorm(groups: 3, gamma: $0[1], beta: $0[2], epsilon: 1e-5, silu: true)
         }
         try checkGradients([(x, [2, 6, 15])], epsilon: 3e-3, "group norm + silu without affine") {
             try $0[0].groupNorm(groups: 2, gamma: nil, beta: nil, epsilon: 1e-5, silu: true)
         }
         try checkGradients([(randomValues(21, seed: 17, low: -3, high: 3), [3, 7])], "softmax") { try $0[0].softmax() }
-        try checkGradients([(randomValues(2 * 5 * 4, seed: 18), [2, 5, 4]), (randomValues(2 * 7 * 4, seed: 19), [2, 7, 4]),
-                            (randomValues(2 * 7 * 4, seed: 20), [2, 7, 4])], "attention") {
+        try checkGradients(
+            [
+                (randomValues(2 * 5 * 4, seed: 18), [2, 5, 4]), (randomValues(2 * 7 * 4, seed: 19), [2, 7, 4]),
+                (randomValues(2 * 7 * 4, seed: 20), [2, 7, 4]),
+            ], "attention"
+        ) {
             try Tensor.attention(query: $0[0], key: $0[1], value: $0[2], scale: 0.5)
         }
-        try checkGradients([(randomValues(2 * 4 * 5, seed: 23), [2, 4, 5]), (randomValues(2 * 4 * 7, seed: 24), [2, 4, 7]),
-                            (randomValues(2 * 4 * 7, seed: 25), [2, 4, 7])], "channel-major attention") {
+        try checkGradients(
+            [
+                (randomValues(2 * 4 * 5, seed: 23), [2, 4, 5]), (randomValues(2 * 4 * 7, seed: 24), [2, 4, 7]),
+                (randomValues(2 * 4 * 7, seed: 25), [2, 4, 7]),
+            ], "channel-major attention"
+        ) {
             try Tensor.attention(query: $0[0], key: $0[1], value: $0[2], scale: 0.5, channelMajor: true)
         }
     }

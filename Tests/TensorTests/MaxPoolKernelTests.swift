@@ -1,8 +1,9 @@
+import XCTest
+
 // The AVX2 2x2 max pooling against the portable Swift loops, bit for bit: ties (the first maximum
 // wins), NaNs (always taken), signed zeros, -infinity, and odd sizes with windows left over.
 @testable import CPUBackend
 @testable import Tensor
-import XCTest
 
 final class MaxPoolKernelTests: XCTestCase {
     func testAVX2KernelMatchesTheSwiftLoops() throws {

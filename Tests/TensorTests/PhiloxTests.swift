@@ -23,8 +23,10 @@ final class PhiloxTests: XCTestCase {
     }
 
     func testNormalMoments() throws {
-        let values = try Tensor.normal([100_001], mean: 2, standardDeviation: 3, generator: RandomGenerator(seed: 8),
-                                       on: cpu).toArray()
+        let values = try Tensor.normal(
+            [100_001], mean: 2, standardDeviation: 3, generator: RandomGenerator(seed: 8),
+            on: cpu
+        ).toArray()
         let mean = values.reduce(0, +) / Float(values.count)
         let variance = values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Float(values.count)
         XCTAssertEqual(mean, 2, accuracy: 0.05)
@@ -37,7 +39,7 @@ final class PhiloxTests: XCTestCase {
         let first = try Tensor.uniform([10], generator: a, on: cpu).toArray()
         let second = try Tensor.uniform([10], generator: a, on: cpu).toArray()
         XCTAssertNotEqual(first, second)
-        XCTAssertEqual(a.offset, 6) // ceil(10/4) blocks per draw
+        XCTAssertEqual(a.offset, 6)  // ceil(10/4) blocks per draw
         // Resuming from (seed, offset) continues the stream exactly.
         let resumed = RandomGenerator(seed: 3, offset: 3)
         XCTAssertEqual(try Tensor.uniform([10], generator: resumed, on: cpu).toArray(), second)

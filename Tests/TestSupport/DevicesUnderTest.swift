@@ -25,7 +25,12 @@ public enum DevicesUnderTest {
                 XCTFail("no OpenCL device found: \(Setting.plain(OpenCLPlatforms.installHint))", file: file, line: line)
                 throw DiffuseError.device("no OpenCL device")
             }
-            if !noted { print("note: no OpenCL device, so fixture tests run their CPU half only (\(Setting.plain(OpenCLPlatforms.installHint)))") }
+            if !noted {
+                print(
+                    "note: no OpenCL device, so fixture tests run their CPU half only "
+                        + "(\(Setting.plain(OpenCLPlatforms.installHint)))"
+                )
+            }
             noted = true
             return nil
         }
@@ -36,7 +41,8 @@ public enum DevicesUnderTest {
     /// The OpenCL device for a test that needs one: skipped without it (failed where required).
     public static func opencl(file: StaticString = #filePath, line: UInt = #line) throws -> OpenCLDevice {
         guard let device = try openclIfPresent(file: file, line: line) else {
-            throw XCTSkip("no OpenCL device (\(Setting.plain(OpenCLPlatforms.installHint))); DIFFUSE_REQUIRE_OPENCL=1 fails instead")
+            throw XCTSkip(
+                "no OpenCL device (\(Setting.plain(OpenCLPlatforms.installHint))); DIFFUSE_REQUIRE_OPENCL=1 fails instead")
         }
         return device
     }

@@ -8,7 +8,8 @@ import XCTest
 public enum Fixtures {
     /// Tests/Fixtures beside this source folder, or `$DIFFUSE_FIXTURES` where the test binary runs
     /// away from the tree it was built in (Tools/gpu-check.sh on a GPU machine).
-    public static let directory = ProcessInfo.processInfo.environment["DIFFUSE_FIXTURES"].map { URL(fileURLWithPath: $0) }
+    public static let directory =
+        ProcessInfo.processInfo.environment["DIFFUSE_FIXTURES"].map { URL(fileURLWithPath: $0) }
         ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures")
 

@@ -14,18 +14,24 @@ extension XCTestCase {
     }
 
     /// Asserts that `body` throws DiffuseError.input whose message contains every string in `fragments`.
-    public func assertInputError(_ fragments: [String] = [], file: StaticString = #filePath, line: UInt = #line,
-                          _ body: () throws -> Void) {
+    public func assertInputError(
+        _ fragments: [String] = [], file: StaticString = #filePath, line: UInt = #line,
+        _ body: () throws -> Void
+    ) {
         assertError(kind: "input", fragments, file: file, line: line, body)
     }
 
-    public func assertShapeError(_ fragments: [String] = [], file: StaticString = #filePath, line: UInt = #line,
-                          _ body: () throws -> Void) {
+    public func assertShapeError(
+        _ fragments: [String] = [], file: StaticString = #filePath, line: UInt = #line,
+        _ body: () throws -> Void
+    ) {
         assertError(kind: "shape", fragments, file: file, line: line, body)
     }
 
-    public func assertOutputError(_ fragments: [String] = [], file: StaticString = #filePath, line: UInt = #line,
-                           _ body: () throws -> Void) {
+    public func assertOutputError(
+        _ fragments: [String] = [], file: StaticString = #filePath, line: UInt = #line,
+        _ body: () throws -> Void
+    ) {
         assertError(kind: "output", fragments, file: file, line: line, body)
     }
 

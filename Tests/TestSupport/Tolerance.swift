@@ -21,18 +21,23 @@ public func relativeError(_ actual: [Float], _ expected: [Float], floor: Float =
 }
 
 /// Fails when relativeError(actual, expected) reaches `tolerance`.
-public func assertClose(_ actual: [Float], _ expected: [Float], tolerance: Float, floor: Float = 1e-12,
-                        nanMatches: Bool = false, _ message: @autoclosure () -> String = "",
-                        file: StaticString = #filePath, line: UInt = #line) {
+public func assertClose(
+    _ actual: [Float], _ expected: [Float], tolerance: Float, floor: Float = 1e-12,
+    nanMatches: Bool = false, _ message: @autoclosure () -> String = "",
+    file: StaticString = #filePath, line: UInt = #line
+) {
     XCTAssertEqual(actual.count, expected.count, "sizes differ: " + message(), file: file, line: line)
-    XCTAssertLessThan(relativeError(actual, expected, floor: floor, nanMatches: nanMatches), tolerance, message(),
-                      file: file, line: line)
+    XCTAssertLessThan(
+        relativeError(actual, expected, floor: floor, nanMatches: nanMatches), tolerance, message(),
+        file: file, line: line)
 }
 
 /// Each element within absolute + relative * |expected|: for finite differences, whose error is
 /// per element. Names the worst element.
-public func assertElementsClose(_ actual: [Float], _ expected: [Float], relative: Float, absolute: Float = 1e-6,
-                                _ message: String = "", file: StaticString = #filePath, line: UInt = #line) {
+public func assertElementsClose(
+    _ actual: [Float], _ expected: [Float], relative: Float, absolute: Float = 1e-6,
+    _ message: String = "", file: StaticString = #filePath, line: UInt = #line
+) {
     XCTAssertEqual(actual.count, expected.count, "count " + message, file: file, line: line)
     var worst: Float = 0
     var worstIndex = 0
@@ -44,7 +49,8 @@ public func assertElementsClose(_ actual: [Float], _ expected: [Float], relative
         }
     }
     if worst > 0 {
-        XCTFail("\(message): element \(worstIndex) is \(actual[worstIndex]), expected \(expected[worstIndex])",
-                file: file, line: line)
+        XCTFail(
+            "\(message): element \(worstIndex) is \(actual[worstIndex]), expected \(expected[worstIndex])",
+            file: file, line: line)
     }
 }

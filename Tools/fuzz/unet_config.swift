@@ -8,9 +8,11 @@ import Tensor
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzUNetConfig(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     guard let config = try? JSONDecoder().decode(UNet2DConfig.self, from: Data(bytes: data, count: size)),
-          (try? config.validate(source: "fuzz")) != nil else { return 0 }
+        (try? config.validate(source: "fuzz")) != nil
+    else { return 0 }
     guard config.blockOutChannels.reduce(0, +) <= 256, config.layersPerBlock <= 3,
-          (config.sampleSize ?? 32) <= 64 else { return 0 }
+        (config.sampleSize ?? 32) <= 64
+    else { return 0 }
     _ = try? UNet2DModel(config: config, generator: RandomGenerator(seed: 0), device: CPUDevice.shared)
     return 0
 }

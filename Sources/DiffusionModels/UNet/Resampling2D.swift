@@ -15,8 +15,9 @@ public final class Downsample2D: Module {
             throw DiffuseError.input("downsample_padding \(padding) is not supported: use 0 or 1")
         }
         padsRightAndBottom = padding == 0
-        conv = try Conv2d(inChannels: channels, outChannels: outChannels, kernelSize: 3, stride: 2, padding: padding,
-                          generator: generator, device: device)
+        conv = try Conv2d(
+            inChannels: channels, outChannels: outChannels, kernelSize: 3, stride: 2, padding: padding,
+            generator: generator, device: device)
         super.init()
         child("conv", conv)
     }
@@ -33,8 +34,9 @@ public final class Upsample2D: Module {
     public let conv: Conv2d
 
     public init(channels: Int, outChannels: Int, generator: RandomGenerator, device: Device) throws {
-        conv = try Conv2d(inChannels: channels, outChannels: outChannels, kernelSize: 3, padding: 1,
-                          generator: generator, device: device)
+        conv = try Conv2d(
+            inChannels: channels, outChannels: outChannels, kernelSize: 3, padding: 1,
+            generator: generator, device: device)
         super.init()
         child("conv", conv)
     }

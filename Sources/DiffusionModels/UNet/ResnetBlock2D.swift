@@ -23,25 +23,32 @@ public final class ResnetBlock2D: Module {
     public let dropout: Float
     let dropoutGenerator: RandomGenerator
 
-    public init(inChannels: Int, outChannels: Int, timeEmbeddingChannels: Int?, groups: Int, groupsOut: Int? = nil,
-                epsilon: Float = 1e-6, timeEmbeddingNorm: TimeEmbeddingNorm = .default, outputScaleFactor: Float = 1,
-                dropout: Float = 0, resample: Resample = .none, generator: RandomGenerator, device: Device) throws {
+    public init(
+        inChannels: Int, outChannels: Int, timeEmbeddingChannels: Int?, groups: Int, groupsOut: Int? = nil,
+        epsilon: Float = 1e-6, timeEmbeddingNorm: TimeEmbeddingNorm = .default, outputScaleFactor: Float = 1,
+        dropout: Float = 0, resample: Resample = .none, generator: RandomGenerator, device: Device
+    ) throws {
         guard dropout >= 0, dropout < 1 else {
             throw DiffuseError.input("ResnetBlock2D dropout must be in [0, 1), got \(dropout)")
         }
         self.dropout = dropout
         dropoutGenerator = generator
         norm1 = try GroupNorm(groups: groups, channels: inChannels, epsilon: epsilon, device: device)
-        conv1 = try Conv2d(inChannels: inChannels, outChannels: outChannels, kernelSize: 3, padding: 1,
-                           generator: generator, device: device)
+        conv1 = try Conv2d(
+            inChannels: inChannels, outChannels: outChannels, kernelSize: 3, padding: 1,
+            generator: generator, device: device)
         timeEmbeddingProjection = try timeEmbeddingChannels.map {
-            try Linear(inFeatures: $0, outFeatures: timeEmbeddingNorm == .scaleShift ? 2 * outChannels : outChannels,
-                       generator: generator, device: device)
+            try Linear(
+                inFeatures: $0, outFeatures: timeEmbeddingNorm == .scaleShift ? 2 * outChannels : outChannels,
+                generator: generator, device: device)
         }
         norm2 = try GroupNorm(groups: groupsOut ?? groups, channels: outChannels, epsilon: epsilon, device: device)
-        conv2 = try Conv2d(inChannels: outChannels, outChannels: outChannels, kernelSize: 3, padding: 1,
-                           generator: generator, device: device)
-        convShortcut = inChannels == outChannels ? nil
+        conv2 = try Conv2d(
+            inChannels: outChannels, outChannels: outChannels, kernelSize: 3, padding: 1,
+            generator: generator, device: device)
+        convShortcut =
+            inChannels == outChannels
+            ? nil
             : try Conv2d(inChannels: inChannels, outChannels: outChannels, kernelSize: 1, generator: generator, device: device)
         self.timeEmbeddingNorm = timeEmbeddingNorm
         self.outputScaleFactor = outputScaleFactor

@@ -14,8 +14,10 @@ public final class SpatialAttention: Module {
     public let heads: Int
     public let rescaleOutputFactor: Float
 
-    public init(channels: Int, headDim: Int, groups: Int?, epsilon: Float, rescaleOutputFactor: Float = 1,
-                generator: RandomGenerator, device: Device) throws {
+    public init(
+        channels: Int, headDim: Int, groups: Int?, epsilon: Float, rescaleOutputFactor: Float = 1,
+        generator: RandomGenerator, device: Device
+    ) throws {
         guard headDim > 0, channels % headDim == 0 else {
             throw DiffuseError.input("attention_head_dim \(headDim) does not divide \(channels) channels")
         }
@@ -51,8 +53,9 @@ public final class SpatialAttention: Module {
         func heads(_ layer: Linear) throws -> Tensor {
             try project(layer, normed).reshaped([b * self.heads, c / self.heads, h * w])
         }
-        let attended = try Tensor.attention(query: heads(toQuery), key: heads(toKey), value: heads(toValue),
-                                            scale: 1 / Float(c / self.heads).squareRoot(), channelMajor: true)
+        let attended = try Tensor.attention(
+            query: heads(toQuery), key: heads(toKey), value: heads(toValue),
+            scale: 1 / Float(c / self.heads).squareRoot(), channelMajor: true)
         // [B*heads, d, HW] = [B, C, H, W]
         let merged = try attended.reshaped([b, c, h, w])
         let residual = try project(toOut, merged) + x

@@ -8,8 +8,10 @@ import Tensor
 
 public enum SinusoidalEmbedding {
     /// [timesteps.count, dimension]: sin/cos of t * exp(-ln(maxPeriod) i / (half - shift)).
-    public static func values(_ timesteps: [Float], dimension: Int, flipSinToCos: Bool, downscaleFreqShift: Float,
-                              scale: Float = 1, maxPeriod: Float = 10_000) -> [Float] {
+    public static func values(
+        _ timesteps: [Float], dimension: Int, flipSinToCos: Bool, downscaleFreqShift: Float,
+        scale: Float = 1, maxPeriod: Float = 10_000
+    ) -> [Float] {
         let half = dimension / 2
         let logPeriod = -Float(Foundation.log(Double(maxPeriod)))
         let frequencies = (0..<half).map { i in
@@ -19,7 +21,9 @@ public enum SinusoidalEmbedding {
         for (row, t) in timesteps.enumerated() {
             for i in 0..<half {
                 let angle = scale * (t * frequencies[i])
-                let (first, second) = flipSinToCos ? (Foundation.cos(angle), Foundation.sin(angle))
+                let (first, second) =
+                    flipSinToCos
+                    ? (Foundation.cos(angle), Foundation.sin(angle))
                     : (Foundation.sin(angle), Foundation.cos(angle))
                 out[row * dimension + i] = first
                 out[row * dimension + half + i] = second
@@ -28,11 +32,15 @@ public enum SinusoidalEmbedding {
         return out
     }
 
-    public static func tensor(_ timesteps: [Int], dimension: Int, flipSinToCos: Bool, downscaleFreqShift: Float,
-                              on device: Device) throws -> Tensor {
-        try Tensor(values(timesteps.map(Float.init), dimension: dimension, flipSinToCos: flipSinToCos,
-                          downscaleFreqShift: downscaleFreqShift),
-                   shape: [timesteps.count, dimension], on: device)
+    public static func tensor(
+        _ timesteps: [Int], dimension: Int, flipSinToCos: Bool, downscaleFreqShift: Float,
+        on device: Device
+    ) throws -> Tensor {
+        try Tensor(
+            values(
+                timesteps.map(Float.init), dimension: dimension, flipSinToCos: flipSinToCos,
+                downscaleFreqShift: downscaleFreqShift),
+            shape: [timesteps.count, dimension], on: device)
     }
 }
 

@@ -97,7 +97,8 @@ public struct UNet2DConfig: Codable, Equatable, Sendable {
         freqShift = try value(.freqShift, d.freqShift)
         flipSinToCos = try value(.flipSinToCos, d.flipSinToCos)
         downBlockTypes = try value(.downBlockTypes, d.downBlockTypes)
-        midBlockType = c.contains(.midBlockType) ? try c.decodeIfPresent(MidBlockType.self, forKey: .midBlockType) : d.midBlockType
+        midBlockType =
+            c.contains(.midBlockType) ? try c.decodeIfPresent(MidBlockType.self, forKey: .midBlockType) : d.midBlockType
         upBlockTypes = try value(.upBlockTypes, d.upBlockTypes)
         blockOutChannels = try value(.blockOutChannels, d.blockOutChannels)
         layersPerBlock = try value(.layersPerBlock, d.layersPerBlock)
@@ -107,7 +108,9 @@ public struct UNet2DConfig: Codable, Equatable, Sendable {
         upsampleType = try value(.upsampleType, d.upsampleType)
         dropout = try value(.dropout, d.dropout)
         actFn = try value(.actFn, d.actFn)
-        attentionHeadDim = c.contains(.attentionHeadDim) ? try c.decodeIfPresent(Int.self, forKey: .attentionHeadDim)
+        attentionHeadDim =
+            c.contains(.attentionHeadDim)
+            ? try c.decodeIfPresent(Int.self, forKey: .attentionHeadDim)
             : d.attentionHeadDim
         normNumGroups = try value(.normNumGroups, d.normNumGroups)
         attnNormNumGroups = try c.decodeIfPresent(Int.self, forKey: .attnNormNumGroups)
@@ -159,15 +162,18 @@ public struct UNet2DConfig: Codable, Equatable, Sendable {
     /// activation kinds are enums, refused when the file is decoded.
     public func validate(source: String) throws {
         guard !blockOutChannels.isEmpty, blockOutChannels.count == downBlockTypes.count,
-              downBlockTypes.count == upBlockTypes.count else {
-            throw DiffuseError.input("\(source): block_out_channels, down_block_types and up_block_types must have the same length")
+            downBlockTypes.count == upBlockTypes.count
+        else {
+            throw DiffuseError.input(
+                "\(source): block_out_channels, down_block_types and up_block_types must have the same length")
         }
         if classEmbedType == nil, let count = numClassEmbeds, count <= 0 {
             throw DiffuseError.input("\(source): num_class_embeds must be positive, got \(count)")
         }
         try validateRanges(source: source)
         for channels in blockOutChannels where channels % normNumGroups != 0 {
-            throw DiffuseError.input("\(source): block_out_channels \(channels) is not divisible by norm_num_groups \(normNumGroups)")
+            throw DiffuseError.input(
+                "\(source): block_out_channels \(channels) is not divisible by norm_num_groups \(normNumGroups)")
         }
         try validateSize(source: source)
     }
@@ -217,7 +223,7 @@ public struct UNet2DConfig: Codable, Equatable, Sendable {
         var parameters = 0.0
         var previous = Double(blockOutChannels.first ?? 1)
         for channels in blockOutChannels.map(Double.init) {
-            let resnets = Double(layersPerBlock) * 2 + 1 // down resnets, up resnets (one more each level)
+            let resnets = Double(layersPerBlock) * 2 + 1  // down resnets, up resnets (one more each level)
             parameters += resnets * 9 * (channels * channels + previous * channels) + 4 * channels * channels
             previous = channels
         }
@@ -225,8 +231,12 @@ public struct UNet2DConfig: Codable, Equatable, Sendable {
         let bytes = parameters * 4 * 4
         let memory = Double(ProcessInfo.processInfo.physicalMemory)
         guard bytes <= memory / 2 else {
-            throw DiffuseError.input(String(format: "%@: the model would hold about %.3g parameters (%.1f GiB with gradients and optimizer state), more than half of this machine's %.1f GiB; reduce block_out_channels or layers_per_block",
-                                            source, parameters, bytes / Double(1 << 30), memory / Double(1 << 30)))
+            throw DiffuseError.input(
+                String(
+                    format:
+                        "%@: the model would hold about %.3g parameters (%.1f GiB with gradients and optimizer state), more than "
+                        + "half of this machine's %.1f GiB; reduce block_out_channels or layers_per_block",
+                    source, parameters, bytes / Double(1 << 30), memory / Double(1 << 30)))
         }
     }
 }

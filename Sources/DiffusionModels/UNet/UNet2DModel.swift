@@ -28,16 +28,21 @@ public final class UNet2DModel: Module {
             timeChannels: timeChannels, epsilon: Float(config.normEps), groups: config.normNumGroups,
             timeEmbeddingNorm: config.resnetTimeScaleShift == .scaleShift ? .scaleShift : .default,
             dropout: Float(config.dropout), generator: generator, device: device)
-        convIn = try Conv2d(inChannels: config.inChannels, outChannels: channels[0], kernelSize: 3, padding: 1,
-                            generator: generator, device: device)
+        convIn = try Conv2d(
+            inChannels: config.inChannels, outChannels: channels[0], kernelSize: 3, padding: 1,
+            generator: generator, device: device)
         let fourier = config.timeEmbeddingType == .fourier
         fourierProjection = fourier ? try FourierProjection(size: channels[0], generator: generator, device: device) : nil
-        timeEmbedding = try TimestepEmbedding(inChannels: fourier ? 2 * channels[0] : channels[0], timeEmbedDim: timeChannels,
-                                              generator: generator, device: device)
-        classEmbedding = config.classEmbedType == nil ? try config.numClassEmbeds.map {
-            try Embedding(count: $0, dimension: timeChannels, generator: generator, device: device)
-        } : nil
-        classTimestepEmbedding = config.classEmbedType == .timestep
+        timeEmbedding = try TimestepEmbedding(
+            inChannels: fourier ? 2 * channels[0] : channels[0], timeEmbedDim: timeChannels,
+            generator: generator, device: device)
+        classEmbedding =
+            config.classEmbedType == nil
+            ? try config.numClassEmbeds.map {
+                try Embedding(count: $0, dimension: timeChannels, generator: generator, device: device)
+            } : nil
+        classTimestepEmbedding =
+            config.classEmbedType == .timestep
             ? try TimestepEmbedding(inChannels: channels[0], timeEmbedDim: timeChannels, generator: generator, device: device)
             : nil
         var down: [UNetDownBlock] = []
@@ -45,19 +50,24 @@ public final class UNet2DModel: Module {
         for (i, type) in config.downBlockTypes.enumerated() {
             let input = output
             output = channels[i]
-            down.append(try UNetDownBlock(
-                layers: config.layersPerBlock, inChannels: input, outChannels: output,
-                attention: type == .attnDownBlock2D ? config.attentionHeadDim ?? output : nil,
-                downsample: i < channels.count - 1, downsamplePadding: config.downsamplePadding,
-                resnetDownsample: type == .resnetDownsampleBlock2D
-                    || (type == .attnDownBlock2D && config.downsampleType == .resnet), settings))
+            down.append(
+                try UNetDownBlock(
+                    layers: config.layersPerBlock, inChannels: input, outChannels: output,
+                    attention: type == .attnDownBlock2D ? config.attentionHeadDim ?? output : nil,
+                    downsample: i < channels.count - 1, downsamplePadding: config.downsamplePadding,
+                    resnetDownsample: type == .resnetDownsampleBlock2D
+                        || (type == .attnDownBlock2D && config.downsampleType == .resnet), settings))
         }
         downBlocks = down
         let last = channels[channels.count - 1]
-        midBlock = config.midBlockType == nil ? nil : try UNetMidBlock(
-            channels: last, headDim: config.attentionHeadDim ?? last, addAttention: config.addAttention,
-            attentionGroups: config.attnNormNumGroups ?? (config.resnetTimeScaleShift == .default ? config.normNumGroups : nil),
-            outputScale: Float(config.midBlockScaleFactor), settings)
+        midBlock =
+            config.midBlockType == nil
+            ? nil
+            : try UNetMidBlock(
+                channels: last, headDim: config.attentionHeadDim ?? last, addAttention: config.addAttention,
+                attentionGroups: config.attnNormNumGroups
+                    ?? (config.resnetTimeScaleShift == .default ? config.normNumGroups : nil),
+                outputScale: Float(config.midBlockScaleFactor), settings)
         let reversed = Array(channels.reversed())
         var up: [UNetUpBlock] = []
         output = reversed[0]
@@ -65,18 +75,21 @@ public final class UNet2DModel: Module {
             let previous = output
             output = reversed[i]
             let input = reversed[min(i + 1, channels.count - 1)]
-            up.append(try UNetUpBlock(
-                layers: config.layersPerBlock + 1, inChannels: input, previousChannels: previous, outChannels: output,
-                attention: type == .attnUpBlock2D ? config.attentionHeadDim ?? output : nil,
-                upsample: i < channels.count - 1,
-                resnetUpsample: type == .resnetUpsampleBlock2D || (type == .attnUpBlock2D && config.upsampleType == .resnet),
-                settings))
+            up.append(
+                try UNetUpBlock(
+                    layers: config.layersPerBlock + 1, inChannels: input, previousChannels: previous, outChannels: output,
+                    attention: type == .attnUpBlock2D ? config.attentionHeadDim ?? output : nil,
+                    upsample: i < channels.count - 1,
+                    resnetUpsample: type == .resnetUpsampleBlock2D || (type == .attnUpBlock2D && config.upsampleType == .resnet),
+                    settings))
         }
         upBlocks = up
-        convNormOut = try GroupNorm(groups: config.normNumGroups, channels: channels[0], epsilon: Float(config.normEps),
-                                    device: device)
-        convOut = try Conv2d(inChannels: channels[0], outChannels: config.outChannels, kernelSize: 3, padding: 1,
-                             generator: generator, device: device)
+        convNormOut = try GroupNorm(
+            groups: config.normNumGroups, channels: channels[0], epsilon: Float(config.normEps),
+            device: device)
+        convOut = try Conv2d(
+            inChannels: channels[0], outChannels: config.outChannels, kernelSize: 3, padding: 1,
+            generator: generator, device: device)
         super.init()
         child("conv_in", convIn)
         if let fourierProjection { child("time_proj", fourierProjection) }
@@ -97,25 +110,31 @@ public final class UNet2DModel: Module {
             throw DiffuseError.shape("UNet2DModel: \(timesteps.count) timesteps for a batch of \(sample.shape[0])")
         }
         guard config.isClassConditional == (classLabels != nil) else {
-            throw DiffuseError.usage(config.isClassConditional
-                ? "this model is class-conditional: pass \(Setting.classLabels) (one per image)"
-                : "this model has no class conditioning: drop \(Setting.classLabels)")
+            throw DiffuseError.usage(
+                config.isClassConditional
+                    ? "this model is class-conditional: pass \(Setting.classLabels) (one per image)"
+                    : "this model has no class conditioning: drop \(Setting.classLabels)")
         }
         if let classLabels, classLabels.count != sample.shape[0] {
             throw DiffuseError.usage("\(classLabels.count) class labels for a batch of \(sample.shape[0])")
         }
         let x = config.centerInputSample ? try sample * 2 - 1 : sample
-        let projected = try fourierProjection.map { try $0(timesteps) }
-            ?? SinusoidalEmbedding.tensor(timesteps, dimension: config.blockOutChannels[0],
-                                          flipSinToCos: config.flipSinToCos,
-                                          downscaleFreqShift: Float(config.freqShift), on: sample.device)
+        let projected =
+            try fourierProjection.map { try $0(timesteps) }
+            ?? SinusoidalEmbedding.tensor(
+                timesteps, dimension: config.blockOutChannels[0],
+                flipSinToCos: config.flipSinToCos,
+                downscaleFreqShift: Float(config.freqShift), on: sample.device)
         var embedding = try timeEmbedding(projected)
         if let classLabels, let classEmbedding {
             embedding = try embedding + classEmbedding(classLabels)
         } else if let classLabels, let classTimestepEmbedding {
-            embedding = try embedding + classTimestepEmbedding(SinusoidalEmbedding.tensor(
-                classLabels, dimension: config.blockOutChannels[0], flipSinToCos: config.flipSinToCos,
-                downscaleFreqShift: Float(config.freqShift), on: sample.device))
+            embedding =
+                try embedding
+                + classTimestepEmbedding(
+                    SinusoidalEmbedding.tensor(
+                        classLabels, dimension: config.blockOutChannels[0], flipSinToCos: config.flipSinToCos,
+                        downscaleFreqShift: Float(config.freqShift), on: sample.device))
         }
         // Every resnet applies SiLU to the embedding before its projection: once here, for all.
         let activated = try embedding.silu()

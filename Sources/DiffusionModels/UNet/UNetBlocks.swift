@@ -16,17 +16,21 @@ struct BlockSettings {
     var generator: RandomGenerator
     var device: Device
 
-    func resnet(_ inChannels: Int, _ outChannels: Int, outputScale: Float = 1,
-                resample: ResnetBlock2D.Resample = .none) throws -> ResnetBlock2D {
-        try ResnetBlock2D(inChannels: inChannels, outChannels: outChannels, timeEmbeddingChannels: timeChannels,
-                          groups: groups, epsilon: epsilon, timeEmbeddingNorm: timeEmbeddingNorm,
-                          outputScaleFactor: outputScale, dropout: dropout, resample: resample,
-                          generator: generator, device: device)
+    func resnet(
+        _ inChannels: Int, _ outChannels: Int, outputScale: Float = 1,
+        resample: ResnetBlock2D.Resample = .none
+    ) throws -> ResnetBlock2D {
+        try ResnetBlock2D(
+            inChannels: inChannels, outChannels: outChannels, timeEmbeddingChannels: timeChannels,
+            groups: groups, epsilon: epsilon, timeEmbeddingNorm: timeEmbeddingNorm,
+            outputScaleFactor: outputScale, dropout: dropout, resample: resample,
+            generator: generator, device: device)
     }
 
     func attention(_ channels: Int, headDim: Int, groups: Int?, outputScale: Float = 1) throws -> SpatialAttention {
-        try SpatialAttention(channels: channels, headDim: headDim, groups: groups, epsilon: epsilon,
-                             rescaleOutputFactor: outputScale, generator: generator, device: device)
+        try SpatialAttention(
+            channels: channels, headDim: headDim, groups: groups, epsilon: epsilon,
+            rescaleOutputFactor: outputScale, generator: generator, device: device)
     }
 }
 
@@ -37,13 +41,19 @@ public final class UNetDownBlock: Module {
     public let downsampler: Downsample2D?
     public let resnetDownsampler: ResnetBlock2D?
 
-    init(layers: Int, inChannels: Int, outChannels: Int, attention headDim: Int?, downsample: Bool,
-         downsamplePadding: Int, resnetDownsample: Bool, _ s: BlockSettings) throws {
+    init(
+        layers: Int, inChannels: Int, outChannels: Int, attention headDim: Int?, downsample: Bool,
+        downsamplePadding: Int, resnetDownsample: Bool, _ s: BlockSettings
+    ) throws {
         resnets = try (0..<layers).map { try s.resnet($0 == 0 ? inChannels : outChannels, outChannels) }
-        attentions = try headDim.map { d in try (0..<layers).map { _ in try s.attention(outChannels, headDim: d, groups: s.groups) } } ?? []
-        downsampler = downsample && !resnetDownsample ? try Downsample2D(
-            channels: outChannels, outChannels: outChannels, padding: downsamplePadding, generator: s.generator,
-            device: s.device) : nil
+        attentions =
+            try headDim.map { d in try (0..<layers).map { _ in try s.attention(outChannels, headDim: d, groups: s.groups) } }
+            ?? []
+        downsampler =
+            downsample && !resnetDownsample
+            ? try Downsample2D(
+                channels: outChannels, outChannels: outChannels, padding: downsamplePadding, generator: s.generator,
+                device: s.device) : nil
         resnetDownsampler = downsample && resnetDownsample ? try s.resnet(outChannels, outChannels, resample: .down) : nil
         super.init()
         for (i, r) in resnets.enumerated() { child("resnets.\(i)", r) }
@@ -77,12 +87,19 @@ public final class UNetMidBlock: Module {
     public let resnets: [ResnetBlock2D]
     public let attention: SpatialAttention?
 
-    init(channels: Int, headDim: Int, addAttention: Bool, attentionGroups: Int?, outputScale: Float,
-         _ s: BlockSettings) throws {
-        resnets = [try s.resnet(channels, channels, outputScale: outputScale),
-                   try s.resnet(channels, channels, outputScale: outputScale)]
-        attention = addAttention ? try s.attention(channels, headDim: headDim, groups: attentionGroups,
-                                                   outputScale: outputScale) : nil
+    init(
+        channels: Int, headDim: Int, addAttention: Bool, attentionGroups: Int?, outputScale: Float,
+        _ s: BlockSettings
+    ) throws {
+        resnets = [
+            try s.resnet(channels, channels, outputScale: outputScale),
+            try s.resnet(channels, channels, outputScale: outputScale),
+        ]
+        attention =
+            addAttention
+            ? try s.attention(
+                channels, headDim: headDim, groups: attentionGroups,
+                outputScale: outputScale) : nil
         super.init()
         child("resnets.0", resnets[0])
         if let attention { child("attentions.0", attention) }
@@ -103,15 +120,22 @@ public final class UNetUpBlock: Module {
     public let upsampler: Upsample2D?
     public let resnetUpsampler: ResnetBlock2D?
 
-    init(layers: Int, inChannels: Int, previousChannels: Int, outChannels: Int, attention headDim: Int?,
-         upsample: Bool, resnetUpsample: Bool, _ s: BlockSettings) throws {
+    init(
+        layers: Int, inChannels: Int, previousChannels: Int, outChannels: Int, attention headDim: Int?,
+        upsample: Bool, resnetUpsample: Bool, _ s: BlockSettings
+    ) throws {
         resnets = try (0..<layers).map { i in
             let skipChannels = i == layers - 1 ? inChannels : outChannels
             return try s.resnet((i == 0 ? previousChannels : outChannels) + skipChannels, outChannels)
         }
-        attentions = try headDim.map { d in try (0..<layers).map { _ in try s.attention(outChannels, headDim: d, groups: s.groups) } } ?? []
-        upsampler = upsample && !resnetUpsample ? try Upsample2D(channels: outChannels, outChannels: outChannels,
-                                                                 generator: s.generator, device: s.device) : nil
+        attentions =
+            try headDim.map { d in try (0..<layers).map { _ in try s.attention(outChannels, headDim: d, groups: s.groups) } }
+            ?? []
+        upsampler =
+            upsample && !resnetUpsample
+            ? try Upsample2D(
+                channels: outChannels, outChannels: outChannels,
+                generator: s.generator, device: s.device) : nil
         resnetUpsampler = upsample && resnetUpsample ? try s.resnet(outChannels, outChannels, resample: .up) : nil
         super.init()
         for (i, r) in resnets.enumerated() { child("resnets.\(i)", r) }
@@ -124,7 +148,8 @@ public final class UNetUpBlock: Module {
     func callAsFunction(_ x: Tensor, skips: inout [Tensor], timeEmbedding: Tensor, activated: Bool = false) throws -> Tensor {
         var h = x
         for (i, resnet) in resnets.enumerated() {
-            h = try resnet(Tensor.concatenate([h, skips.removeLast()], axis: 1), timeEmbedding: timeEmbedding, activated: activated)
+            h = try resnet(
+                Tensor.concatenate([h, skips.removeLast()], axis: 1), timeEmbedding: timeEmbedding, activated: activated)
             if !attentions.isEmpty { h = try attentions[i](h) }
         }
         if let upsampler { h = try upsampler(h) }
