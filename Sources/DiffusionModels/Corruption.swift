@@ -16,7 +16,7 @@ public enum Corruption {
 
 /// The input of every sampling step and the model's prediction of the clean image there, host
 /// copies for the trajectory figure (both samplers record it).
-public struct SamplingTrajectory {
+public struct SamplingTrajectory: Equatable {
     public var inputs: [[Float]] = []
     public var predictions: [[Float]] = []
 

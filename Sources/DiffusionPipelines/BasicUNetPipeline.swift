@@ -17,6 +17,8 @@ public final class BasicUNetPipeline: TrainablePipeline {
     public let model: BasicUNet
     public let sampler: X0MixingSamplerConfig
     public let device: Device
+    /// Images per chunk; nil sizes chunks from `SamplingMemory` (the whole batch when it fits).
+    public var maxChunk: Int?
 
     init(model: BasicUNet, sampler: X0MixingSamplerConfig, device: Device) {
         self.model = model
@@ -41,15 +43,46 @@ public final class BasicUNetPipeline: TrainablePipeline {
         if !refused.isEmpty { throw PipelineRequestError.notApplicable(refused, pipeline: BasicUNetFolder.pipelineClass) }
         let config = model.config
         let noise = try request.initialNoise(
-            channels: config.inChannels, size: config.sampleSize, device: device,
-            uniform: true)
-        let result = try X0MixingSampler(steps: request.steps ?? sampler.numInferenceSteps)
-            .sample(model: { try self.model($0) }, initialNoise: noise, recordTrajectory: request.recordTrajectory)
+            channels: config.inChannels, size: config.sampleSize, spatialMultiple: 4, device: device, uniform: true
+        ) { SamplingMemory.bytesPerImage(config, height: $0, width: $1) }
+        // The sampler adds no noise after the first, so a batch larger than the device holds is
+        // sampled chunk by chunk from its slices of the initial noise: the same images.
+        let batch = noise.shape[0]
+        let perImage = SamplingMemory.bytesPerImage(config, height: noise.shape[2], width: noise.shape[3])
+        let chunk =
+            maxChunk.map { max(1, min($0, batch)) }
+            ?? SamplingMemory.chunkSize(
+                batch: batch, imageSize: noise.count / batch, bytesPerImage: perImage, budget: SamplingMemory.budget(device))
+        if chunk < batch {
+            request.notice(
+                String(
+                    format: "sampling %d images in chunks of %d (about %.0f MB each image, a quarter of %@'s %.1f GiB)",
+                    batch, chunk, perImage / 1e6, device.name, Double(device.memoryBytes) / Double(1 << 30)))
+        }
+        let sampler = X0MixingSampler(steps: request.steps ?? self.sampler.numInferenceSteps)
+        var samples: [Tensor] = []
+        var trajectory = SamplingTrajectory()
+        for start in stride(from: 0, to: batch, by: chunk) {
+            let part = chunk == batch ? noise : try noise.slice(axis: 0, start: start, length: min(chunk, batch - start))
+            let result = try sampler.sample(
+                model: { try self.model($0) }, initialNoise: part, recordTrajectory: request.recordTrajectory)
+            samples.append(result.sample)
+            if request.recordTrajectory {
+                if trajectory.inputs.isEmpty {
+                    trajectory = result.trajectory
+                } else {
+                    for i in trajectory.inputs.indices {
+                        trajectory.inputs[i] += result.trajectory.inputs[i]
+                        trajectory.predictions[i] += result.trajectory.predictions[i]
+                    }
+                }
+            }
+        }
+        let sample = samples.count == 1 ? samples[0] : try Tensor.concatenate(samples, axis: 0)
         let figure =
             request.recordTrajectory
-            ? try Figures.trajectory(
-                inputs: result.trajectory.inputs, predictions: result.trajectory.predictions, shape: noise.shape) : nil
-        return SampleOutput(sample: result.sample, images: try result.sample.clamped(0, 1), trajectory: figure)
+            ? try Figures.trajectory(inputs: trajectory.inputs, predictions: trajectory.predictions, shape: noise.shape) : nil
+        return SampleOutput(sample: sample, images: try sample.clamped(0, 1), trajectory: figure)
     }
 
     public func visualize(clean: Tensor, labels: [Int], generator: RandomGenerator) throws -> Image8 {

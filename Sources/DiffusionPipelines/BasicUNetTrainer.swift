@@ -32,7 +32,8 @@ public final class BasicUNetTrainer: Trainer {
         guard modelConfig.sampleSize % 4 == 0 else {
             throw DiffuseError.input(
                 "BasicUNet needs square images with sides divisible by 4; the images are "
-                    + "\(modelConfig.sampleSize)x\(modelConfig.sampleSize)")
+                    + "\(modelConfig.sampleSize)x\(modelConfig.sampleSize)"
+            )
         }
         guard dataset.rows == dataset.columns else {
             throw DiffuseError.input("BasicUNet needs square images; the dataset has \(dataset.rows)x\(dataset.columns)")
@@ -40,6 +41,13 @@ public final class BasicUNetTrainer: Trainer {
         self.options = options
         self.device = device
         self.batcher = try ImageBatcher(dataset: dataset, channels: modelConfig.inChannels, size: modelConfig.sampleSize)
+        try modelConfig.validate(source: "the BasicUNet config")
+        try SamplingMemory.requireTrainingBatchFits(
+            batch: options.batchSize,
+            bytesPerImage: SamplingMemory.trainingBytesPerImage(
+                forward: SamplingMemory.bytesPerImage(
+                    modelConfig, height: modelConfig.sampleSize, width: modelConfig.sampleSize)),
+            device: device)
         generator = RandomGenerator(seed: options.seed)
         model = try BasicUNet(config: modelConfig, generator: generator, device: device)
         optimizer = try Adam(parameters: model.parameters, learningRate: options.learningRate, variant: options.optimizer)

@@ -38,15 +38,16 @@ public final class DDPMPipeline: TrainablePipeline {
         }
         let config = folder.unet.config
         let noise = try request.initialNoise(
-            channels: config.inChannels, size: config.sampleSize ?? 32,
-            device: device, uniform: false)
+            channels: config.inChannels, size: config.sampleSize ?? 32, spatialMultiple: 1 << (config.blockOutChannels.count - 1),
+            device: device, uniform: false
+        ) { SamplingMemory.bytesPerImage(config, device: self.device, height: $0, width: $1) }
         let sampler = UNetSampler(
             kind: kind, steps: request.steps ?? (kind == .ddpm ? 1000 : 50), eta: request.eta,
             config: folder.schedulerConfig)
         let chunk = sampler.chunkSize(unet: folder.unet, initialNoise: noise)
         if chunk < noise.shape[0] {
             let device = noise.device
-            let perImage = SamplingMemory.bytesPerImage(config, device: device)
+            let perImage = SamplingMemory.bytesPerImage(config, device: device, height: noise.shape[2], width: noise.shape[3])
             request.notice(
                 String(
                     format: "sampling %d images in chunks of %d (about %.0f MB each image, a quarter of %@'s %.1f GiB)",

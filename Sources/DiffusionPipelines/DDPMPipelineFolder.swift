@@ -36,8 +36,9 @@ public struct DDPMPipelineFolder {
             FileManager.default.fileExists(atPath: folder.appendingPathComponent("unet/diffusion_pytorch_model.bin").path)
         {
             throw DiffuseError.input(
-                "\(folder.path) has only PyTorch pickle weights (.bin); Diffuse reads safetensors: re-save "
-                    + "it with save_pretrained(safe_serialization=True)")
+                "\(folder.path) has only PyTorch pickle weights (.bin); Diffuse reads safetensors: re-save it with "
+                    + "save_pretrained(safe_serialization=True)"
+            )
         }
         try PipelineFolder.readWeights(into: unet, from: weights)
         let schedulerConfig = try JSONFile.read(
@@ -48,8 +49,7 @@ public struct DDPMPipelineFolder {
         case "DDIMScheduler": kind = .ddim
         default:
             throw DiffuseError.input(
-                "scheduler \(schedulerConfig.className) is not supported; use \(Setting.scheduler) ddpm or "
-                    + "ddim")
+                "scheduler \(schedulerConfig.className) is not supported; use \(Setting.scheduler) ddpm or ddim")
         }
         return DDPMPipelineFolder(unet: unet, schedulerConfig: schedulerConfig, defaultSampler: kind)
     }
@@ -103,7 +103,8 @@ public struct UNetSampler {
         if let maxChunk { return max(1, min(maxChunk, batch)) }
         return SamplingMemory.chunkSize(
             batch: batch, imageSize: initialNoise.count / max(batch, 1),
-            bytesPerImage: SamplingMemory.bytesPerImage(unet.config, device: initialNoise.device),
+            bytesPerImage: SamplingMemory.bytesPerImage(
+                unet.config, device: initialNoise.device, height: initialNoise.shape[2], width: initialNoise.shape[3]),
             budget: SamplingMemory.budget(initialNoise.device))
     }
 

@@ -8,22 +8,32 @@ import Tensor
 public enum SampleTensors {
     public static let key = "sample"
 
-    public static func readSample(_ url: URL, expectedChannels: Int, batchSize: Int?, device: Device) throws -> Tensor {
+    /// The `sample` tensor of `url`, checked before it reaches the device: [B, C, H, W] with the
+    /// model's channels, the requested batch, H and W positive multiples of `spatialMultiple` (what
+    /// the model's down- and up-sampling keep aligned), and `check(H, W)` (the memory one image needs).
+    public static func readSample(
+        _ url: URL, expectedChannels: Int, batchSize: Int?, spatialMultiple: Int = 1, device: Device,
+        check: (_ height: Int, _ width: Int) throws -> Void = { _, _ in }
+    ) throws -> Tensor {
         let file = try Safetensors.read(url)
         guard let sample = file.tensors[key] else {
             throw DiffuseError.input(
-                "\(url.path) has no tensor named '\(key)' (found: "
-                    + "\(file.tensors.keys.sorted().joined(separator: ", ")))")
+                "\(url.path) has no tensor named '\(key)' (found: \(file.tensors.keys.sorted().joined(separator: ", ")))")
         }
         guard sample.shape.count == 4, sample.shape[1] == expectedChannels else {
             throw DiffuseError.input(
-                "\(url.path): '\(key)' has shape \(sample.shape); the model expects [B, "
-                    + "\(expectedChannels), H, W]")
+                "\(url.path): '\(key)' has shape \(sample.shape); the model expects [B, \(expectedChannels), H, W]")
         }
+        let (height, width) = (sample.shape[2], sample.shape[3])
+        guard height > 0, width > 0, height % spatialMultiple == 0, width % spatialMultiple == 0 else {
+            throw DiffuseError.input(
+                "\(url.path): '\(key)' is \(height)x\(width); the model needs a height and width that are positive "
+                    + "multiples of \(spatialMultiple)")
+        }
+        try check(height, width)
         if let batchSize, batchSize != sample.shape[0] {
             throw DiffuseError.usage(
-                "\(Setting.batchSize) \(batchSize) disagrees with \(Setting.initialNoise) batch "
-                    + "\(sample.shape[0])")
+                "\(Setting.batchSize) \(batchSize) disagrees with \(Setting.initialNoise) batch \(sample.shape[0])")
         }
         return try Tensor(sample.values, shape: sample.shape, on: device)
     }

@@ -2,7 +2,9 @@
 // the device holds is sampled in chunks (issue 10): each step runs the model chunk by chunk, and
 // each chunk's share of the step's noise comes from its place in the whole batch's random stream,
 // so the result does not depend on the chunking.
+import DiffuseCore
 import DiffusionModels
+import Foundation
 import Tensor
 
 public enum SamplingMemory {
@@ -13,10 +15,16 @@ public enum SamplingMemory {
     /// on the CPU, one value per query in the fused OpenCL kernels). An estimate, not a measurement:
     /// allocator pools and im2col scratch come on top, which is why only a quarter of the device's
     /// memory is budgeted.
-    public static func bytesPerImage(_ config: UNet2DConfig, device: Device) -> Double {
+    /// `height` and `width`: the images sampled (default: the config's sample_size, else 32).
+    public static func bytesPerImage(
+        _ config: UNet2DConfig, device: Device, height: Int? = nil, width: Int? = nil
+    )
+        -> Double
+    {
         let channels = config.blockOutChannels
-        var resolution = config.sampleSize ?? 32
-        var skips = Double((channels.first ?? 1) * resolution * resolution)
+        var rows = height ?? config.sampleSize ?? 32
+        var columns = width ?? config.sampleSize ?? 32
+        var skips = Double((channels.first ?? 1) * rows * columns)
         var widest = 0.0
         var attention = 0.0
         func attentionFloats(_ c: Int, _ plane: Int) -> Double {
@@ -29,7 +37,7 @@ public enum SamplingMemory {
         }
         for (level, type) in config.downBlockTypes.enumerated() where level < channels.count {
             let c = channels[level]
-            let plane = resolution * resolution
+            let plane = rows * columns
             let isLast = level == config.downBlockTypes.count - 1
             skips += Double(config.layersPerBlock * c * plane)
             widest = max(widest, Double(2 * c * plane))
@@ -37,11 +45,57 @@ public enum SamplingMemory {
             if isLast {
                 if config.addAttention { attention = max(attention, attentionFloats(c, plane)) }
             } else {
-                resolution = (resolution + 1) / 2
-                skips += Double(c * resolution * resolution)  // the downsampled state
+                rows = (rows + 1) / 2
+                columns = (columns + 1) / 2
+                skips += Double(c * rows * columns)  // the downsampled state
             }
         }
         return 4 * (skips + 6 * widest + attention)
+    }
+
+    /// Bytes one BasicUNet image of `height` x `width` holds at its peak without gradients: the two
+    /// kept activations, a working set of four of the widest, and the widest im2col matrix (input
+    /// channels x kernel^2 x pixels of a convolution). An estimate, as for UNet2DModel.
+    public static func bytesPerImage(_ config: BasicUNetConfig, height: Int, width: Int) -> Double {
+        let plane = Double(height * width)
+        let c = config.channels.map(Double.init)
+        let k2 = Double(config.kernelSize * config.kernelSize)
+        let skips = c[0] * plane + c[1] * plane / 4
+        let widest = max(c[0] * plane, c[1] * plane / 4, c[2] * plane / 16)
+        let columns = max(
+            Double(config.inChannels) * k2 * plane, c[0] * k2 * plane / 4, c[1] * k2 * plane / 16,
+            c[2] * k2 * plane / 16, c[1] * k2 * plane / 4, c[0] * k2 * plane)
+        return 4 * (skips + 4 * widest + columns)
+    }
+
+    /// Refuses images so large that one alone exceeds the sampling budget twice over: chunks of
+    /// one image would not fit either, so the run would fail (or swap) after loading everything.
+    public static func requireOneImageFits(bytesPerImage: Double, height: Int, width: Int, device: Device) throws {
+        let budget = budget(device)
+        guard bytesPerImage <= 2 * budget else {
+            throw DiffuseError.input(
+                String(
+                    format: "one %dx%d image needs about %.1f GiB to sample, more than half of %@'s %.1f GiB; use smaller images",
+                    height, width, bytesPerImage / Double(1 << 30), device.name, Double(device.memoryBytes) / Double(1 << 30)))
+        }
+    }
+
+    /// Bytes one image of a training batch holds for the backward pass: every activation is kept,
+    /// about three times a forward pass's peak (the estimate is rough; the check below uses it only
+    /// to refuse batches that could never fit).
+    public static func trainingBytesPerImage(forward: Double) -> Double { 3 * forward }
+
+    /// Refuses a training batch whose activations alone would exceed the device's memory: it would
+    /// fail (or swap for hours) at its first step. Names the batch size that would fit.
+    public static func requireTrainingBatchFits(batch: Int, bytesPerImage: Double, device: Device) throws {
+        let memory = Double(device.memoryBytes)
+        guard Double(batch) * bytesPerImage > memory else { return }
+        let fits = max(1, Int(memory / bytesPerImage))
+        throw DiffuseError.usage(
+            String(
+                format: "a training batch of %d images needs about %.1f GiB, more than %@'s %.1f GiB; use a %@ of at most %d",
+                batch, Double(batch) * bytesPerImage / Double(1 << 30), device.name, memory / Double(1 << 30),
+                Setting.batchSize.description, fits))
     }
 
     /// Images per forward pass: all of `batch` if they fit `budget` bytes, else as many as fit, at

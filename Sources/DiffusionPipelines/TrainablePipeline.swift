@@ -82,10 +82,22 @@ extension ModelSpec {
 extension SampleRequest {
     /// The request's initial noise: its --init-noise tensor, else `batchSize` (default 8) images of
     /// uniform or normal noise from `seed`.
-    func initialNoise(channels: Int, size: Int, device: Device, uniform: Bool) throws -> Tensor {
-        if let initialNoise {
-            return try SampleTensors.readSample(initialNoise, expectedChannels: channels, batchSize: batchSize, device: device)
+    /// `spatialMultiple` and `bytesPerImage` (of a height and width) check the noise before any of it is
+    /// allocated: its size fits the model, and one image fits the device.
+    func initialNoise(
+        channels: Int, size: Int, spatialMultiple: Int, device: Device, uniform: Bool,
+        bytesPerImage: (_ height: Int, _ width: Int) -> Double
+    ) throws -> Tensor {
+        func fits(_ height: Int, _ width: Int) throws {
+            try SamplingMemory.requireOneImageFits(
+                bytesPerImage: bytesPerImage(height, width), height: height, width: width, device: device)
         }
+        if let initialNoise {
+            return try SampleTensors.readSample(
+                initialNoise, expectedChannels: channels, batchSize: batchSize, spatialMultiple: spatialMultiple,
+                device: device, check: fits)
+        }
+        try fits(size, size)
         let shape = [batchSize ?? 8, channels, size, size]
         let generator = RandomGenerator(seed: seed)
         return uniform

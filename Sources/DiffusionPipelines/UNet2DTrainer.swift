@@ -32,8 +32,9 @@ public final class UNet2DTrainer: Trainer {
         try options.validate()
         guard config.outChannels == config.inChannels else {
             throw DiffuseError.usage(
-                "training predicts an image-shaped target: the UNet config needs out_channels == "
-                    + "in_channels, got \(config.inChannels) in, \(config.outChannels) out")
+                "training predicts an image-shaped target: the UNet config needs out_channels == in_channels, got "
+                    + "\(config.inChannels) in, \(config.outChannels) out"
+            )
         }
         self.options = options
         self.device = device
@@ -41,6 +42,11 @@ public final class UNet2DTrainer: Trainer {
         var modelConfig = config
         if schedulerConfig == nil || modelConfig.sampleSize == nil { modelConfig.sampleSize = dataset.rows }
         batcher = try ImageBatcher(dataset: dataset, channels: config.inChannels, size: modelConfig.sampleSize)
+        try modelConfig.validate(source: "the UNet2DModel config")
+        try SamplingMemory.requireTrainingBatchFits(
+            batch: options.batchSize,
+            bytesPerImage: SamplingMemory.trainingBytesPerImage(
+                forward: SamplingMemory.bytesPerImage(modelConfig, device: device)), device: device)
         model = try UNet2DModel(config: modelConfig, generator: generator, device: device)
         if let schedulerConfig {
             scheduler = try DDPMScheduler(config: schedulerConfig)
@@ -70,7 +76,8 @@ public final class UNet2DTrainer: Trainer {
         else {
             throw DiffuseError.shape(
                 "a replayed step needs noise shaped \(x0.shape) and \(x0.shape[0]) timesteps in "
-                    + "0..<\(scheduler.config.numTrainTimesteps)")
+                    + "0..<\(scheduler.config.numTrainTimesteps)"
+            )
         }
         let noisy = try scheduler.addNoise(x0, noise: noise, timesteps: timesteps)
         let target: Tensor

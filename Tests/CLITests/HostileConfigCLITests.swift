@@ -25,6 +25,23 @@ final class HostileConfigCLITests: XCTestCase {
         ])
     }
 
+    /// A training batch whose activations could never fit the device is refused before the first
+    /// step, naming the batch size that would (it used to allocate until the process died).
+    func testATrainingBatchBeyondTheDeviceIsRefused() throws {
+        try CLI.writeTinyDataset(to: work.appendingPathComponent("data"))
+        for model in ["basic-unet", "unet2d"] {
+            let result = try CLI.run([
+                "train", "--model", model, "--batch-size", "65536", "--max-steps", "1", "--device", "cpu",
+                "--dataset", work.appendingPathComponent("data").path, "--output", work.appendingPathComponent(model).path,
+            ])
+            XCTAssertEqual(result.status, 2, result.stderr)
+            XCTAssertTrue(result.stderr.contains("a training batch of 65536 images needs about"), result.stderr)
+            XCTAssertTrue(result.stderr.contains("use a --batch-size of at most"), result.stderr)
+            XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, result.stderr)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: work.appendingPathComponent(model).path), "no folder left")
+        }
+    }
+
     func testHostileUNetConfigsAreOneLineErrors() throws {
         let cases: [(String, [String: Any], String)] = [
             ("zero-groups", ["norm_num_groups": 0], "norm_num_groups"),

@@ -26,6 +26,30 @@ final class OutputValidationCLITests: XCTestCase {
         XCTAssertFalse(result.stdout.contains("sampling on"), "the work started: \(result.stdout)", file: file, line: line)
     }
 
+    /// An output in a folder the user cannot write is refused before sampling. Root writes anywhere,
+    /// so as root the command runs as `nobody` (util-linux setpriv), for whom the folder is read-only.
+    func testAReadOnlyOutputFolderIsRefusedBeforeTheWork() throws {
+        let readOnly = work.appendingPathComponent("read-only")
+        try FileManager.default.createDirectory(at: readOnly, withIntermediateDirectories: true)
+        try FileManager.default.setAttributes([.posixPermissions: 0o555], ofItemAtPath: readOnly.path)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: work.path)
+        var arguments = [
+            "sample", CLI.fixtures.appendingPathComponent("tiny-ddpm").path, "--steps", "2", "--batch-size", "1",
+            "--device", "cpu", "--output", readOnly.appendingPathComponent("x.png").path,
+        ]
+        var executable = CLI.binary.path
+        if geteuid() == 0 {
+            guard FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else {
+                throw XCTSkip("running as root without /usr/bin/setpriv: no user for whom a folder is read-only")
+            }
+            arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", executable] + arguments
+            executable = "/usr/bin/setpriv"
+        }
+        let result = try CLI.run(arguments, executable: URL(fileURLWithPath: executable), in: work)
+        assertRefused(result, "is not writable")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: readOnly.path), [])
+    }
+
     func testOutputsAreCheckedBeforeSampling() throws {
         assertRefused(try sample(["--output", path("out.jpg")]), "name the file .png")
         assertRefused(try sample(["--output", path("a.png"), "--trajectory", path("a.png")]), "both name")
@@ -45,10 +69,7 @@ final class OutputValidationCLITests: XCTestCase {
             let result = try CLI.run(["train", option, value, "--device", "cpu", "--output", path("run")])
             XCTAssertEqual(result.status, 2, "\(option): \(result.stderr)")
             XCTAssertTrue(
-                result.stderr.contains("\(option) must be positive")
-                    || result.stderr.contains(
-                        "\(option) must be a "
-                            + "positive"),
+                result.stderr.contains("\(option) must be positive") || result.stderr.contains("\(option) must be a positive"),
                 "\(option): \(result.stderr)")
             XCTAssertFalse(result.stderr.contains("Missing value"), result.stderr)
         }

@@ -1,9 +1,11 @@
 // Sampling a batch in chunks (issue 10 item 5): the chunk sizes SamplingMemory picks, and that a
 // chunked run gives the images of the unchunked one (each chunk's noise is its slice of the batch's).
 import CPUBackend
+import DataIO
 import DiffusionModels
 import DiffusionPipelines
 import Tensor
+import TestSupport
 import XCTest
 
 final class ChunkedSamplingTests: XCTestCase {
@@ -67,5 +69,66 @@ final class ChunkedSamplingTests: XCTestCase {
                 XCTAssertLessThan(worst / scale, 1e-5, "\(kind) eta \(eta)")
             }
         }
+    }
+
+    /// BasicUNet's sampler in chunks gives the images (and the trajectory) of one pass.
+    func testChunkedBasicUNetSamplingGivesTheUnchunkedImages() throws {
+        let folder = try makeScratchDirectory()
+        var config = BasicUNetConfig()
+        config.sampleSize = 8
+        let model = try BasicUNet(config: config, generator: RandomGenerator(seed: 5), device: CPUDevice.shared)
+        try BasicUNetFolder.save(model, sampler: X0MixingSamplerConfig(numInferenceSteps: 3), to: folder)
+        let pipeline = try BasicUNetPipeline.load(folder, device: CPUDevice.shared)
+        var request = SampleRequest()
+        request.batchSize = 7
+        request.recordTrajectory = true
+        var notices: [String] = []
+        request.notice = { notices.append($0) }
+        var results: [SampleOutput] = []
+        for chunk in [nil, 3, 1] as [Int?] {
+            pipeline.maxChunk = chunk
+            results.append(try pipeline.sample(request))
+        }
+        XCTAssertEqual(notices.count, 2, "each chunked run says so")
+        for chunked in results.dropFirst() {
+            XCTAssertEqual(chunked.sample.shape, [7, 1, 8, 8])
+            assertClose(try chunked.sample.toArray(), try results[0].sample.toArray(), tolerance: 1e-6)
+            XCTAssertEqual(chunked.trajectory, results[0].trajectory)
+        }
+    }
+
+    /// --init-noise is checked before anything reaches the device: sizes the model's resampling
+    /// cannot keep aligned, and images too large for the device even one at a time.
+    func testInitialNoiseSizesAreChecked() throws {
+        let folder = try makeScratchDirectory()
+        var config = BasicUNetConfig()
+        config.sampleSize = 8
+        let model = try BasicUNet(config: config, generator: RandomGenerator(seed: 5), device: CPUDevice.shared)
+        try BasicUNetFolder.save(model, sampler: X0MixingSamplerConfig(numInferenceSteps: 2), to: folder)
+        let pipeline = try BasicUNetPipeline.load(folder, device: CPUDevice.shared)
+        for (shape, fragment) in [([1, 1, 10, 8], "positive multiples of 4"), ([1, 1, 8, 0], "positive multiples of 4")] {
+            let url = folder.appendingPathComponent("noise-\(shape[2])x\(shape[3]).safetensors")
+            try Safetensors.write(
+                [
+                    (
+                        name: "sample",
+                        tensor: SafetensorsTensor(shape: shape, values: [Float](repeating: 0, count: shape.reduce(1, *)))
+                    )
+                ],
+                metadata: [:], to: url)
+            var request = SampleRequest()
+            request.initialNoise = url
+            XCTAssertThrowsError(try pipeline.sample(request)) { XCTAssertTrue("\($0)".contains(fragment), "\($0)") }
+        }
+        // 16384 x 16384 BasicUNet images: about 40 GiB each, refused before any is drawn.
+        let huge = SamplingMemory.bytesPerImage(config, height: 1 << 14, width: 1 << 14)
+        XCTAssertGreaterThan(huge, 30 * Double(1 << 30))
+        XCTAssertThrowsError(
+            try SamplingMemory.requireOneImageFits(bytesPerImage: huge, height: 1 << 14, width: 1 << 14, device: CPUDevice.shared)
+        ) { XCTAssertTrue("\($0)".contains("16384x16384 image needs about"), "\($0)") }
+        XCTAssertNoThrow(
+            try SamplingMemory.requireOneImageFits(
+                bytesPerImage: SamplingMemory.bytesPerImage(config, height: 28, width: 28), height: 28, width: 28,
+                device: CPUDevice.shared))
     }
 }
