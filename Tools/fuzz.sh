@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzes one reader with libFuzzer and AddressSanitizer (issue 10 item 7):
-#   Tools/fuzz.sh READER SECONDS      READER: safetensors png idx model_index scheduler_config unet_config
+#   Tools/fuzz.sh READER SECONDS      READER: safetensors pickle png idx model_index scheduler_config unet_config
 # The libraries are built by SwiftPM into .build-fuzz with `--sanitize address --sanitize fuzzer`
 # (library targets only: an executable target would not link, libFuzzer brings its own main); the
 # harness Tools/fuzz/READER.swift defines LLVMFuzzerTestOneInput and is linked against their
@@ -10,7 +10,7 @@
 # progress line (executions, `cov:` edges covered, `ft:` features, corpus) and final statistics.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-reader=${1:?usage: Tools/fuzz.sh READER SECONDS (READER: safetensors png idx model_index scheduler_config unet_config)}
+reader=${1:?usage: Tools/fuzz.sh READER SECONDS (READER: safetensors pickle png idx model_index scheduler_config unet_config)}
 seconds=${2:?usage: Tools/fuzz.sh READER SECONDS}
 harness=Tools/fuzz/$reader.swift
 [ -f "$harness" ] || { echo "fuzz: no harness $harness" >&2; exit 2; }
@@ -18,9 +18,14 @@ scratch=.build-fuzz
 swift build -c release --scratch-path "$scratch" --sanitize address --sanitize fuzzer --target DiffusionPipelines >&2
 release="$scratch/release"
 objects=()
-for target in CKernels DiffuseCore Tensor CPUBackend NN DataIO Kernels OpenCLBackend Hub DiffusionModels DiffusionPipelines; do
-    objects+=("$release/$target.build"/*.o)
+# One object per source file SwiftPM lists for the target now (`<target>.build/sources`): objects
+# of files since moved to another target stay behind in the scratch folder and must not link.
+for target in DiffuseCore Tensor CPUBackend NN DataIO Kernels OpenCLBackend Hub DiffusionModels DiffusionPipelines; do
+    while IFS= read -r source; do
+        objects+=("$release/$target.build/$(basename "$source").o")
+    done < "$release/$target.build/sources"
 done
+objects+=("$release/CKernels.build"/*.o)
 binary="$scratch/fuzz-$reader"
 if [ ! -x "$binary" ] || [ "$harness" -nt "$binary" ] || [ "$release/DiffusionModels.build/DDPMScheduler.swift.o" -nt "$binary" ]; then
     swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name "Fuzz_$reader" "$harness" \
@@ -34,6 +39,7 @@ mkdir -p "$corpus" "$crashes"
 if [ -z "$(ls -A "$corpus")" ]; then
     case "$reader" in
         safetensors) find Tests/Fixtures -name '*.safetensors' -size -300k -exec cp {} "$corpus/" \; ;;
+        pickle) find Tests/Fixtures/pickle -name '*.pt' -size -60k -exec cp {} "$corpus/" \; ;;
         png) python3 - "$corpus" <<'PY'
 import struct, sys, zlib
 def png(path, width, height, depth, colour, bytes_per_pixel):

@@ -1,5 +1,5 @@
-import DiffuseCore
 // An 8-bit grey or RGB raster, and its conversion to and from planar (CHW) float tensors.
+import DiffuseCore
 import Foundation
 
 public struct Image8: Equatable {

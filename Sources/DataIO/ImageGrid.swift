@@ -1,5 +1,5 @@
-import DiffuseCore
 // Tiling equally sized images into one figure with borders, like torchvision's make_grid.
+import DiffuseCore
 import Foundation
 
 public enum ImageGrid {

@@ -1,5 +1,5 @@
-import DiffuseCore
 // Reading whole input files, with errors that name the file, the problem and the fix.
+import DiffuseCore
 import Foundation
 
 enum InputFile {

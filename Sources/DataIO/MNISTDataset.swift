@@ -1,5 +1,5 @@
-import DiffuseCore
 // Loading an MNIST-format dataset (MNIST, Fashion-MNIST, ...) from a directory of IDX files.
+import DiffuseCore
 import Foundation
 
 public struct MNISTDataset {

@@ -1,5 +1,5 @@
-import DiffuseCore
 // Writing safetensors checkpoints byte-compatible with Python's safetensors library (F32 tensors).
+import DiffuseCore
 import Foundation
 
 /// A tensor as stored in a checkpoint: shape and row-major values. An empty shape is a scalar (one value).

@@ -1,5 +1,5 @@
-import DiffuseCore
 // Reading safetensors checkpoints: header validation and F32/F16/BF16/F64 to Float conversion.
+import DiffuseCore
 import Foundation
 
 extension Safetensors {

@@ -31,16 +31,7 @@ public struct DDPMPipelineFolder {
         }
         try config.validate(source: configURL.path)
         let unet = try UNet2DModel(config: config, generator: RandomGenerator(seed: 0), device: device)
-        let weights = folder.appendingPathComponent("unet/" + PipelineFolder.weightsName)
-        if !FileManager.default.fileExists(atPath: weights.path),
-            FileManager.default.fileExists(atPath: folder.appendingPathComponent("unet/diffusion_pytorch_model.bin").path)
-        {
-            throw DiffuseError.input(
-                "\(folder.path) has only PyTorch pickle weights (.bin); Diffuse reads safetensors: re-save it with "
-                    + "save_pretrained(safe_serialization=True)"
-            )
-        }
-        try PipelineFolder.readWeights(into: unet, from: weights)
+        try PipelineFolder.readWeights(into: unet, component: folder.appendingPathComponent("unet"))
         let schedulerConfig = try JSONFile.read(
             SchedulerConfig.self, from: folder.appendingPathComponent("scheduler/scheduler_config.json"))
         let kind: SamplerKind

@@ -38,8 +38,8 @@ public enum ModelSource {
     }
 
     /// Exactly the files a pipeline folder is read from: model_index.json, then each component's
-    /// config and (for models) safetensors weights. Pickled .bin weights are refused before any
-    /// weights are downloaded.
+    /// config and (for models) its safetensors weights, or where a revision has none its pickled
+    /// .bin (read by the restricted unpickler, which runs nothing), as diffusers falls back.
     static func fetch(_ fetcher: HubSnapshotFetcher, extraFiles: [String], optionalFiles: [String]) throws -> URL {
         let indexURL = try fetcher.file("model_index.json")
         guard let data = FileManager.default.contents(atPath: indexURL.path) else {
@@ -54,16 +54,12 @@ public enum ModelSource {
             }
             _ = try fetcher.file("\(component)/config.json")
             let weights = "\(component)/\(PipelineFolder.weightsName)"
-            if try fetcher.fileIfPresent(weights) == nil {
-                if try fetcher.exists("\(component)/diffusion_pytorch_model.bin") {
-                    throw DiffuseError.input(
-                        "\(fetcher.repo) has only PyTorch pickle weights (\(component)/diffusion_pytorch_model.bin); Diffuse "
-                            + "reads safetensors, which pickles cannot hide code in: use a revision that has \(weights) (the "
-                            + "Hub's safetensors conversion opens one as refs/pr/N: try \(fetcher.repo.id)@refs/pr/1), or "
-                            + "re-save it in Python with save_pretrained(safe_serialization=True)"
-                    )
-                }
-                throw DiffuseError.input("\(fetcher.repo) has no \(weights) at revision \(fetcher.repo.revision)")
+            if try fetcher.fileIfPresent(weights) == nil,
+                try fetcher.fileIfPresent("\(component)/\(PipelineFolder.pickleWeightsName)") == nil
+            {
+                throw DiffuseError.input(
+                    "\(fetcher.repo) has no \(weights) (nor \(component)/\(PipelineFolder.pickleWeightsName)) at revision "
+                        + "\(fetcher.repo.revision)")
             }
         }
         for file in extraFiles { _ = try fetcher.file(file) }

@@ -101,6 +101,22 @@ public enum PipelineFolder {
         try Safetensors.write(tensors, metadata: metadata, to: url)
     }
 
+    /// PyTorch's pickled weights, read when a component has no safetensors file (as diffusers does).
+    public static let pickleWeightsName = "diffusion_pytorch_model.bin"
+
+    /// Loads a component folder's weights: its safetensors file, else its pickled .bin through the
+    /// restricted unpickler (`TorchPickle`: tensors only, no code).
+    public static func readWeights(into module: Module, component folder: URL) throws {
+        let safetensors = folder.appendingPathComponent(weightsName)
+        let pickle = folder.appendingPathComponent(pickleWeightsName)
+        if !FileManager.default.fileExists(atPath: safetensors.path), FileManager.default.fileExists(atPath: pickle.path) {
+            let tensors = try TorchPickle.read(pickle)
+            try module.load(state: tensors.mapValues { ($0.shape, $0.values) }, source: pickle.path)
+            return
+        }
+        try readWeights(into: module, from: safetensors)
+    }
+
     public static func readWeights(into module: Module, from url: URL) throws {
         guard FileManager.default.fileExists(atPath: url.path) else {
             throw DiffuseError.input("\(url.path) is missing: the model folder has no weights")
@@ -160,7 +176,7 @@ public enum BasicUNetFolder {
         let config = try JSONFile.read(BasicUNetConfig.self, from: configURL)
         try config.validate(source: configURL.path)
         let model = try BasicUNet(config: config, generator: RandomGenerator(seed: 0), device: device)
-        try PipelineFolder.readWeights(into: model, from: folder.appendingPathComponent("unet/" + PipelineFolder.weightsName))
+        try PipelineFolder.readWeights(into: model, component: folder.appendingPathComponent("unet"))
         let schedulerURL = folder.appendingPathComponent("scheduler/scheduler_config.json")
         let sampler =
             FileManager.default.fileExists(atPath: schedulerURL.path)

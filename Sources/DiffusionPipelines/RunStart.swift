@@ -17,9 +17,7 @@ public enum RunStart {
         case .fresh:
             return nil
         case .initFrom(let source):
-            try PipelineFolder.readWeights(
-                into: trainer.module,
-                from: source.appendingPathComponent("unet/" + PipelineFolder.weightsName))
+            try PipelineFolder.readWeights(into: trainer.module, component: source.appendingPathComponent("unet"))
             return nil
         case .resume(let state, let checkpoint):
             try Checkpoint.restore(trainer, state: state, from: checkpoint)

@@ -1,4 +1,3 @@
-import DiffuseCore
 // The Hugging Face Hub cache as huggingface_hub (file_download.py, constants.py) lays it out, so a
 // model fetched by Python is found here and one fetched here is found by Python:
 //
@@ -7,6 +6,7 @@ import DiffuseCore
 //       refs/<revision>                 the commit hash the revision pointed at, no newline
 //       blobs/<etag>                    file contents, named by SHA-256 (LFS) or git blob SHA-1
 //       snapshots/<commit>/<path>       relative symlink to ../../blobs/<etag> (one more ../ per folder)
+import DiffuseCore
 import Foundation
 
 public struct HubCache: Sendable {

@@ -1,6 +1,6 @@
-import DiffuseCore
 // HTTP answers of the Hub turned into one-line errors that say what to do (huggingface_hub's
 // hf_raise_for_status reads the same X-Error-Code header).
+import DiffuseCore
 import Foundation
 
 enum HubFetchErrors {

@@ -1,10 +1,10 @@
-import DiffuseCore
 // Fetches files of one Hub repository into the shared cache, the way huggingface_hub's
 // hf_hub_download does: HEAD /{repo}/resolve/{revision}/{file} for the commit, etag and size, then
 // the cached snapshot if it has the file, else a GET into blobs/<etag>.<random>.incomplete.
 // Unlike huggingface_hub, nothing is installed until `finish()`: the blobs are renamed into place,
 // the snapshot links made and refs/<revision> written only once every file of the model arrived, so
 // a failed or interrupted fetch leaves the cache exactly as it was.
+import DiffuseCore
 import Foundation
 
 public final class HubSnapshotFetcher {

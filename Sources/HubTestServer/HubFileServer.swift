@@ -1,4 +1,3 @@
-import DiffuseCore
 // A small Hugging Face Hub look-alike on loopback: serves model folders under the Hub's URL layout
 // so the Hub client can be tested (and a machine without internet can mirror models) with
 // HF_ENDPOINT=http://127.0.0.1:PORT. It answers what huggingface_hub and Diffuse ask:
@@ -9,6 +8,7 @@ import DiffuseCore
 //        the way the Hub sends them to its CDN, so clients must handle cross-origin redirects.
 // Errors carry the Hub's X-Error-Code (RepoNotFound, RevisionNotFound, EntryNotFound).
 // It only ever binds 127.0.0.1.
+import DiffuseCore
 import Foundation
 import Hub
 

@@ -11,7 +11,7 @@ struct Diffuse: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             TrainCommand.self, SampleCommand.self, VisualizeCommand.self, BenchCommand.self, DevicesCommand.self,
-            ServeHubCommand.self,
+            ServeHubCommand.self, ConvertCommand.self,
         ])
 }
 

@@ -31,6 +31,55 @@ final class DiffusersPipelineCLITests: XCTestCase {
         }
     }
 
+    /// The tutorial's era of pipelines, pickled weights only: `sample` reads the .bin and matches
+    /// diffusers' loop as the safetensors folder does; `convert` writes safetensors weights and
+    /// byte-identical configs that sample the same; a hostile pickle converts to nothing.
+    func testPickledPipelinesSampleAndConvert() throws {
+        let work = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: work) }
+        let pickled = fixtures.appendingPathComponent("pickle/tiny-ddpm-bin")
+        func sample(_ model: String, _ name: String) throws -> [Float] {
+            let tensor = work.appendingPathComponent("\(name).safetensors").path
+            let result = try CLI.run([
+                "sample", model, "--scheduler", "ddim", "--steps", "10", "--device", "cpu",
+                "--init-noise", fixtures.appendingPathComponent("tiny-ddpm-noise.safetensors").path,
+                "--save-tensor", tensor, "--output", work.appendingPathComponent("\(name).png").path,
+            ])
+            XCTAssertEqual(result.status, 0, result.stderr)
+            return try XCTUnwrap(Safetensors.read(URL(fileURLWithPath: tensor)).tensors["sample"]).values
+        }
+        let reference = try sample(fixtures.appendingPathComponent("tiny-ddpm").path, "safetensors")
+        XCTAssertEqual(try sample(pickled.path, "bin"), reference)
+        let converted = work.appendingPathComponent("converted")
+        let result = try CLI.run(["convert", pickled.path, "--output", converted.path])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(
+            FileManager.default.fileExists(
+                atPath: converted.appendingPathComponent("unet/diffusion_pytorch_model.safetensors").path))
+        XCTAssertFalse(
+            FileManager.default.fileExists(atPath: converted.appendingPathComponent("unet/diffusion_pytorch_model.bin").path))
+        for file in ["model_index.json", "unet/config.json", "scheduler/scheduler_config.json"] {
+            XCTAssertEqual(
+                try Data(contentsOf: converted.appendingPathComponent(file)),
+                try Data(contentsOf: pickled.appendingPathComponent(file)),
+                file)
+        }
+        XCTAssertEqual(try sample(converted.path, "converted"), reference)
+        let again = try CLI.run(["convert", pickled.path, "--output", converted.path])
+        XCTAssertEqual(again.status, 2, "an existing output needs --overwrite")
+        // A pickle that calls a global: refused in one line, no folder left behind.
+        let hostile = work.appendingPathComponent("hostile")
+        try FileManager.default.copyItem(at: pickled, to: hostile)
+        let bin = hostile.appendingPathComponent("unet/diffusion_pytorch_model.bin")
+        try FileManager.default.removeItem(at: bin)
+        try FileManager.default.copyItem(at: fixtures.appendingPathComponent("pickle/evil_builtins_eval.pt"), to: bin)
+        let refused = try CLI.run(["convert", hostile.path, "--output", work.appendingPathComponent("out").path])
+        XCTAssertEqual(refused.status, 2, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("the global builtins.eval is not allowed"), refused.stderr)
+        XCTAssertEqual(refused.stderr.split(separator: "\n").count, 1, refused.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: work.appendingPathComponent("out").path))
+    }
+
     func testDDPMSamplingIsSeededAndOptionsAreChecked() throws {
         let work = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: work) }

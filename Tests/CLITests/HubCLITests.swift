@@ -104,23 +104,36 @@ final class HubCLITests: XCTestCase {
         }
     }
 
-    func testPickleOnlyRepositoryIsRefusedWithoutDownloadingThePickle() throws {
-        let folder = work.appendingPathComponent("pickled")
-        try FileManager.default.createDirectory(at: folder.appendingPathComponent("unet"), withIntermediateDirectories: true)
-        for file in ["model_index.json", "unet/config.json", "scheduler/scheduler_config.json"] {
-            let target = folder.appendingPathComponent(file)
-            try FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try FileManager.default.copyItem(at: fixtures.appendingPathComponent("tiny-ddpm/\(file)"), to: target)
-        }
-        try Data("not really a pickle".utf8).write(to: folder.appendingPathComponent("unet/diffusion_pytorch_model.bin"))
+    /// A revision with only diffusion_pytorch_model.bin (the tutorial's era) is fetched and sampled
+    /// through the restricted unpickler, as its safetensors twin samples; safetensors wins where both
+    /// exist; a pickle that calls a global is refused in one line, having run nothing.
+    func testPickleOnlyRepositoriesSampleAsTheirSafetensorsTwins() throws {
+        let pickled = fixtures.appendingPathComponent("pickle/tiny-ddpm-bin")
+        let hostile = work.appendingPathComponent("hostile")
+        try FileManager.default.copyItem(at: pickled, to: hostile)
+        try FileManager.default.removeItem(at: hostile.appendingPathComponent("unet/diffusion_pytorch_model.bin"))
+        try FileManager.default.copyItem(
+            at: fixtures.appendingPathComponent("pickle/evil_os_system.pt"),
+            to: hostile.appendingPathComponent("unet/diffusion_pytorch_model.bin"))
         server.stop()
-        server = try HubFileServer(repos: ["old/pickled": folder])
+        server = try HubFileServer(repos: [
+            "old/pickled": pickled, "old/hostile": hostile,
+            "diffuse-test/tiny-ddpm":
+                fixtures
+                .appendingPathComponent("tiny-ddpm"),
+        ])
         try server.start()
-        let (result, _) = try sample("old/pickled", name: "x", environment: environment())
-        XCTAssertEqual(result.status, 2)
-        XCTAssertTrue(result.stderr.contains("pickle") && result.stderr.contains("safetensors"), result.stderr)
-        XCTAssertFalse(server.requests.contains { $0.method == "GET" && $0.path.hasSuffix(".bin") })
-        XCTAssertFalse(server.requests.contains { $0.path.hasPrefix("/lfs/") }, "the pickle was downloaded")
+        let (twin, expected) = try sample("diffuse-test/tiny-ddpm", name: "twin", environment: environment())
+        XCTAssertEqual(twin.status, 0, twin.stderr)
+        let (result, values) = try sample("old/pickled", name: "x", environment: environment())
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(server.requests.contains { $0.path.hasSuffix("unet/diffusion_pytorch_model.bin") })
+        XCTAssertEqual(try XCTUnwrap(values), try XCTUnwrap(expected), "the .bin samples exactly as the safetensors file")
+        let (refused, _) = try sample("old/hostile", name: "y", environment: environment())
+        XCTAssertEqual(refused.status, 2, refused.stderr)
+        let errors = refused.stderr.split(separator: "\n").filter { $0.hasPrefix("error:") }
+        XCTAssertEqual(errors.count, 1, refused.stderr)
+        XCTAssertTrue(errors.first?.contains("the global os.system is not allowed") == true, refused.stderr)
     }
 
     func testAnExistingPathWinsOverARepositoryOfTheSameName() throws {

@@ -1,7 +1,7 @@
+// Tests for LossPlot rendering, nice-tick selection and the bitmap font.
 import TestSupport
 import XCTest
 
-// Tests for LossPlot rendering, nice-tick selection and the bitmap font.
 @testable import DataIO
 
 final class LossPlotTests: XCTestCase {

@@ -104,6 +104,21 @@ final class PipelineRegistryTests: XCTestCase {
         }
     }
 
+    /// Where a component has both, the safetensors file is read and the pickle is not even opened
+    /// (a hostile .bin beside it changes nothing), as diffusers prefers safetensors.
+    func testSafetensorsWinOverAPickleBesideThem() throws {
+        let folder = scratch.appendingPathComponent("both")
+        try FileManager.default.copyItem(at: Fixtures.directory.appendingPathComponent("tiny-ddpm"), to: folder)
+        try FileManager.default.copyItem(
+            at: Fixtures.directory.appendingPathComponent("pickle/evil_os_system.pt"),
+            to: folder.appendingPathComponent("unet/diffusion_pytorch_model.bin"))
+        XCTAssertNoThrow(try PipelineRegistry.load(folder, device: CPUDevice.shared))
+        try FileManager.default.removeItem(at: folder.appendingPathComponent("unet/diffusion_pytorch_model.safetensors"))
+        assertInputError(["the global os.system is not allowed"]) {
+            _ = try PipelineRegistry.load(folder, device: CPUDevice.shared)
+        }
+    }
+
     /// BasicUNet has no scheduler, eta or labels: the request comes back as a typed refusal naming them.
     func testBasicUNetRefusesSchedulerChoicesByName() throws {
         var config = BasicUNetConfig()

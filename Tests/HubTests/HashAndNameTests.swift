@@ -1,7 +1,7 @@
+// SHA-256 and SHA-1 against known answers, and the Hub repository-id naming rules.
 import DiffuseCore
 import Foundation
 import Hub
-import Tensor
 import XCTest
 
 final class HashAndNameTests: XCTestCase {

@@ -1,10 +1,10 @@
+// The fused attention kernels (attention_fused.cl) against the CPU's GEMM + softmax twin, forward
+// and backward, in both layouts, over head dims that hit every kernel bound (1..64) and the GEMM
+// route above it, and lengths around the 64-row tiles.
 import Tensor
 import TestSupport
 import XCTest
 
-// The fused attention kernels (attention_fused.cl) against the CPU's GEMM + softmax twin, forward
-// and backward, in both layouts, over head dims that hit every kernel bound (1..64) and the GEMM
-// route above it, and lengths around the 64-row tiles.
 @testable import OpenCLBackend
 
 final class FusedAttentionTests: XCTestCase {

@@ -1,9 +1,9 @@
-import TestSupport
-import XCTest
-
 // The direct convolution (<= 4 output channels) and its gradients through the AVX2 kernels
 // against the portable Swift loops, over widths below, at and above its 32-lane blocks, with and
 // without padding.
+import TestSupport
+import XCTest
+
 @testable import CPUBackend
 @testable import Tensor
 

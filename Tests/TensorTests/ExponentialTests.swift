@@ -1,9 +1,9 @@
-import Foundation
-import XCTest
-
 // The CPU backend's own exponential (SiLU, sigmoid, exp, softmax and the SiLU gradient) against
 // libm, through the AVX2 kernels and the portable Swift loops, including the arguments outside
 // [-87, 88] and the NaNs that both hand back to libm.
+import Foundation
+import XCTest
+
 @testable import CPUBackend
 @testable import Tensor
 

@@ -1,7 +1,7 @@
-import XCTest
-
 // The AVX2 2x2 max pooling against the portable Swift loops, bit for bit: ties (the first maximum
 // wins), NaNs (always taken), signed zeros, -infinity, and odd sizes with windows left over.
+import XCTest
+
 @testable import CPUBackend
 @testable import Tensor
 

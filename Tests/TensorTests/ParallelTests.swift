@@ -1,9 +1,9 @@
+// The worker pool behind Parallel: every index runs exactly once, also for loops started inside a
+// loop's body (they run on that thread) and from several threads at once (all but one run serially).
 import Dispatch
 import Tensor
 import XCTest
 
-// The worker pool behind Parallel: every index runs exactly once, also for loops started inside a
-// loop's body (they run on that thread) and from several threads at once (all but one run serially).
 @testable import CPUBackend
 
 final class ParallelTests: XCTestCase {
