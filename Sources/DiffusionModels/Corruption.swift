@@ -32,7 +32,7 @@ public struct X0MixingSampler {
 
     public func sample(
         model: (Tensor) throws -> Tensor, initialNoise: Tensor,
-        recordTrajectory: Bool = false
+        recordTrajectory: Bool = false, recordSteps: Set<Int>? = nil, progress: ((_ done: Int) -> Void)? = nil
     ) throws -> (sample: Tensor, trajectory: SamplingTrajectory) {
         var x = initialNoise
         var trajectory = SamplingTrajectory()
@@ -40,12 +40,16 @@ public struct X0MixingSampler {
             for i in 0..<steps {
                 try Interruption.check("sampling stopped at step \(i) of \(steps); nothing was written")
                 let prediction = try model(x)
-                if recordTrajectory {
+                if recordTrajectory && (recordSteps?.contains(i) ?? true) {
                     trajectory.inputs.append(try x.toArray())
                     trajectory.predictions.append(try prediction.toArray())
                 }
                 let mix = 1 / Float(steps - i)
                 x = try Tensor.linearCombination(1 - mix, x, mix, prediction)
+                if let progress {
+                    try x.synchronize()
+                    progress(i + 1)
+                }
             }
         }
         return (x, trajectory)

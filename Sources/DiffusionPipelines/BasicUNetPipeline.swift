@@ -62,10 +62,15 @@ public final class BasicUNetPipeline: TrainablePipeline {
         let sampler = X0MixingSampler(steps: request.steps ?? self.sampler.numInferenceSteps)
         var samples: [Tensor] = []
         var trajectory = SamplingTrajectory()
-        for start in stride(from: 0, to: batch, by: chunk) {
+        let chunks = (batch + chunk - 1) / chunk
+        for (index, start) in stride(from: 0, to: batch, by: chunk).enumerated() {
             let part = chunk == batch ? noise : try noise.slice(axis: 0, start: start, length: min(chunk, batch - start))
+            let report = request.progress.map { progress in
+                { (done: Int) in progress(index * sampler.steps + done, chunks * sampler.steps) }
+            }
             let result = try sampler.sample(
-                model: { try self.model($0) }, initialNoise: part, recordTrajectory: request.recordTrajectory)
+                model: { try self.model($0) }, initialNoise: part, recordTrajectory: request.recordTrajectory,
+                recordSteps: request.recordedSteps(of: sampler.steps), progress: report)
             samples.append(result.sample)
             if request.recordTrajectory {
                 if trajectory.inputs.isEmpty {

@@ -57,7 +57,8 @@ public final class DDPMPipeline: TrainablePipeline {
         let result = try sampler.sample(
             unet: folder.unet, initialNoise: noise,
             generator: RandomGenerator(seed: request.seed, offset: 1 << 40), classLabels: labels,
-            recordTrajectory: request.recordTrajectory)
+            recordTrajectory: request.recordTrajectory, recordSteps: request.recordedSteps(of: sampler.steps),
+            progress: request.progress)
         let figure =
             request.recordTrajectory
             ? try Figures.trajectory(

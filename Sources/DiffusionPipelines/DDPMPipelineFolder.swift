@@ -102,9 +102,13 @@ public struct UNetSampler {
     /// The final sample before clamping; `generator` draws the variance noise (DDPM, DDIM with eta > 0).
     /// A batch larger than the device holds runs chunk by chunk within each step; each chunk's noise
     /// is its slice of the whole batch's draw, so chunking does not change the images.
+    /// `recordSteps`: the steps the trajectory keeps (nil: every step, when `recordTrajectory`).
+    /// `progress(done, total)` after each step, the step's work finished on the device first so
+    /// the rate it implies is real.
     public func sample(
         unet: UNet2DModel, initialNoise: Tensor, generator: RandomGenerator, classLabels: [Int]? = nil,
-        recordTrajectory: Bool = false
+        recordTrajectory: Bool = false, recordSteps: Set<Int>? = nil,
+        progress: ((_ done: Int, _ total: Int) -> Void)? = nil
     ) throws -> (sample: Tensor, trajectory: SamplingTrajectory) {
         let ddpm = try DDPMScheduler(config: config)
         let ddim = try DDIMScheduler(config: config)
@@ -126,6 +130,7 @@ public struct UNetSampler {
             for (i, t) in timesteps.enumerated() {
                 try Interruption.check("sampling stopped at step \(i) of \(timesteps.count); nothing was written")
                 let needsNoise = kind == .ddpm ? t > 0 : eta > 0
+                let recording = recordTrajectory && (recordSteps?.contains(i) ?? true)
                 // One draw for the whole batch, as unchunked; chunk k reads from its first value on.
                 let key = needsNoise ? generator.next(count: batch * imageSize) : nil
                 var inputs: [Float] = [], predictions: [Float] = []
@@ -146,15 +151,19 @@ public struct UNetSampler {
                             modelOutput: output, timestep: t,
                             previousTimestep: i + 1 < timesteps.count ? timesteps[i + 1] : -1, sample: x, noise: noise)
                         : try ddim.step(modelOutput: output, timestep: t, steps: steps, sample: x, eta: eta, noise: noise)
-                    if recordTrajectory {
+                    if recording {
                         inputs += try x.toArray()
                         predictions += try step.original.toArray()
                     }
                     xs[k] = step.previous
                 }
-                if recordTrajectory {
+                if recording {
                     trajectory.inputs.append(inputs)
                     trajectory.predictions.append(predictions)
+                }
+                if let progress, let last = xs.last {
+                    try last.synchronize()
+                    progress(i + 1, timesteps.count)
                 }
             }
         }

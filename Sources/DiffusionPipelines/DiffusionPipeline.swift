@@ -17,12 +17,17 @@ public struct SampleRequest {
     /// A safetensors file whose `sample` tensor replaces the initial noise.
     public var initialNoise: URL?
     public var recordTrajectory = false
+    /// How many steps the trajectory draws, spread evenly from the first to the last: a 1000-step
+    /// DDPM trajectory at one row per step would be a picture nobody can read.
+    public var trajectorySteps = 10
     /// Scheduler-driven pipelines: which sampler, DDIM's eta, class labels (one, or one per image).
     public var sampler: SamplerKind?
     public var eta: Float = 0
     public var classLabels: [Int]?
     /// Told what the pipeline decided on its own (chunking a batch that does not fit).
     public var notice: (String) -> Void = { _ in }
+    /// Told after each denoising step (steps done, steps in all), the step finished on the device.
+    public var progress: ((_ done: Int, _ total: Int) -> Void)?
 
     public init() {}
 }

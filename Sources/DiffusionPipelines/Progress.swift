@@ -5,6 +5,7 @@ import Foundation
 public final class ProgressLine {
     let isTerminal = isatty(STDOUT_FILENO) == 1
     let quiet: Bool
+    var samplingStart: Date?
 
     public init(quiet: Bool = false) { self.quiet = quiet }
 
@@ -26,6 +27,24 @@ public final class ProgressLine {
     /// Ends an in-place line so that later output starts on its own line.
     public func finish() {
         if isTerminal && !quiet { print("") }
+    }
+
+    /// The sampling line: step, steps per second, ETA. On a terminal every step rewrites it; in a
+    /// log or pipe about twenty plain lines are printed, and the last step always.
+    public func sampling(done: Int, total: Int) {
+        guard !quiet else { return }
+        let now = Date()
+        if done == 1 || samplingStart == nil { samplingStart = now }
+        let elapsed = now.timeIntervalSince(samplingStart ?? now)
+        let rate = done > 1 && elapsed > 0 ? Double(done - 1) / elapsed : 0
+        let line = String(
+            format: "step %d/%d  %.1f steps/s  ETA %@", done, total, rate,
+            ProgressLine.duration(rate > 0 ? Double(total - done) / rate : .nan))
+        if isTerminal {
+            FileHandle.standardOutput.write(Data(("\r\u{1B}[K" + line + (done == total ? "\n" : "")).utf8))
+        } else if done == total || done % max(1, total / 20) == 0 {
+            print(line)
+        }
     }
 
     public static func duration(_ seconds: Double) -> String {

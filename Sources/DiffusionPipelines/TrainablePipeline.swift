@@ -80,6 +80,13 @@ extension ModelSpec {
 }
 
 extension SampleRequest {
+    /// The steps of `total` the trajectory keeps: `trajectorySteps` of them, first and last included.
+    func recordedSteps(of total: Int) -> Set<Int> {
+        let count = max(1, min(trajectorySteps, total))
+        guard count > 1 else { return [total - 1] }
+        return Set((0..<count).map { Int((Double($0) * Double(total - 1) / Double(count - 1)).rounded()) })
+    }
+
     /// The request's initial noise: its --init-noise tensor, else `batchSize` (default 8) images of
     /// uniform or normal noise from `seed`.
     /// `spatialMultiple` and `bytesPerImage` (of a height and width) check the noise before any of it is

@@ -97,6 +97,13 @@ public final class Tensor {
     }
 
     /// Copies another tensor's values into this one on the device.
+    /// Waits until the device has computed this tensor (by reading one value back): for progress
+    /// that reports real rates. The only other waits are the reads a caller asks for.
+    public func synchronize() throws {
+        guard count > 0 else { return }
+        _ = try (rank == 0 ? self : reshaped([count]).slice(axis: 0, start: 0, length: 1)).toArray()
+    }
+
     public func copy(from other: Tensor) throws {
         guard other.count == count else { throw DiffuseError.shape("copy: \(other.shape) into \(shape)") }
         try device.copyBlocks(

@@ -30,8 +30,14 @@ struct SampleCommand: ParsableCommand {
     @OptionGroup var deviceOption: DeviceOption
     @Option(help: "PNG grid to write.")
     var output = "samples.png"
-    @Option(help: "Also write the input and prediction of every step as a PNG.")
+    @Option(help: "Also write the input and prediction of the steps as a PNG (see --trajectory-steps).")
     var trajectory: String?
+    @Option(parsing: .unconditional, help: "Steps the trajectory draws, one row each, spread from the first to the last.")
+    var trajectorySteps = 10
+    @Option(help: "Also write each image as its own PNG into this folder (0000.png, 0001.png, ...).")
+    var saveImages: String?
+    @Flag(help: "No progress line.")
+    var quiet = false
     @Option(help: "Start from this tensor (safetensors, key `sample`, shape [B,C,H,W]) instead of noise.")
     var initNoise: String?
     @Option(help: "Write the final sample (before clamping) as safetensors, key `sample`, float32 NCHW.")
@@ -50,7 +56,32 @@ struct SampleCommand: ParsableCommand {
         }
         guard eta >= 0, eta.isFinite else { throw ValidationError("--eta must be 0 or more, got \(eta)") }
         if let classLabels { _ = try Self.parseLabels(classLabels) }
+        guard (1...1000).contains(trajectorySteps) else {
+            throw ValidationError("--trajectory-steps must be 1 to 1000, got \(trajectorySteps)")
+        }
+        if let saveImages, saveImages.isEmpty { throw ValidationError("--save-images is empty: give a folder") }
     }
+
+    /// --save-images DIR: a folder that is or can be made, holding no image of ours unless --overwrite.
+    func checkImageFolder(_ folder: String, count: Int) throws {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else { throw DiffuseError.usage("--save-images \(folder) is a file: give a folder") }
+            try OutputCheck.requireWritableFolder(URL(fileURLWithPath: folder), for: "--save-images")
+            let taken = (0..<count).map(Self.imageName).filter {
+                FileManager.default.fileExists(atPath: URL(fileURLWithPath: folder).appendingPathComponent($0).path)
+            }
+            if let first = taken.first, !overwriteOption.overwrite {
+                throw DiffuseError.usage(
+                    "--save-images \(folder) already holds \(first) (and \(taken.count - 1) more); choose another folder or pass "
+                        + "--overwrite")
+            }
+        } else {
+            try OutputCheck.validateRunFolder(folder)
+        }
+    }
+
+    static func imageName(_ index: Int) -> String { String(format: "%04d.png", index) }
 
     func run() throws {
         try OutputCheck.validate(
@@ -58,6 +89,7 @@ struct SampleCommand: ParsableCommand {
                 + (trajectory.map { [OutputFile(option: "--trajectory", path: $0, extensions: ["png"])] } ?? [])
                 + (saveTensor.map { [OutputFile(option: "--save-tensor", path: $0, extensions: ["safetensors"])] } ?? []),
             overwrite: overwriteOption.overwrite)
+        if let saveImages { try checkImageFolder(saveImages, count: batchSize ?? 8) }
         let (chosen, label) = try deviceOption.resolve()
         print("sampling on \(label)")
         let pipeline = try PipelineRegistry.load(try ModelSource.resolve(model), device: chosen)
@@ -67,6 +99,9 @@ struct SampleCommand: ParsableCommand {
         request.seed = seedOption.value
         request.initialNoise = initNoise.map { URL(fileURLWithPath: $0) }
         request.recordTrajectory = trajectory != nil
+        request.trajectorySteps = trajectorySteps
+        let progress = ProgressLine(quiet: quiet)
+        request.progress = { progress.sampling(done: $0, total: $1) }
         request.sampler = scheduler
         request.eta = eta
         request.classLabels = try classLabels.map(Self.parseLabels)
@@ -93,6 +128,15 @@ struct SampleCommand: ParsableCommand {
         if let saveTensor {
             try SampleTensors.writeSample(result.sample, to: URL(fileURLWithPath: saveTensor))
             print("tensor: \(saveTensor)")
+        }
+        if let saveImages {
+            let folder = URL(fileURLWithPath: saveImages)
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            let images = Figures.tiles(try result.images.toArray(), shape: result.images.shape, low: 0, high: 1)
+            for (index, image) in images.enumerated() {
+                try PNG.write(image, to: folder.appendingPathComponent(Self.imageName(index)))
+            }
+            print("images: \(images.count) in \(saveImages)")
         }
     }
 

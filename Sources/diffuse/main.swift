@@ -18,6 +18,9 @@ struct Diffuse: ParsableCommand {
 /// Usage and input errors exit with 2 and one line; help and version exit 0 as usual.
 func runMain() -> Never {
     Interruption.install()
+    // Line-buffered stdout: a piped `train` or `sample` shows each progress line as it is written,
+    // not minutes later when a 4 KiB block fills.
+    setvbuf(stdout, nil, _IOLBF, 0)
     do {
         var command = try Diffuse.parseAsRoot()
         try command.run()

@@ -80,6 +80,40 @@ final class DiffusersPipelineCLITests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: work.appendingPathComponent("out").path))
     }
 
+    /// Sampling a person can watch: progress lines reach a pipe as they are written, each image can
+    /// be its own PNG, and a many-step trajectory draws the rows asked for, not one per step.
+    func testSamplingShowsProgressAndWritesImagesAndATrajectoryOfChosenSteps() throws {
+        let work = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: work) }
+        let images = work.appendingPathComponent("images")
+        let trajectory = work.appendingPathComponent("trajectory.png")
+        let result = try CLI.run([
+            "sample", fixtures.appendingPathComponent("tiny-ddpm").path, "--steps", "40", "--batch-size", "3",
+            "--device", "cpu", "--save-images", images.path, "--trajectory", trajectory.path, "--trajectory-steps", "4",
+            "--output", work.appendingPathComponent("grid.png").path,
+        ])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let steps = result.stdout.split(separator: "\n").filter { $0.hasPrefix("step ") }
+        XCTAssertEqual(steps.count, 20, result.stdout)  // a pipe gets about twenty lines, the last step always
+        XCTAssertTrue(steps.last?.hasPrefix("step 40/40") == true, result.stdout)
+        XCTAssertTrue(steps.last?.contains("steps/s") == true, result.stdout)
+        XCTAssertEqual(
+            try FileManager.default.contentsOfDirectory(atPath: images.path).sorted(), ["0000.png", "0001.png", "0002.png"])
+        let one = try PNG.read(images.appendingPathComponent("0001.png"))
+        let grid = try PNG.read(trajectory)
+        let side = one.height
+        XCTAssertLessThan(grid.height, 5 * (side + 4), "4 rows, not 40")
+        XCTAssertGreaterThanOrEqual(grid.height, 4 * side)
+        // The same folder again holds our images: refused before the work without --overwrite.
+        let again = try CLI.run([
+            "sample", fixtures.appendingPathComponent("tiny-ddpm").path, "--steps", "2", "--batch-size", "3",
+            "--device", "cpu", "--save-images", images.path, "--output", work.appendingPathComponent("g2.png").path,
+        ])
+        XCTAssertEqual(again.status, 2, again.stderr)
+        XCTAssertTrue(again.stderr.contains("already holds 0000.png"), again.stderr)
+        XCTAssertFalse(again.stdout.contains("sampling on"), again.stdout)
+    }
+
     func testDDPMSamplingIsSeededAndOptionsAreChecked() throws {
         let work = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: work) }
