@@ -36,6 +36,9 @@ public final class DDPMPipeline: TrainablePipeline {
         guard request.eta >= 0, request.eta.isFinite else {
             throw DiffuseError.usage("DDIM eta must be 0 or more, got \(request.eta)")
         }
+        if kind != .ddim && request.eta != 0 {
+            throw DiffuseError.usage("\(Setting.eta) applies to the DDIM sampler, not \(kind.rawValue)")
+        }
         let config = folder.unet.config
         let noise = try request.initialNoise(
             channels: config.inChannels, size: config.sampleSize ?? 32, spatialMultiple: 1 << (config.blockOutChannels.count - 1),

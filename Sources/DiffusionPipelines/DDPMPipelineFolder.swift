@@ -7,7 +7,9 @@ import Foundation
 import NN
 import Tensor
 
-public enum SamplerKind: String, Sendable, CaseIterable { case ddpm, ddim }
+/// The samplers of `diffuse sample --scheduler`: DDPM and DDIM as the folder's config says, Euler
+/// (EulerDiscreteScheduler.from_config of it).
+public enum SamplerKind: String, Sendable, CaseIterable { case ddpm, ddim, euler }
 
 public struct DDPMPipelineFolder {
     public static let pipelineClasses: Set<String> = ["DDPMPipeline", "DDIMPipeline"]
@@ -112,7 +114,8 @@ public struct UNetSampler {
     ) throws -> (sample: Tensor, trajectory: SamplingTrajectory) {
         let ddpm = try DDPMScheduler(config: config)
         let ddim = try DDIMScheduler(config: config)
-        let timesteps = try ddpm.timesteps(steps: steps)
+        let euler = kind == .euler ? try EulerDiscreteScheduler(config: config, steps: steps) : nil
+        let timesteps = try euler?.timesteps ?? ddpm.timesteps(steps: steps)
         unet.train(false)  // sampling: dropout off
         let batch = initialNoise.shape[0]
         let imageSize = initialNoise.count / max(batch, 1)
@@ -121,15 +124,17 @@ public struct UNetSampler {
             throw DiffuseError.usage("sampling chunks of \(chunk) images of \(imageSize) values would split a random block")
         }
         let starts = Array(stride(from: 0, to: batch, by: chunk))
+        // Euler's noise has its own scale (init_noise_sigma); the others start from N(0, 1).
+        let first = try euler.map { try initialNoise.affine(scale: $0.initNoiseSigma, shift: 0) } ?? initialNoise
         var xs =
             try starts.count == 1
-            ? [initialNoise]
-            : starts.map { try initialNoise.slice(axis: 0, start: $0, length: min(chunk, batch - $0)) }
+            ? [first]
+            : starts.map { try first.slice(axis: 0, start: $0, length: min(chunk, batch - $0)) }
         var trajectory = SamplingTrajectory()
         try GradMode.withoutGradients {
             for (i, t) in timesteps.enumerated() {
                 try Interruption.check("sampling stopped at step \(i) of \(timesteps.count); nothing was written")
-                let needsNoise = kind == .ddpm ? t > 0 : eta > 0
+                let needsNoise = kind == .ddpm ? t > 0 : kind == .ddim && eta > 0
                 let recording = recordTrajectory && (recordSteps?.contains(i) ?? true)
                 // One draw for the whole batch, as unchunked; chunk k reads from its first value on.
                 let key = needsNoise ? generator.next(count: batch * imageSize) : nil
@@ -138,19 +143,24 @@ public struct UNetSampler {
                     let x = xs[k]
                     let count = x.shape[0]
                     let labels = classLabels.map { Array($0[start..<min($0.count, start + count)]) }
-                    let output = try unet(x, timesteps: Array(repeating: t, count: count), classLabels: labels)
+                    let input = try euler.map { try x.affine(scale: $0.inputScale(step: i), shift: 0) } ?? x
+                    let output = try unet(input, timesteps: Array(repeating: t, count: count), classLabels: labels)
                     let noise = try key.map { key in
                         try Tensor.normal(
                             x.shape,
                             generator: RandomGenerator(
                                 seed: key.seed, offset: key.offset &+ UInt64(start * imageSize / 4)), on: x.device)
                     }
-                    let step =
-                        kind == .ddpm
-                        ? try ddpm.step(
+                    let step: (previous: Tensor, original: Tensor)
+                    if let euler {
+                        step = try euler.step(modelOutput: output, step: i, sample: x)
+                    } else if kind == .ddpm {
+                        step = try ddpm.step(
                             modelOutput: output, timestep: t,
                             previousTimestep: i + 1 < timesteps.count ? timesteps[i + 1] : -1, sample: x, noise: noise)
-                        : try ddim.step(modelOutput: output, timestep: t, steps: steps, sample: x, eta: eta, noise: noise)
+                    } else {
+                        step = try ddim.step(modelOutput: output, timestep: t, steps: steps, sample: x, eta: eta, noise: noise)
+                    }
                     if recording {
                         inputs += try x.toArray()
                         predictions += try step.original.toArray()

@@ -16,9 +16,9 @@ struct SampleCommand: ParsableCommand {
     var model: String
     @Option(
         parsing: .unconditional,
-        help: "Sampling steps. Default: 5 for BasicUNet (its scheduler config), 1000 for DDPM, 50 for DDIM.")
+        help: "Sampling steps. Default: 5 for BasicUNet (its scheduler config), 1000 for DDPM, 50 for DDIM and Euler.")
     var steps: Int?
-    @Option(help: "DDPM/DDIM pipelines: the sampler. Default: the folder's scheduler.")
+    @Option(help: "DDPM/DDIM pipelines: the sampler (short or class name, e.g. EulerDiscreteScheduler). Default: the folder's.")
     var scheduler: SamplerKind?
     @Option(parsing: .unconditional, help: "DDIM eta (0 is deterministic).")
     var eta: Float = 0

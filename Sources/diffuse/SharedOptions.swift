@@ -33,7 +33,16 @@ struct OverwriteOption: ParsableArguments {
     var overwrite = false
 }
 
-extension SamplerKind: ExpressibleByArgument {}
+/// `--scheduler` takes the short name or diffusers' class name (`euler` or `EulerDiscreteScheduler`).
+extension SamplerKind: ExpressibleByArgument {
+    public init?(argument: String) {
+        let classNames: [String: SamplerKind] = [
+            "DDPMScheduler": .ddpm, "DDIMScheduler": .ddim, "EulerDiscreteScheduler": .euler,
+        ]
+        guard let kind = SamplerKind(rawValue: argument) ?? classNames[argument] else { return nil }
+        self = kind
+    }
+}
 extension BetaScheduleKind: ExpressibleByArgument {}
 extension PredictionType: ExpressibleByArgument {}
 extension Adam.Variant: ExpressibleByArgument {}

@@ -114,6 +114,32 @@ final class DiffusersPipelineCLITests: XCTestCase {
         XCTAssertFalse(again.stdout.contains("sampling on"), again.stdout)
     }
 
+    /// --scheduler takes diffusers' class name too: Euler from the DDPM folder's config, as
+    /// EulerDiscreteScheduler.from_config, equals diffusers' loop from the same noise.
+    func testEulerByClassNameMatchesDiffusers() throws {
+        let work = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: work) }
+        let tensor = work.appendingPathComponent("euler.safetensors").path
+        let result = try CLI.run([
+            "sample", fixtures.appendingPathComponent("tiny-ddpm").path, "--scheduler", "EulerDiscreteScheduler",
+            "--steps", "7", "--device", "cpu", "--quiet",
+            "--init-noise", fixtures.appendingPathComponent("tiny-ddpm-noise.safetensors").path,
+            "--save-tensor", tensor, "--output", work.appendingPathComponent("euler.png").path,
+        ])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let sample = try XCTUnwrap(Safetensors.read(URL(fileURLWithPath: tensor)).tensors["sample"]).values
+        let expected = try XCTUnwrap(
+            Safetensors.read(fixtures.appendingPathComponent("euler.safetensors")).tensors["euler7.sample"])
+        let scale = expected.values.map { abs($0) }.max() ?? 1
+        XCTAssertLessThan((zip(sample, expected.values).map { abs($0 - $1) }.max() ?? .infinity) / scale, 1e-5)
+        let eta = try CLI.run([
+            "sample", fixtures.appendingPathComponent("tiny-ddpm").path, "--scheduler", "euler", "--eta", "0.5",
+            "--device", "cpu", "--output", work.appendingPathComponent("eta.png").path,
+        ])
+        XCTAssertEqual(eta.status, 2, eta.stderr)
+        XCTAssertTrue(eta.stderr.contains("--eta applies to the DDIM sampler, not euler"), eta.stderr)
+    }
+
     func testDDPMSamplingIsSeededAndOptionsAreChecked() throws {
         let work = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: work) }
@@ -131,7 +157,7 @@ final class DiffusersPipelineCLITests: XCTestCase {
         }
         XCTAssertEqual(outputs[0], outputs[1])
         XCTAssertEqual(outputs[0].count, 3 * 3 * 8 * 8)
-        let bad = try CLI.run(["sample", folder, "--scheduler", "euler", "--output", work.appendingPathComponent("c.png").path])
+        let bad = try CLI.run(["sample", folder, "--scheduler", "lms", "--output", work.appendingPathComponent("c.png").path])
         XCTAssertEqual(bad.status, 2)
         XCTAssertTrue(bad.stderr.contains("--scheduler"), bad.stderr)
     }

@@ -1,0 +1,71 @@
+// EulerDiscreteScheduler following diffusers' scheduling_euler_discrete.py (0.42), built from a
+// DDPM/DDIM config as from_config does (its own keys at their defaults: linear interpolation, no
+// Karras sigmas, final sigma zero, no churn). Karras et al. 2022 ("Elucidating the design space"),
+// algorithm 1 with the probability-flow ODE dx/dsigma = (x - x0) / sigma integrated by Euler:
+//   sigma_t = sqrt((1 - abar_t) / abar_t),  the model sees x / sqrt(sigma^2 + 1),
+//   x0 = x - sigma eps (epsilon), x_next = x + (x - x0) / sigma * (sigma_next - sigma).
+import DiffuseCore
+import Foundation
+import Tensor
+
+public struct EulerDiscreteScheduler: Sendable {
+    public let config: SchedulerConfig
+    /// Descending training timesteps, one per step.
+    public let timesteps: [Int]
+    /// sigma at each timestep, then the final 0 (one more than `timesteps`).
+    public let sigmas: [Float]
+
+    public init(config: SchedulerConfig, steps: Int) throws {
+        self.config = config
+        let tables = try DDPMScheduler(config: config)
+        let total = config.numTrainTimesteps
+        guard steps > 0, steps <= total else {
+            throw DiffuseError.usage("\(Setting.steps) must be between 1 and num_train_timesteps (\(total)), got \(steps)")
+        }
+        switch config.timestepSpacing {
+        case .leading:
+            let ratio = total / steps
+            timesteps = (0..<steps).map { $0 * ratio + config.stepsOffset }.reversed()
+        case .trailing:
+            let ratio = Double(total) / Double(steps)
+            timesteps = stride(from: Double(total), to: 0, by: -ratio).map { Int($0.rounded(.toNearestOrEven)) - 1 }
+        case .linspace:
+            // Its timesteps fall between the training steps (999, 832.5, ...): the UNet here takes
+            // whole timesteps.
+            throw DiffuseError.input(
+                "EulerDiscreteScheduler with timestep_spacing linspace places steps between training timesteps, which "
+                    + "this version does not sample; use a leading or trailing config, or another \(Setting.scheduler)")
+        }
+        guard timesteps.allSatisfy({ (0..<total).contains($0) }) else {
+            throw DiffuseError.input("steps_offset \(config.stepsOffset) puts Euler's timesteps outside 0..<\(total)")
+        }
+        // As diffusers: the table in float32, read at whole timesteps (np.interp is exact there).
+        let abar = tables.schedule.alphasCumprod
+        sigmas = timesteps.map { ((1 - abar[$0]) / abar[$0]).squareRoot() } + [0]
+    }
+
+    /// The standard deviation of the initial noise: sqrt(max sigma^2 + 1) for leading spacing,
+    /// max sigma for trailing (diffusers' init_noise_sigma).
+    public var initNoiseSigma: Float {
+        let largest = sigmas.max() ?? 0
+        return config.timestepSpacing == .leading ? (largest * largest + 1).squareRoot() : largest
+    }
+
+    /// scale_model_input: the factor the sample is multiplied by before the model sees it at step i.
+    public func inputScale(step i: Int) -> Float { 1 / (sigmas[i] * sigmas[i] + 1).squareRoot() }
+
+    /// One Euler step on the device: (x_next, x0).
+    public func step(modelOutput: Tensor, step i: Int, sample: Tensor) throws -> (previous: Tensor, original: Tensor) {
+        let sigma = sigmas[i]
+        let original: Tensor
+        switch config.predictionType {
+        case .epsilon: original = try Tensor.linearCombination(1, sample, -sigma, modelOutput)
+        case .sample: original = modelOutput
+        case .velocity:
+            original = try Tensor.linearCombination(
+                -sigma / (sigma * sigma + 1).squareRoot(), modelOutput, 1 / (sigma * sigma + 1), sample)
+        }
+        let derivative = try Tensor.linearCombination(1 / sigma, sample, -1 / sigma, original)
+        return (try Tensor.linearCombination(1, sample, sigmas[i + 1] - sigma, derivative), original)
+    }
+}
