@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes one reader with libFuzzer and AddressSanitizer (issue 10 item 7):
 #   Tools/fuzz.sh READER SECONDS      READER: safetensors pickle png idx model_index scheduler_config unet_config
-# The libraries are built by SwiftPM into .build-fuzz with `--sanitize address --sanitize fuzzer`
+# The libraries are built by SwiftPM into .build-fuzz with `-Xswiftc -sanitize=fuzzer,address`
 # (library targets only: an executable target would not link, libFuzzer brings its own main); the
 # harness Tools/fuzz/READER.swift defines LLVMFuzzerTestOneInput and is linked against their
 # objects with `swiftc -sanitize=fuzzer,address -parse-as-library`. The corpus starts from the test
@@ -15,7 +15,10 @@ seconds=${2:?usage: Tools/fuzz.sh READER SECONDS}
 harness=Tools/fuzz/$reader.swift
 [ -f "$harness" ] || { echo "fuzz: no harness $harness" >&2; exit 2; }
 scratch=.build-fuzz
-swift build -c release --scratch-path "$scratch" --sanitize address --sanitize fuzzer --target DiffusionPipelines >&2
+# One -sanitize=fuzzer,address: given as two flags (SwiftPM's --sanitize address --sanitize fuzzer),
+# swiftc keeps only the last, so either coverage or AddressSanitizer silently went missing.
+swift build -c release --scratch-path "$scratch" -Xswiftc -sanitize=fuzzer,address \
+    -Xcc -fsanitize=fuzzer-no-link,address --target DiffusionPipelines >&2
 release="$scratch/release"
 objects=()
 # One object per source file SwiftPM lists for the target now (`<target>.build/sources`): objects

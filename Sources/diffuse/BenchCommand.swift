@@ -7,6 +7,9 @@ import Foundation
 import OpenCLBackend
 import Tensor
 
+/// Where the PyTorch side of `bench` runs.
+enum TorchDevice: String, CaseIterable, ExpressibleByArgument { case cpu, cuda }
+
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
@@ -26,8 +29,8 @@ struct BenchCommand: ParsableCommand {
     var torchScript: String?
     @Option(help: "Python interpreter for --torch-script.")
     var python = "python3"
-    @Option(help: "Where the --torch-script runs: cpu or cuda (PyTorch CUDA eager, beside an OpenCL GPU).")
-    var torchDevice = "cpu"
+    @Option(help: "Where the --torch-script runs (cuda: PyTorch CUDA eager, beside an OpenCL GPU).")
+    var torchDevice = TorchDevice.cpu
     @Flag(help: "Also time a 1024^3 GEMM on each device (GFLOP/s).")
     var gemm = false
     @Option(help: "Only these workloads (repeatable): basic_unet_train, basic_unet_forward, unet2d_train, unet2d_sample_step.")
@@ -42,14 +45,17 @@ struct BenchCommand: ParsableCommand {
 
     static let workloads = Benchmark.names
 
-    func run() throws {
-        guard batchSize > 0, seconds > 0 else { throw DiffuseError.usage("--batch-size and --seconds must be positive") }
+    func validate() throws {
+        guard batchSize > 0, seconds > 0 else { throw ValidationError("--batch-size and --seconds must be positive") }
         let unknown = workload.filter { !BenchCommand.workloads.contains($0) }
         guard unknown.isEmpty else {
-            throw DiffuseError.usage(
+            throw ValidationError(
                 "unknown --workload \(unknown.joined(separator: ", ")); known: "
                     + BenchCommand.workloads.joined(separator: ", "))
         }
+    }
+
+    func run() throws {
         let wanted = BenchCommand.workloads.filter { workload.isEmpty || workload.contains($0) } + (gemm ? ["gemm_1024"] : [])
         let devices: [Device] = device == "all" ? try DeviceChoice.available() : [try DeviceChoice.resolve(device)]
         var results: [BenchResult] = []
@@ -74,9 +80,6 @@ struct BenchCommand: ParsableCommand {
         }
         var torch: [BenchResult] = []
         if let torchScript {
-            guard ["cpu", "cuda"].contains(torchDevice) else {
-                throw DiffuseError.usage("--torch-device \(torchDevice): expected cpu or cuda")
-            }
             // Only what was asked for; the GEMM when --gemm (every workload when none was named).
             let torchWorkloads =
                 workload.isEmpty && !gemm
@@ -85,7 +88,7 @@ struct BenchCommand: ParsableCommand {
                     + (gemm ? ["gemm_1024"] : [])
             torch = try TorchBaseline.run(
                 python: python, script: torchScript, batchSize: batchSize, seconds: seconds,
-                workloads: torchWorkloads, device: torchDevice)
+                workloads: torchWorkloads, device: torchDevice.rawValue)
         }
         if json {
             let data = profile ? try JSONFile.encoder().encode(profiles) : try JSONFile.encoder().encode(results + torch)

@@ -116,6 +116,8 @@ final class CLITests: XCTestCase {
         // TrainingOptions.validate speaks of settings; the CLI words them as flags.
         assertUsageError(try train(["--log-every", "0"]), mentions: "--log-every must be positive, got 0")
         assertUsageError(try CLI.run(["sample", "nowhere", "--steps", "0"]), mentions: "--steps must be 1 to 100000")
+        assertUsageError(try CLI.run(["bench", "--torch-device", "tpu"]), mentions: "'cpu' and 'cuda'")
+        assertUsageError(try CLI.run(["bench", "--workload", "sdxl"]), mentions: "unknown --workload sdxl")
     }
 
     func testDevicesListsOpenCLAndTheCPU() throws {
