@@ -44,6 +44,10 @@ public enum TorchPickle {
                     + "and torch.save(model.state_dict()) write")
         }
         var tensors: [String: SafetensorsTensor] = [:]
+        // Views may repeat a storage (stride 0) and many names may view one storage: the floats
+        // they expand to are bounded by the file's size, so a small file cannot ask for gigabytes.
+        let budget = 16 * file.count + (1 << 20)
+        var expanded = 0
         for (key, value) in items {
             guard case .string(let name) = key else {
                 throw DiffuseError.input("\(source): a state dict key is a \(key.kind), not a parameter name")
@@ -53,6 +57,11 @@ public enum TorchPickle {
                     "\(source): '\(name.prefix(80))' is a \(value.kind), not a tensor; Diffuse reads flat state dicts")
             }
             guard tensors[name] == nil else { throw DiffuseError.input("\(source): '\(name.prefix(80))' appears twice") }
+            expanded += view.size.reduce(1, *)  // each at most 2^31, at most 64 times its storage
+            guard expanded <= budget else {
+                throw DiffuseError.input(
+                    "\(source): its tensors expand to more than \(budget) values, 16 per byte of the file; refused as a bomb")
+            }
             tensors[name] = try view.materialize(archive: archive, prefix: prefix, source: source, name: name)
         }
         return tensors

@@ -58,6 +58,7 @@ final class TorchPickleTests: XCTestCase {
             ("zip_bomb.pt", "is compressed"),
             ("legacy_format.pt", "legacy (pre-1.6) torch.save format"),
             ("deep_nesting.pt", "nest"),
+            ("view_bomb.pt", "refused as a bomb"),
         ]
         for (file, fragment) in cases {
             assertInputError([file, fragment]) { _ = try TorchPickle.read(self.folder.appendingPathComponent(file)) }

@@ -216,7 +216,17 @@ def hostile_files():
     torch.save(collections.OrderedDict(weight=torch.randn(2, 3), bias=torch.randn(3)), path("legacy_format.pt"),
                _use_new_zipfile_serialization=False)
     write_torch_zip("deep_nesting.pt", PROTO2 + b"(" * DEEP_NESTING + EMPTY_TUPLE + b"t" * DEEP_NESTING + STOP, {})
+    view_bomb()
     check_naive()
+
+
+def view_bomb():
+    """view_bomb.pt: one 1024-float storage viewed with stride 0 as [64, 1024], memoized (BINPUT 1)
+    and bound to 2,000 names (BINGET 1): 131 million floats from a 40 KB file. Each view is within
+    its own limit; the reader must bound what all of them expand to together."""
+    tensor = tensor_v2("0", "FloatStorage", 1024, 0, [64, 1024], [0, 1]) + b"q\x01"
+    body = op_str("w0") + tensor + b"".join(op_str(f"w{i}") + b"h\x01" for i in range(1, 2000))
+    write_torch_zip("view_bomb.pt", PROTO2 + ordered_dict() + b"(" + body + SETITEMS + STOP, {"0": floats(range(1024))})
 
 
 def check_naive():
