@@ -72,13 +72,17 @@ final class ChunkedSamplingTests: XCTestCase {
     }
 
     /// BasicUNet's sampler in chunks gives the images (and the trajectory) of one pass.
-    func testChunkedBasicUNetSamplingGivesTheUnchunkedImages() throws {
-        let folder = try makeScratchDirectory()
+    /// A random 8x8 BasicUNet saved in `folder` and loaded back as a pipeline.
+    func basicUNetPipeline(in folder: URL, steps: Int) throws -> (BasicUNetPipeline, BasicUNetConfig) {
         var config = BasicUNetConfig()
         config.sampleSize = 8
         let model = try BasicUNet(config: config, generator: RandomGenerator(seed: 5), device: CPUDevice.shared)
-        try BasicUNetFolder.save(model, sampler: X0MixingSamplerConfig(numInferenceSteps: 3), to: folder)
-        let pipeline = try BasicUNetPipeline.load(folder, device: CPUDevice.shared)
+        try BasicUNetFolder.save(model, sampler: X0MixingSamplerConfig(numInferenceSteps: steps), to: folder)
+        return (try BasicUNetPipeline.load(folder, device: CPUDevice.shared), config)
+    }
+
+    func testChunkedBasicUNetSamplingGivesTheUnchunkedImages() throws {
+        let (pipeline, _) = try basicUNetPipeline(in: try makeScratchDirectory(), steps: 3)
         var request = SampleRequest()
         request.batchSize = 7
         request.recordTrajectory = true
@@ -101,11 +105,7 @@ final class ChunkedSamplingTests: XCTestCase {
     /// cannot keep aligned, and images too large for the device even one at a time.
     func testInitialNoiseSizesAreChecked() throws {
         let folder = try makeScratchDirectory()
-        var config = BasicUNetConfig()
-        config.sampleSize = 8
-        let model = try BasicUNet(config: config, generator: RandomGenerator(seed: 5), device: CPUDevice.shared)
-        try BasicUNetFolder.save(model, sampler: X0MixingSamplerConfig(numInferenceSteps: 2), to: folder)
-        let pipeline = try BasicUNetPipeline.load(folder, device: CPUDevice.shared)
+        let (pipeline, config) = try basicUNetPipeline(in: folder, steps: 2)
         for (shape, fragment) in [([1, 1, 10, 8], "positive multiples of 4"), ([1, 1, 8, 0], "positive multiples of 4")] {
             let url = folder.appendingPathComponent("noise-\(shape[2])x\(shape[3]).safetensors")
             try Safetensors.write(
