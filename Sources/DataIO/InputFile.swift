@@ -2,11 +2,11 @@
 import DiffuseCore
 import Foundation
 
-enum InputFile {
+public enum InputFile {
     /// Reads the whole file at `url` into memory. Deliberately not memory-mapped: a mapped file that another
     /// process truncates while we parse it would kill us with SIGBUS instead of giving an error.
     /// `what` says what kind of file this is ("safetensors file", "PNG file") for the error message.
-    static func read(_ url: URL, what: String) throws -> Data {
+    public static func read(_ url: URL, what: String) throws -> Data {
         let path = url.path
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {

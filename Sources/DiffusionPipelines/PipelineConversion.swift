@@ -23,7 +23,7 @@ public enum PipelineConversion {
             }
         }
         for file in files {
-            let data = try InputFileData.read(source.appendingPathComponent(file))
+            let data = try InputFile.read(source.appendingPathComponent(file), what: "pipeline file")
             try AtomicFile.write(data, to: output.appendingPathComponent(file))
         }
         for component in index.components.keys.sorted() {
@@ -32,7 +32,7 @@ public enum PipelineConversion {
             let pickle = folder.appendingPathComponent(PipelineFolder.pickleWeightsName)
             let target = output.appendingPathComponent("\(component)/\(PipelineFolder.weightsName)")
             if FileManager.default.fileExists(atPath: safetensors.path) {
-                try AtomicFile.write(try InputFileData.read(safetensors), to: target)
+                try AtomicFile.write(try InputFile.read(safetensors, what: "safetensors file"), to: target)
             } else if FileManager.default.fileExists(atPath: pickle.path) {
                 let tensors = try TorchPickle.read(pickle)
                 try Safetensors.write(
@@ -44,15 +44,5 @@ public enum PipelineConversion {
             written.append(target)
         }
         return written
-    }
-}
-
-/// Whole small files (configs, weights) read for copying, with a one-line error.
-enum InputFileData {
-    static func read(_ url: URL) throws -> Data {
-        guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw DiffuseError.input("cannot read \(url.path)")
-        }
-        return data
     }
 }
