@@ -30,8 +30,8 @@ let package = Package(
         // OpenCL C sources, embedded as bytes (PackageResources.<name>_cl) so nothing is read at run time.
         .target(name: "Kernels", path: "Kernels",
                 resources: ["elementwise", "activation", "reduce", "loss", "scheduler", "optimizer", "random",
-                            "gemm", "gemm_tiled", "conv2d", "groupnorm", "attention", "attention_fused",
-                            "attention_lanes", "pool"].map { .embedInCode("\($0).cl") }),
+                            "gemm", "gemm_tiled", "conv_tiled", "conv2d", "groupnorm", "attention",
+                            "attention_fused", "attention_lanes", "pool"].map { .embedInCode("\($0).cl") }),
 
         // Core: the error type, atomic writes, path checks and signal handling every layer shares.
         .target(name: "DiffuseCore", swiftSettings: optimize),

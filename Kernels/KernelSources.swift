@@ -13,6 +13,7 @@ public enum KernelSources {
         ("random.cl", PackageResources.random_cl),
         ("gemm.cl", PackageResources.gemm_cl),
         ("gemm_tiled.cl", PackageResources.gemm_tiled_cl),
+        ("conv_tiled.cl", PackageResources.conv_tiled_cl),
         ("conv2d.cl", PackageResources.conv2d_cl),
         ("groupnorm.cl", PackageResources.groupnorm_cl),
         ("attention.cl", PackageResources.attention_cl),

@@ -1,5 +1,6 @@
-// OpenCL GEMM and convolution: im2col over chunks of the batch into a scratch buffer, then one
-// batched GEMM per chunk writing NCHW directly; direct kernels for layers with few output channels.
+// OpenCL GEMM and convolution. On CPU devices: im2col over chunks of the batch into a scratch buffer,
+// then one batched GEMM per chunk writing NCHW directly; direct kernels for layers with few output
+// channels. GPUs run implicit-GEMM convolutions instead (OpenCLDevice+ImplicitConvolution.swift).
 import COpenCL
 import DiffuseCore
 import Foundation
@@ -233,6 +234,10 @@ extension OpenCLDevice {
                 ]
                     + geometryArguments(g) + [.int(total)])
         }
+        if usesImplicitConvolution(g) {
+            return try implicitConvolution(
+                .forward, a: memory(weight), b: memory(x), out: memory(out), bias: bias.map { memory($0) }, g)
+        }
         let k = g.patchSize
         try forEachChunk(g) { first, count in
             var s = StridedGemm(m: g.outChannels, n: plane, k: k, rsA: k, csA: 1, rsB: plane, csB: 1)
@@ -271,6 +276,10 @@ extension OpenCLDevice {
                     .buffer(gradOut), .buffer(weight), .buffer(gradIn), .int(g.outChannels),
                 ] + geometryArguments(g) + [.int(total)])
         }
+        if usesImplicitConvolution(g) {
+            return try implicitConvolution(
+                .inputGradient, a: memory(weight), b: memory(gradOut), out: memory(gradIn), bias: nil, g)
+        }
         let k = g.patchSize
         try forEachChunk(g) { first, count in
             // dcol = W^T dY per image; W is [Cout, K], read transposed.
@@ -303,6 +312,11 @@ extension OpenCLDevice {
         _ x: DeviceBuffer, gradOut: DeviceBuffer, gradWeight: DeviceBuffer,
         gradBias: DeviceBuffer?, _ g: Conv2dGeometry
     ) throws {
+        if usesImplicitConvolution(g) {
+            return try implicitWeightGradient(
+                x: memory(x), gradOut: memory(gradOut), gradWeight: memory(gradWeight),
+                gradBias: gradBias.map { memory($0) }, g)
+        }
         let plane = g.outHeight * g.outWidth
         let k = g.patchSize
         let columns = gradBias == nil ? k : k + 1

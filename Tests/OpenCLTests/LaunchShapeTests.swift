@@ -43,6 +43,36 @@ final class LaunchShapeTests: XCTestCase {
         assertSteadyState(try ledger(of: "unet2d_sample_step", batch: 64), "unet2d_sample_step", maximumLaunches: 288)
     }
 
+    /// The kernels a GPU runs (gemm_tiled, conv_tiled, attention in local tiles), forced on this device.
+    func withGPUKernels<T>(_ body: () throws -> T) throws -> T {
+        let device = try DevicesUnderTest.opencl()
+        let saved = (device.gemmKernel, device.attentionKernels)
+        device.gemmKernel = .tiled
+        device.attentionKernels = .localTiles
+        defer { (device.gemmKernel, device.attentionKernels) = saved }
+        return try body()
+    }
+
+    func testTheGPUPathOfATrainingAndASamplingStep() throws {
+        // Issue 9's budget is 250 launches per sampling step (met here) and 600 per training step
+        // (not yet; today's count is the ceiling).
+        // PoCL runs GPU-shaped kernels about 50 times slower than its own, so this runs at batch 8,
+        // where no more launches are wide enough to skip splitting K than at 64: the counts bound
+        // those at batch 64 from above. Narrowness is a batch-64 property and is checked above.
+        try withGPUKernels {
+            for (name, budget) in [("unet2d_train", 875), ("unet2d_sample_step", 250)] {
+                let ledger = try ledger(of: name, batch: 8)
+                let rows = ledger.perStep(1).map { "\($0.kernel) \($0.launches)" }.joined(separator: ", ")
+                print("\(name) on the GPU path: \(ledger.totalLaunches) launches per step (\(rows))")
+                XCTAssertNil(ledger.rows["im2col"], name)
+                XCTAssertNil(ledger.rows["col2im"], name)
+                XCTAssertEqual(ledger.buffersCreated, 0, "\(name): a steady-state step created buffers")
+                XCTAssertEqual(ledger.hostWaits, 1, "\(name): only the read that ends the step may wait")
+                XCTAssertLessThanOrEqual(ledger.totalLaunches, budget, "\(name): launch count grew")
+            }
+        }
+    }
+
     func testTheLedgerFlagsANarrowAndLongLaunch() throws {
         // The check must be able to fail: a softmax over two rows of 2,000 runs two work-items
         // three passes long each, the shape the ledger exists to catch.

@@ -1,0 +1,157 @@
+// conv_tiled.cl: implicit-GEMM convolution (as cuDNN's and CUTLASS's implicit GEMM) on gemm_tiled's
+// tiles, for GPUs. The im2col matrix X^ is never written: each tile of it is gathered from the image
+// straight into local memory, so a convolution is one launch where im2col + GEMM (or GEMM + col2im)
+// took two and wrote, then read back, nine floats per input float (a 3x3 kernel).
+// Uses gemm_tiled.cl's GT_* shape, local-memory layout and K-blocked accumulation.
+// Geometry g = (C, H, W, kh, kw, sh, sw, ph, pw, oh, ow); taps = kh*kw; plane = oh*ow;
+// X^[b](k, p) = x[b, c, oy*sh - ph + ky, ox*sw - pw + kx] for k = (c, ky, kx), p = (oy, ox), 0 outside.
+//   mode 0, forward:       C[b](o, p) = sum_k W[o, k] X^[b](k, p) + bias[o]            M = Cout, N = plane, K = C*taps
+//   mode 1, weight grad:   C(o, k) = sum_t dY[t / plane](o, t % plane) X^[t / plane](k, t % plane)
+//                          over t < batch*plane; M = Cout, N = C*taps (+1: hasBias 3 makes the last
+//                          column ones, so it holds the bias gradient)
+//   mode 2, input grad:    C[b](c, q) = sum_(o,r) W[o, c, r] dY[b](o, (qy + ph - ky) / sh, (qx + pw - kx) / sw)
+//                          where those divide exactly and land inside dY; M = C, N = H*W, K = Cout*taps
+// Split-K: work-group z = s * gridBatch + b takes slice s, K indices [s*per, min(K, (s+1)*per)), and
+// writes C at out + z*M*N; the host sums the slices (sum_batch / sum_batch_split) when there are
+// several, adding the bias there (hasBias 1 only with one slice). gridBatch is the batch for modes 0
+// and 2 and 1 for mode 1, whose K already runs over the batch.
+
+#define CONV_GEOMETRY const int C, const int H, const int W, const int kh, const int kw, const int sh, \
+                      const int sw, const int ph, const int pw, const int oh, const int ow
+
+// X^[b](k, p) with p already split into (oy, ox).
+inline float conv_patch(__global const float* x, const int b, const int k, const int oy, const int ox, CONV_GEOMETRY) {
+    const int taps = kh * kw;
+    const int c = k / taps;
+    const int r = k - c * taps;
+    const int ky = r / kw;
+    const int iy = oy * sh - ph + ky;
+    const int ix = ox * sw - pw + (r - ky * kw);
+    if (iy < 0 || iy >= H || ix < 0 || ix >= W) return 0.0f;
+    return x[(((size_t)b * (size_t)C + (size_t)c) * (size_t)H + (size_t)iy) * (size_t)W + (size_t)ix];
+}
+
+// A(i, k) of each mode: the weight (modes 0 and 2, the latter read as W[o, c, r] for k = (o, r)) or dY.
+inline float conv_a(const int mode, __global const float* A, const int i, const int k, const int M,
+                    const int Cout, CONV_GEOMETRY) {
+    const int taps = kh * kw;
+    if (mode == 0) return A[(size_t)i * (size_t)(C * taps) + (size_t)k];
+    if (mode == 1) {
+        const int plane = oh * ow;
+        const int b = k / plane;
+        return A[((size_t)b * (size_t)Cout + (size_t)i) * (size_t)plane + (size_t)(k - b * plane)];
+    }
+    const int o = k / taps;
+    return A[((size_t)o * (size_t)C + (size_t)i) * (size_t)taps + (size_t)(k - o * taps)];
+}
+
+// B(k, j) of each mode: X^ (modes 0 and 1, the latter with k and j swapped) or the shifted dY.
+inline float conv_b(const int mode, __global const float* B, const int b, const int k, const int j, const int N,
+                    const int hasBias, const int Cout, CONV_GEOMETRY) {
+    if (mode == 0) return conv_patch(B, b, k, j / ow, j % ow, C, H, W, kh, kw, sh, sw, ph, pw, oh, ow);
+    if (mode == 1) {
+        if (hasBias == 3 && j == N - 1) return 1.0f;
+        const int plane = oh * ow;
+        const int image = k / plane;
+        const int p = k - image * plane;
+        return conv_patch(B, image, j, p / ow, p % ow, C, H, W, kh, kw, sh, sw, ph, pw, oh, ow);
+    }
+    const int taps = kh * kw;
+    const int o = k / taps;
+    const int r = k - o * taps;
+    const int ky = r / kw;
+    const int ny = j / W + ph - ky;
+    const int nx = j % W + pw - (r - ky * kw);
+    if (ny < 0 || nx < 0 || ny % sh != 0 || nx % sw != 0) return 0.0f;
+    const int oy = ny / sh, ox = nx / sw;
+    if (oy >= oh || ox >= ow) return 0.0f;
+    return B[((size_t)b * (size_t)Cout + (size_t)o) * (size_t)(oh * ow) + (size_t)(oy * ow + ox)];
+}
+
+__kernel __attribute__((reqd_work_group_size(GT_WG_N, GT_WG_M, 1)))
+void conv_tiled(__global const float* A, __global const float* B, __global float* out, __global const float* bias,
+                const int mode, const int M, const int N, const int K, const int per, const int gridBatch,
+                const int hasBias, const int Cout, CONV_GEOMETRY) {
+    __local float As[GT_BK * GT_LDA];
+    __local float Bs[GT_BK * GT_LDB];
+    const int tx = (int)get_local_id(0);
+    const int ty = (int)get_local_id(1);
+    const int lid = ty * GT_WG_N + tx;
+    const int i0 = (int)get_group_id(1) * GT_BM;
+    const int j0 = (int)get_group_id(0) * GT_BN;
+    const int z = (int)get_group_id(2);
+    const int b = z % gridBatch;
+    const int kStart = (z / gridBatch) * per;
+    const int kEnd = min(K, kStart + per);
+    // A always walks K fastest (rows of W, pixels of dY); B walks its pixels fastest: N in modes 0
+    // and 2, K in mode 1. Uniform over the work-group.
+    const int bAlongK = mode == 1;
+
+    float acc[GT_REG_M][GT_REG_N];
+    #pragma unroll
+    for (int r = 0; r < GT_REG_M; ++r) {
+        #pragma unroll
+        for (int c = 0; c < GT_REG_N; ++c) acc[r][c] = 0.0f;
+    }
+    for (int k0 = kStart; k0 < kEnd; k0 += GT_BK) {
+        #pragma unroll
+        for (int p = 0; p < GT_LOADS_A; ++p) {
+            const int l = lid + p * GT_THREADS;
+            if (l < GT_BM * GT_BK) {
+                const int ii = l / GT_BK, kk = l % GT_BK;
+                const int i = i0 + ii, k = k0 + kk;
+                As[kk * GT_LDA + ii] = (i < M && k < kEnd) ? conv_a(mode, A, i, k, M, Cout, C, H, W, kh, kw, sh, sw, ph, pw, oh, ow) : 0.0f;
+            }
+        }
+        #pragma unroll
+        for (int p = 0; p < GT_LOADS_B; ++p) {
+            const int l = lid + p * GT_THREADS;
+            if (l < GT_BN * GT_BK) {
+                const int jj = bAlongK ? l / GT_BK : l % GT_BN;
+                const int kk = bAlongK ? l % GT_BK : l / GT_BN;
+                const int j = j0 + jj, k = k0 + kk;
+                Bs[kk * GT_LDB + jj] = (j < N && k < kEnd)
+                    ? conv_b(mode, B, b, k, j, N, hasBias, Cout, C, H, W, kh, kw, sh, sw, ph, pw, oh, ow) : 0.0f;
+            }
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        float part[GT_REG_M][GT_REG_N];
+        #pragma unroll
+        for (int r = 0; r < GT_REG_M; ++r) {
+            #pragma unroll
+            for (int c = 0; c < GT_REG_N; ++c) part[r][c] = 0.0f;
+        }
+        #pragma unroll
+        for (int kk = 0; kk < GT_BK; ++kk) {
+            float av[GT_REG_M], bv[GT_REG_N];
+            #pragma unroll
+            for (int r = 0; r < GT_REG_M; ++r) av[r] = As[kk * GT_LDA + ty + r * GT_WG_M];
+            #pragma unroll
+            for (int c = 0; c < GT_REG_N; ++c) bv[c] = Bs[kk * GT_LDB + tx + c * GT_WG_N];
+            #pragma unroll
+            for (int r = 0; r < GT_REG_M; ++r) {
+                #pragma unroll
+                for (int c = 0; c < GT_REG_N; ++c) part[r][c] = fma(av[r], bv[c], part[r][c]);
+            }
+        }
+        #pragma unroll
+        for (int r = 0; r < GT_REG_M; ++r) {
+            #pragma unroll
+            for (int c = 0; c < GT_REG_N; ++c) acc[r][c] += part[r][c];
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+
+    __global float* o = out + (size_t)z * (size_t)M * (size_t)N;
+    #pragma unroll
+    for (int r = 0; r < GT_REG_M; ++r) {
+        const int i = i0 + ty + r * GT_WG_M;
+        if (i >= M) continue;
+        const float rowBias = hasBias == 1 ? bias[i] : 0.0f;
+        #pragma unroll
+        for (int c = 0; c < GT_REG_N; ++c) {
+            const int j = j0 + tx + c * GT_WG_N;
+            if (j < N) o[(size_t)i * (size_t)N + (size_t)j] = acc[r][c] + rowBias;
+        }
+    }
+}

@@ -1,0 +1,84 @@
+// conv_tiled (Kernels/conv_tiled.cl), the implicit-GEMM convolution GPUs run, forced on the test
+// device and checked against the CPU twin: forward, input and weight gradients with and without a
+// bias, odd channel counts and sides, even and odd kernels, strides 1 and 2, paddings 0 to 2, and
+// the two split-K cases (a long K over few outputs; the weight gradient's K over the whole batch).
+import CPUBackend
+import Tensor
+import TestSupport
+import XCTest
+
+@testable import OpenCLBackend
+
+final class ImplicitConvolutionTests: XCTestCase {
+    /// Runs `body` with the tiled kernels forced on the shared test device, then restores the choice.
+    func withTiledKernels<T>(_ body: (OpenCLDevice) throws -> T) throws -> T {
+        let device = try DevicesUnderTest.opencl()
+        XCTAssertTrue(device.tiledGemmFits, "gemm_tiled cannot run on \(device.info.name)")
+        let saved = device.gemmKernel
+        device.gemmKernel = .tiled
+        defer { device.gemmKernel = saved }
+        return try body(device)
+    }
+
+    /// (input [N, C, H, W], weight [Cout, C, k, k], stride, padding, bias)
+    typealias Case = (input: [Int], weight: [Int], stride: Int, padding: Int, bias: Bool)
+
+    func check(_ c: Case, file: StaticString = #filePath, line: UInt = #line) throws {
+        var inputs = [
+            (try testValues(Shape.count(c.input), seed: 1), c.input),
+            (try testValues(Shape.count(c.weight), seed: 2), c.weight),
+        ]
+        if c.bias { inputs.append((try testValues(c.weight[0], seed: 3), [c.weight[0]])) }
+        try compareBackends(
+            "conv \(c.input) * \(c.weight) stride \(c.stride) padding \(c.padding) bias \(c.bias)", inputs,
+            tolerance: 1e-4, file: file, line: line
+        ) {
+            try $0[0].conv2d(weight: $0[1], bias: c.bias ? $0[2] : nil, stride: c.stride, padding: c.padding)
+        }
+    }
+
+    func testOddShapesStridesPaddingsAndKernels() throws {
+        let cases: [Case] = [
+            ([2, 3, 9, 7], [5, 3, 3, 3], 1, 1, true),
+            ([2, 33, 7, 9], [65, 33, 3, 3], 1, 1, false),
+            ([3, 3, 9, 7], [33, 3, 5, 5], 1, 2, true),
+            ([2, 5, 11, 8], [7, 5, 3, 3], 2, 1, true),
+            ([1, 4, 10, 10], [6, 4, 2, 2], 2, 0, false),
+            ([2, 6, 5, 5], [3, 6, 3, 3], 1, 0, true),
+            ([1, 2, 13, 6], [70, 2, 3, 3], 2, 2, true),
+        ]
+        try withTiledKernels { device in
+            device.ledger.reset()
+            for c in cases { try check(c) }
+            // Every product ran as an implicit GEMM: no column matrix was written or gathered.
+            XCTAssertNil(device.ledger.rows["im2col"])
+            XCTAssertNil(device.ledger.rows["col2im"])
+            XCTAssertGreaterThan(device.ledger.rows["conv_tiled"]?.launches ?? 0, 0)
+        }
+    }
+
+    func testSplitKForALongKAndForTheBatchSummedWeightGradient() throws {
+        try withTiledKernels { device in
+            // K = 130 * 9 = 1,170 over a 3x3 output: few outputs and a long K, so two slices and a sum.
+            let long: Case = ([2, 130, 3, 3], [8, 130, 3, 3], 1, 1, true)
+            let g = Conv2dGeometry(
+                batch: 2, inChannels: 130, height: 3, width: 3, outChannels: 8, kernelHeight: 3, kernelWidth: 3,
+                paddingHeight: 1, paddingWidth: 1)
+            device.ledger.reset()
+            let x = try Tensor.uniform([2, 130, 3, 3], generator: RandomGenerator(seed: 1), on: device)
+            let w = try Tensor.uniform([8, 130, 3, 3], generator: RandomGenerator(seed: 2), on: device)
+            _ = try GradMode.withoutGradients { try x.conv2d(weight: w, bias: nil, padding: 1) }.toArray()
+            XCTAssertEqual(device.ledger.rows["conv_tiled"]?.launches, 1)
+            XCTAssertEqual(device.ledger.rows["conv_tiled"]?.maxSerialIterations, 592)
+            XCTAssertEqual(device.ledger.rows["sum_batch"]?.launches, 1)
+            XCTAssertEqual(device.ledger.narrowLaunches, [])
+            XCTAssertEqual(g.patchSize, 1170)
+            try check(long)
+            // The weight gradient sums 3 * 24 * 24 = 1,728 pixels: two slices of at most 1,024.
+            device.ledger.reset()
+            try check(([3, 4, 24, 24], [9, 4, 3, 3], 1, 1, true))
+            XCTAssertEqual(device.ledger.rows["sum_batch_split"]?.launches, 1)
+            XCTAssertEqual(device.ledger.narrowLaunches, [])
+        }
+    }
+}
