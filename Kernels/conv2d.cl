@@ -4,11 +4,13 @@
 // Geometry arguments g = (C, H, W, kh, kw, sh, sw, ph, pw, oh, ow).
 //   im2col(x, cols, g..., firstImage, total, transposed)   cols[g][K][plane], or [g][plane][K] if transposed;
 //       total counts work-items: images*K*oh rows, or images*plane*C when transposed
-//   col2im(cols, dx, g..., firstImage, total)              gathers dcol[g][K][plane] into dx (no atomics)
+//   col2im(cols, dx, g..., firstImage, total, accumulate)  gathers dcol[g][K][plane] into dx (no atomics),
+//       adding to what dx holds when accumulate is 1 (a second gradient for the same input)
 //   conv_direct(x, w, bias, out, Cout, hasBias, g..., total)          8 output columns per work-item:
 //       total = N * Cout * oh * ceil(ow/8); stride 1 only
-//   conv_direct_backward_input(dy, w, dx, Cout, g..., total)          total = N * C * H * ceil(W/8)
+//   conv_direct_backward_input(dy, w, dx, Cout, g..., total, accumulate)   total = N * C * H * ceil(W/8)
 // Weight gradients of every layer go through im2col + per-image gemm + sum_batch (reduce.cl).
+// GPUs run all of these as implicit GEMMs instead (conv_tiled.cl).
 
 #define GEOMETRY const int C, const int H, const int W, const int kh, const int kw, const int sh, const int sw, \
                  const int ph, const int pw, const int oh, const int ow
@@ -68,7 +70,8 @@ __kernel void im2col(__global const float* x, __global float* cols, GEOMETRY, co
     }
 }
 
-__kernel void col2im(__global const float* cols, __global float* dx, GEOMETRY, const int firstImage, const int total) {
+__kernel void col2im(__global const float* cols, __global float* dx, GEOMETRY, const int firstImage, const int total,
+                     const int accumulate) {
     // 32-bit index arithmetic: sizes are checked to fit an int on the host, and 64-bit division
     // is several times slower on CPUs.
     const int i = (int)get_global_id(0);
@@ -94,7 +97,10 @@ __kernel void col2im(__global const float* cols, __global float* dx, GEOMETRY, c
                 acc += col[(size_t)((c * kh + ki) * kw + kj) * (size_t)plane + (size_t)(y * ow + xo)];
             }
         }
-        dx[(size_t)(firstImage + g) * (size_t)imageSize + (size_t)within] = acc;
+        {
+            __global float* at = dx + (size_t)(firstImage + g) * (size_t)imageSize + (size_t)within;
+            *at = accumulate ? *at + acc : acc;
+        }
         return;
     }
     for (int ki = 0; ki < kh; ++ki) {
@@ -110,7 +116,8 @@ __kernel void col2im(__global const float* cols, __global float* dx, GEOMETRY, c
             acc += col[(size_t)((c * kh + ki) * kw + kj) * (size_t)plane + (size_t)(y * ow + xo)];
         }
     }
-    dx[(size_t)(firstImage + g) * (size_t)imageSize + (size_t)within] = acc;
+    __global float* at = dx + (size_t)(firstImage + g) * (size_t)imageSize + (size_t)within;
+    *at = accumulate ? *at + acc : acc;
 }
 
 // The direct kernels run at stride 1 only (the backends route strided layers to im2col). Each
@@ -156,7 +163,7 @@ __kernel void conv_direct(__global const float* x, __global const float* w, __gl
 }
 
 __kernel void conv_direct_backward_input(__global const float* dy, __global const float* w, __global float* dx,
-                                         const int Cout, GEOMETRY, const int total) {
+                                         const int Cout, GEOMETRY, const int total, const int accumulate) {
     const int i = (int)get_global_id(0);
     if (i >= total) return;
     const int blocks = (W + 7) / 8;
@@ -177,5 +184,7 @@ __kernel void conv_direct_backward_input(__global const float* dy, __global cons
             }
         }
     }
-    store_row8(dx + ((size_t)(n * C + c) * (size_t)H + (size_t)iy) * (size_t)W, x0, W, acc);
+    __global float* line = dx + ((size_t)(n * C + c) * (size_t)H + (size_t)iy) * (size_t)W;
+    if (accumulate) acc += load_row8(line, x0, W);
+    store_row8(line, x0, W, acc);
 }

@@ -9,8 +9,9 @@
 // Backward, with dy the gradient at the norm's output (times silu'(y), y recomputed, when fused):
 //   group_norm_backward_planes(x, gamma, beta, mean, rstd, dout, partials, C, spatial, G, hasAffine, silu, planes)
 //       one work-group of 64 per (n, c) plane: partials[2(nC + c)] = sum dy * xhat, [.. + 1] = sum dy;
-//       these give both the input gradient's group sums and (added over n by sum_batch_pair) dgamma, dbeta
-//   group_norm_backward_input(x, gamma, beta, mean, rstd, dout, partials, dx, C, spatial, G, hasAffine, silu, total)
+//       these give both the input gradient's group sums and (added over n by sum_deferred) dgamma, dbeta
+//   group_norm_backward_input(x, gamma, beta, mean, rstd, dout, partials, dx, C, spatial, G, hasAffine, silu,
+//                             accumulate, total)
 //       dx = rstd * (dy * gamma - a - xhat * b), a = mean(dy * gamma), b = mean(dy * gamma * xhat) over
 //       the group, each gathered from the group's channels' partials
 
@@ -147,7 +148,7 @@ __kernel void group_norm_backward_input(__global const float* x, __global const 
                                         __global const float* rstd, __global const float* dout,
                                         __global const float* partials, __global float* dx, const int C,
                                         const int spatial, const int G, const int hasAffine, const int silu,
-                                        const int total) {
+                                        const int accumulate, const int total) {
     const int i = (int)get_global_id(0);
     if (i >= total) return;
     const int nc = i / spatial;
@@ -168,5 +169,7 @@ __kernel void group_norm_backward_input(__global const float* x, __global const 
     const float xhat = (x[i] - mu) * r;
     const float scale = hasAffine ? gamma[c] : 1.0f;
     const float dy = norm_output_gradient(x, gamma, beta, dout, (size_t)i, c, mu, r, hasAffine, silu);
-    dx[i] = r * (dy * scale - a * inverseSize - xhat * b * inverseSize);
+    const float value = r * (dy * scale - a * inverseSize - xhat * b * inverseSize);
+    // accumulate: dx already holds another gradient of the same input (autograd's in-place sum).
+    dx[i] = accumulate ? dx[i] + value : value;
 }

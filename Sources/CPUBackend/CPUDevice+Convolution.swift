@@ -253,9 +253,15 @@ extension CPUDevice {
     }
 
     public func conv2dBackwardInput(
-        gradOut: DeviceBuffer, weight: DeviceBuffer, gradIn: DeviceBuffer,
+        gradOut: DeviceBuffer, weight: DeviceBuffer, gradIn: DeviceBuffer, accumulate: Bool,
         _ g: Conv2dGeometry
     ) throws {
+        if accumulate {
+            // Computed apart and added, as autograd's separate sum did: the CPU has no launches to save.
+            let fresh = try allocate(count: g.batch * g.inChannels * g.height * g.width)
+            try conv2dBackwardInput(gradOut: gradOut, weight: weight, gradIn: fresh, accumulate: false, g)
+            return try addInPlace(gradIn, fresh, count: fresh.count)
+        }
         let dy = pointer(gradOut)
         let pw = pointer(weight)
         let dx = pointer(gradIn)

@@ -62,9 +62,16 @@ extension CPUDevice {
 
     public func groupNormBackward(
         _ x: DeviceBuffer, gamma: DeviceBuffer?, beta: DeviceBuffer?, mean: DeviceBuffer,
-        rstd: DeviceBuffer, gradOut: DeviceBuffer, gradIn: DeviceBuffer, gradGamma: DeviceBuffer?,
+        rstd: DeviceBuffer, gradOut: DeviceBuffer, gradIn: DeviceBuffer, accumulate: Bool, gradGamma: DeviceBuffer?,
         gradBeta: DeviceBuffer?, _ g: GroupNormGeometry
     ) throws {
+        if accumulate {
+            let fresh = try allocate(count: g.batch * g.channels * g.spatial)
+            try groupNormBackward(
+                x, gamma: gamma, beta: beta, mean: mean, rstd: rstd, gradOut: gradOut, gradIn: fresh,
+                accumulate: false, gradGamma: gradGamma, gradBeta: gradBeta, g)
+            return try addInPlace(gradIn, fresh, count: fresh.count)
+        }
         let px = pointer(x)
         let pg = gamma.map { pointer($0) }
         let pb = beta.map { pointer($0) }

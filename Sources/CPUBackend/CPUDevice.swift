@@ -272,6 +272,11 @@ public final class CPUDevice: Device {
         Parallel.forChunks(count) { r in for i in r { d[i] = min(max(s[i], low), high) } }
     }
 
+    /// total += addend elementwise (old + new, the order autograd's separate sum used).
+    func addInPlace(_ total: DeviceBuffer, _ addend: DeviceBuffer, count: Int) throws {
+        try binary(.add, total, addend, out: total, BroadcastGeometry(shape: [count], stridesA: [1], stridesB: [1]))
+    }
+
     public func binary(
         _ op: BinaryOp, _ a: DeviceBuffer, _ b: DeviceBuffer, out: DeviceBuffer,
         _ g: BroadcastGeometry

@@ -236,7 +236,8 @@ extension OpenCLDevice {
         }
         if usesImplicitConvolution(g) {
             return try implicitConvolution(
-                .forward, a: memory(weight), b: memory(x), out: memory(out), bias: bias.map { memory($0) }, g)
+                .forward, a: memory(weight), b: memory(x), out: memory(out), bias: bias.map { memory($0) },
+                accumulate: false, g)
         }
         let k = g.patchSize
         try forEachChunk(g) { first, count in
@@ -261,7 +262,7 @@ extension OpenCLDevice {
     }
 
     public func conv2dBackwardInput(
-        gradOut: DeviceBuffer, weight: DeviceBuffer, gradIn: DeviceBuffer,
+        gradOut: DeviceBuffer, weight: DeviceBuffer, gradIn: DeviceBuffer, accumulate: Bool,
         _ g: Conv2dGeometry
     ) throws {
         let plane = g.outHeight * g.outWidth
@@ -274,11 +275,12 @@ extension OpenCLDevice {
                 flops: 2.0 * Double(g.batch * g.outChannels * plane * g.patchSize),
                 [
                     .buffer(gradOut), .buffer(weight), .buffer(gradIn), .int(g.outChannels),
-                ] + geometryArguments(g) + [.int(total)])
+                ] + geometryArguments(g) + [.int(total), .int(accumulate ? 1 : 0)])
         }
         if usesImplicitConvolution(g) {
             return try implicitConvolution(
-                .inputGradient, a: memory(weight), b: memory(gradOut), out: memory(gradIn), bias: nil, g)
+                .inputGradient, a: memory(weight), b: memory(gradOut), out: memory(gradIn), bias: nil,
+                accumulate: accumulate, g)
         }
         let k = g.patchSize
         try forEachChunk(g) { first, count in
@@ -290,6 +292,7 @@ extension OpenCLDevice {
             s.batch = count
             if g.isPointwise {
                 s.offsetC = first * imageIn
+                s.beta = accumulate ? 1 : 0
                 return try enqueueGemm(memory(weight), memory(gradOut), memory(gradIn), s)
             }
             let columns = try scratch(ScratchSlot.columns, count: count * k * plane)
@@ -299,7 +302,7 @@ extension OpenCLDevice {
                 "col2im", count: total, serial: g.kernelHeight * g.kernelWidth,
                 bytes: 4.0 * Double(count * k * plane + total),
                 [.memory(columns), .buffer(gradIn)] + geometryArguments(g)
-                    + [.int(first), .int(total)])
+                    + [.int(first), .int(total), .int(accumulate ? 1 : 0)])
         }
     }
 
@@ -313,9 +316,7 @@ extension OpenCLDevice {
         gradBias: DeviceBuffer?, _ g: Conv2dGeometry
     ) throws {
         if usesImplicitConvolution(g) {
-            return try implicitWeightGradient(
-                x: memory(x), gradOut: memory(gradOut), gradWeight: memory(gradWeight),
-                gradBias: gradBias.map { memory($0) }, g)
+            return try implicitWeightGradient(x: x, gradOut: gradOut, gradWeight: gradWeight, gradBias: gradBias, g)
         }
         let plane = g.outHeight * g.outWidth
         let k = g.patchSize
@@ -348,9 +349,18 @@ extension OpenCLDevice {
             }
             guard let gradBias else { return try enqueueGemm(memory(gradOut), b, memory(gradWeight), s) }
             let size = g.outChannels * columns
-            let partials = try scratch(ScratchSlot.gemmPartials, count: count * size)
             s.strideC = size
             s.beta = 0
+            if count == g.batch && defersWeightReductions {
+                // One chunk on a GPU: per-image products into a pooled buffer, summed later with others.
+                let partials = try allocate(count: count * size)
+                try enqueueGemm(memory(gradOut), b, memory(partials), s)
+                return try enqueueReduction(
+                    DeferredReduction(
+                        partials: partials, destination: gradWeight, second: gradBias, size: size, slices: count,
+                        mode: .split, columns: columns))
+            }
+            let partials = try scratch(ScratchSlot.gemmPartials, count: count * size)
             try enqueueGemm(memory(gradOut), b, partials, s)
             try launch1D(
                 "sum_batch_split", count: size, serial: count, bytes: Double(4 * size * (count + 1)),

@@ -100,6 +100,15 @@ extension OpenCLDevice {
         if g.outputCount == 1 {
             return try sumAll(memory(x), memory(x), count: g.inputCount, squaredDifference: false, scale: 1, out: out)
         }
+        if g.shape.count == 2 && (g.outputStrides == [0, 1] || g.outputStrides == [1, 0]) {
+            // Over the rows (a Linear's bias gradient) or along each row (a broadcast [N, C, 1, 1]
+            // gradient): a deferred sum, run with others when the result is first read.
+            let alongRows = g.outputStrides == [1, 0]
+            return try enqueueReduction(
+                DeferredReduction(
+                    partials: x, destination: out, size: g.outputCount, slices: g.shape[alongRows ? 1 : 0],
+                    mode: alongRows ? .runs : .plain))
+        }
         let inputStrides = Shape.contiguousStrides(g.shape)
         let meta = try geometryBuffer([Int32(g.shape.count)] + (g.shape + inputStrides + g.outputStrides).map { Int32($0) })
         let reduced = g.inputCount / max(g.outputCount, 1)

@@ -45,7 +45,7 @@ extension OpenCLDevice {
 
     /// One conv_tiled launch writing `slices * gridBatch` products of m x n at `out`.
     private func enqueueImplicit(
-        _ mode: ImplicitConvolution, a: cl_mem, b: cl_mem, out: cl_mem, bias: cl_mem?, hasBias: Int,
+        _ mode: ImplicitConvolution, a: cl_mem, b: cl_mem, out: cl_mem, bias: cl_mem?, hasBias: Int, accumulate: Bool = false,
         m: Int, n: Int, k: Int, gridBatch: Int, slices: Int, sourceFloats: Int, _ g: Conv2dGeometry
     ) throws {
         let depth = tiledGemm.depth
@@ -60,14 +60,15 @@ extension OpenCLDevice {
             flops: 2.0 * Double(gridBatch) * Double(m) * Double(n) * Double(k),
             [
                 .memory(a), .memory(b), .memory(out), .memory(bias ?? a), .int(mode.rawValue), .int(m), .int(n),
-                .int(k), .int(per), .int(gridBatch), .int(hasBias), .int(g.outChannels),
+                .int(k), .int(per), .int(gridBatch), .int(hasBias), .int(accumulate ? 1 : 0), .int(g.outChannels),
             ] + geometryArguments(g))
     }
 
     /// Forward (mode 0) or input gradient (mode 2): one product per image, the bias added by the
-    /// kernel, or by the reduction when K is split.
+    /// kernel, or by the reduction when K is split; `accumulate` adds the result to what `out` holds.
     func implicitConvolution(
-        _ mode: ImplicitConvolution, a: cl_mem, b: cl_mem, out: cl_mem, bias: cl_mem?, _ g: Conv2dGeometry
+        _ mode: ImplicitConvolution, a: cl_mem, b: cl_mem, out: cl_mem, bias: cl_mem?, accumulate: Bool,
+        _ g: Conv2dGeometry
     ) throws {
         let forward = mode == .forward
         let m = forward ? g.outChannels : g.inChannels
@@ -79,8 +80,8 @@ extension OpenCLDevice {
         let count = slices(mode, m: m, n: n, k: k, gridBatch: g.batch)
         if count == 1 {
             return try enqueueImplicit(
-                mode, a: a, b: b, out: out, bias: bias, hasBias: bias == nil ? 0 : 1, m: m, n: n, k: k,
-                gridBatch: g.batch, slices: 1, sourceFloats: sourceFloats, g)
+                mode, a: a, b: b, out: out, bias: bias, hasBias: bias == nil ? 0 : 1, accumulate: accumulate, m: m,
+                n: n, k: k, gridBatch: g.batch, slices: 1, sourceFloats: sourceFloats, g)
         }
         let size = g.batch * m * n
         let partials = try scratch(ScratchSlot.splitK, count: count * size)
@@ -88,14 +89,14 @@ extension OpenCLDevice {
             mode, a: a, b: b, out: partials, bias: nil, hasBias: 0, m: m, n: n, k: k, gridBatch: g.batch,
             slices: count, sourceFloats: sourceFloats, g)
         try sumBatch(
-            partials, into: out, size: size, batch: count, offset: 0, beta: 0, bias: (bias, bias == nil ? 0 : 1),
-            columns: n, rows: m)
+            partials, into: out, size: size, batch: count, offset: 0, beta: accumulate ? 1 : 0,
+            bias: (bias, bias == nil ? 0 : 1), columns: n, rows: m)
     }
 
     /// Weight (and bias) gradient (mode 1): K runs over every pixel of every image in slices; with a
-    /// bias the product has a column of ones, and `sum_batch_split` adds up the slices into both.
+    /// bias the product has a column of ones, and a deferred reduction adds up the slices into both.
     func implicitWeightGradient(
-        x: cl_mem, gradOut: cl_mem, gradWeight: cl_mem, gradBias: cl_mem?, _ g: Conv2dGeometry
+        x: DeviceBuffer, gradOut: DeviceBuffer, gradWeight: DeviceBuffer, gradBias: DeviceBuffer?, _ g: Conv2dGeometry
     ) throws {
         let m = g.outChannels
         let n = g.patchSize + (gradBias == nil ? 0 : 1)
@@ -103,23 +104,19 @@ extension OpenCLDevice {
         let sourceFloats = g.batch * (g.outChannels * g.outHeight * g.outWidth + g.inChannels * g.height * g.width)
         let count = slices(.weightGradient, m: m, n: n, k: k, gridBatch: 1)
         let size = m * n
-        let direct = gradBias == nil && count == 1
-        let target = direct ? gradWeight : try scratch(ScratchSlot.gemmPartials, count: count * size)
-        try enqueueImplicit(
-            .weightGradient, a: gradOut, b: x, out: target, bias: nil, hasBias: gradBias == nil ? 0 : 3, m: m, n: n,
-            k: k, gridBatch: 1, slices: count, sourceFloats: sourceFloats, g)
-        if direct { return }
-        guard let gradBias else {
-            return try sumBatch(
-                target, into: gradWeight, size: size, batch: count, offset: 0, beta: 0, bias: (nil, 0), columns: n,
-                rows: m)
+        if gradBias == nil && count == 1 {
+            return try enqueueImplicit(
+                .weightGradient, a: memory(gradOut), b: memory(x), out: memory(gradWeight), bias: nil, hasBias: 0, m: m,
+                n: n, k: k, gridBatch: 1, slices: 1, sourceFloats: sourceFloats, g)
         }
-        try launch1D(
-            "sum_batch_split", count: size, serial: count, bytes: Double(4 * size * (count + 1)),
-            flops: Double(size * count),
-            [
-                .memory(target), .memory(gradWeight), .memory(gradBias), .int(size), .int(count), .int(n),
-                .float(0),
-            ])
+        // The slices go to a pooled buffer of their own, summed later by a deferred reduction.
+        let partials = try allocate(count: count * size)
+        try enqueueImplicit(
+            .weightGradient, a: memory(gradOut), b: memory(x), out: memory(partials), bias: nil,
+            hasBias: gradBias == nil ? 0 : 3, m: m, n: n, k: k, gridBatch: 1, slices: count, sourceFloats: sourceFloats, g)
+        try enqueueReduction(
+            DeferredReduction(
+                partials: partials, destination: gradWeight, second: gradBias, size: size, slices: count,
+                mode: gradBias == nil ? .plain : .split, columns: n))
     }
 }

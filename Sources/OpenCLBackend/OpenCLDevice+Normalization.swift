@@ -42,14 +42,16 @@ extension OpenCLDevice {
     /// gamma and beta. With SiLU fused, dy = dout * silu'(y) is recomputed in both passes.
     public func groupNormBackward(
         _ x: DeviceBuffer, gamma: DeviceBuffer?, beta: DeviceBuffer?, mean: DeviceBuffer,
-        rstd: DeviceBuffer, gradOut: DeviceBuffer, gradIn: DeviceBuffer,
+        rstd: DeviceBuffer, gradOut: DeviceBuffer, gradIn: DeviceBuffer, accumulate: Bool,
         gradGamma: DeviceBuffer?, gradBeta: DeviceBuffer?, _ g: GroupNormGeometry
     ) throws {
         let affine = gamma != nil && beta != nil ? 1 : 0
         let silu = g.silu ? 1 : 0
         let planes = g.batch * g.channels
         let total = planes * g.spatial
-        let partials = try scratch(ScratchSlot.normPartials, count: 2 * planes)
+        // Pooled, not scratch: the gamma/beta sum over the batch is deferred (DeferredReductions).
+        let partialsBuffer = try allocate(count: 2 * planes)
+        let partials = memory(partialsBuffer)
         try launch(
             "group_norm_backward_planes", global: [planes * 64], local: [64], serial: (g.spatial + 63) / 64,
             bytes: 8.0 * Double(total), flops: 6.0 * Double(total),
@@ -64,17 +66,16 @@ extension OpenCLDevice {
             [
                 .buffer(x), .buffer(gamma ?? mean), .buffer(beta ?? mean), .buffer(mean), .buffer(rstd), .buffer(gradOut),
                 .memory(partials), .buffer(gradIn), .int(g.channels), .int(g.spatial), .int(g.groups), .int(affine),
-                .int(silu), .int(total),
+                .int(silu), .int(accumulate ? 1 : 0), .int(total),
             ])
         if gradGamma != nil || gradBeta != nil {
             // Both sums come from one pass; a missing output gets a throwaway buffer.
             let dGamma = try gradGamma ?? allocate(count: g.channels)
             let dBeta = try gradBeta ?? allocate(count: g.channels)
-            try launch1D(
-                "sum_batch_pair", count: g.channels, serial: g.batch, bytes: 8.0 * Double(planes),
-                [
-                    .memory(partials), .buffer(dGamma), .buffer(dBeta), .int(g.channels), .int(g.batch),
-                ])
+            try enqueueReduction(
+                DeferredReduction(
+                    partials: partialsBuffer, destination: dGamma, second: dBeta, size: g.channels, slices: g.batch,
+                    mode: .pairs))
         }
     }
 

@@ -85,6 +85,11 @@ public final class OpenCLDevice: Device {
     var gemmKernel = GemmKernelChoice.automatic
     /// Where the program came from: "built" or "cache".
     public let programSource: String
+    /// Reductions queued until something touches their results (OpenCLDevice+DeferredReductions).
+    var deferred: [DeferredReduction] = []
+    /// The buffers the queued reductions write, and the floats of partials they hold.
+    var deferredMemory = Set<cl_mem>()
+    var deferredFloats = 0
     /// Every launch, buffer creation and host wait is counted here; kernel times too while profiling.
     public let ledger = LaunchLedger()
     /// When on, every launch carries an event whose timestamps give its kernel's time
@@ -224,6 +229,7 @@ public final class OpenCLDevice: Device {
     /// has passed it, so uploading a batch does not wait for the previous training step.
     public func upload(_ host: UnsafeBufferPointer<Float>, to buffer: DeviceBuffer) throws {
         guard let base = host.baseAddress, host.count > 0 else { return }
+        if deferredMemory.contains(memory(buffer)) { try flushDeferredReductions() }
         let bytes = min(host.count, buffer.count) * 4
         let staging = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
         staging.copyMemory(from: base, byteCount: bytes)
@@ -239,6 +245,7 @@ public final class OpenCLDevice: Device {
 
     public func download(_ buffer: DeviceBuffer, to host: UnsafeMutableBufferPointer<Float>) throws {
         guard let base = host.baseAddress, host.count > 0 else { return }
+        try flushDeferredReductions()
         try OpenCLStatus.check(
             clEnqueueReadBuffer(
                 queue, memory(buffer), cl_bool(CL_TRUE), 0,
@@ -305,6 +312,7 @@ public final class OpenCLDevice: Device {
         guard let kernel = kernels[name] else {
             throw DiffuseError.device("OpenCL kernel \(name) is missing from the program")
         }
+        try flushIfDeferred(arguments)
         for (i, argument) in arguments.enumerated() {
             let status: cl_int
             switch argument {

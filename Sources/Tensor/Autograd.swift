@@ -4,17 +4,26 @@ import DiffuseCore
 
 final class GradNode {
     let inputs: [Tensor]
-    /// Returns one gradient per input (nil where the input needs none).
-    let backward: (Tensor) throws -> [Tensor?]
+    /// Returns one gradient per input (nil where the input needs none). The second argument holds,
+    /// for an op that can add its result into an existing gradient (a GEMM with beta 1, a kernel's
+    /// accumulate flag), input i's gradient so far where nothing else refers to it; returning that
+    /// same tensor says the sum is done, saving the separate addition and its launch.
+    let backward: (Tensor, [Tensor?]) throws -> [Tensor?]
+    /// Whether `backward` uses its second argument (others are not handed gradients to add into).
+    let accumulates: Bool
 
-    init(inputs: [Tensor], backward: @escaping (Tensor) throws -> [Tensor?]) {
+    init(inputs: [Tensor], accumulates: Bool, backward: @escaping (Tensor, [Tensor?]) throws -> [Tensor?]) {
         self.inputs = inputs
+        self.accumulates = accumulates
         self.backward = backward
     }
 }
 
 public enum GradMode {
     nonisolated(unsafe) static var enabled = true
+    /// Whether ops that can add a gradient into an existing one do so (GradNode); off only in the
+    /// tests that compare both ways of summing.
+    nonisolated(unsafe) static var sumsInPlace = true
 
     public static var isEnabled: Bool { enabled }
 
@@ -33,7 +42,19 @@ extension Tensor {
     func recording(_ inputs: [Tensor], _ backward: @escaping (Tensor) throws -> [Tensor?]) -> Tensor {
         if GradMode.enabled && inputs.contains(where: { $0.requiresGrad }) {
             requiresGrad = true
-            gradNode = GradNode(inputs: inputs, backward: backward)
+            gradNode = GradNode(inputs: inputs, accumulates: false) { grad, _ in try backward(grad) }
+        }
+        return self
+    }
+
+    /// As `recording`, for a backward that may add input i's gradient into `into[i]` (see GradNode).
+    @discardableResult
+    func recordingAccumulating(
+        _ inputs: [Tensor], _ backward: @escaping (_ grad: Tensor, _ into: [Tensor?]) throws -> [Tensor?]
+    ) -> Tensor {
+        if GradMode.enabled && inputs.contains(where: { $0.requiresGrad }) {
+            requiresGrad = true
+            gradNode = GradNode(inputs: inputs, accumulates: true, backward: backward)
         }
         return self
     }
@@ -73,13 +94,39 @@ extension Tensor {
                 tensor.grad = try tensor.grad.map { try $0.adding(g) } ?? g
                 continue
             }
-            let inputGrads = try node.backward(g)
-            for (input, inputGrad) in zip(node.inputs, inputGrads) {
-                guard let inputGrad, input.requiresGrad else { continue }
+            let into =
+                node.accumulates && GradMode.sumsInPlace
+                ? takeAccumulators(node.inputs, from: &grads) : [Tensor?](repeating: nil, count: node.inputs.count)
+            let inputGrads = try node.backward(g, into)
+            for (index, (input, inputGrad)) in zip(node.inputs, inputGrads).enumerated() {
                 let id = ObjectIdentifier(input)
-                grads[id] = try grads[id].map { try $0.adding(inputGrad) } ?? inputGrad
+                let taken = into[index]
+                guard let inputGrad, input.requiresGrad else {
+                    if let taken { grads[id] = taken }
+                    continue
+                }
+                if let taken, taken === inputGrad {
+                    grads[id] = taken  // summed in place by the op
+                } else if let taken {
+                    grads[id] = try taken.adding(inputGrad)
+                } else {
+                    grads[id] = try grads[id].map { try $0.adding(inputGrad) } ?? inputGrad
+                }
             }
             tensor.gradNode = nil
+        }
+    }
+
+    /// The gradients so far of `inputs` that an op may add into: each taken out of `grads` only when
+    /// this is its one reference and its buffer is not shared with a reshaped view, so that adding
+    /// in place cannot change a value anything else will read. An input listed twice gets it once.
+    private func takeAccumulators(_ inputs: [Tensor], from grads: inout [ObjectIdentifier: Tensor]) -> [Tensor?] {
+        inputs.map { input in
+            let id = ObjectIdentifier(input)
+            guard input.requiresGrad, var existing = grads.removeValue(forKey: id) else { return nil }
+            if isKnownUniquelyReferenced(&existing) && !existing.sharesBuffer { return existing }
+            grads[id] = existing
+            return nil
         }
     }
 

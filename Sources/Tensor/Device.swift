@@ -67,8 +67,10 @@ public protocol Device: AnyObject {
     func conv2d(
         _ x: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?, out: DeviceBuffer,
         _ geometry: Conv2dGeometry) throws
+    /// With `accumulate`, adds the input gradient to what `gradIn` holds (autograd's sum of two
+    /// gradients of one input, without a separate addition); otherwise overwrites it.
     func conv2dBackwardInput(
-        gradOut: DeviceBuffer, weight: DeviceBuffer, gradIn: DeviceBuffer,
+        gradOut: DeviceBuffer, weight: DeviceBuffer, gradIn: DeviceBuffer, accumulate: Bool,
         _ geometry: Conv2dGeometry) throws
     /// Writes (not accumulates) the weight gradient and, when given, the bias gradient.
     func conv2dBackwardWeight(
@@ -80,10 +82,11 @@ public protocol Device: AnyObject {
     func groupNorm(
         _ x: DeviceBuffer, gamma: DeviceBuffer?, beta: DeviceBuffer?, out: DeviceBuffer,
         mean: DeviceBuffer, rstd: DeviceBuffer, _ geometry: GroupNormGeometry) throws
-    /// `beta` is read only when the geometry fuses SiLU (to recompute the norm's output).
+    /// `beta` is read only when the geometry fuses SiLU (to recompute the norm's output). With
+    /// `accumulate` the input gradient is added to what `gradIn` holds.
     func groupNormBackward(
         _ x: DeviceBuffer, gamma: DeviceBuffer?, beta: DeviceBuffer?, mean: DeviceBuffer, rstd: DeviceBuffer,
-        gradOut: DeviceBuffer, gradIn: DeviceBuffer, gradGamma: DeviceBuffer?,
+        gradOut: DeviceBuffer, gradIn: DeviceBuffer, accumulate: Bool, gradGamma: DeviceBuffer?,
         gradBeta: DeviceBuffer?, _ geometry: GroupNormGeometry) throws
     /// Row-wise softmax over the last dimension.
     func softmax(_ x: DeviceBuffer, out: DeviceBuffer, rows: Int, columns: Int) throws

@@ -10,6 +10,9 @@ public final class Tensor {
     /// Accumulated by `backward()` on leaves that require gradients.
     public var grad: Tensor?
     var gradNode: GradNode?
+    /// Set on a tensor and on its reshaped views, which share one buffer: autograd never adds into
+    /// such a gradient in place, since the other tensor would see the change.
+    var sharesBuffer = false
 
     public var count: Int { Shape.count(shape) }
     public var rank: Int { shape.count }

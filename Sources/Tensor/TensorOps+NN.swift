@@ -23,11 +23,12 @@ extension Tensor {
         try device.conv2d(buffer, weight: weight.buffer, bias: bias?.buffer, out: out.buffer, g)
         let x = self
         let inputs = [x, weight] + (bias.map { [$0] } ?? [])
-        return out.recording(inputs) { grad in
+        return out.recordingAccumulating(inputs) { grad, into in
             var dx: Tensor?
             if x.requiresGrad {
-                dx = try Tensor.empty(x.shape, on: x.device)
-                try x.device.conv2dBackwardInput(gradOut: grad.buffer, weight: weight.buffer, gradIn: dx!.buffer, g)
+                dx = try into[0] ?? Tensor.empty(x.shape, on: x.device)
+                try x.device.conv2dBackwardInput(
+                    gradOut: grad.buffer, weight: weight.buffer, gradIn: dx!.buffer, accumulate: into[0] != nil, g)
             }
             var dw: Tensor?
             var db: Tensor?
@@ -59,14 +60,14 @@ extension Tensor {
             rstd: rstd.buffer, g)
         let x = self
         let inputs = [x] + [gamma, beta].compactMap { $0 }
-        return out.recording(inputs) { grad in
-            let dx = try Tensor.empty(x.shape, on: x.device)
+        return out.recordingAccumulating(inputs) { grad, into in
+            let dx = try into[0] ?? Tensor.empty(x.shape, on: x.device)
             let dGamma = try gamma.map { try Tensor.empty($0.shape, on: x.device) }
             let dBeta = try beta.map { try Tensor.empty($0.shape, on: x.device) }
             try x.device.groupNormBackward(
                 x.buffer, gamma: gamma?.buffer, beta: beta?.buffer, mean: mean.buffer,
                 rstd: rstd.buffer,
-                gradOut: grad.buffer, gradIn: dx.buffer, gradGamma: dGamma?.buffer,
+                gradOut: grad.buffer, gradIn: dx.buffer, accumulate: into[0] != nil, gradGamma: dGamma?.buffer,
                 gradBeta: dBeta?.buffer, g)
             return [dx] + (gamma != nil ? [dGamma] : []) + (beta != nil ? [dBeta] : [])
         }
@@ -188,7 +189,9 @@ extension Tensor {
         guard let inFeatures = shape.last, weight.rank == 2, weight.shape[1] == inFeatures else {
             throw DiffuseError.shape("linear: input \(shape) does not match weight \(weight.shape)")
         }
-        let flat = try reshaped([count / max(inFeatures, 1), inFeatures])
+        // A 2-D input is used as it is: a reshaped view would keep autograd from summing the
+        // gradients of an input shared by several layers (the time embedding) in place.
+        let flat = rank == 2 ? self : try reshaped([count / max(inFeatures, 1), inFeatures])
         guard let bias else {
             return try flat.matmul(weight, transposeOther: true).reshaped(Array(shape.dropLast()) + [weight.shape[0]])
         }
@@ -203,9 +206,17 @@ extension Tensor {
         try device.gemm(
             flat.buffer, weight.buffer, out: out.buffer,
             GemmGeometry(m: rows, n: outFeatures, k: inFeatures, transposeB: true), columnBias: bias.buffer)
-        let recorded = out.recording([flat, weight, bias]) { g in
-            [
-                flat.requiresGrad ? try g.matmul(weight) : nil,
+        let recorded = out.recordingAccumulating([flat, weight, bias]) { g, into in
+            var dx: Tensor?
+            if flat.requiresGrad {
+                // dx = g W, added to an existing gradient by the GEMM itself (beta 1) when there is one.
+                dx = try into[0] ?? Tensor.empty(flat.shape, on: flat.device)
+                try flat.device.gemm(
+                    g.buffer, weight.buffer, out: dx!.buffer,
+                    GemmGeometry(m: rows, n: inFeatures, k: outFeatures, beta: into[0] == nil ? 0 : 1))
+            }
+            return [
+                dx,
                 weight.requiresGrad ? try g.matmul(flat, transposeSelf: true) : nil,
                 bias.requiresGrad ? try g.summed(toShape: [1, outFeatures]).reshaped(bias.shape) : nil,
             ]

@@ -22,8 +22,10 @@ extension Tensor {
             throw DiffuseError.shape("cannot reshape \(shape) to \(newShape)")
         }
         let original = shape
-        return Tensor(shape: resolved, buffer: buffer, device: device)
-            .recording([self]) { g in [try g.reshaped(original)] }
+        let view = Tensor(shape: resolved, buffer: buffer, device: device)
+        view.sharesBuffer = true
+        sharesBuffer = true
+        return view.recording([self]) { g in [try g.reshaped(original)] }
     }
 
     /// Swaps the last two dimensions (a copy).
@@ -191,9 +193,19 @@ extension Tensor {
                     destinationStride: outShape[axis] * inner))
             start += t.shape[axis]
         }
-        return out.recording(tensors) { g in
-            try zip(tensors, starts).map { t, s in
-                t.requiresGrad ? try g.slice(axis: axis, start: s, length: t.shape[axis]) : nil
+        return out.recordingAccumulating(tensors) { g, into in
+            try zip(tensors, starts).enumerated().map { index, part in
+                let (t, s) = part
+                guard t.requiresGrad else { return nil }
+                guard let target = into[index] else { return try g.slice(axis: axis, start: s, length: t.shape[axis]) }
+                // A skip connection's gradient already holds the other path's: add the slice into it.
+                try g.device.copyBlocks(
+                    from: g.buffer, to: target.buffer,
+                    BlockCopyGeometry(
+                        blockCount: outer, blockLength: t.shape[axis] * inner, sourceOffset: s * inner,
+                        sourceStride: outShape[axis] * inner, destinationOffset: 0,
+                        destinationStride: t.shape[axis] * inner, accumulate: true))
+                return target
             }
         }
     }

@@ -74,11 +74,34 @@ final class ImplicitConvolutionTests: XCTestCase {
             XCTAssertEqual(device.ledger.narrowLaunches, [])
             XCTAssertEqual(g.patchSize, 1170)
             try check(long)
-            // The weight gradient sums 3 * 24 * 24 = 1,728 pixels: two slices of at most 1,024.
+            // The weight gradient sums 3 * 24 * 24 = 1,728 pixels: two slices of at most 1,024, added
+            // up (weight and bias apart) by one deferred reduction.
             device.ledger.reset()
             try check(([3, 4, 24, 24], [9, 4, 3, 3], 1, 1, true))
-            XCTAssertEqual(device.ledger.rows["sum_batch_split"]?.launches, 1)
+            XCTAssertEqual(device.ledger.rows["sum_deferred"]?.launches, 1)
+            XCTAssertEqual(device.ledger.rows["conv_tiled"]?.maxSerialIterations, 864)
             XCTAssertEqual(device.ledger.narrowLaunches, [])
+        }
+    }
+
+    func testDeferredSumsRunBeforeAnythingReadsThem() throws {
+        // One weight in two convolutions: autograd adds the second weight gradient to the first, a
+        // launch that reads a result still queued. The queue must run first, or the sum reads garbage.
+        try withTiledKernels { device in
+            device.ledger.reset()
+            try compareBackends(
+                "a weight used twice",
+                [
+                    (testValues(2 * 3 * 9 * 9, seed: 1), [2, 3, 9, 9]), (testValues(2 * 3 * 7 * 7, seed: 2), [2, 3, 7, 7]),
+                    (testValues(5 * 3 * 9, seed: 3), [5, 3, 3, 3]), (testValues(5, seed: 4), [5]),
+                ], tolerance: 1e-4
+            ) {
+                let a = try $0[0].conv2d(weight: $0[2], bias: $0[3], padding: 1).sum()
+                return try a + $0[1].conv2d(weight: $0[2], bias: $0[3], stride: 2).sum()
+            }
+            // Both weight gradients' sums were queued and ran together, in one launch, before the
+            // addition read them (had it read them unsummed, the gradient above would not match).
+            XCTAssertEqual(device.ledger.rows["sum_deferred"]?.launches, 1)
         }
     }
 }
