@@ -2,6 +2,7 @@
 // broadcasting binary ops. Layout: dense float32; every kernel is 1-D over its outputs.
 //   fill(out, value, n)
 //   copy_blocks(src, dst, blockLength, srcOffset, srcStride, dstOffset, dstStride, accumulate, total)
+//   copy_blocks_pair(the same for copy a, then for copy b)   two copies in one launch over totalA + totalB
 //   transpose(x, out, rows, columns, total)            out[b][j][i] = x[b][i][j]
 //   affine(x, out, scale, shift, n)                    out = x * scale + shift
 //   clamp_values(x, out, low, high, n)
@@ -24,6 +25,32 @@ __kernel void copy_blocks(__global const float* src, __global float* dst, const 
     const size_t s = (size_t)srcOffset + block * (size_t)srcStride + j;
     const size_t d = (size_t)dstOffset + block * (size_t)dstStride + j;
     if (accumulate) dst[d] += src[s]; else dst[d] = src[s];
+}
+
+inline void copy_block_element(__global const float* src, __global float* dst, const int i, const int blockLength,
+                               const int srcOffset, const int srcStride, const int dstOffset, const int dstStride,
+                               const int accumulate) {
+    const size_t block = (size_t)(i / blockLength);
+    const size_t j = (size_t)(i % blockLength);
+    const size_t s = (size_t)srcOffset + block * (size_t)srcStride + j;
+    const size_t d = (size_t)dstOffset + block * (size_t)dstStride + j;
+    if (accumulate) dst[d] += src[s]; else dst[d] = src[s];
+}
+
+// A concatenation of two tensors, or its gradient's two slices, in one launch.
+__kernel void copy_blocks_pair(__global const float* srcA, __global float* dstA, const int blockLengthA,
+                               const int srcOffsetA, const int srcStrideA, const int dstOffsetA, const int dstStrideA,
+                               const int accumulateA, const int totalA,
+                               __global const float* srcB, __global float* dstB, const int blockLengthB,
+                               const int srcOffsetB, const int srcStrideB, const int dstOffsetB, const int dstStrideB,
+                               const int accumulateB, const int totalB) {
+    const int i = (int)get_global_id(0);
+    if (i < totalA) {
+        copy_block_element(srcA, dstA, i, blockLengthA, srcOffsetA, srcStrideA, dstOffsetA, dstStrideA, accumulateA);
+    } else if (i < totalA + totalB) {
+        copy_block_element(srcB, dstB, i - totalA, blockLengthB, srcOffsetB, srcStrideB, dstOffsetB, dstStrideB,
+                           accumulateB);
+    }
 }
 
 __kernel void transpose(__global const float* x, __global float* out, const int rows, const int columns,

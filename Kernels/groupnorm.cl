@@ -14,6 +14,9 @@
 //                             accumulate, total)
 //       dx = rstd * (dy * gamma - a - xhat * b), a = mean(dy * gamma), b = mean(dy * gamma * xhat) over
 //       the group, each gathered from the group's channels' partials
+//   group_norm_backward(x, gamma, beta, mean, rstd, dout, partials, dx, C, spatial, G, hasAffine, silu, accumulate)
+//       both in one launch, a work-group of 64 per (n, g): the group's planes' sums (written to partials
+//       as above), then its input gradient; the same sums in the same order, so the same floats
 
 inline float silu_of(const float v) { return v / (1.0f + exp(-v)); }
 
@@ -172,4 +175,56 @@ __kernel void group_norm_backward_input(__global const float* x, __global const 
     const float value = r * (dy * scale - a * inverseSize - xhat * b * inverseSize);
     // accumulate: dx already holds another gradient of the same input (autograd's in-place sum).
     dx[i] = accumulate ? dx[i] + value : value;
+}
+
+// group_norm_backward_planes then group_norm_backward_input for one group in one work-group (the
+// global size is exactly 64 per group: no work-group returns early, see group_norm_forward).
+__kernel __attribute__((reqd_work_group_size(64, 1, 1)))
+void group_norm_backward(__global const float* x, __global const float* gamma, __global const float* beta,
+                         __global const float* mean, __global const float* rstd, __global const float* dout,
+                         __global float* partials, __global float* dx, const int C, const int spatial, const int G,
+                         const int hasAffine, const int silu, const int accumulate) {
+    __local float scratch[64];
+    const size_t ng = get_group_id(0);
+    const int lid = (int)get_local_id(0);
+    const int cpg = C / G;
+    const size_t n = ng / (size_t)G;
+    const int firstChannel = (int)(ng % (size_t)G) * cpg;
+    const float mu = mean[ng];
+    const float r = rstd[ng];
+    float a = 0.0f, b = 0.0f;
+    for (int cc = 0; cc < cpg; ++cc) {
+        const int c = firstChannel + cc;
+        const size_t nc = n * (size_t)C + (size_t)c;
+        const size_t base = nc * (size_t)spatial;
+        float sumDyXhat = 0.0f;
+        float sumDy = 0.0f;
+        for (int s = lid; s < spatial; s += 64) {
+            const size_t i = base + (size_t)s;
+            const float dy = norm_output_gradient(x, gamma, beta, dout, i, c, mu, r, hasAffine, silu);
+            sumDyXhat += dy * (x[i] - mu) * r;
+            sumDy += dy;
+        }
+        const float totalDyXhat = group_sum(sumDyXhat, scratch);
+        const float totalDy = group_sum(sumDy, scratch);
+        if (lid == 0) {
+            partials[2 * nc] = totalDyXhat;
+            partials[2 * nc + 1] = totalDy;
+        }
+        const float scale = hasAffine ? gamma[c] : 1.0f;
+        b = fma(scale, totalDyXhat, b);
+        a = fma(scale, totalDy, a);
+    }
+    const int groupSize = cpg * spatial;
+    const float inverseSize = 1.0f / (float)groupSize;
+    const size_t first = ng * (size_t)groupSize;
+    for (int k = lid; k < groupSize; k += 64) {
+        const size_t i = first + (size_t)k;
+        const int c = firstChannel + k / spatial;
+        const float xhat = (x[i] - mu) * r;
+        const float scale = hasAffine ? gamma[c] : 1.0f;
+        const float dy = norm_output_gradient(x, gamma, beta, dout, i, c, mu, r, hasAffine, silu);
+        const float value = r * (dy * scale - a * inverseSize - xhat * b * inverseSize);
+        dx[i] = accumulate ? dx[i] + value : value;
+    }
 }

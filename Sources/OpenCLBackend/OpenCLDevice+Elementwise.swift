@@ -9,13 +9,31 @@ extension OpenCLDevice {
 
     public func copyBlocks(from source: DeviceBuffer, to destination: DeviceBuffer, _ g: BlockCopyGeometry) throws {
         let total = g.blockCount * g.blockLength
-        try launch1D(
-            "copy_blocks", count: total, bytes: 8.0 * Double(total),
-            [
-                .buffer(source), .buffer(destination), .int(max(g.blockLength, 1)), .int(g.sourceOffset),
-                .int(g.sourceStride), .int(g.destinationOffset), .int(g.destinationStride), .int(g.accumulate ? 1 : 0),
-                .int(total),
-            ])
+        try launch1D("copy_blocks", count: total, bytes: 8.0 * Double(total), copyArguments(source, destination, g))
+    }
+
+    private func copyArguments(
+        _ source: DeviceBuffer, _ destination: DeviceBuffer, _ g: BlockCopyGeometry
+    )
+        -> [KernelArgument]
+    {
+        [
+            .buffer(source), .buffer(destination), .int(max(g.blockLength, 1)), .int(g.sourceOffset),
+            .int(g.sourceStride), .int(g.destinationOffset), .int(g.destinationStride), .int(g.accumulate ? 1 : 0),
+            .int(g.blockCount * g.blockLength),
+        ]
+    }
+
+    /// Two copies per launch (`copy_blocks_pair`): a UNet's skip concatenations and their gradients.
+    public func copyBlocks(_ copies: [BlockCopy]) throws {
+        var rest = copies[...]
+        while let a = rest.popFirst() {
+            guard let b = rest.popFirst() else { return try copyBlocks(from: a.source, to: a.destination, a.geometry) }
+            let total = a.geometry.blockCount * a.geometry.blockLength + b.geometry.blockCount * b.geometry.blockLength
+            try launch1D(
+                "copy_blocks_pair", count: total, bytes: 8.0 * Double(total),
+                copyArguments(a.source, a.destination, a.geometry) + copyArguments(b.source, b.destination, b.geometry))
+        }
     }
 
     public func transpose(_ x: DeviceBuffer, out: DeviceBuffer, _ g: TransposeGeometry) throws {

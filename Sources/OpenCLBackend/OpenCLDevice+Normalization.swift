@@ -37,9 +37,10 @@ extension OpenCLDevice {
             ])
     }
 
-    /// Three launches: per-(image, channel) sums of dy and dy * xhat (a work-group each), the input
-    /// gradient (gathering its group's sums from them), and the batch sum of the same partials for
-    /// gamma and beta. With SiLU fused, dy = dout * silu'(y) is recomputed in both passes.
+    /// One launch (`group_norm_backward`, a work-group per group: its planes' sums of dy and
+    /// dy * xhat, then the input gradient) or, for few large groups, two (the sums a work-group per
+    /// plane, then the input gradient per element); then the batch sum of the same per-plane sums
+    /// for gamma and beta, deferred. With SiLU fused, dy = dout * silu'(y) is recomputed in both passes.
     public func groupNormBackward(
         _ x: DeviceBuffer, gamma: DeviceBuffer?, beta: DeviceBuffer?, mean: DeviceBuffer,
         rstd: DeviceBuffer, gradOut: DeviceBuffer, gradIn: DeviceBuffer, accumulate: Bool,
@@ -52,6 +53,44 @@ extension OpenCLDevice {
         // Pooled, not scratch: the gamma/beta sum over the batch is deferred (DeferredReductions).
         let partialsBuffer = try allocate(count: 2 * planes)
         let partials = memory(partialsBuffer)
+        let groups = g.batch * g.groups
+        let passes = 2 * g.channelsPerGroup * ((g.spatial + 63) / 64)
+        if passes <= LaunchLedger.longLoop || groups * 64 >= LaunchLedger.narrowWorkItems {
+            // Both in one launch, a work-group per group (as the forward), for groups that are not
+            // both few and large.
+            try launch(
+                "group_norm_backward", global: [groups * 64], local: [64], serial: passes,
+                bytes: 16.0 * Double(total), flops: 16.0 * Double(total),
+                [
+                    .buffer(x), .buffer(gamma ?? mean), .buffer(beta ?? mean), .buffer(mean), .buffer(rstd),
+                    .buffer(gradOut), .memory(partials), .buffer(gradIn), .int(g.channels), .int(g.spatial),
+                    .int(g.groups), .int(affine), .int(silu), .int(accumulate ? 1 : 0),
+                ])
+        } else {
+            try groupNormBackwardInTwoLaunches(
+                x, gamma: gamma, beta: beta, mean: mean, rstd: rstd, gradOut: gradOut, gradIn: gradIn,
+                accumulate: accumulate, partials: partials, g)
+        }
+        if gradGamma != nil || gradBeta != nil {
+            // Both sums come from one pass; a missing output gets a throwaway buffer.
+            let dGamma = try gradGamma ?? allocate(count: g.channels)
+            let dBeta = try gradBeta ?? allocate(count: g.channels)
+            try enqueueReduction(
+                DeferredReduction(
+                    partials: partialsBuffer, destination: dGamma, second: dBeta, size: g.channels, slices: g.batch,
+                    mode: .pairs))
+        }
+    }
+
+    /// Few large groups: the per-plane sums a work-group each, then the input gradient per element.
+    func groupNormBackwardInTwoLaunches(
+        _ x: DeviceBuffer, gamma: DeviceBuffer?, beta: DeviceBuffer?, mean: DeviceBuffer, rstd: DeviceBuffer,
+        gradOut: DeviceBuffer, gradIn: DeviceBuffer, accumulate: Bool, partials: cl_mem, _ g: GroupNormGeometry
+    ) throws {
+        let affine = gamma != nil && beta != nil ? 1 : 0
+        let silu = g.silu ? 1 : 0
+        let planes = g.batch * g.channels
+        let total = planes * g.spatial
         try launch(
             "group_norm_backward_planes", global: [planes * 64], local: [64], serial: (g.spatial + 63) / 64,
             bytes: 8.0 * Double(total), flops: 6.0 * Double(total),
@@ -68,15 +107,6 @@ extension OpenCLDevice {
                 .memory(partials), .buffer(gradIn), .int(g.channels), .int(g.spatial), .int(g.groups), .int(affine),
                 .int(silu), .int(accumulate ? 1 : 0), .int(total),
             ])
-        if gradGamma != nil || gradBeta != nil {
-            // Both sums come from one pass; a missing output gets a throwaway buffer.
-            let dGamma = try gradGamma ?? allocate(count: g.channels)
-            let dBeta = try gradBeta ?? allocate(count: g.channels)
-            try enqueueReduction(
-                DeferredReduction(
-                    partials: partialsBuffer, destination: dGamma, second: dBeta, size: g.channels, slices: g.batch,
-                    mode: .pairs))
-        }
     }
 
     public func softmax(_ x: DeviceBuffer, out: DeviceBuffer, rows: Int, columns: Int) throws {

@@ -36,6 +36,9 @@ public protocol Device: AnyObject {
     /// Copies (or adds) `blockCount` blocks of `blockLength` floats between strided positions:
     /// channel concatenation, slicing and their gradients.
     func copyBlocks(from source: DeviceBuffer, to destination: DeviceBuffer, _ geometry: BlockCopyGeometry) throws
+    /// Several block copies (a concatenation's parts, or its gradient's slices); a backend may run
+    /// them in fewer launches. They must not overlap.
+    func copyBlocks(_ copies: [BlockCopy]) throws
     /// out[b][j][i] = x[b][i][j] for each of `batch` row-major rows x cols matrices.
     func transpose(_ x: DeviceBuffer, out: DeviceBuffer, _ geometry: TransposeGeometry) throws
     func unary(_ op: UnaryOp, _ x: DeviceBuffer, out: DeviceBuffer, count: Int) throws
@@ -145,6 +148,19 @@ public enum BinaryOp: Int, Sendable, CaseIterable {
     case add, subtract, multiply, divide
 }
 
+/// One copy of `copyBlocks(from:to:_:)`.
+public struct BlockCopy {
+    public var source: DeviceBuffer
+    public var destination: DeviceBuffer
+    public var geometry: BlockCopyGeometry
+
+    public init(from source: DeviceBuffer, to destination: DeviceBuffer, _ geometry: BlockCopyGeometry) {
+        self.source = source
+        self.destination = destination
+        self.geometry = geometry
+    }
+}
+
 /// One parameter tensor's buffers for a fused optimizer step.
 public struct AdamTensor {
     public var parameter: DeviceBuffer
@@ -171,6 +187,11 @@ extension Device {
     }
 
     public func attentionSavedCount(_ g: AttentionGeometry) -> Int { g.batch * g.queryLength * g.keyLength }
+
+    /// One copy at a time; backends with launch costs override it.
+    public func copyBlocks(_ copies: [BlockCopy]) throws {
+        for c in copies { try copyBlocks(from: c.source, to: c.destination, c.geometry) }
+    }
 
     /// One update per tensor; backends with launch costs override it.
     public func adamUpdate(_ tensors: [AdamTensor], _ step: AdamStep) throws {

@@ -181,32 +181,43 @@ extension Tensor {
         let outer = first.shape[..<axis].reduce(1, *)
         let inner = first.shape[(axis + 1)...].reduce(1, *)
         let out = try Tensor.empty(outShape, on: first.device)
-        var start = 0
         var starts: [Int] = []
+        var start = 0
         for t in tensors {
             starts.append(start)
-            try first.device.copyBlocks(
-                from: t.buffer, to: out.buffer,
-                BlockCopyGeometry(
-                    blockCount: outer, blockLength: t.shape[axis] * inner, sourceOffset: 0,
-                    sourceStride: t.shape[axis] * inner, destinationOffset: start * inner,
-                    destinationStride: outShape[axis] * inner))
             start += t.shape[axis]
         }
-        return out.recordingAccumulating(tensors) { g, into in
-            try zip(tensors, starts).enumerated().map { index, part in
-                let (t, s) = part
-                guard t.requiresGrad else { return nil }
-                guard let target = into[index] else { return try g.slice(axis: axis, start: s, length: t.shape[axis]) }
-                // A skip connection's gradient already holds the other path's: add the slice into it.
-                try g.device.copyBlocks(
-                    from: g.buffer, to: target.buffer,
+        try first.device.copyBlocks(
+            zip(tensors, starts).map { t, start in
+                BlockCopy(
+                    from: t.buffer, to: out.buffer,
                     BlockCopyGeometry(
-                        blockCount: outer, blockLength: t.shape[axis] * inner, sourceOffset: s * inner,
-                        sourceStride: outShape[axis] * inner, destinationOffset: 0,
-                        destinationStride: t.shape[axis] * inner, accumulate: true))
-                return target
+                        blockCount: outer, blockLength: t.shape[axis] * inner, sourceOffset: 0,
+                        sourceStride: t.shape[axis] * inner, destinationOffset: start * inner,
+                        destinationStride: outShape[axis] * inner))
+            })
+        return out.recordingAccumulating(tensors) { g, into in
+            // Each part's slice of the gradient, all in one batch of copies; a part whose gradient
+            // already holds another path's (a skip connection) gets its slice added into it.
+            var grads: [Tensor?] = []
+            var copies: [BlockCopy] = []
+            for (index, (t, s)) in zip(tensors, starts).enumerated() {
+                guard t.requiresGrad else {
+                    grads.append(nil)
+                    continue
+                }
+                let target = try into[index] ?? Tensor.empty(t.shape, on: g.device)
+                grads.append(target)
+                copies.append(
+                    BlockCopy(
+                        from: g.buffer, to: target.buffer,
+                        BlockCopyGeometry(
+                            blockCount: outer, blockLength: t.shape[axis] * inner, sourceOffset: s * inner,
+                            sourceStride: outShape[axis] * inner, destinationOffset: 0,
+                            destinationStride: t.shape[axis] * inner, accumulate: into[index] != nil)))
             }
+            try g.device.copyBlocks(copies)
+            return grads
         }
     }
 

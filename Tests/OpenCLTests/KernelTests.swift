@@ -123,6 +123,23 @@ final class KernelTests: XCTestCase {
         XCTAssertEqual(gpu.ledger.rows["group_norm_stats"]?.launches, 1)
         XCTAssertEqual(gpu.ledger.rows["group_norm_apply"]?.launches, 1)
         XCTAssertNil(gpu.ledger.rows["group_norm_forward"])
+        // Its backward passes over the group twice (2 x 188 per work-item): one launch.
+        XCTAssertEqual(gpu.ledger.rows["group_norm_backward"]?.launches, 1)
+        // Eight channels of 12,000 in one group: 3,008 iterations each for 64 work-items, so the
+        // backward takes the per-plane sums and the per-element input gradient as two launches.
+        gpu.ledger.reset()
+        try compareBackends(
+            "group norm + silu, one larger group",
+            [
+                (try testValues(8 * 120 * 100, seed: 95, low: -2, high: 3), [1, 8, 120, 100]),
+                (try testValues(8, seed: 94), [8]), (try testValues(8, seed: 93), [8]),
+            ], tolerance: 1e-4
+        ) {
+            try $0[0].groupNorm(groups: 1, gamma: $0[1], beta: $0[2], epsilon: 1e-5, silu: true)
+        }
+        XCTAssertEqual(gpu.ledger.rows["group_norm_backward_planes"]?.launches, 1)
+        XCTAssertEqual(gpu.ledger.rows["group_norm_backward_input"]?.launches, 1)
+        XCTAssertNil(gpu.ledger.rows["group_norm_backward"])
         try compareBackends(
             "group norm + silu, no affine", [(try testValues(2 * 6 * 5, seed: 99), [2, 6, 5])],
             tolerance: 1e-4

@@ -35,12 +35,13 @@ final class LaunchShapeTests: XCTestCase {
     }
 
     func testTrainingStepOfTheSeedUNetAtBatch64() throws {
-        // Issue 9's launch budget is 600; today's count is the ceiling until the fused kernels land.
-        assertSteadyState(try ledger(of: "unet2d_train", batch: 64), "unet2d_train", maximumLaunches: 875)
+        // CPU devices' kernels (im2col + GEMM, immediate weight-gradient sums): no budget of their
+        // own, since a CPU pays little per launch; today's count is the ceiling.
+        assertSteadyState(try ledger(of: "unet2d_train", batch: 64), "unet2d_train", maximumLaunches: 811)
     }
 
     func testSamplingStepOfTheSeedUNetAtBatch64() throws {
-        assertSteadyState(try ledger(of: "unet2d_sample_step", batch: 64), "unet2d_sample_step", maximumLaunches: 288)
+        assertSteadyState(try ledger(of: "unet2d_sample_step", batch: 64), "unet2d_sample_step", maximumLaunches: 279)
     }
 
     /// The kernels a GPU runs (gemm_tiled, conv_tiled, attention in local tiles), forced on this device.
@@ -53,22 +54,16 @@ final class LaunchShapeTests: XCTestCase {
         return try body()
     }
 
-    func testTheGPUPathOfATrainingAndASamplingStep() throws {
-        // Issue 9's budget is 250 launches per sampling step (met here) and 600 per training step
-        // (not yet; today's count is the ceiling).
-        // PoCL runs GPU-shaped kernels about 50 times slower than its own, so this runs at batch 8,
-        // where no more launches are wide enough to skip splitting K than at 64: the counts bound
-        // those at batch 64 from above. Narrowness is a batch-64 property and is checked above.
+    func testTheGPUPathMeetsTheLaunchBudget() throws {
+        // Issue 9's budget: at most 600 launches per training step and 250 per sampling step of the
+        // seed UNet2DModel at batch 64, with no narrow-and-long launch, on the kernels a GPU runs.
+        // PoCL runs them about 40 times slower than its own (a training step takes ~45 s here).
         try withGPUKernels {
-            for (name, budget) in [("unet2d_train", 659), ("unet2d_sample_step", 250)] {
-                let ledger = try ledger(of: name, batch: 8)
-                let rows = ledger.perStep(1).map { "\($0.kernel) \($0.launches)" }.joined(separator: ", ")
-                print("\(name) on the GPU path: \(ledger.totalLaunches) launches per step (\(rows))")
+            for (name, budget) in [("unet2d_train", 600), ("unet2d_sample_step", 250)] {
+                let ledger = try ledger(of: name, batch: 64)
                 XCTAssertNil(ledger.rows["im2col"], name)
                 XCTAssertNil(ledger.rows["col2im"], name)
-                XCTAssertEqual(ledger.buffersCreated, 0, "\(name): a steady-state step created buffers")
-                XCTAssertEqual(ledger.hostWaits, 1, "\(name): only the read that ends the step may wait")
-                XCTAssertLessThanOrEqual(ledger.totalLaunches, budget, "\(name): launch count grew")
+                assertSteadyState(ledger, "\(name) on the GPU path", maximumLaunches: budget)
             }
         }
     }
