@@ -28,7 +28,7 @@ public struct EulerDiscreteScheduler: Sendable {
             timesteps = (0..<steps).map { $0 * ratio + config.stepsOffset }.reversed()
         case .trailing:
             let ratio = Double(total) / Double(steps)
-            timesteps = stride(from: Double(total), to: 0, by: -ratio).map { Int($0.rounded(.toNearestOrEven)) - 1 }
+            timesteps = NumPy.arange(Double(total), 0, -ratio).map { Int($0.rounded(.toNearestOrEven)) - 1 }
         case .linspace:
             // Its timesteps fall between the training steps (999, 832.5, ...): the UNet here takes
             // whole timesteps.

@@ -45,7 +45,8 @@ public final class DDPMPipeline: TrainablePipeline {
             device: device, uniform: false
         ) { SamplingMemory.bytesPerImage(config, device: self.device, height: $0, width: $1) }
         let sampler = UNetSampler(
-            kind: kind, steps: request.steps ?? (kind == .ddpm ? 1000 : 50), eta: request.eta,
+            kind: kind, steps: request.steps ?? (kind == .ddpm ? 1000 : kind.dpmSolverOptions != nil ? 25 : 50),
+            eta: request.eta,
             config: folder.schedulerConfig)
         let chunk = sampler.chunkSize(unet: folder.unet, initialNoise: noise)
         if chunk < noise.shape[0] {

@@ -8,8 +8,26 @@ import NN
 import Tensor
 
 /// The samplers of `diffuse sample --scheduler`: DDPM and DDIM as the folder's config says, Euler
-/// (EulerDiscreteScheduler.from_config of it).
-public enum SamplerKind: String, Sendable, CaseIterable { case ddpm, ddim, euler }
+/// (EulerDiscreteScheduler.from_config of it), and DPM-Solver++ (DPMSolverMultistepScheduler
+/// .from_config of it, with the options its common names stand for).
+public enum SamplerKind: String, Sendable, CaseIterable {
+    case ddpm, ddim, euler
+    case dpmPlusPlus2M = "dpm++2m", dpmPlusPlus2MKarras = "dpm++2m-karras", dpmPlusPlus3M = "dpm++3m"
+    case dpmPlusPlus2MSDE = "dpm++2m-sde"
+
+    /// DPMSolverMultistepScheduler's options for the DPM-Solver++ names; nil for the others.
+    public var dpmSolverOptions: DPMSolverOptions? {
+        var options = DPMSolverOptions()
+        switch self {
+        case .ddpm, .ddim, .euler: return nil
+        case .dpmPlusPlus2M: break
+        case .dpmPlusPlus2MKarras: options.useKarrasSigmas = true
+        case .dpmPlusPlus3M: options.solverOrder = 3
+        case .dpmPlusPlus2MSDE: options.algorithm = .sdeDPMSolverPlusPlus
+        }
+        return options
+    }
+}
 
 public struct DDPMPipelineFolder {
     public static let pipelineClasses: Set<String> = ["DDPMPipeline", "DDIMPipeline"]
@@ -89,6 +107,8 @@ public struct UNetSampler {
 
     /// Images per forward pass; nil sizes chunks from `SamplingMemory` (the whole batch when it fits).
     public var maxChunk: Int?
+    /// DPM-Solver's options when they are not those of `kind`'s name (tests, --scheduler-option).
+    public var dpmOptions: DPMSolverOptions?
 
     /// The images `sample` runs through the model at once for this batch.
     public func chunkSize(unet: UNet2DModel, initialNoise: Tensor) -> Int {
@@ -115,7 +135,10 @@ public struct UNetSampler {
         let ddpm = try DDPMScheduler(config: config)
         let ddim = try DDIMScheduler(config: config)
         let euler = kind == .euler ? try EulerDiscreteScheduler(config: config, steps: steps) : nil
-        let timesteps = try euler?.timesteps ?? ddpm.timesteps(steps: steps)
+        let dpm = try (dpmOptions ?? kind.dpmSolverOptions).map {
+            try DPMSolverMultistepScheduler(config: config, options: $0, steps: steps)
+        }
+        let timesteps = try euler?.timesteps ?? dpm?.timesteps ?? ddpm.timesteps(steps: steps)
         unet.train(false)  // sampling: dropout off
         let batch = initialNoise.shape[0]
         let imageSize = initialNoise.count / max(batch, 1)
@@ -130,11 +153,13 @@ public struct UNetSampler {
             try starts.count == 1
             ? [first]
             : starts.map { try first.slice(axis: 0, start: $0, length: min(chunk, batch - $0)) }
+        // DPM-Solver's history of x0 predictions, one per chunk.
+        var dpmStates = [DPMSolverMultistepScheduler.State](repeating: .init(), count: starts.count)
         var trajectory = SamplingTrajectory()
         try GradMode.withoutGradients {
             for (i, t) in timesteps.enumerated() {
                 try Interruption.check("sampling stopped at step \(i) of \(timesteps.count); nothing was written")
-                let needsNoise = kind == .ddpm ? t > 0 : kind == .ddim && eta > 0
+                let needsNoise = kind == .ddpm ? t > 0 : (kind == .ddim && eta > 0) || dpm?.needsNoise == true
                 let recording = recordTrajectory && (recordSteps?.contains(i) ?? true)
                 // One draw for the whole batch, as unchunked; chunk k reads from its first value on.
                 let key = needsNoise ? generator.next(count: batch * imageSize) : nil
@@ -154,6 +179,8 @@ public struct UNetSampler {
                     let step: (previous: Tensor, original: Tensor)
                     if let euler {
                         step = try euler.step(modelOutput: output, step: i, sample: x)
+                    } else if let dpm {
+                        step = try dpm.step(modelOutput: output, step: i, sample: x, noise: noise, state: &dpmStates[k])
                     } else if kind == .ddpm {
                         step = try ddpm.step(
                             modelOutput: output, timestep: t,

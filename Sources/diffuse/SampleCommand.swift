@@ -16,9 +16,14 @@ struct SampleCommand: ParsableCommand {
     var model: String
     @Option(
         parsing: .unconditional,
-        help: "Sampling steps. Default: 5 for BasicUNet (its scheduler config), 1000 for DDPM, 50 for DDIM and Euler.")
+        help: ArgumentHelp(
+            "Sampling steps. Default: 5 for BasicUNet (its scheduler config), 1000 for DDPM, 50 for DDIM and Euler, "
+                + "25 for DPM-Solver++."))
     var steps: Int?
-    @Option(help: "DDPM/DDIM pipelines: the sampler (short or class name, e.g. EulerDiscreteScheduler). Default: the folder's.")
+    @Option(
+        help: ArgumentHelp(
+            "DDPM/DDIM pipelines: the sampler (short or class name, e.g. EulerDiscreteScheduler; "
+                + "DPMSolverMultistepScheduler is dpm++2m). Default: the folder's."))
     var scheduler: SamplerKind?
     @Option(parsing: .unconditional, help: "DDIM eta (0 is deterministic).")
     var eta: Float = 0

@@ -140,6 +140,33 @@ final class DiffusersPipelineCLITests: XCTestCase {
         XCTAssertTrue(eta.stderr.contains("--eta applies to the DDIM sampler, not euler"), eta.stderr)
     }
 
+    /// DPM-Solver++ by its common names and by class name, against diffusers' loop; Karras sigmas on
+    /// the cosine schedule would need fractional timesteps, refused as an input error.
+    func testDPMSolverByNameMatchesDiffusers() throws {
+        let work = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: work) }
+        let expected = try Safetensors.read(fixtures.appendingPathComponent("dpm_solver.safetensors")).tensors
+        for (name, steps, key) in [("DPMSolverMultistepScheduler", 7, "2m_7"), ("dpm++3m", 20, "3m_20")] {
+            let tensor = work.appendingPathComponent("\(key).safetensors").path
+            let result = try CLI.run([
+                "sample", fixtures.appendingPathComponent("tiny-ddpm").path, "--scheduler", name, "--steps", "\(steps)",
+                "--device", "cpu", "--quiet", "--init-noise", fixtures.appendingPathComponent("tiny-ddpm-noise.safetensors").path,
+                "--save-tensor", tensor, "--output", work.appendingPathComponent("\(key).png").path,
+            ])
+            XCTAssertEqual(result.status, 0, result.stderr)
+            let sample = try XCTUnwrap(Safetensors.read(URL(fileURLWithPath: tensor)).tensors["sample"]).values
+            let reference = try XCTUnwrap(expected["\(key).sample"]).values
+            let scale = reference.map { abs($0) }.max() ?? 1
+            XCTAssertLessThan((zip(sample, reference).map { abs($0 - $1) }.max() ?? .infinity) / scale, 1e-5, name)
+        }
+        let karras = try CLI.run([
+            "sample", fixtures.appendingPathComponent("tiny-ddpm").path, "--scheduler", "dpm++2m-karras",
+            "--device", "cpu", "--output", work.appendingPathComponent("karras.png").path,
+        ])
+        XCTAssertEqual(karras.status, 2, karras.stderr)
+        XCTAssertTrue(karras.stderr.contains("use_karras_sigmas with beta_schedule squaredcos_cap_v2"), karras.stderr)
+    }
+
     func testDDPMSamplingIsSeededAndOptionsAreChecked() throws {
         let work = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: work) }
