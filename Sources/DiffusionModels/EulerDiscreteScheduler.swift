@@ -69,3 +69,45 @@ public struct EulerDiscreteScheduler: Sendable {
         return (try Tensor.linearCombination(1, sample, sigmas[i + 1] - sigma, derivative), original)
     }
 }
+
+/// EulerAncestralDiscreteScheduler (diffusers' scheduling_euler_ancestral_discrete.py, 0.42): Euler's
+/// timesteps, sigmas and input scaling, and an ancestral step (k-diffusion's sample_euler_ancestral):
+/// from sigma to sigma', sigma_up = sqrt(sigma'^2 (sigma^2 - sigma'^2) / sigma^2) of fresh noise and
+/// sigma_down = sqrt(sigma'^2 - sigma_up^2), x' = x + (x - x0) / sigma (sigma_down - sigma) + sigma_up z.
+public struct EulerAncestralDiscreteScheduler: Sendable {
+    /// The shared schedule (the same set_timesteps as EulerDiscreteScheduler's defaults).
+    public let euler: EulerDiscreteScheduler
+
+    public init(config: SchedulerConfig, steps: Int) throws {
+        guard config.predictionType != .sample else {
+            throw DiffuseError.input(
+                "EulerAncestralDiscreteScheduler does not take prediction_type sample (diffusers does not either); "
+                    + "use euler or ddim")
+        }
+        euler = try EulerDiscreteScheduler(config: config, steps: steps)
+    }
+
+    public var timesteps: [Int] { euler.timesteps }
+    public var sigmas: [Float] { euler.sigmas }
+
+    /// One ancestral step on the device with `noise` ~ N(0, 1) of the sample's shape: (x', x0).
+    public func step(
+        modelOutput: Tensor, step i: Int, sample: Tensor, noise: Tensor
+    ) throws
+        -> (previous: Tensor, original: Tensor)
+    {
+        let (sigma, next) = (euler.sigmas[i], euler.sigmas[i + 1])
+        let original =
+            config.predictionType == .epsilon
+            ? try Tensor.linearCombination(1, sample, -sigma, modelOutput)
+            : try Tensor.linearCombination(
+                -sigma / (sigma * sigma + 1).squareRoot(), modelOutput, 1 / (sigma * sigma + 1), sample)
+        let up = (next * next * (sigma * sigma - next * next) / (sigma * sigma)).squareRoot()
+        let down = (next * next - up * up).squareRoot()
+        let derivative = try Tensor.linearCombination(1 / sigma, sample, -1 / sigma, original)
+        let moved = try Tensor.linearCombination(1, sample, down - sigma, derivative)
+        return (try Tensor.linearCombination(1, moved, up, noise), original)
+    }
+
+    var config: SchedulerConfig { euler.config }
+}

@@ -12,6 +12,7 @@ import Tensor
 /// .from_config of it, with the options its common names stand for).
 public enum SamplerKind: String, Sendable, CaseIterable {
     case ddpm, ddim, euler
+    case eulerAncestral = "euler-a"
     case dpmPlusPlus2M = "dpm++2m", dpmPlusPlus2MKarras = "dpm++2m-karras", dpmPlusPlus3M = "dpm++3m"
     case dpmPlusPlus2MSDE = "dpm++2m-sde"
 
@@ -19,7 +20,7 @@ public enum SamplerKind: String, Sendable, CaseIterable {
     public var dpmSolverOptions: DPMSolverOptions? {
         var options = DPMSolverOptions()
         switch self {
-        case .ddpm, .ddim, .euler: return nil
+        case .ddpm, .ddim, .euler, .eulerAncestral: return nil
         case .dpmPlusPlus2M: break
         case .dpmPlusPlus2MKarras: options.useKarrasSigmas = true
         case .dpmPlusPlus3M: options.solverOrder = 3
@@ -134,7 +135,9 @@ public struct UNetSampler {
     ) throws -> (sample: Tensor, trajectory: SamplingTrajectory) {
         let ddpm = try DDPMScheduler(config: config)
         let ddim = try DDIMScheduler(config: config)
-        let euler = kind == .euler ? try EulerDiscreteScheduler(config: config, steps: steps) : nil
+        let ancestral = kind == .eulerAncestral ? try EulerAncestralDiscreteScheduler(config: config, steps: steps) : nil
+        // Euler's schedule scales the initial noise and the model's input for both Euler samplers.
+        let euler = try ancestral?.euler ?? (kind == .euler ? EulerDiscreteScheduler(config: config, steps: steps) : nil)
         let dpm = try (dpmOptions ?? kind.dpmSolverOptions).map {
             try DPMSolverMultistepScheduler(config: config, options: $0, steps: steps)
         }
@@ -159,7 +162,8 @@ public struct UNetSampler {
         try GradMode.withoutGradients {
             for (i, t) in timesteps.enumerated() {
                 try Interruption.check("sampling stopped at step \(i) of \(timesteps.count); nothing was written")
-                let needsNoise = kind == .ddpm ? t > 0 : (kind == .ddim && eta > 0) || dpm?.needsNoise == true
+                let needsNoise =
+                    kind == .ddpm ? t > 0 : (kind == .ddim && eta > 0) || dpm?.needsNoise == true || ancestral != nil
                 let recording = recordTrajectory && (recordSteps?.contains(i) ?? true)
                 // One draw for the whole batch, as unchunked; chunk k reads from its first value on.
                 let key = needsNoise ? generator.next(count: batch * imageSize) : nil
@@ -177,7 +181,9 @@ public struct UNetSampler {
                                 seed: key.seed, offset: key.offset &+ UInt64(start * imageSize / 4)), on: x.device)
                     }
                     let step: (previous: Tensor, original: Tensor)
-                    if let euler {
+                    if let ancestral, let noise {
+                        step = try ancestral.step(modelOutput: output, step: i, sample: x, noise: noise)
+                    } else if let euler {
                         step = try euler.step(modelOutput: output, step: i, sample: x)
                     } else if let dpm {
                         step = try dpm.step(modelOutput: output, step: i, sample: x, noise: noise, state: &dpmStates[k])

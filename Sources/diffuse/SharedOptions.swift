@@ -38,7 +38,7 @@ extension SamplerKind: ExpressibleByArgument {
     public init?(argument: String) {
         let classNames: [String: SamplerKind] = [
             "DDPMScheduler": .ddpm, "DDIMScheduler": .ddim, "EulerDiscreteScheduler": .euler,
-            "DPMSolverMultistepScheduler": .dpmPlusPlus2M,
+            "DPMSolverMultistepScheduler": .dpmPlusPlus2M, "EulerAncestralDiscreteScheduler": .eulerAncestral,
         ]
         guard let kind = SamplerKind(rawValue: argument) ?? classNames[argument] else { return nil }
         self = kind

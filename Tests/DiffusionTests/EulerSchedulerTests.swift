@@ -48,3 +48,49 @@ final class EulerSchedulerTests: XCTestCase {
         }
     }
 }
+
+/// EulerAncestralDiscreteScheduler.from_config of the tiny DDPM pipeline against diffusers
+/// (Tests/Fixtures/euler_ancestral.safetensors, Tools/reference/euler_ancestral.py): its schedule,
+/// and diffusers' loop step by step with the noise diffusers drew, on every backend.
+final class EulerAncestralSchedulerTests: XCTestCase {
+    func testStepsWithDiffusersNoiseMatchItsLoopOnEveryBackend() throws {
+        let f = try Fixtures.load("euler_ancestral.safetensors")
+        let start = try Fixtures.load("tiny-ddpm-noise.safetensors")
+        try DevicesUnderTest.each { device in
+            let pipeline = try DDPMPipelineFolder.load(Fixtures.directory.appendingPathComponent("tiny-ddpm"), device: device)
+            for (name, steps, spacing) in [("leading8", 8, TimestepSpacing.leading), ("trailing6", 6, .trailing)] {
+                var config = pipeline.schedulerConfig
+                config.timestepSpacing = spacing
+                let scheduler = try EulerAncestralDiscreteScheduler(config: config, steps: steps)
+                XCTAssertEqual(scheduler.timesteps.map(Float.init), try f.values("\(name).timesteps"), name)
+                assertClose(scheduler.sigmas, try f.values("\(name).sigmas"), tolerance: 1e-6, "sigmas \(name)")
+                let initial = try f.values("\(name).init_noise_sigma")[0]
+                XCTAssertEqual(scheduler.euler.initNoiseSigma, initial, accuracy: 1e-4 * initial)
+                let draws = try f.tensor("\(name).noise", on: device)
+                var x = try start.tensor("sample", on: device).affine(scale: scheduler.euler.initNoiseSigma, shift: 0)
+                try GradMode.withoutGradients {
+                    for (i, t) in scheduler.timesteps.enumerated() {
+                        let input = try x.affine(scale: scheduler.euler.inputScale(step: i), shift: 0)
+                        let output = try pipeline.unet(input, timesteps: Array(repeating: t, count: x.shape[0]))
+                        let noise = try draws.reshaped([steps, x.count]).slice(axis: 0, start: i, length: 1).reshaped(x.shape)
+                        x = try scheduler.step(modelOutput: output, step: i, sample: x, noise: noise).previous
+                    }
+                }
+                assertClose(try x.toArray(), try f.values("\(name).sample"), tolerance: 1e-5, "\(device.name) \(name)")
+            }
+        }
+    }
+
+    func testTheSamplerDrawsItsNoiseFromTheSeed() throws {
+        let pipeline = try DDPMPipelineFolder.load(
+            Fixtures.directory.appendingPathComponent("tiny-ddpm"), device: DevicesUnderTest.current)
+        let noise = try Fixtures.load("tiny-ddpm-noise.safetensors").tensor("sample")
+        let sampler = UNetSampler(kind: .eulerAncestral, steps: 6, eta: 0, config: pipeline.schedulerConfig)
+        func run(_ seed: UInt64) throws -> [Float] {
+            try sampler.sample(unet: pipeline.unet, initialNoise: noise, generator: RandomGenerator(seed: seed)).sample.toArray()
+        }
+        let (a, again, other) = (try run(1), try run(1), try run(2))
+        XCTAssertEqual(a, again)
+        XCTAssertGreaterThan(relativeError(a, other, floor: 1e-6), 1e-3, "the ancestral noise must come from the seed")
+    }
+}
