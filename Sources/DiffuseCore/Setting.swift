@@ -4,6 +4,7 @@
 // positive"), so no library message names a command-line flag.
 public enum Setting: String, CaseIterable, Sendable, CustomStringConvertible {
     case model, config, dataset, epochs, seed, device, output, overwrite, resume, eta, scheduler
+    case schedulerOption = "scheduler_option"
     case maxSteps = "max_steps"
     case batchSize = "batch_size"
     case learningRate = "learning_rate"

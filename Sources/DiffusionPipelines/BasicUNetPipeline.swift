@@ -37,7 +37,8 @@ public final class BasicUNetPipeline: TrainablePipeline {
     /// Uniform noise moved 1/(n-i) of the way to the prediction at step i; images are the sample clamped to [0, 1].
     public func sample(_ request: SampleRequest) throws -> SampleOutput {
         let refused = [
-            (SampleChoice.sampler, request.sampler != nil), (.eta, request.eta != 0),
+            (SampleChoice.sampler, request.sampler != nil), (.schedulerOverrides, !request.schedulerOverrides.isEmpty),
+            (.eta, request.eta != 0),
             (.classLabels, request.classLabels != nil),
         ].filter(\.1).map(\.0)
         if !refused.isEmpty { throw PipelineRequestError.notApplicable(refused, pipeline: BasicUNetFolder.pipelineClass) }

@@ -44,10 +44,11 @@ public final class DDPMPipeline: TrainablePipeline {
             channels: config.inChannels, size: config.sampleSize ?? 32, spatialMultiple: 1 << (config.blockOutChannels.count - 1),
             device: device, uniform: false
         ) { SamplingMemory.bytesPerImage(config, device: self.device, height: $0, width: $1) }
-        let sampler = UNetSampler(
+        let (schedulerConfig, dpmOptions) = try request.schedulerOverrides.apply(to: folder.schedulerConfig, kind: kind)
+        var sampler = UNetSampler(
             kind: kind, steps: request.steps ?? (kind == .ddpm ? 1000 : kind.dpmSolverOptions != nil ? 25 : 50),
-            eta: request.eta,
-            config: folder.schedulerConfig)
+            eta: request.eta, config: schedulerConfig)
+        sampler.dpmOptions = dpmOptions
         let chunk = sampler.chunkSize(unet: folder.unet, initialNoise: noise)
         if chunk < noise.shape[0] {
             let device = noise.device

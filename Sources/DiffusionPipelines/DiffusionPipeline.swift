@@ -22,6 +22,8 @@ public struct SampleRequest {
     public var trajectorySteps = 10
     /// Scheduler-driven pipelines: which sampler, DDIM's eta, class labels (one, or one per image).
     public var sampler: SamplerKind?
+    /// Keys of the sampler's config set as from_config(config, **kwargs) would.
+    public var schedulerOverrides = SchedulerOverrides()
     public var eta: Float = 0
     public var classLabels: [Int]?
     /// Told what the pipeline decided on its own (chunking a batch that does not fit).
@@ -34,7 +36,7 @@ public struct SampleRequest {
 
 /// A sampling choice, named so the CLI can map a refusal to its flag.
 public enum SampleChoice: String, Sendable, CaseIterable {
-    case sampler, eta, classLabels
+    case sampler, schedulerOverrides, eta, classLabels
 }
 
 /// Errors a pipeline raises about the request itself; the CLI words them with its flag names.

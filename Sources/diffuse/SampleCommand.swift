@@ -25,6 +25,13 @@ struct SampleCommand: ParsableCommand {
             "DDPM/DDIM pipelines: the sampler (short or class name, e.g. EulerDiscreteScheduler; "
                 + "DPMSolverMultistepScheduler is dpm++2m). Default: the folder's."))
     var scheduler: SamplerKind?
+    @Option(
+        name: .customLong("scheduler-option"),
+        help: ArgumentHelp(
+            "Repeatable KEY=VALUE: a key of the sampler's scheduler config set as from_config(config, **kwargs) does "
+                + "(e.g. solver_order=3, timestep_spacing=trailing, use_karras_sigmas=true).",
+            valueName: "key=value"))
+    var schedulerOptions: [String] = []
     @Option(parsing: .unconditional, help: "DDIM eta (0 is deterministic).")
     var eta: Float = 0
     @Option(help: "Class-conditional pipelines: one label, or one per image, comma-separated (e.g. 3 or 0,1,2,3).")
@@ -61,6 +68,9 @@ struct SampleCommand: ParsableCommand {
         }
         guard eta >= 0, eta.isFinite else { throw ValidationError("--eta must be 0 or more, got \(eta)") }
         if let classLabels { _ = try Self.parseLabels(classLabels) }
+        for option in schedulerOptions where option.firstIndex(of: "=").map({ $0 == option.startIndex }) ?? true {
+            throw ValidationError("--scheduler-option takes KEY=VALUE (e.g. solver_order=3), got \(option)")
+        }
         guard (1...1000).contains(trajectorySteps) else {
             throw ValidationError("--trajectory-steps must be 1 to 1000, got \(trajectorySteps)")
         }
@@ -108,6 +118,7 @@ struct SampleCommand: ParsableCommand {
         let progress = ProgressLine(quiet: quiet)
         request.progress = { progress.sampling(done: $0, total: $1) }
         request.sampler = scheduler
+        request.schedulerOverrides.pairs = try schedulerOptions.map(SchedulerOverrides.pair)
         request.eta = eta
         request.classLabels = try classLabels.map(Self.parseLabels)
         request.notice = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
@@ -118,6 +129,7 @@ struct SampleCommand: ParsableCommand {
             let flags = choices.map { choice -> String in
                 switch choice {
                 case .sampler: return "--scheduler"
+                case .schedulerOverrides: return "--scheduler-option"
                 case .eta: return "--eta"
                 case .classLabels: return "--class-labels"
                 }

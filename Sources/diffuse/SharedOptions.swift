@@ -63,6 +63,7 @@ enum Flags {
         case .resume: return "--resume"
         case .eta: return "--eta"
         case .scheduler: return "--scheduler"
+        case .schedulerOption: return "--scheduler-option"
         case .maxSteps: return "--max-steps"
         case .batchSize: return "--batch-size"
         case .learningRate: return "--lr"

@@ -167,6 +167,40 @@ final class DiffusersPipelineCLITests: XCTestCase {
         XCTAssertTrue(karras.stderr.contains("use_karras_sigmas with beta_schedule squaredcos_cap_v2"), karras.stderr)
     }
 
+    /// --scheduler-option sets keys as from_config(config, **kwargs): dpm++2m with solver_order=3 is
+    /// diffusers' dpm++3m; an unknown key, a bad value and a key kept at its default are refused.
+    func testSchedulerOptionsOverrideTheConfigAsFromConfigDoes() throws {
+        let work = try CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: work) }
+        let folder = fixtures.appendingPathComponent("tiny-ddpm").path
+        let tensor = work.appendingPathComponent("o.safetensors").path
+        let result = try CLI.run([
+            "sample", folder, "--scheduler", "dpm++2m", "--scheduler-option", "solver_order=2",
+            "--scheduler-option", "solver_order=3", "--steps", "20", "--device", "cpu", "--quiet",
+            "--init-noise", fixtures.appendingPathComponent("tiny-ddpm-noise.safetensors").path,
+            "--save-tensor", tensor, "--output", work.appendingPathComponent("o.png").path,
+        ])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let sample = try XCTUnwrap(Safetensors.read(URL(fileURLWithPath: tensor)).tensors["sample"]).values
+        let reference = try XCTUnwrap(
+            Safetensors.read(fixtures.appendingPathComponent("dpm_solver.safetensors")).tensors["3m_20.sample"]
+        ).values
+        let scale = reference.map { abs($0) }.max() ?? 1
+        XCTAssertLessThan((zip(sample, reference).map { abs($0 - $1) }.max() ?? .infinity) / scale, 1e-5)
+        for (options, message) in [
+            (["--scheduler", "dpm++2m", "--scheduler-option", "bogus=1"], "--scheduler-option bogus: not a key"),
+            (["--scheduler", "dpm++2m", "--scheduler-option", "solver_order=7"], "solver_order=7: expected 1, 2 or 3"),
+            (["--scheduler", "ddim", "--scheduler-option", "timestep_spacing=sideways"], "timestep_spacing: 'sideways'"),
+            (["--scheduler", "euler", "--scheduler-option", "use_karras_sigmas=true"], "at diffusers' default (false)"),
+            (["--scheduler-option", "solver_order"], "--scheduler-option takes KEY=VALUE"),
+        ] {
+            let refused = try CLI.run(
+                ["sample", folder] + options + ["--device", "cpu", "--output", work.appendingPathComponent("r.png").path])
+            XCTAssertEqual(refused.status, 2, "\(options): \(refused.stderr)")
+            XCTAssertTrue(refused.stderr.contains(message), "\(options): \(refused.stderr)")
+        }
+    }
+
     func testDDPMSamplingIsSeededAndOptionsAreChecked() throws {
         let work = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: work) }

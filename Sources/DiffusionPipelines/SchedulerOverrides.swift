@@ -1,0 +1,158 @@
+// `diffuse sample --scheduler-option KEY=VALUE`: config keys overridden as diffusers'
+// `Scheduler.from_config(config, **kwargs)` does. Keys of the folder's scheduler config are set in
+// it and read back through its decoder (so a wrong value is refused as a wrong file value would be);
+// DPM-Solver's own keys set its options; a key that no part of the chosen sampler reads, or one it
+// cannot honour at a value other than diffusers' default, is refused by name.
+import DiffuseCore
+import DiffusionModels
+import Foundation
+
+public struct SchedulerOverrides: Sendable {
+    /// (key, value as typed), in command-line order; a later value of a key wins.
+    public var pairs: [KeyValue] = []
+
+    public struct KeyValue: Sendable, Equatable {
+        public var key: String
+        public var value: String
+    }
+
+    public init() {}
+
+    public var isEmpty: Bool { pairs.isEmpty }
+
+    /// Parses `KEY=VALUE`.
+    public static func pair(_ text: String) throws -> KeyValue {
+        guard let equals = text.firstIndex(of: "="), equals != text.startIndex else {
+            throw DiffuseError.usage("\(Setting.schedulerOption) takes KEY=VALUE (e.g. solver_order=3), got \(text)")
+        }
+        return KeyValue(key: String(text[..<equals]), value: String(text[text.index(after: equals)...]))
+    }
+
+    /// The value as a JSON scalar would read (true, 3, 0.5, null, "text"; Python's True, False and
+    /// None too), or else as a bare string (heun).
+    static func jsonValue(_ text: String) -> Any {
+        switch text {
+        case "true", "True": return true
+        case "false", "False": return false
+        case "null", "None": return NSNull()
+        default: break
+        }
+        if let n = Int(text) { return n }
+        if let x = Double(text), x.isFinite || text.lowercased().contains("inf") { return x }
+        if text.count >= 2, text.first == "\"", text.last == "\"" { return String(text.dropFirst().dropLast()) }
+        return text
+    }
+
+    /// Whether an override equals a default: numbers by value (1 and 1.0), the rest by kind and text.
+    static func same(_ a: Any, _ b: Any) -> Bool {
+        func number(_ v: Any) -> Double? { v is Bool ? nil : (v as? Int).map(Double.init) ?? (v as? Double) }
+        if let x = number(a), let y = number(b) { return x == y }
+        if a is NSNull || b is NSNull { return a is NSNull && b is NSNull }
+        if let x = a as? Bool, let y = b as? Bool { return x == y }
+        if let x = a as? String, let y = b as? String { return x == y }
+        return false
+    }
+
+    /// DPMSolverMultistepScheduler keys it takes.
+    static let dpmKeys: Set<String> = [
+        "solver_order", "solver_type", "algorithm_type", "lower_order_final", "euler_at_final", "use_karras_sigmas",
+        "final_sigmas_type", "lambda_min_clipped",
+    ]
+    /// Keys of the Euler and DPM-Solver schedulers this version keeps at diffusers' defaults, with
+    /// those defaults: accepted at them, refused otherwise.
+    static let fixedKeys: [SamplerKind: [String: Any]] = {
+        let dpm: [String: Any] = [
+            "use_exponential_sigmas": false, "use_beta_sigmas": false, "use_lu_lambdas": false, "use_flow_sigmas": false,
+            "flow_shift": 1.0, "use_dynamic_shifting": false, "time_shift_type": "exponential",
+        ]
+        let euler: [String: Any] = [
+            "interpolation_type": "linear", "use_karras_sigmas": false, "use_exponential_sigmas": false,
+            "use_beta_sigmas": false, "sigma_min": NSNull(), "sigma_max": NSNull(), "timestep_type": "discrete",
+            "final_sigmas_type": "zero",
+        ]
+        return [
+            .euler: euler, .eulerAncestral: [:], .dpmPlusPlus2M: dpm, .dpmPlusPlus2MKarras: dpm, .dpmPlusPlus3M: dpm,
+            .dpmPlusPlus2MSDE: dpm,
+        ]
+    }()
+
+    /// The scheduler config and DPM-Solver options `kind` samples with after the overrides.
+    public func apply(to config: SchedulerConfig, kind: SamplerKind) throws -> (config: SchedulerConfig, dpm: DPMSolverOptions?) {
+        var dpm = kind.dpmSolverOptions
+        guard !pairs.isEmpty else { return (config, dpm) }
+        var file = try JSONSerialization.jsonObject(with: JSONEncoder().encode(config)) as? [String: Any] ?? [:]
+        let configKeys = Set(file.keys).union(["trained_betas"]).subtracting(["_class_name", "_diffusers_version"])
+        for pair in pairs {
+            let value = SchedulerOverrides.jsonValue(pair.value)
+            if configKeys.contains(pair.key) {
+                file[pair.key] = value
+            } else if dpm != nil, SchedulerOverrides.dpmKeys.contains(pair.key) {
+                try SchedulerOverrides.set(pair.key, value, in: &dpm!)
+            } else if let fixed = SchedulerOverrides.fixedKeys[kind]?[pair.key] {
+                guard SchedulerOverrides.same(value, fixed) else {
+                    throw DiffuseError.usage(
+                        "\(Setting.schedulerOption) \(pair.key)=\(pair.value): this version samples \(kind.rawValue) with "
+                            + "\(pair.key) at diffusers' default (\(fixed is NSNull ? "None" : "\(fixed)")) only")
+                }
+            } else {
+                let own = kind.dpmSolverOptions != nil ? SchedulerOverrides.dpmKeys.sorted() : []
+                throw DiffuseError.usage(
+                    "\(Setting.schedulerOption) \(pair.key): not a key of the \(kind.rawValue) sampler's config; it takes "
+                        + (configKeys.sorted() + own).joined(separator: ", "))
+            }
+        }
+        let data = try JSONSerialization.data(withJSONObject: file)
+        let decoded: SchedulerConfig
+        do {
+            decoded = try JSONDecoder().decode(SchedulerConfig.self, from: data)
+            try decoded.validate(source: "\(Setting.schedulerOption)")
+        } catch let error as DiffuseError {
+            throw error
+        } catch DecodingError.dataCorrupted(let context) {
+            let key = context.codingPath.last?.stringValue ?? "a key"
+            throw DiffuseError.usage("\(Setting.schedulerOption) \(key): \(context.debugDescription)")
+        } catch DecodingError.typeMismatch(let type, let context) {
+            let key = context.codingPath.last?.stringValue ?? "a key"
+            throw DiffuseError.usage("\(Setting.schedulerOption) \(key): expected a value of type \(type)")
+        } catch {
+            throw DiffuseError.usage("\(Setting.schedulerOption): \(error)")
+        }
+        return (decoded, dpm)
+    }
+
+    static func set(_ key: String, _ value: Any, in options: inout DPMSolverOptions) throws {
+        func bad(_ expected: String) -> DiffuseError {
+            DiffuseError.usage("\(Setting.schedulerOption) \(key)=\(value): expected \(expected)")
+        }
+        switch key {
+        case "solver_order":
+            guard !(value is Bool), let n = value as? Int, (1...3).contains(n) else { throw bad("1, 2 or 3") }
+            options.solverOrder = n
+        case "solver_type":
+            guard let s = value as? String, let t = DPMSolverOptions.SolverType(rawValue: s) else {
+                throw bad("midpoint or heun")
+            }
+            options.solverType = t
+        case "algorithm_type":
+            guard let s = value as? String, let a = DPMSolverOptions.Algorithm(rawValue: s) else {
+                throw bad("dpmsolver++ or sde-dpmsolver++ (diffusers deprecates dpmsolver and sde-dpmsolver)")
+            }
+            options.algorithm = a
+        case "final_sigmas_type":
+            guard let s = value as? String, let f = DPMSolverOptions.FinalSigmas(rawValue: s) else {
+                throw bad("zero or sigma_min")
+            }
+            options.finalSigmas = f
+        case "lambda_min_clipped":
+            guard !(value is Bool), let n = (value as? Int).map(Double.init) ?? (value as? Double) else { throw bad("a number") }
+            options.lambdaMinClipped = n
+        default:
+            guard let flag = value as? Bool else { throw bad("true or false") }
+            switch key {
+            case "lower_order_final": options.lowerOrderFinal = flag
+            case "euler_at_final": options.eulerAtFinal = flag
+            default: options.useKarrasSigmas = flag
+            }
+        }
+    }
+}
