@@ -24,19 +24,25 @@ public enum JSONFile {
         try AtomicFile.write(data, to: url)
     }
 
-    public static func read<T: Decodable>(_ type: T.Type, from url: URL) throws -> T {
+    /// `pythonNumbers`: also Python json's Infinity, -Infinity and NaN, which diffusers writes for
+    /// float keys such as DPM-Solver's lambda_min_clipped (read through JSON5, a superset of JSON).
+    public static func read<T: Decodable>(_ type: T.Type, from url: URL, pythonNumbers: Bool = false) throws -> T {
         guard let data = FileManager.default.contents(atPath: url.path) else {
             throw DiffuseError.input(
                 "cannot read \(url.path): missing or unreadable; is this a model folder written by `diffuse train` or diffusers' "
                     + "save_pretrained?"
             )
         }
-        return try decode(type, from: data, source: url.path)
+        return try decode(type, from: data, source: url.path, pythonNumbers: pythonNumbers)
     }
 
-    public static func decode<T: Decodable>(_ type: T.Type, from data: Data, source: String) throws -> T {
+    public static func decode<T: Decodable>(
+        _ type: T.Type, from data: Data, source: String, pythonNumbers: Bool = false
+    ) throws -> T {
         do {
-            return try JSONDecoder().decode(type, from: data)
+            let decoder = JSONDecoder()
+            decoder.allowsJSON5 = pythonNumbers
+            return try decoder.decode(type, from: data)
         } catch {
             throw DiffuseError.input("\(source) is not a valid \(type) JSON file: \(describe(error))")
         }

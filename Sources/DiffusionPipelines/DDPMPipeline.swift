@@ -44,7 +44,12 @@ public final class DDPMPipeline: TrainablePipeline {
             channels: config.inChannels, size: config.sampleSize ?? 32, spatialMultiple: 1 << (config.blockOutChannels.count - 1),
             device: device, uniform: false
         ) { SamplingMemory.bytesPerImage(config, device: self.device, height: $0, width: $1) }
-        let (schedulerConfig, dpmOptions) = try request.schedulerOverrides.apply(to: folder.schedulerConfig, kind: kind)
+        // The folder's own scheduler keys apply when it samples with its own scheduler, under the request's.
+        var overrides = request.schedulerOverrides
+        if request.sampler == nil || request.sampler == folder.defaultSampler {
+            overrides.pairs = folder.defaultOverrides.pairs + overrides.pairs
+        }
+        let (schedulerConfig, dpmOptions) = try overrides.apply(to: folder.schedulerConfig, kind: kind)
         var sampler = UNetSampler(
             kind: kind, steps: request.steps ?? (kind == .ddpm ? 1000 : kind.dpmSolverOptions != nil ? 25 : 50),
             eta: request.eta, config: schedulerConfig)

@@ -37,8 +37,12 @@ public struct DDPMPipelineFolder {
 
     public let unet: UNet2DModel
     public let schedulerConfig: SchedulerConfig
-    /// The scheduler the folder names (DDPMScheduler -> ddpm, DDIMScheduler -> ddim).
+    /// The scheduler the folder names (DDPMScheduler -> ddpm, DDIMScheduler -> ddim,
+    /// DPMSolverMultistepScheduler -> dpm++2m, the Euler schedulers -> euler, euler-a).
     public let defaultSampler: SamplerKind
+    /// That scheduler's own keys in scheduler_config.json (DPM-Solver's solver_order, ...), applied
+    /// when it samples.
+    public var defaultOverrides = SchedulerOverrides()
 
     public static func load(_ folder: URL, device: Device) throws -> DDPMPipelineFolder {
         let index = try PipelineFolder.readIndex(folder)
@@ -53,17 +57,24 @@ public struct DDPMPipelineFolder {
         try config.validate(source: configURL.path)
         let unet = try UNet2DModel(config: config, generator: RandomGenerator(seed: 0), device: device)
         try PipelineFolder.readWeights(into: unet, component: folder.appendingPathComponent("unet"))
-        let schedulerConfig = try JSONFile.read(
-            SchedulerConfig.self, from: folder.appendingPathComponent("scheduler/scheduler_config.json"))
-        let kind: SamplerKind
+        let schedulerURL = folder.appendingPathComponent("scheduler/scheduler_config.json")
+        let schedulerConfig = try JSONFile.read(SchedulerConfig.self, from: schedulerURL, pythonNumbers: true)
         switch schedulerConfig.className {
-        case "DDPMScheduler": kind = .ddpm
-        case "DDIMScheduler": kind = .ddim
-        default:
-            throw DiffuseError.input(
-                "scheduler \(schedulerConfig.className) is not supported; use \(Setting.scheduler) ddpm or ddim")
+        case "DDPMScheduler": return DDPMPipelineFolder(unet: unet, schedulerConfig: schedulerConfig, defaultSampler: .ddpm)
+        case "DDIMScheduler": return DDPMPipelineFolder(unet: unet, schedulerConfig: schedulerConfig, defaultSampler: .ddim)
+        default: break
         }
-        return DDPMPipelineFolder(unet: unet, schedulerConfig: schedulerConfig, defaultSampler: kind)
+        guard let kind = SchedulerOverrides.folderSamplers[schedulerConfig.className] else {
+            throw DiffuseError.input(
+                "scheduler \(schedulerConfig.className) is not supported; use \(Setting.scheduler) with one of "
+                    + SamplerKind.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        // Its own keys are checked now, so that a folder this version cannot sample as saved fails to load.
+        let own = try SchedulerOverrides.ownKeys(of: schedulerURL, config: schedulerConfig)
+        _ = try own.apply(to: schedulerConfig, kind: kind, source: schedulerURL.path)
+        var loaded = DDPMPipelineFolder(unet: unet, schedulerConfig: schedulerConfig, defaultSampler: kind)
+        loaded.defaultOverrides = own
+        return loaded
     }
 }
 

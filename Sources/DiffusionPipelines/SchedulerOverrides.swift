@@ -77,7 +77,13 @@ public struct SchedulerOverrides: Sendable {
     }()
 
     /// The scheduler config and DPM-Solver options `kind` samples with after the overrides.
-    public func apply(to config: SchedulerConfig, kind: SamplerKind) throws -> (config: SchedulerConfig, dpm: DPMSolverOptions?) {
+    /// `source` names where the keys came from in messages (a file); by default the flag.
+    public func apply(
+        to config: SchedulerConfig, kind: SamplerKind, source: String? = nil
+    ) throws
+        -> (config: SchedulerConfig, dpm: DPMSolverOptions?)
+    {
+        let label = source ?? "\(Setting.schedulerOption)"
         var dpm = kind.dpmSolverOptions
         guard !pairs.isEmpty else { return (config, dpm) }
         var file = try JSONSerialization.jsonObject(with: JSONEncoder().encode(config)) as? [String: Any] ?? [:]
@@ -87,17 +93,17 @@ public struct SchedulerOverrides: Sendable {
             if configKeys.contains(pair.key) {
                 file[pair.key] = value
             } else if dpm != nil, SchedulerOverrides.dpmKeys.contains(pair.key) {
-                try SchedulerOverrides.set(pair.key, value, in: &dpm!)
+                try SchedulerOverrides.set(pair.key, value, in: &dpm!, label: label)
             } else if let fixed = SchedulerOverrides.fixedKeys[kind]?[pair.key] {
                 guard SchedulerOverrides.same(value, fixed) else {
                     throw DiffuseError.usage(
-                        "\(Setting.schedulerOption) \(pair.key)=\(pair.value): this version samples \(kind.rawValue) with "
+                        "\(label) \(pair.key)=\(pair.value): this version samples \(kind.rawValue) with "
                             + "\(pair.key) at diffusers' default (\(fixed is NSNull ? "None" : "\(fixed)")) only")
                 }
             } else {
                 let own = kind.dpmSolverOptions != nil ? SchedulerOverrides.dpmKeys.sorted() : []
                 throw DiffuseError.usage(
-                    "\(Setting.schedulerOption) \(pair.key): not a key of the \(kind.rawValue) sampler's config; it takes "
+                    "\(label) \(pair.key): not a key of the \(kind.rawValue) sampler's config; it takes "
                         + (configKeys.sorted() + own).joined(separator: ", "))
             }
         }
@@ -105,24 +111,24 @@ public struct SchedulerOverrides: Sendable {
         let decoded: SchedulerConfig
         do {
             decoded = try JSONDecoder().decode(SchedulerConfig.self, from: data)
-            try decoded.validate(source: "\(Setting.schedulerOption)")
+            try decoded.validate(source: "\(label)")
         } catch let error as DiffuseError {
             throw error
         } catch DecodingError.dataCorrupted(let context) {
             let key = context.codingPath.last?.stringValue ?? "a key"
-            throw DiffuseError.usage("\(Setting.schedulerOption) \(key): \(context.debugDescription)")
+            throw DiffuseError.usage("\(label) \(key): \(context.debugDescription)")
         } catch DecodingError.typeMismatch(let type, let context) {
             let key = context.codingPath.last?.stringValue ?? "a key"
-            throw DiffuseError.usage("\(Setting.schedulerOption) \(key): expected a value of type \(type)")
+            throw DiffuseError.usage("\(label) \(key): expected a value of type \(type)")
         } catch {
-            throw DiffuseError.usage("\(Setting.schedulerOption): \(error)")
+            throw DiffuseError.usage("\(label): \(error)")
         }
         return (decoded, dpm)
     }
 
-    static func set(_ key: String, _ value: Any, in options: inout DPMSolverOptions) throws {
+    static func set(_ key: String, _ value: Any, in options: inout DPMSolverOptions, label: String) throws {
         func bad(_ expected: String) -> DiffuseError {
-            DiffuseError.usage("\(Setting.schedulerOption) \(key)=\(value): expected \(expected)")
+            DiffuseError.usage("\(label) \(key)=\(value): expected \(expected)")
         }
         switch key {
         case "solver_order":
@@ -153,6 +159,62 @@ public struct SchedulerOverrides: Sendable {
             case "euler_at_final": options.eulerAtFinal = flag
             default: options.useKarrasSigmas = flag
             }
+        }
+    }
+}
+
+extension SchedulerOverrides {
+    /// The scheduler classes a pipeline folder may ship beside DDPM's and DDIM's, and their samplers.
+    static let folderSamplers: [String: SamplerKind] = [
+        "EulerDiscreteScheduler": .euler, "EulerAncestralDiscreteScheduler": .eulerAncestral,
+        "DPMSolverMultistepScheduler": .dpmPlusPlus2M,
+    ]
+
+    /// The keys of a folder's scheduler_config.json that are the sampler's own (not the DDPM/DDIM
+    /// keys `SchedulerConfig` reads), as overrides, so that each is honoured or refused by name as
+    /// a --scheduler-option would be.
+    static func ownKeys(of url: URL, config: SchedulerConfig) throws -> SchedulerOverrides {
+        let scalars = try JSONFile.read([String: ConfigScalar].self, from: url, pythonNumbers: true)
+        let shared = Set(
+            (try JSONSerialization.jsonObject(with: JSONEncoder().encode(config)) as? [String: Any] ?? [:]).keys
+        ).union(["trained_betas", "_class_name", "_diffusers_version"])
+        var overrides = SchedulerOverrides()
+        overrides.pairs = scalars.filter { !shared.contains($0.key) }.sorted { $0.key < $1.key }.map {
+            KeyValue(key: $0.key, value: $0.value.text)
+        }
+        return overrides
+    }
+}
+
+/// A config value as text --scheduler-option would give it (arrays and objects are not read here).
+enum ConfigScalar: Decodable {
+    case bool(Bool), int(Int), double(Double), string(String), null, other
+
+    init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() {
+            self = .null
+        } else if let b = try? c.decode(Bool.self) {
+            self = .bool(b)
+        } else if let i = try? c.decode(Int.self) {
+            self = .int(i)
+        } else if let d = try? c.decode(Double.self) {
+            self = .double(d)
+        } else if let s = try? c.decode(String.self) {
+            self = .string(s)
+        } else {
+            self = .other
+        }
+    }
+
+    var text: String {
+        switch self {
+        case .bool(let b): return b ? "true" : "false"
+        case .int(let i): return "\(i)"
+        case .double(let d): return "\(d)"
+        case .string(let s): return "\"\(s)\""
+        case .null: return "null"
+        case .other: return "[...]"
         }
     }
 }

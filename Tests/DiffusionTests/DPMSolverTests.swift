@@ -113,6 +113,35 @@ final class DPMSolverTests: XCTestCase {
         }
     }
 
+    /// A pipeline that ships a DPM-Solver scheduler (save_config's file, Tests/Fixtures/dpm-scheduler,
+    /// with solver_order 3, heun and trailing spacing, and -Infinity for lambda_min_clipped as Python
+    /// writes it) samples with it as saved; one whose file asks for what this version cannot do
+    /// fails to load, naming the file and the key.
+    func testAFolderWithADPMSolverSchedulerSamplesAsSaved() throws {
+        let folder = try makeScratchDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let copy = folder.appendingPathComponent("pipeline")
+        try FileManager.default.copyItem(at: Fixtures.directory.appendingPathComponent("tiny-ddpm"), to: copy)
+        let config = copy.appendingPathComponent("scheduler/scheduler_config.json")
+        try FileManager.default.removeItem(at: config)
+        try FileManager.default.copyItem(
+            at: Fixtures.directory.appendingPathComponent("dpm-scheduler/scheduler_config.json"), to: config)
+        let pipeline = try DDPMPipeline.load(copy, device: DevicesUnderTest.current)
+        var request = SampleRequest()
+        request.steps = 12
+        request.initialNoise = Fixtures.directory.appendingPathComponent("tiny-ddpm-noise.safetensors")
+        let output = try pipeline.sample(request)
+        let expected = try Fixtures.load("dpm_solver.safetensors").values("folder_3m_heun_12.sample")
+        assertClose(try output.sample.toArray(), expected, tolerance: 1e-5, "as saved")
+
+        let text = try String(contentsOf: config, encoding: .utf8)
+        try text.replacingOccurrences(of: "\"use_lu_lambdas\": false", with: "\"use_lu_lambdas\": true")
+            .write(to: config, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try DDPMPipeline.load(copy, device: DevicesUnderTest.current)) {
+            XCTAssertTrue("\($0)".contains("scheduler_config.json use_lu_lambdas=true"), "\($0)")
+        }
+    }
+
     func testOptionsItCannotHonourAreRefusedByName() throws {
         var cosine = SchedulerConfig()
         cosine.betaSchedule = .squaredCosCapV2

@@ -3,6 +3,8 @@ the tiny DDPM pipeline's scheduler config (DPMSolverMultistepScheduler.from_conf
 as a user switching samplers does) for several option sets: each one's timesteps and sigmas and the
 final sample of diffusers' loop (scale_model_input, UNet, step) from tiny-ddpm-noise.safetensors.
 The SDE variant's loop takes its noise from `variance_noise`, drawn here and stored per step.
+The "folder" case's scheduler is also saved by save_config into Tests/Fixtures/dpm-scheduler/, the
+scheduler_config.json of a pipeline that ships a DPM-Solver scheduler.
 diffusers 0.42.1, torch 2.15.
 """
 import os
@@ -28,6 +30,7 @@ CASES = {
     "threshold_3m_9": (9, {"solver_order": 3, "thresholding": True, "sample_max_value": 1.2}),
     "sde_10": (10, {"algorithm_type": "sde-dpmsolver++"}),
     "sde_3m_12": (12, {"algorithm_type": "sde-dpmsolver++", "solver_order": 3, "solver_type": "heun"}),
+    "folder_3m_heun_12": (12, {"solver_order": 3, "solver_type": "heun", "timestep_spacing": "trailing"}),
 }
 
 
@@ -40,6 +43,8 @@ def main():
     generator = torch.Generator().manual_seed(7)
     for name, (steps, options) in CASES.items():
         scheduler = DPMSolverMultistepScheduler.from_config(config, **options)
+        if name.startswith("folder"):
+            scheduler.save_config(os.path.join(FIXTURES, "dpm-scheduler"))
         scheduler.set_timesteps(steps)
         out[f"{name}.timesteps"] = scheduler.timesteps.float().contiguous()
         out[f"{name}.sigmas"] = scheduler.sigmas.float().contiguous()
