@@ -116,30 +116,7 @@ void conv_tiled(__global const float* A, __global const float* B, __global float
             }
         }
         barrier(CLK_LOCAL_MEM_FENCE);
-        float part[GT_REG_M][GT_REG_N];
-        #pragma unroll
-        for (int r = 0; r < GT_REG_M; ++r) {
-            #pragma unroll
-            for (int c = 0; c < GT_REG_N; ++c) part[r][c] = 0.0f;
-        }
-        #pragma unroll
-        for (int kk = 0; kk < GT_BK; ++kk) {
-            float av[GT_REG_M], bv[GT_REG_N];
-            #pragma unroll
-            for (int r = 0; r < GT_REG_M; ++r) av[r] = As[kk * GT_LDA + ty + r * GT_WG_M];
-            #pragma unroll
-            for (int c = 0; c < GT_REG_N; ++c) bv[c] = Bs[kk * GT_LDB + tx + c * GT_WG_N];
-            #pragma unroll
-            for (int r = 0; r < GT_REG_M; ++r) {
-                #pragma unroll
-                for (int c = 0; c < GT_REG_N; ++c) part[r][c] = fma(av[r], bv[c], part[r][c]);
-            }
-        }
-        #pragma unroll
-        for (int r = 0; r < GT_REG_M; ++r) {
-            #pragma unroll
-            for (int c = 0; c < GT_REG_N; ++c) acc[r][c] += part[r][c];
-        }
+        gt_accumulate_tile(As, Bs, tx, ty, acc);
         barrier(CLK_LOCAL_MEM_FENCE);
     }
 

@@ -48,6 +48,38 @@
 #error GT_REG_M and GT_REG_N must be 1 to 8
 #endif
 
+// One staged K tile into the work-item's register block: GT_BK rank-1 updates from local memory.
+// Zero-filled rows and columns add nothing, so the last partial tile needs no bound. The tile is
+// summed on its own and then added (K-blocking: a long K summed in one accumulator loses about K
+// rounding steps, this about GT_BK + K / GT_BK). conv_tiled.cl shares it.
+inline void gt_accumulate_tile(__local const float* As, __local const float* Bs, const int tx, const int ty,
+                               float acc[GT_REG_M][GT_REG_N]) {
+    float part[GT_REG_M][GT_REG_N];
+    #pragma unroll
+    for (int r = 0; r < GT_REG_M; ++r) {
+        #pragma unroll
+        for (int c = 0; c < GT_REG_N; ++c) part[r][c] = 0.0f;
+    }
+    #pragma unroll
+    for (int kk = 0; kk < GT_BK; ++kk) {
+        float av[GT_REG_M], bv[GT_REG_N];
+        #pragma unroll
+        for (int r = 0; r < GT_REG_M; ++r) av[r] = As[kk * GT_LDA + ty + r * GT_WG_M];
+        #pragma unroll
+        for (int c = 0; c < GT_REG_N; ++c) bv[c] = Bs[kk * GT_LDB + tx + c * GT_WG_N];
+        #pragma unroll
+        for (int r = 0; r < GT_REG_M; ++r) {
+            #pragma unroll
+            for (int c = 0; c < GT_REG_N; ++c) part[r][c] = fma(av[r], bv[c], part[r][c]);
+        }
+    }
+    #pragma unroll
+    for (int r = 0; r < GT_REG_M; ++r) {
+        #pragma unroll
+        for (int c = 0; c < GT_REG_N; ++c) acc[r][c] += part[r][c];
+    }
+}
+
 // Work-item (tx, ty) owns rows ty + r * GT_WG_M and columns tx + c * GT_WG_N of the block (strided,
 // not contiguous): neighbouring work-items then read neighbouring local addresses (no bank
 // conflicts) and store neighbouring columns of C (coalesced stores).
@@ -107,33 +139,7 @@ void gemm_tiled(__global const float* A, __global const float* B, __global float
                 }
             }
             barrier(CLK_LOCAL_MEM_FENCE);
-            // Zero-filled rows and columns add nothing, so the last partial tile needs no bound.
-            // Each K tile is summed on its own and then added (K-blocking: a long K summed in one
-            // accumulator loses about K rounding steps, this about GT_BK + K / GT_BK).
-            float part[GT_REG_M][GT_REG_N];
-            #pragma unroll
-            for (int r = 0; r < GT_REG_M; ++r) {
-                #pragma unroll
-                for (int c = 0; c < GT_REG_N; ++c) part[r][c] = 0.0f;
-            }
-            #pragma unroll
-            for (int kk = 0; kk < GT_BK; ++kk) {
-                float av[GT_REG_M], bv[GT_REG_N];
-                #pragma unroll
-                for (int r = 0; r < GT_REG_M; ++r) av[r] = As[kk * GT_LDA + ty + r * GT_WG_M];
-                #pragma unroll
-                for (int c = 0; c < GT_REG_N; ++c) bv[c] = Bs[kk * GT_LDB + tx + c * GT_WG_N];
-                #pragma unroll
-                for (int r = 0; r < GT_REG_M; ++r) {
-                    #pragma unroll
-                    for (int c = 0; c < GT_REG_N; ++c) part[r][c] = fma(av[r], bv[c], part[r][c]);
-                }
-            }
-            #pragma unroll
-            for (int r = 0; r < GT_REG_M; ++r) {
-                #pragma unroll
-                for (int c = 0; c < GT_REG_N; ++c) acc[r][c] += part[r][c];
-            }
+            gt_accumulate_tile(As, Bs, tx, ty, acc);
             // The next tile overwrites As and Bs: every work-item must be done reading them.
             barrier(CLK_LOCAL_MEM_FENCE);
         }

@@ -115,6 +115,35 @@ inline float norm_output_gradient(__global const float* x, __global const float*
     return silu_gradient(y, dout[i]);
 }
 
+// Sums over one (n, c) plane of dy * xhat and of dy, by a 64-wide work-group: (sum dy xhat, sum dy).
+inline float2 plane_sums(__global const float* x, __global const float* gamma, __global const float* beta,
+                         __global const float* dout, const size_t base, const int spatial, const int c,
+                         const float mu, const float r, const int hasAffine, const int silu,
+                         __local float* scratch) {
+    const int lid = (int)get_local_id(0);
+    float sumDyXhat = 0.0f;
+    float sumDy = 0.0f;
+    for (int s = lid; s < spatial; s += 64) {
+        const size_t i = base + (size_t)s;
+        const float dy = norm_output_gradient(x, gamma, beta, dout, i, c, mu, r, hasAffine, silu);
+        sumDyXhat += dy * (x[i] - mu) * r;
+        sumDy += dy;
+    }
+    const float totalDyXhat = group_sum(sumDyXhat, scratch);
+    return (float2)(totalDyXhat, group_sum(sumDy, scratch));
+}
+
+// dx of element i (channel c), given its group's a = sum gamma dy and b = sum gamma dy xhat.
+inline float input_gradient(__global const float* x, __global const float* gamma, __global const float* beta,
+                            __global const float* dout, const size_t i, const int c, const float mu, const float r,
+                            const float a, const float b, const float inverseSize, const int hasAffine,
+                            const int silu) {
+    const float xhat = (x[i] - mu) * r;
+    const float scale = hasAffine ? gamma[c] : 1.0f;
+    const float dy = norm_output_gradient(x, gamma, beta, dout, i, c, mu, r, hasAffine, silu);
+    return r * (dy * scale - a * inverseSize - xhat * b * inverseSize);
+}
+
 __kernel __attribute__((reqd_work_group_size(64, 1, 1)))
 void group_norm_backward_planes(__global const float* x, __global const float* gamma, __global const float* beta,
                                 __global const float* mean, __global const float* rstd,
@@ -129,20 +158,11 @@ void group_norm_backward_planes(__global const float* x, __global const float* g
     const size_t ng = (nc / (size_t)C) * (size_t)G + (size_t)(c / (C / G));
     const float mu = mean[ng];
     const float r = rstd[ng];
-    const size_t base = nc * (size_t)spatial;
-    float sumDyXhat = 0.0f;
-    float sumDy = 0.0f;
-    for (int s = lid; s < spatial; s += 64) {
-        const size_t i = base + (size_t)s;
-        const float dy = norm_output_gradient(x, gamma, beta, dout, i, c, mu, r, hasAffine, silu);
-        sumDyXhat += dy * (x[i] - mu) * r;
-        sumDy += dy;
-    }
-    const float totalDyXhat = group_sum(sumDyXhat, scratch);
-    const float totalDy = group_sum(sumDy, scratch);
+    const float2 sums = plane_sums(x, gamma, beta, dout, nc * (size_t)spatial, spatial, c, mu, r, hasAffine, silu,
+                                   scratch);
     if (lid == 0) {
-        partials[2 * nc] = totalDyXhat;
-        partials[2 * nc + 1] = totalDy;
+        partials[2 * nc] = sums.x;
+        partials[2 * nc + 1] = sums.y;
     }
 }
 
@@ -166,13 +186,8 @@ __kernel void group_norm_backward_input(__global const float* x, __global const 
         b = fma(scale, partials[2 * (n * C + k)], b);
         a = fma(scale, partials[2 * (n * C + k) + 1], a);
     }
-    const float inverseSize = 1.0f / (float)(cpg * spatial);
-    const float mu = mean[ng];
-    const float r = rstd[ng];
-    const float xhat = (x[i] - mu) * r;
-    const float scale = hasAffine ? gamma[c] : 1.0f;
-    const float dy = norm_output_gradient(x, gamma, beta, dout, (size_t)i, c, mu, r, hasAffine, silu);
-    const float value = r * (dy * scale - a * inverseSize - xhat * b * inverseSize);
+    const float value = input_gradient(x, gamma, beta, dout, (size_t)i, c, mean[ng], rstd[ng], a, b,
+                                       1.0f / (float)(cpg * spatial), hasAffine, silu);
     // accumulate: dx already holds another gradient of the same input (autograd's in-place sum).
     dx[i] = accumulate ? dx[i] + value : value;
 }
@@ -196,35 +211,23 @@ void group_norm_backward(__global const float* x, __global const float* gamma, _
     for (int cc = 0; cc < cpg; ++cc) {
         const int c = firstChannel + cc;
         const size_t nc = n * (size_t)C + (size_t)c;
-        const size_t base = nc * (size_t)spatial;
-        float sumDyXhat = 0.0f;
-        float sumDy = 0.0f;
-        for (int s = lid; s < spatial; s += 64) {
-            const size_t i = base + (size_t)s;
-            const float dy = norm_output_gradient(x, gamma, beta, dout, i, c, mu, r, hasAffine, silu);
-            sumDyXhat += dy * (x[i] - mu) * r;
-            sumDy += dy;
-        }
-        const float totalDyXhat = group_sum(sumDyXhat, scratch);
-        const float totalDy = group_sum(sumDy, scratch);
+        const float2 sums = plane_sums(x, gamma, beta, dout, nc * (size_t)spatial, spatial, c, mu, r, hasAffine, silu,
+                                       scratch);
         if (lid == 0) {
-            partials[2 * nc] = totalDyXhat;
-            partials[2 * nc + 1] = totalDy;
+            partials[2 * nc] = sums.x;
+            partials[2 * nc + 1] = sums.y;
         }
         const float scale = hasAffine ? gamma[c] : 1.0f;
-        b = fma(scale, totalDyXhat, b);
-        a = fma(scale, totalDy, a);
+        b = fma(scale, sums.x, b);
+        a = fma(scale, sums.y, a);
     }
     const int groupSize = cpg * spatial;
     const float inverseSize = 1.0f / (float)groupSize;
     const size_t first = ng * (size_t)groupSize;
     for (int k = lid; k < groupSize; k += 64) {
         const size_t i = first + (size_t)k;
-        const int c = firstChannel + k / spatial;
-        const float xhat = (x[i] - mu) * r;
-        const float scale = hasAffine ? gamma[c] : 1.0f;
-        const float dy = norm_output_gradient(x, gamma, beta, dout, i, c, mu, r, hasAffine, silu);
-        const float value = r * (dy * scale - a * inverseSize - xhat * b * inverseSize);
+        const float value =
+            input_gradient(x, gamma, beta, dout, i, firstChannel + k / spatial, mu, r, a, b, inverseSize, hasAffine, silu);
         dx[i] = accumulate ? dx[i] + value : value;
     }
 }

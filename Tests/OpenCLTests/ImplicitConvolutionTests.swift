@@ -10,16 +10,6 @@ import XCTest
 @testable import OpenCLBackend
 
 final class ImplicitConvolutionTests: XCTestCase {
-    /// Runs `body` with the tiled kernels forced on the shared test device, then restores the choice.
-    func withTiledKernels<T>(_ body: (OpenCLDevice) throws -> T) throws -> T {
-        let device = try DevicesUnderTest.opencl()
-        XCTAssertTrue(device.tiledGemmFits, "gemm_tiled cannot run on \(device.info.name)")
-        let saved = device.gemmKernel
-        device.gemmKernel = .tiled
-        defer { device.gemmKernel = saved }
-        return try body(device)
-    }
-
     /// (input [N, C, H, W], weight [Cout, C, k, k], stride, padding, bias)
     typealias Case = (input: [Int], weight: [Int], stride: Int, padding: Int, bias: Bool)
 
@@ -47,7 +37,7 @@ final class ImplicitConvolutionTests: XCTestCase {
             ([2, 6, 5, 5], [3, 6, 3, 3], 1, 0, true),
             ([1, 2, 13, 6], [70, 2, 3, 3], 2, 2, true),
         ]
-        try withTiledKernels { device in
+        try withGPUKernels { device in
             device.ledger.reset()
             for c in cases { try check(c) }
             // Every product ran as an implicit GEMM: no column matrix was written or gathered.
@@ -58,7 +48,7 @@ final class ImplicitConvolutionTests: XCTestCase {
     }
 
     func testSplitKForALongKAndForTheBatchSummedWeightGradient() throws {
-        try withTiledKernels { device in
+        try withGPUKernels { device in
             // K = 130 * 9 = 1,170 over a 3x3 output: few outputs and a long K, so two slices and a sum.
             let long: Case = ([2, 130, 3, 3], [8, 130, 3, 3], 1, 1, true)
             let g = Conv2dGeometry(
@@ -87,7 +77,7 @@ final class ImplicitConvolutionTests: XCTestCase {
     func testDeferredSumsRunBeforeAnythingReadsThem() throws {
         // One weight in two convolutions: autograd adds the second weight gradient to the first, a
         // launch that reads a result still queued. The queue must run first, or the sum reads garbage.
-        try withTiledKernels { device in
+        try withGPUKernels { device in
             device.ledger.reset()
             try compareBackends(
                 "a weight used twice",

@@ -44,21 +44,11 @@ final class LaunchShapeTests: XCTestCase {
         assertSteadyState(try ledger(of: "unet2d_sample_step", batch: 64), "unet2d_sample_step", maximumLaunches: 279)
     }
 
-    /// The kernels a GPU runs (gemm_tiled, conv_tiled, attention in local tiles), forced on this device.
-    func withGPUKernels<T>(_ body: () throws -> T) throws -> T {
-        let device = try DevicesUnderTest.opencl()
-        let saved = (device.gemmKernel, device.attentionKernels)
-        device.gemmKernel = .tiled
-        device.attentionKernels = .localTiles
-        defer { (device.gemmKernel, device.attentionKernels) = saved }
-        return try body()
-    }
-
     func testTheGPUPathMeetsTheLaunchBudget() throws {
         // Issue 9's budget: at most 600 launches per training step and 250 per sampling step of the
         // seed UNet2DModel at batch 64, with no narrow-and-long launch, on the kernels a GPU runs.
         // PoCL runs them about 40 times slower than its own (a training step takes ~45 s here).
-        try withGPUKernels {
+        try withGPUKernels(attentionTiles: true) { _ in
             for (name, budget) in [("unet2d_train", 600), ("unet2d_sample_step", 250)] {
                 let ledger = try ledger(of: name, batch: 64)
                 XCTAssertNil(ledger.rows["im2col"], name)

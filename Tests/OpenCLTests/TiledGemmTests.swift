@@ -14,16 +14,6 @@ import XCTest
 @testable import OpenCLBackend
 
 final class TiledGemmTests: XCTestCase {
-    /// Runs `body` with gemm_tiled forced on the shared test device, then restores the choice.
-    func withTiledGemm<T>(_ body: (OpenCLDevice) throws -> T) throws -> T {
-        let device = try DevicesUnderTest.opencl()
-        XCTAssertTrue(device.tiledGemmFits, "gemm_tiled cannot run on \(device.info.name)")
-        let saved = device.gemmKernel
-        device.gemmKernel = .tiled
-        defer { device.gemmKernel = saved }
-        return try body(device)
-    }
-
     /// `g` on `device` with C starting as `c`; returns all of C, gaps between batch entries included.
     func gemm(on device: Device, _ g: GemmGeometry, a: [Float], b: [Float], c: [Float]) throws -> [Float] {
         func buffer(_ values: [Float]) throws -> DeviceBuffer {
@@ -59,7 +49,7 @@ final class TiledGemmTests: XCTestCase {
 
     func testOddShapesEveryTransposeBatchAlphaBeta() throws {
         let sizes = [1, 3, 7, 33, 65, 130]
-        try withTiledGemm { device in
+        try withGPUKernels { device in
             device.ledger.reset()
             var index = 0
             for m in sizes {
@@ -85,7 +75,7 @@ final class TiledGemmTests: XCTestCase {
     }
 
     func testStridedSharedAndSummedBatches() throws {
-        try withTiledGemm { device in
+        try withGPUKernels { device in
             for (m, n, k) in [(33, 65, 7), (130, 3, 65), (7, 130, 33), (65, 65, 130)] {
                 for (ta, tb) in [(false, false), (true, true), (true, false), (false, true)] {
                     for beta: Float in [0, 1] {
@@ -158,7 +148,7 @@ final class TiledGemmTests: XCTestCase {
     func testConvolutionsForwardAndBackward() throws {
         // Convolutions drive the kernel through every GEMM shape they use: im2col products with a
         // bias, W^T dY for the input gradient, and the batch-summed weight gradient.
-        try withTiledGemm { device in
+        try withGPUKernels { device in
             device.ledger.reset()
             for (n, c) in [([2, 33, 7, 9], [65, 33, 3, 3]), ([3, 3, 9, 7], [33, 3, 5, 5]), ([2, 7, 5, 3], [9, 7, 1, 1])]
                 .enumerated()
@@ -181,7 +171,7 @@ final class TiledGemmTests: XCTestCase {
 
     func testSmallUNetWithTheTiledKernelAgreesWithTheCPU() throws {
         // UNet2DOnOpenCLTests' model, every GEMM of forward and backward on gemm_tiled.
-        try withTiledGemm { device in
+        try withGPUKernels { device in
             let config = UNet2DOnOpenCLTests.smallConfig
             device.ledger.reset()
             var results: [[Float]] = []
