@@ -25,6 +25,8 @@ public struct SchedulerConfig: Codable, Equatable, Sendable {
     public var stepsOffset = 0
     public var rescaleBetasZeroSNR = false
     public var setAlphaToOne = true
+    /// Whether the file gave set_alpha_to_one: PNDM's default (False) differs from DDIM's (True).
+    public var setAlphaToOneInFile = false
 
     public init() {}
 
@@ -70,6 +72,7 @@ public struct SchedulerConfig: Codable, Equatable, Sendable {
         stepsOffset = try c.decodeIfPresent(Int.self, forKey: .stepsOffset) ?? d.stepsOffset
         rescaleBetasZeroSNR = try c.decodeIfPresent(Bool.self, forKey: .rescaleBetasZeroSNR) ?? d.rescaleBetasZeroSNR
         setAlphaToOne = try c.decodeIfPresent(Bool.self, forKey: .setAlphaToOne) ?? d.setAlphaToOne
+        setAlphaToOneInFile = c.contains(.setAlphaToOne)
     }
 
     /// Every number within what the schedule can be built from, before anything is allocated.

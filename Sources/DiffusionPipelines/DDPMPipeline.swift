@@ -49,11 +49,12 @@ public final class DDPMPipeline: TrainablePipeline {
         if request.sampler == nil || request.sampler == folder.defaultSampler {
             overrides.pairs = folder.defaultOverrides.pairs + overrides.pairs
         }
-        let (schedulerConfig, dpmOptions) = try overrides.apply(to: folder.schedulerConfig, kind: kind)
+        let settings = try overrides.apply(to: folder.schedulerConfig, kind: kind)
         var sampler = UNetSampler(
             kind: kind, steps: request.steps ?? (kind == .ddpm ? 1000 : kind.dpmSolverOptions != nil ? 25 : 50),
-            eta: request.eta, config: schedulerConfig)
-        sampler.dpmOptions = dpmOptions
+            eta: request.eta, config: settings.config)
+        sampler.dpmOptions = settings.dpm
+        sampler.skipPRKSteps = settings.skipPRKSteps
         let chunk = sampler.chunkSize(unet: folder.unet, initialNoise: noise)
         if chunk < noise.shape[0] {
             let device = noise.device

@@ -76,16 +76,22 @@ public struct SchedulerOverrides: Sendable {
         ]
     }()
 
-    /// The scheduler config and DPM-Solver options `kind` samples with after the overrides.
-    /// `source` names where the keys came from in messages (a file); by default the flag.
-    public func apply(
-        to config: SchedulerConfig, kind: SamplerKind, source: String? = nil
-    ) throws
-        -> (config: SchedulerConfig, dpm: DPMSolverOptions?)
-    {
+    /// What a sampler runs with once the overrides are applied.
+    public struct Settings {
+        public var config: SchedulerConfig
+        /// DPM-Solver's options (nil for other samplers).
+        public var dpm: DPMSolverOptions?
+        /// PNDMScheduler's skip_prk_steps.
+        public var skipPRKSteps = false
+    }
+
+    /// The scheduler config and options `kind` samples with after the overrides. `source` names
+    /// where the keys came from in messages (a file); by default the flag.
+    public func apply(to config: SchedulerConfig, kind: SamplerKind, source: String? = nil) throws -> Settings {
         let label = source ?? "\(Setting.schedulerOption)"
         var dpm = kind.dpmSolverOptions
-        guard !pairs.isEmpty else { return (config, dpm) }
+        var skipPRKSteps = false
+        guard !pairs.isEmpty else { return Settings(config: config, dpm: dpm) }
         var file = try JSONSerialization.jsonObject(with: JSONEncoder().encode(config)) as? [String: Any] ?? [:]
         let configKeys = Set(file.keys).union(["trained_betas"]).subtracting(["_class_name", "_diffusers_version"])
         for pair in pairs {
@@ -94,6 +100,11 @@ public struct SchedulerOverrides: Sendable {
                 file[pair.key] = value
             } else if dpm != nil, SchedulerOverrides.dpmKeys.contains(pair.key) {
                 try SchedulerOverrides.set(pair.key, value, in: &dpm!, label: label)
+            } else if kind == .pndm, pair.key == "skip_prk_steps" {
+                guard let flag = value as? Bool else {
+                    throw DiffuseError.usage("\(label) skip_prk_steps=\(pair.value): expected true or false")
+                }
+                skipPRKSteps = flag
             } else if let fixed = SchedulerOverrides.fixedKeys[kind]?[pair.key] {
                 guard SchedulerOverrides.same(value, fixed) else {
                     throw DiffuseError.usage(
@@ -101,16 +112,19 @@ public struct SchedulerOverrides: Sendable {
                             + "\(pair.key) at diffusers' default (\(fixed is NSNull ? "None" : "\(fixed)")) only")
                 }
             } else {
-                let own = kind.dpmSolverOptions != nil ? SchedulerOverrides.dpmKeys.sorted() : []
+                let own =
+                    kind.dpmSolverOptions != nil ? SchedulerOverrides.dpmKeys.sorted() : kind == .pndm ? ["skip_prk_steps"] : []
                 throw DiffuseError.usage(
                     "\(label) \(pair.key): not a key of the \(kind.rawValue) sampler's config; it takes "
                         + (configKeys.sorted() + own).joined(separator: ", "))
             }
         }
         let data = try JSONSerialization.data(withJSONObject: file)
-        let decoded: SchedulerConfig
+        var decoded: SchedulerConfig
         do {
             decoded = try JSONDecoder().decode(SchedulerConfig.self, from: data)
+            // Written back in full, set_alpha_to_one would now look given: it is only if it was, or now is.
+            decoded.setAlphaToOneInFile = config.setAlphaToOneInFile || pairs.contains { $0.key == "set_alpha_to_one" }
             try decoded.validate(source: "\(label)")
         } catch let error as DiffuseError {
             throw error
@@ -123,7 +137,7 @@ public struct SchedulerOverrides: Sendable {
         } catch {
             throw DiffuseError.usage("\(label): \(error)")
         }
-        return (decoded, dpm)
+        return Settings(config: decoded, dpm: dpm, skipPRKSteps: skipPRKSteps)
     }
 
     static func set(_ key: String, _ value: Any, in options: inout DPMSolverOptions, label: String) throws {
@@ -167,7 +181,7 @@ extension SchedulerOverrides {
     /// The scheduler classes a pipeline folder may ship beside DDPM's and DDIM's, and their samplers.
     static let folderSamplers: [String: SamplerKind] = [
         "EulerDiscreteScheduler": .euler, "EulerAncestralDiscreteScheduler": .eulerAncestral,
-        "DPMSolverMultistepScheduler": .dpmPlusPlus2M,
+        "DPMSolverMultistepScheduler": .dpmPlusPlus2M, "PNDMScheduler": .pndm,
     ]
 
     /// The keys of a folder's scheduler_config.json that are the sampler's own (not the DDPM/DDIM
