@@ -51,10 +51,11 @@ public final class DDPMPipeline: TrainablePipeline {
         }
         let settings = try overrides.apply(to: folder.schedulerConfig, kind: kind)
         var sampler = UNetSampler(
-            kind: kind, steps: request.steps ?? (kind == .ddpm ? 1000 : kind.dpmSolverOptions != nil ? 25 : 50),
+            kind: kind, steps: request.steps ?? (kind == .ddpm ? 1000 : kind.dpmSolverOptions != nil || kind == .unipc ? 25 : 50),
             eta: request.eta, config: settings.config)
         sampler.dpmOptions = settings.dpm
         sampler.skipPRKSteps = settings.skipPRKSteps
+        sampler.unipcOptions = settings.unipc
         let chunk = sampler.chunkSize(unet: folder.unet, initialNoise: noise)
         if chunk < noise.shape[0] {
             let device = noise.device

@@ -13,7 +13,7 @@ import Tensor
 public enum SamplerKind: String, Sendable, CaseIterable {
     case ddpm, ddim, euler
     case eulerAncestral = "euler-a"
-    case pndm
+    case pndm, unipc
     case dpmPlusPlus2M = "dpm++2m", dpmPlusPlus2MKarras = "dpm++2m-karras", dpmPlusPlus3M = "dpm++3m"
     case dpmPlusPlus2MSDE = "dpm++2m-sde"
 
@@ -21,7 +21,7 @@ public enum SamplerKind: String, Sendable, CaseIterable {
     public var dpmSolverOptions: DPMSolverOptions? {
         var options = DPMSolverOptions()
         switch self {
-        case .ddpm, .ddim, .euler, .eulerAncestral, .pndm: return nil
+        case .ddpm, .ddim, .euler, .eulerAncestral, .pndm, .unipc: return nil
         case .dpmPlusPlus2M: break
         case .dpmPlusPlus2MKarras: options.useKarrasSigmas = true
         case .dpmPlusPlus3M: options.solverOrder = 3
@@ -124,6 +124,8 @@ public struct UNetSampler {
     public var dpmOptions: DPMSolverOptions?
     /// PNDMScheduler's skip_prk_steps (PLMS from the first step instead of Runge-Kutta).
     public var skipPRKSteps = false
+    /// UniPC's options (its defaults when nil).
+    public var unipcOptions: UniPCOptions?
 
     /// The images `sample` runs through the model at once for this batch.
     public func chunkSize(unet: UNet2DModel, initialNoise: Tensor) -> Int {
@@ -156,7 +158,11 @@ public struct UNetSampler {
             try DPMSolverMultistepScheduler(config: config, options: $0, steps: steps)
         }
         let pndm = kind == .pndm ? try PNDMScheduler(config: config, steps: steps, skipPRKSteps: skipPRKSteps) : nil
-        let timesteps = try euler?.timesteps ?? dpm?.timesteps ?? pndm?.timesteps ?? ddpm.timesteps(steps: steps)
+        let unipc =
+            kind == .unipc
+            ? try UniPCMultistepScheduler(config: config, options: unipcOptions ?? UniPCOptions(), steps: steps) : nil
+        let timesteps =
+            try euler?.timesteps ?? dpm?.timesteps ?? pndm?.timesteps ?? unipc?.timesteps ?? ddpm.timesteps(steps: steps)
         unet.train(false)  // sampling: dropout off
         let batch = initialNoise.shape[0]
         let imageSize = initialNoise.count / max(batch, 1)
@@ -174,6 +180,7 @@ public struct UNetSampler {
         // DPM-Solver's history of x0 predictions, one per chunk.
         var dpmStates = [DPMSolverMultistepScheduler.State](repeating: .init(), count: starts.count)
         var pndmStates = [PNDMScheduler.State](repeating: .init(), count: starts.count)
+        var unipcStates = [UniPCMultistepScheduler.State](repeating: .init(), count: starts.count)
         var trajectory = SamplingTrajectory()
         try GradMode.withoutGradients {
             for (i, t) in timesteps.enumerated() {
@@ -201,6 +208,8 @@ public struct UNetSampler {
                         step = try ancestral.step(modelOutput: output, step: i, sample: x, noise: noise)
                     } else if let euler {
                         step = try euler.step(modelOutput: output, step: i, sample: x)
+                    } else if let unipc {
+                        step = try unipc.step(modelOutput: output, step: i, sample: x, state: &unipcStates[k])
                     } else if let pndm {
                         step = try pndm.step(modelOutput: output, step: i, sample: x, state: &pndmStates[k])
                     } else if let dpm {

@@ -38,6 +38,12 @@ public struct SchedulerOverrides: Sendable {
         default: break
         }
         if let n = Int(text) { return n }
+        if text.hasPrefix("["), text.hasSuffix("]") {
+            // A list of integers, as disable_corrector takes ([] or [0, 3]).
+            let items = text.dropFirst().dropLast().split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            let numbers = items.compactMap { Int($0) }
+            if numbers.count == items.count { return numbers }
+        }
         if let x = Double(text), x.isFinite || text.lowercased().contains("inf") { return x }
         if text.count >= 2, text.first == "\"", text.last == "\"" { return String(text.dropFirst().dropLast()) }
         return text
@@ -70,8 +76,14 @@ public struct SchedulerOverrides: Sendable {
             "use_beta_sigmas": false, "sigma_min": NSNull(), "sigma_max": NSNull(), "timestep_type": "discrete",
             "final_sigmas_type": "zero",
         ]
+        let unipc: [String: Any] = [
+            "use_karras_sigmas": false, "use_exponential_sigmas": false, "use_beta_sigmas": false, "use_flow_sigmas": false,
+            "flow_shift": 1.0, "use_dynamic_shifting": false, "time_shift_type": "exponential", "sigma_min": NSNull(),
+            "sigma_max": NSNull(), "shift_terminal": NSNull(), "solver_p": NSNull(),
+        ]
         return [
-            .euler: euler, .eulerAncestral: [:], .dpmPlusPlus2M: dpm, .dpmPlusPlus2MKarras: dpm, .dpmPlusPlus3M: dpm,
+            .unipc: unipc, .pndm: [:], .euler: euler, .eulerAncestral: [:], .dpmPlusPlus2M: dpm, .dpmPlusPlus2MKarras: dpm,
+            .dpmPlusPlus3M: dpm,
             .dpmPlusPlus2MSDE: dpm,
         ]
     }()
@@ -83,7 +95,14 @@ public struct SchedulerOverrides: Sendable {
         public var dpm: DPMSolverOptions?
         /// PNDMScheduler's skip_prk_steps.
         public var skipPRKSteps = false
+        /// UniPC's options (nil for other samplers).
+        public var unipc: UniPCOptions?
     }
+
+    /// UniPCMultistepScheduler keys it takes.
+    static let unipcKeys: Set<String> = [
+        "solver_order", "solver_type", "lower_order_final", "disable_corrector", "final_sigmas_type", "predict_x0",
+    ]
 
     /// The scheduler config and options `kind` samples with after the overrides. `source` names
     /// where the keys came from in messages (a file); by default the flag.
@@ -91,7 +110,8 @@ public struct SchedulerOverrides: Sendable {
         let label = source ?? "\(Setting.schedulerOption)"
         var dpm = kind.dpmSolverOptions
         var skipPRKSteps = false
-        guard !pairs.isEmpty else { return Settings(config: config, dpm: dpm) }
+        var unipc = kind == .unipc ? UniPCOptions() : nil
+        guard !pairs.isEmpty else { return Settings(config: config, dpm: dpm, unipc: unipc) }
         var file = try JSONSerialization.jsonObject(with: JSONEncoder().encode(config)) as? [String: Any] ?? [:]
         let configKeys = Set(file.keys).union(["trained_betas"]).subtracting(["_class_name", "_diffusers_version"])
         for pair in pairs {
@@ -100,6 +120,8 @@ public struct SchedulerOverrides: Sendable {
                 file[pair.key] = value
             } else if dpm != nil, SchedulerOverrides.dpmKeys.contains(pair.key) {
                 try SchedulerOverrides.set(pair.key, value, in: &dpm!, label: label)
+            } else if unipc != nil, SchedulerOverrides.unipcKeys.contains(pair.key) {
+                try SchedulerOverrides.set(pair.key, value, in: &unipc!, label: label)
             } else if kind == .pndm, pair.key == "skip_prk_steps" {
                 guard let flag = value as? Bool else {
                     throw DiffuseError.usage("\(label) skip_prk_steps=\(pair.value): expected true or false")
@@ -113,7 +135,9 @@ public struct SchedulerOverrides: Sendable {
                 }
             } else {
                 let own =
-                    kind.dpmSolverOptions != nil ? SchedulerOverrides.dpmKeys.sorted() : kind == .pndm ? ["skip_prk_steps"] : []
+                    kind.dpmSolverOptions != nil
+                    ? SchedulerOverrides.dpmKeys.sorted()
+                    : kind == .pndm ? ["skip_prk_steps"] : kind == .unipc ? SchedulerOverrides.unipcKeys.sorted() : []
                 throw DiffuseError.usage(
                     "\(label) \(pair.key): not a key of the \(kind.rawValue) sampler's config; it takes "
                         + (configKeys.sorted() + own).joined(separator: ", "))
@@ -137,7 +161,34 @@ public struct SchedulerOverrides: Sendable {
         } catch {
             throw DiffuseError.usage("\(label): \(error)")
         }
-        return Settings(config: decoded, dpm: dpm, skipPRKSteps: skipPRKSteps)
+        return Settings(config: decoded, dpm: dpm, skipPRKSteps: skipPRKSteps, unipc: unipc)
+    }
+
+    static func set(_ key: String, _ value: Any, in options: inout UniPCOptions, label: String) throws {
+        func bad(_ expected: String) -> DiffuseError {
+            DiffuseError.usage("\(label) \(key)=\(value): expected \(expected)")
+        }
+        switch key {
+        case "solver_order":
+            guard !(value is Bool), let n = value as? Int, (1...3).contains(n) else { throw bad("1, 2 or 3") }
+            options.solverOrder = n
+        case "solver_type":
+            guard let s = value as? String, let t = UniPCOptions.SolverType(rawValue: s) else { throw bad("bh1 or bh2") }
+            options.solverType = t
+        case "final_sigmas_type":
+            guard let s = value as? String, let f = DPMSolverOptions.FinalSigmas(rawValue: s) else {
+                throw bad("zero or sigma_min")
+            }
+            options.finalSigmas = f
+        case "disable_corrector":
+            guard let list = value as? [Int] else { throw bad("a list of step indices such as [0, 1]") }
+            options.disableCorrector = Set(list)
+        case "predict_x0":
+            guard value as? Bool == true else { throw bad("true (this version samples UniPC with data predictions only)") }
+        default:
+            guard let flag = value as? Bool else { throw bad("true or false") }
+            options.lowerOrderFinal = flag
+        }
     }
 
     static func set(_ key: String, _ value: Any, in options: inout DPMSolverOptions, label: String) throws {
@@ -181,7 +232,7 @@ extension SchedulerOverrides {
     /// The scheduler classes a pipeline folder may ship beside DDPM's and DDIM's, and their samplers.
     static let folderSamplers: [String: SamplerKind] = [
         "EulerDiscreteScheduler": .euler, "EulerAncestralDiscreteScheduler": .eulerAncestral,
-        "DPMSolverMultistepScheduler": .dpmPlusPlus2M, "PNDMScheduler": .pndm,
+        "DPMSolverMultistepScheduler": .dpmPlusPlus2M, "PNDMScheduler": .pndm, "UniPCMultistepScheduler": .unipc,
     ]
 
     /// The keys of a folder's scheduler_config.json that are the sampler's own (not the DDPM/DDIM
@@ -202,7 +253,7 @@ extension SchedulerOverrides {
 
 /// A config value as text --scheduler-option would give it (arrays and objects are not read here).
 enum ConfigScalar: Decodable {
-    case bool(Bool), int(Int), double(Double), string(String), null, other
+    case bool(Bool), int(Int), double(Double), string(String), null, ints([Int]), other
 
     init(from decoder: Decoder) throws {
         let c = try decoder.singleValueContainer()
@@ -216,6 +267,8 @@ enum ConfigScalar: Decodable {
             self = .double(d)
         } else if let s = try? c.decode(String.self) {
             self = .string(s)
+        } else if let list = try? c.decode([Int].self) {
+            self = .ints(list)
         } else {
             self = .other
         }
@@ -228,6 +281,7 @@ enum ConfigScalar: Decodable {
         case .double(let d): return "\(d)"
         case .string(let s): return "\"\(s)\""
         case .null: return "null"
+        case .ints(let list): return "[" + list.map(String.init).joined(separator: ", ") + "]"
         case .other: return "[...]"
         }
     }

@@ -17,8 +17,8 @@ struct SampleCommand: ParsableCommand {
     @Option(
         parsing: .unconditional,
         help: ArgumentHelp(
-            "Sampling steps. Default: 5 for BasicUNet (its scheduler config), 1000 for DDPM, 50 for DDIM and Euler, "
-                + "25 for DPM-Solver++."))
+            "Sampling steps. Default: 5 for BasicUNet (its scheduler config), 1000 for DDPM, 50 for DDIM, PNDM and "
+                + "Euler, 25 for DPM-Solver++ and UniPC."))
     var steps: Int?
     @Option(
         help: ArgumentHelp(

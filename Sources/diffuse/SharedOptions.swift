@@ -39,7 +39,7 @@ extension SamplerKind: ExpressibleByArgument {
         let classNames: [String: SamplerKind] = [
             "DDPMScheduler": .ddpm, "DDIMScheduler": .ddim, "EulerDiscreteScheduler": .euler,
             "DPMSolverMultistepScheduler": .dpmPlusPlus2M, "EulerAncestralDiscreteScheduler": .eulerAncestral,
-            "PNDMScheduler": .pndm,
+            "PNDMScheduler": .pndm, "UniPCMultistepScheduler": .unipc,
         ]
         guard let kind = SamplerKind(rawValue: argument) ?? classNames[argument] else { return nil }
         self = kind

@@ -187,6 +187,21 @@ final class DiffusersPipelineCLITests: XCTestCase {
         ).values
         let scale = reference.map { abs($0) }.max() ?? 1
         XCTAssertLessThan((zip(sample, reference).map { abs($0 - $1) }.max() ?? .infinity) / scale, 1e-5)
+        // A list value: UniPC with its corrector off after steps 0 and 3, by class name.
+        let unipc = try CLI.run([
+            "sample", folder, "--scheduler", "UniPCMultistepScheduler", "--scheduler-option", "disable_corrector=[0, 3]",
+            "--steps", "10", "--device", "cpu", "--quiet",
+            "--init-noise", fixtures.appendingPathComponent("tiny-ddpm-noise.safetensors").path,
+            "--save-tensor", tensor, "--output", work.appendingPathComponent("o.png").path, "--overwrite",
+        ])
+        XCTAssertEqual(unipc.status, 0, unipc.stderr)
+        let unipcSample = try XCTUnwrap(Safetensors.read(URL(fileURLWithPath: tensor)).tensors["sample"]).values
+        let unipcReference = try XCTUnwrap(
+            Safetensors.read(fixtures.appendingPathComponent("unipc.safetensors")).tensors["corrector_off_10.sample"]
+        ).values
+        let unipcScale = unipcReference.map { abs($0) }.max() ?? 1
+        XCTAssertLessThan(
+            (zip(unipcSample, unipcReference).map { abs($0 - $1) }.max() ?? .infinity) / unipcScale, 1e-5)
         for (options, message) in [
             (["--scheduler", "dpm++2m", "--scheduler-option", "bogus=1"], "--scheduler-option bogus: not a key"),
             (["--scheduler", "dpm++2m", "--scheduler-option", "solver_order=7"], "solver_order=7: expected 1, 2 or 3"),
