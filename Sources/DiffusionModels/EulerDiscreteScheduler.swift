@@ -10,8 +10,11 @@ import Tensor
 
 public struct EulerDiscreteScheduler: Sendable {
     public let config: SchedulerConfig
-    /// Descending training timesteps, one per step.
+    /// Descending training timesteps, one per step (rounded, for labels, with linspace spacing).
     public let timesteps: [Int]
+    /// The timesteps the model sees: whole with leading and trailing spacing, between training steps
+    /// with linspace (999, 874.875, ...), as diffusers' float timesteps.
+    public let timestepValues: [Float]
     /// sigma at each timestep, then the final 0 (one more than `timesteps`).
     public let sigmas: [Float]
 
@@ -30,15 +33,19 @@ public struct EulerDiscreteScheduler: Sendable {
             let ratio = Double(total) / Double(steps)
             timesteps = NumPy.arange(Double(total), 0, -ratio).map { Int($0.rounded(.toNearestOrEven)) - 1 }
         case .linspace:
-            // Its timesteps fall between the training steps (999, 832.5, ...): the UNet here takes
-            // whole timesteps.
-            throw DiffuseError.input(
-                "EulerDiscreteScheduler with timestep_spacing linspace places steps between training timesteps, which "
-                    + "this version does not sample; use a leading or trailing config, or another \(Setting.scheduler)")
+            // np.linspace(0, T - 1, steps, dtype=float32): between training steps (999, 874.875, ...).
+            let values = NumPy.linspace(0, Double(total - 1), steps).reversed().map { Float($0) }
+            let abar = tables.schedule.alphasCumprod
+            let table = abar.map { Double(((1 - $0) / $0).squareRoot()) }
+            timestepValues = values
+            timesteps = values.map { Int($0.rounded()) }
+            sigmas = values.map { Float(NumPy.interp(Double($0), table)) } + [0]
+            return
         }
         guard timesteps.allSatisfy({ (0..<total).contains($0) }) else {
             throw DiffuseError.input("steps_offset \(config.stepsOffset) puts Euler's timesteps outside 0..<\(total)")
         }
+        timestepValues = timesteps.map(Float.init)
         // As diffusers: the table in float32, read at whole timesteps (np.interp is exact there).
         let abar = tables.schedule.alphasCumprod
         sigmas = timesteps.map { ((1 - abar[$0]) / abar[$0]).squareRoot() } + [0]

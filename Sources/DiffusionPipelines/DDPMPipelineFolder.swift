@@ -196,7 +196,9 @@ public struct UNetSampler {
                     let count = x.shape[0]
                     let labels = classLabels.map { Array($0[start..<min($0.count, start + count)]) }
                     let input = try euler.map { try x.affine(scale: $0.inputScale(step: i), shift: 0) } ?? x
-                    let output = try unet(input, timesteps: Array(repeating: t, count: count), classLabels: labels)
+                    // Euler's linspace timesteps fall between training steps; the rest are whole.
+                    let time = euler?.timestepValues[i] ?? Float(t)
+                    let output = try unet(input, timestepValues: Array(repeating: time, count: count), classLabels: labels)
                     let noise = try key.map { key in
                         try Tensor.normal(
                             x.shape,

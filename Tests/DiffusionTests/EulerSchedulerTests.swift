@@ -38,13 +38,23 @@ final class EulerSchedulerTests: XCTestCase {
         }
     }
 
-    /// linspace spacing puts Euler's steps between training timesteps, which the UNet here cannot
-    /// take: refused by name rather than rounded.
-    func testFractionalTimestepsAreRefused() throws {
-        var config = SchedulerConfig()
-        config.timestepSpacing = .linspace
-        XCTAssertThrowsError(try EulerDiscreteScheduler(config: config, steps: 7)) {
-            XCTAssertTrue("\($0)".contains("linspace"), "\($0)")
+    /// linspace spacing (Euler's own default) puts the steps between training timesteps: the model
+    /// embeds them as floats, as diffusers' UNet does.
+    func testLinspaceTimestepsBetweenTrainingStepsMatchDiffusers() throws {
+        let f = try Fixtures.load("euler.safetensors")
+        let noise = try Fixtures.load("tiny-ddpm-noise.safetensors")
+        try DevicesUnderTest.each { device in
+            let pipeline = try DDPMPipelineFolder.load(Fixtures.directory.appendingPathComponent("tiny-ddpm"), device: device)
+            var config = pipeline.schedulerConfig
+            config.timestepSpacing = .linspace
+            let euler = try EulerDiscreteScheduler(config: config, steps: 9)
+            XCTAssertEqual(euler.timestepValues, try f.values("linspace9.timesteps"))
+            assertClose(euler.sigmas, try f.values("linspace9.sigmas"), tolerance: 1e-6, "linspace sigmas")
+            XCTAssertEqual(euler.initNoiseSigma, try f.values("linspace9.init_noise_sigma")[0], accuracy: 1e-4)
+            let sampler = UNetSampler(kind: .euler, steps: 9, eta: 0, config: config)
+            let result = try sampler.sample(
+                unet: pipeline.unet, initialNoise: try noise.tensor("sample", on: device), generator: RandomGenerator(seed: 0))
+            assertClose(try result.sample.toArray(), try f.values("linspace9.sample"), tolerance: 1e-5, "\(device.name) linspace")
         }
     }
 }

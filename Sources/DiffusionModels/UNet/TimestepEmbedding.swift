@@ -36,10 +36,18 @@ public enum SinusoidalEmbedding {
         _ timesteps: [Int], dimension: Int, flipSinToCos: Bool, downscaleFreqShift: Float,
         on device: Device
     ) throws -> Tensor {
+        try tensor(
+            timesteps.map(Float.init), dimension: dimension, flipSinToCos: flipSinToCos,
+            downscaleFreqShift: downscaleFreqShift, on: device)
+    }
+
+    /// The same for timesteps between training steps (Euler's linspace spacing).
+    public static func tensor(
+        _ timesteps: [Float], dimension: Int, flipSinToCos: Bool, downscaleFreqShift: Float,
+        on device: Device
+    ) throws -> Tensor {
         try Tensor(
-            values(
-                timesteps.map(Float.init), dimension: dimension, flipSinToCos: flipSinToCos,
-                downscaleFreqShift: downscaleFreqShift),
+            values(timesteps, dimension: dimension, flipSinToCos: flipSinToCos, downscaleFreqShift: downscaleFreqShift),
             shape: [timesteps.count, dimension], on: device)
     }
 }
@@ -96,8 +104,8 @@ public final class FourierProjection: Module {
     }
 
     /// [timesteps.count, 2 * size]; like diffusers, timestep 0 gives log(0) = -inf.
-    public func callAsFunction(_ timesteps: [Int]) throws -> Tensor {
-        let logT = try Tensor(timesteps.map { Foundation.log(Float($0)) }, shape: [timesteps.count, 1], on: weight.device)
+    public func callAsFunction(_ timesteps: [Float]) throws -> Tensor {
+        let logT = try Tensor(timesteps.map { Foundation.log($0) }, shape: [timesteps.count, 1], on: weight.device)
         // x[:, None] * weight[None, :] * 2 * pi, in torch's order.
         let projected = try (logT * weight.reshaped([1, weight.count])).scaled(by: 2).scaled(by: Float.pi)
         return try Tensor.concatenate([projected.sin(), projected.cos()], axis: 1)

@@ -106,6 +106,16 @@ public final class UNet2DModel: Module {
     /// The model's output (noise, sample or velocity, as trained) for `sample` at one timestep per
     /// image; class-conditional models need one class label per image.
     public func callAsFunction(_ sample: Tensor, timesteps: [Int], classLabels: [Int]? = nil) throws -> Tensor {
+        try self(sample, timestepValues: timesteps.map(Float.init), classLabels: classLabels)
+    }
+
+    /// The same at timesteps that may fall between training steps (diffusers' float timesteps:
+    /// Euler's linspace spacing); the embedding takes them as they are.
+    public func callAsFunction(
+        _ sample: Tensor, timestepValues timesteps: [Float], classLabels: [Int]? = nil
+    ) throws
+        -> Tensor
+    {
         guard timesteps.count == sample.shape[0] else {
             throw DiffuseError.shape("UNet2DModel: \(timesteps.count) timesteps for a batch of \(sample.shape[0])")
         }
@@ -150,7 +160,7 @@ public final class UNet2DModel: Module {
         let out = try convOut(convNormOut(h, silu: true))
         guard fourierProjection != nil else { return out }
         // Score-SDE models (fourier embedding) output the score divided by the noise level t.
-        let perImage = try Tensor(timesteps.map(Float.init), shape: [timesteps.count, 1, 1, 1], on: sample.device)
+        let perImage = try Tensor(timesteps, shape: [timesteps.count, 1, 1, 1], on: sample.device)
         return try out / perImage
     }
 }
