@@ -122,6 +122,20 @@ public struct DPMSolverMultistepScheduler: Sendable {
         return (1 - w) * Double(low) + w * Double(low + 1)
     }
 
+    /// convert_model_output for data-prediction solvers: x0 from the model's output at scheduler
+    /// sigma `sigma` (x0 = (x - sigma_t eps) / alpha_t, or alpha_t x - sigma_t v), thresholded when
+    /// the config asks. UniPC shares it.
+    func dataPrediction(_ modelOutput: Tensor, sample: Tensor, sigma: Float) throws -> Tensor {
+        let now = coefficients(sigma)
+        var x0: Tensor
+        switch config.predictionType {
+        case .epsilon: x0 = try Tensor.linearCombination(1 / now.alpha, sample, -now.sigma / now.alpha, modelOutput)
+        case .sample: x0 = modelOutput
+        case .velocity: x0 = try Tensor.linearCombination(now.alpha, sample, -now.sigma, modelOutput)
+        }
+        return config.thresholding ? try config.thresholded(x0) : x0
+    }
+
     /// Whether steps draw noise (the SDE variant).
     public var needsNoise: Bool { options.algorithm == .sdeDPMSolverPlusPlus }
 
@@ -137,14 +151,7 @@ public struct DPMSolverMultistepScheduler: Sendable {
     public func step(
         modelOutput: Tensor, step i: Int, sample: Tensor, noise: Tensor?, state: inout State
     ) throws -> (previous: Tensor, original: Tensor) {
-        let now = coefficients(sigmas[i])
-        var x0: Tensor
-        switch config.predictionType {
-        case .epsilon: x0 = try Tensor.linearCombination(1 / now.alpha, sample, -now.sigma / now.alpha, modelOutput)
-        case .sample: x0 = modelOutput
-        case .velocity: x0 = try Tensor.linearCombination(now.alpha, sample, -now.sigma, modelOutput)
-        }
-        if config.thresholding { x0 = try config.thresholded(x0) }
+        let x0 = try dataPrediction(modelOutput, sample: sample, sigma: sigmas[i])
         state.outputs.append(x0)
         if state.outputs.count > options.solverOrder { state.outputs.removeFirst() }
         let count = timesteps.count

@@ -71,14 +71,7 @@ public struct UniPCMultistepScheduler: Sendable {
     ) throws
         -> (previous: Tensor, original: Tensor)
     {
-        let now = schedule.coefficients(sigmas[i])
-        var x0: Tensor
-        switch config.predictionType {
-        case .epsilon: x0 = try Tensor.linearCombination(1 / now.alpha, sample, -now.sigma / now.alpha, modelOutput)
-        case .sample: x0 = modelOutput
-        case .velocity: x0 = try Tensor.linearCombination(now.alpha, sample, -now.sigma, modelOutput)
-        }
-        if config.thresholding { x0 = try config.thresholded(x0) }
+        let x0 = try schedule.dataPrediction(modelOutput, sample: sample, sigma: sigmas[i])
         var x = sample
         if i > 0, !disableCorrector.contains(i - 1), let last = state.lastSample {
             x = try update(

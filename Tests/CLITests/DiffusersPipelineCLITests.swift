@@ -127,11 +127,7 @@ final class DiffusersPipelineCLITests: XCTestCase {
             "--save-tensor", tensor, "--output", work.appendingPathComponent("euler.png").path,
         ])
         XCTAssertEqual(result.status, 0, result.stderr)
-        let sample = try XCTUnwrap(Safetensors.read(URL(fileURLWithPath: tensor)).tensors["sample"]).values
-        let expected = try XCTUnwrap(
-            Safetensors.read(fixtures.appendingPathComponent("euler.safetensors")).tensors["euler7.sample"])
-        let scale = expected.values.map { abs($0) }.max() ?? 1
-        XCTAssertLessThan((zip(sample, expected.values).map { abs($0 - $1) }.max() ?? .infinity) / scale, 1e-5)
+        try assertSavedSample(tensor, equals: "euler7.sample", of: "euler.safetensors")
         let eta = try CLI.run([
             "sample", fixtures.appendingPathComponent("tiny-ddpm").path, "--scheduler", "euler", "--eta", "0.5",
             "--device", "cpu", "--output", work.appendingPathComponent("eta.png").path,
@@ -145,7 +141,6 @@ final class DiffusersPipelineCLITests: XCTestCase {
     func testDPMSolverByNameMatchesDiffusers() throws {
         let work = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: work) }
-        let expected = try Safetensors.read(fixtures.appendingPathComponent("dpm_solver.safetensors")).tensors
         for (name, steps, key) in [("DPMSolverMultistepScheduler", 7, "2m_7"), ("dpm++3m", 20, "3m_20")] {
             let tensor = work.appendingPathComponent("\(key).safetensors").path
             let result = try CLI.run([
@@ -154,10 +149,7 @@ final class DiffusersPipelineCLITests: XCTestCase {
                 "--save-tensor", tensor, "--output", work.appendingPathComponent("\(key).png").path,
             ])
             XCTAssertEqual(result.status, 0, result.stderr)
-            let sample = try XCTUnwrap(Safetensors.read(URL(fileURLWithPath: tensor)).tensors["sample"]).values
-            let reference = try XCTUnwrap(expected["\(key).sample"]).values
-            let scale = reference.map { abs($0) }.max() ?? 1
-            XCTAssertLessThan((zip(sample, reference).map { abs($0 - $1) }.max() ?? .infinity) / scale, 1e-5, name)
+            try assertSavedSample(tensor, equals: "\(key).sample", of: "dpm_solver.safetensors", name)
         }
         let karras = try CLI.run([
             "sample", fixtures.appendingPathComponent("tiny-ddpm").path, "--scheduler", "dpm++2m-karras",
@@ -181,12 +173,7 @@ final class DiffusersPipelineCLITests: XCTestCase {
             "--save-tensor", tensor, "--output", work.appendingPathComponent("o.png").path,
         ])
         XCTAssertEqual(result.status, 0, result.stderr)
-        let sample = try XCTUnwrap(Safetensors.read(URL(fileURLWithPath: tensor)).tensors["sample"]).values
-        let reference = try XCTUnwrap(
-            Safetensors.read(fixtures.appendingPathComponent("dpm_solver.safetensors")).tensors["3m_20.sample"]
-        ).values
-        let scale = reference.map { abs($0) }.max() ?? 1
-        XCTAssertLessThan((zip(sample, reference).map { abs($0 - $1) }.max() ?? .infinity) / scale, 1e-5)
+        try assertSavedSample(tensor, equals: "3m_20.sample", of: "dpm_solver.safetensors")
         // A list value: UniPC with its corrector off after steps 0 and 3, by class name.
         let unipc = try CLI.run([
             "sample", folder, "--scheduler", "UniPCMultistepScheduler", "--scheduler-option", "disable_corrector=[0, 3]",
@@ -195,13 +182,7 @@ final class DiffusersPipelineCLITests: XCTestCase {
             "--save-tensor", tensor, "--output", work.appendingPathComponent("o.png").path, "--overwrite",
         ])
         XCTAssertEqual(unipc.status, 0, unipc.stderr)
-        let unipcSample = try XCTUnwrap(Safetensors.read(URL(fileURLWithPath: tensor)).tensors["sample"]).values
-        let unipcReference = try XCTUnwrap(
-            Safetensors.read(fixtures.appendingPathComponent("unipc.safetensors")).tensors["corrector_off_10.sample"]
-        ).values
-        let unipcScale = unipcReference.map { abs($0) }.max() ?? 1
-        XCTAssertLessThan(
-            (zip(unipcSample, unipcReference).map { abs($0 - $1) }.max() ?? .infinity) / unipcScale, 1e-5)
+        try assertSavedSample(tensor, equals: "corrector_off_10.sample", of: "unipc.safetensors")
         for (options, message) in [
             (["--scheduler", "dpm++2m", "--scheduler-option", "bogus=1"], "--scheduler-option bogus: not a key"),
             (["--scheduler", "dpm++2m", "--scheduler-option", "solver_order=7"], "solver_order=7: expected 1, 2 or 3"),
@@ -323,5 +304,20 @@ final class ClassConditionalCLITests: XCTestCase {
             "--output", png + ".3.png",
         ])
         XCTAssertEqual(outside.status, 2, outside.stderr)
+    }
+}
+
+extension DiffusersPipelineCLITests {
+    /// The `sample` tensor `--save-tensor` wrote equals `key` of a fixture file within 1e-5 of its
+    /// largest magnitude (the tolerance the library-level loop tests use).
+    func assertSavedSample(
+        _ tensor: String, equals key: String, of fixture: String, _ message: String = "", file: StaticString = #filePath,
+        line: UInt = #line
+    ) throws {
+        let sample = try XCTUnwrap(Safetensors.read(URL(fileURLWithPath: tensor)).tensors["sample"]).values
+        let reference = try XCTUnwrap(Safetensors.read(fixtures.appendingPathComponent(fixture)).tensors[key]).values
+        let scale = reference.map { abs($0) }.max() ?? 1
+        XCTAssertLessThan(
+            (zip(sample, reference).map { abs($0 - $1) }.max() ?? .infinity) / scale, 1e-5, message, file: file, line: line)
     }
 }
