@@ -123,10 +123,7 @@ public struct SchedulerOverrides: Sendable {
             } else if unipc != nil, SchedulerOverrides.unipcKeys.contains(pair.key) {
                 try SchedulerOverrides.set(pair.key, value, in: &unipc!, label: label)
             } else if kind == .pndm, pair.key == "skip_prk_steps" {
-                guard let flag = value as? Bool else {
-                    throw DiffuseError.usage("\(label) skip_prk_steps=\(pair.value): expected true or false")
-                }
-                skipPRKSteps = flag
+                skipPRKSteps = try OverrideValue(key: pair.key, value: value, label: label).flag()
             } else if let fixed = SchedulerOverrides.fixedKeys[kind]?[pair.key] {
                 guard SchedulerOverrides.same(value, fixed) else {
                     throw DiffuseError.usage(
@@ -165,66 +162,67 @@ public struct SchedulerOverrides: Sendable {
     }
 
     static func set(_ key: String, _ value: Any, in options: inout UniPCOptions, label: String) throws {
-        func bad(_ expected: String) -> DiffuseError {
-            DiffuseError.usage("\(label) \(key)=\(value): expected \(expected)")
-        }
+        let v = OverrideValue(key: key, value: value, label: label)
         switch key {
-        case "solver_order":
-            guard !(value is Bool), let n = value as? Int, (1...3).contains(n) else { throw bad("1, 2 or 3") }
-            options.solverOrder = n
-        case "solver_type":
-            guard let s = value as? String, let t = UniPCOptions.SolverType(rawValue: s) else { throw bad("bh1 or bh2") }
-            options.solverType = t
-        case "final_sigmas_type":
-            guard let s = value as? String, let f = DPMSolverOptions.FinalSigmas(rawValue: s) else {
-                throw bad("zero or sigma_min")
-            }
-            options.finalSigmas = f
+        case "solver_order": options.solverOrder = try v.order()
+        case "solver_type": options.solverType = try v.choice(UniPCOptions.SolverType.self, "bh1 or bh2")
+        case "final_sigmas_type": options.finalSigmas = try v.choice(DPMSolverOptions.FinalSigmas.self, "zero or sigma_min")
         case "disable_corrector":
-            guard let list = value as? [Int] else { throw bad("a list of step indices such as [0, 1]") }
+            guard let list = value as? [Int] else { throw v.error("a list of step indices such as [0, 1]") }
             options.disableCorrector = Set(list)
         case "predict_x0":
-            guard value as? Bool == true else { throw bad("true (this version samples UniPC with data predictions only)") }
-        default:
-            guard let flag = value as? Bool else { throw bad("true or false") }
-            options.lowerOrderFinal = flag
+            guard value as? Bool == true else { throw v.error("true (this version samples UniPC with data predictions only)") }
+        default: options.lowerOrderFinal = try v.flag()
         }
     }
 
     static func set(_ key: String, _ value: Any, in options: inout DPMSolverOptions, label: String) throws {
-        func bad(_ expected: String) -> DiffuseError {
-            DiffuseError.usage("\(label) \(key)=\(value): expected \(expected)")
-        }
+        let v = OverrideValue(key: key, value: value, label: label)
         switch key {
-        case "solver_order":
-            guard !(value is Bool), let n = value as? Int, (1...3).contains(n) else { throw bad("1, 2 or 3") }
-            options.solverOrder = n
-        case "solver_type":
-            guard let s = value as? String, let t = DPMSolverOptions.SolverType(rawValue: s) else {
-                throw bad("midpoint or heun")
-            }
-            options.solverType = t
+        case "solver_order": options.solverOrder = try v.order()
+        case "solver_type": options.solverType = try v.choice(DPMSolverOptions.SolverType.self, "midpoint or heun")
         case "algorithm_type":
-            guard let s = value as? String, let a = DPMSolverOptions.Algorithm(rawValue: s) else {
-                throw bad("dpmsolver++ or sde-dpmsolver++ (diffusers deprecates dpmsolver and sde-dpmsolver)")
-            }
-            options.algorithm = a
-        case "final_sigmas_type":
-            guard let s = value as? String, let f = DPMSolverOptions.FinalSigmas(rawValue: s) else {
-                throw bad("zero or sigma_min")
-            }
-            options.finalSigmas = f
+            options.algorithm = try v.choice(
+                DPMSolverOptions.Algorithm.self,
+                "dpmsolver++ or sde-dpmsolver++ (diffusers deprecates dpmsolver and sde-dpmsolver)")
+        case "final_sigmas_type": options.finalSigmas = try v.choice(DPMSolverOptions.FinalSigmas.self, "zero or sigma_min")
         case "lambda_min_clipped":
-            guard !(value is Bool), let n = (value as? Int).map(Double.init) ?? (value as? Double) else { throw bad("a number") }
-            options.lambdaMinClipped = n
-        default:
-            guard let flag = value as? Bool else { throw bad("true or false") }
-            switch key {
-            case "lower_order_final": options.lowerOrderFinal = flag
-            case "euler_at_final": options.eulerAtFinal = flag
-            default: options.useKarrasSigmas = flag
+            guard !(value is Bool), let n = (value as? Int).map(Double.init) ?? (value as? Double) else {
+                throw v.error("a number")
             }
+            options.lambdaMinClipped = n
+        case "lower_order_final": options.lowerOrderFinal = try v.flag()
+        case "euler_at_final": options.eulerAtFinal = try v.flag()
+        default: options.useKarrasSigmas = try v.flag()
         }
+    }
+}
+
+/// One override's value read as its key's type; a wrong one is a usage error naming key and value.
+struct OverrideValue {
+    let key: String
+    let value: Any
+    let label: String
+
+    func error(_ expected: String) -> DiffuseError {
+        DiffuseError.usage("\(label) \(key)=\(value): expected \(expected)")
+    }
+
+    /// A solver order, 1 to 3.
+    func order() throws -> Int {
+        guard !(value is Bool), let n = value as? Int, (1...3).contains(n) else { throw error("1, 2 or 3") }
+        return n
+    }
+
+    func flag() throws -> Bool {
+        guard let flag = value as? Bool else { throw error("true or false") }
+        return flag
+    }
+
+    /// One of a config enum's names; `expected` lists them.
+    func choice<T: RawRepresentable>(_: T.Type, _ expected: String) throws -> T where T.RawValue == String {
+        guard let s = value as? String, let choice = T(rawValue: s) else { throw error(expected) }
+        return choice
     }
 }
 
