@@ -38,7 +38,7 @@ extension OpenCLDevice {
     /// Whether weight-gradient sums are deferred: where the tiled kernels run (GPUs), whose partials
     /// are K slices of modest size. CPU devices' per-image partials of a whole step would not fit
     /// their caches, and a CPU pays nothing much per launch.
-    var defersWeightReductions: Bool { usesTiledGemm(StridedGemm(m: 64, n: 64, k: 64, rsA: 64, csA: 1, rsB: 64, csB: 1)) }
+    var defersWeightReductions: Bool { runsGPUKernels }
 
     /// Queues `job`, or runs it now when the queue's partials would pass 1/32 of the device's memory
     /// (the bound is in floats: bytes / 128).

@@ -12,16 +12,20 @@ enum ImplicitConvolution: Int {
 }
 
 extension OpenCLDevice {
-    /// Whether `g`'s convolutions run on conv_tiled: on a GPU, or wherever gemm_tiled is forced, for
-    /// every layer that would otherwise need im2col (a 1x1 layer's input already is its matrix).
-    func usesImplicitConvolution(_ g: Conv2dGeometry) -> Bool {
-        guard !g.isPointwise, tiledGemmFits else { return false }
+    /// Whether this device runs a GPU's kernels (conv_tiled, deferred weight-gradient sums): on a
+    /// GPU, or wherever gemm_tiled is forced, when its work-group fits.
+    var runsGPUKernels: Bool {
+        guard tiledGemmFits else { return false }
         switch gemmKernel {
         case .tiled: return true
         case .vector: return false
         case .automatic: return info.isGPU
         }
     }
+
+    /// Whether `g`'s convolutions run on conv_tiled: every layer that would otherwise need im2col
+    /// (a 1x1 layer's input already is its matrix).
+    func usesImplicitConvolution(_ g: Conv2dGeometry) -> Bool { !g.isPointwise && runsGPUKernels }
 
     /// Work-groups of conv_tiled along N and M for an m x n product, in work-items.
     private func tiledGrid(m: Int, n: Int) -> (columns: Int, rows: Int) {
