@@ -17,6 +17,9 @@ public enum Setting: String, CaseIterable, Sendable, CustomStringConvertible {
     case initialNoise = "init_noise"
     case betaSchedule = "beta_schedule"
     case predictionType = "prediction_type"
+    case classConditional = "class_conditional"
+    case condDropProb = "cond_drop_prob"
+    case guidanceScale = "guidance_scale"
 
     /// The token a message carries in place of the setting's name.
     public var description: String { Self.open + rawValue + Self.close }

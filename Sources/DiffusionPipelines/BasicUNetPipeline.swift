@@ -39,7 +39,7 @@ public final class BasicUNetPipeline: TrainablePipeline {
         let refused = [
             (SampleChoice.sampler, request.sampler != nil), (.schedulerOverrides, !request.schedulerOverrides.isEmpty),
             (.eta, request.eta != 0),
-            (.classLabels, request.classLabels != nil),
+            (.classLabels, request.classLabels != nil), (.guidanceScale, request.guidanceScale != nil),
         ].filter(\.1).map(\.0)
         if !refused.isEmpty { throw PipelineRequestError.notApplicable(refused, pipeline: BasicUNetFolder.pipelineClass) }
         let config = model.config
@@ -100,6 +100,9 @@ public final class BasicUNetPipeline: TrainablePipeline {
     }
 
     public static func train(_ request: TrainingRequest) throws -> [URL] {
+        if request.options.classConditional == true {
+            throw DiffuseError.usage("\(Setting.classConditional) applies to unet2d (a UNet2DModel), not \(trainingName)")
+        }
         let config = try request.model.configURL.map { url -> BasicUNetConfig in
             let config = try JSONFile.read(BasicUNetConfig.self, from: url)
             try config.validate(source: url.path)

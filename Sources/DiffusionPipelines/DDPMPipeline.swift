@@ -56,6 +56,7 @@ public final class DDPMPipeline: TrainablePipeline {
         sampler.dpmOptions = settings.dpm
         sampler.skipPRKSteps = settings.skipPRKSteps
         sampler.unipcOptions = settings.unipc
+        sampler.guidance = try guidance(request)
         let chunk = sampler.chunkSize(unet: folder.unet, initialNoise: noise)
         if chunk < noise.shape[0] {
             let device = noise.device
@@ -81,6 +82,25 @@ public final class DDPMPipeline: TrainablePipeline {
             trajectory: figure)
     }
 
+    /// The request's guidance, checked against the model: it needs labels, and a null class the
+    /// model learnt (`diffuse train --class-conditional`).
+    func guidance(_ request: SampleRequest) throws -> UNetSampler.Guidance? {
+        guard let scale = request.guidanceScale else { return nil }
+        guard scale.isFinite, scale >= 0 else {
+            throw DiffuseError.usage("\(Setting.guidanceScale) must be 0 or more, got \(scale)")
+        }
+        let config = folder.unet.config
+        guard let nullClass = config.nullClassLabel else {
+            throw DiffuseError.usage(
+                "\(Setting.guidanceScale) needs a class-conditional model trained with a null class (`diffuse train "
+                    + "--class-conditional`); this UNet's config has no _null_class_label")
+        }
+        guard request.classLabels != nil else {
+            throw DiffuseError.usage("\(Setting.guidanceScale) guides towards classes: give them with \(Setting.classLabels)")
+        }
+        return UNetSampler.Guidance(scale: scale, nullClass: nullClass)
+    }
+
     public func visualize(clean: Tensor, labels: [Int], generator: RandomGenerator) throws -> Image8 {
         try Visualization.ddpm(folder, clean: clean, labels: labels, generator: generator)
     }
@@ -95,6 +115,9 @@ public final class DDPMPipeline: TrainablePipeline {
             config = try JSONFile.read(UNet2DConfig.self, from: url)
             try config.validate(source: url.path)
         }
+        if request.options.classConditional == true {
+            try makeClassConditional(&config, model: request.model, dataset: request.dataset)
+        }
         let scheduler = try request.model.schedulerConfigURL.map {
             try JSONFile.read(SchedulerConfig.self, from: $0)
         }
@@ -104,5 +127,29 @@ public final class DDPMPipeline: TrainablePipeline {
             start: request.start, checkpoint: request.plan)
         try run.execute(progress: request.progress)
         return ["loss.png", "samples.png"].map { request.folder.appendingPathComponent($0) }
+    }
+
+    /// `--class-conditional`: one embedding per dataset class and one more, the last, for the null
+    /// class labels are dropped to. A resumed run's config has them already; a pretrained model
+    /// must have a null class past the dataset's labels.
+    static func makeClassConditional(_ config: inout UNet2DConfig, model: ModelSpec, dataset: MNISTDataset) throws {
+        let classes = Int(dataset.labels.max() ?? 0) + 1
+        switch model {
+        case .checkpoint: return
+        case .pretrained:
+            guard let null = config.nullClassLabel, null >= classes else {
+                throw DiffuseError.usage(
+                    "\(Setting.classConditional) needs a pretrained model with a null class past the dataset's \(classes) "
+                        + "labels (one trained with it); this one has none")
+            }
+        case .recipe, .configFile:
+            guard !config.isClassConditional else {
+                throw DiffuseError.usage(
+                    "\(Setting.classConditional) sets num_class_embeds to the dataset's classes + 1 itself; the config "
+                        + "already sets num_class_embeds or class_embed_type: remove one")
+            }
+            config.numClassEmbeds = classes + 1
+            config.nullClassLabel = classes
+        }
     }
 }

@@ -126,6 +126,22 @@ public struct UNetSampler {
     public var skipPRKSteps = false
     /// UniPC's options (its defaults when nil).
     public var unipcOptions: UniPCOptions?
+    /// Classifier-free guidance: each step's model output is uncond + scale * (cond - uncond), both
+    /// from one forward pass over the chunk twice (null labels, then the given ones).
+    public var guidance: Guidance?
+
+    public struct Guidance: Sendable {
+        public var scale: Float
+        public var nullClass: Int
+
+        public init(scale: Float, nullClass: Int) {
+            self.scale = scale
+            self.nullClass = nullClass
+        }
+    }
+
+    /// Guidance at scale 1 is the conditional output alone: no unconditional pass.
+    var guidesWithUnconditional: Bool { guidance.map { $0.scale != 1 } ?? false }
 
     /// The images `sample` runs through the model at once for this batch.
     public func chunkSize(unet: UNet2DModel, initialNoise: Tensor) -> Int {
@@ -134,7 +150,8 @@ public struct UNetSampler {
         return SamplingMemory.chunkSize(
             batch: batch, imageSize: initialNoise.count / max(batch, 1),
             bytesPerImage: SamplingMemory.bytesPerImage(
-                unet.config, device: initialNoise.device, height: initialNoise.shape[2], width: initialNoise.shape[3]),
+                unet.config, device: initialNoise.device, height: initialNoise.shape[2], width: initialNoise.shape[3])
+                * (guidesWithUnconditional ? 2 : 1),
             budget: SamplingMemory.budget(initialNoise.device))
     }
 
@@ -198,7 +215,7 @@ public struct UNetSampler {
                     let input = try euler.map { try x.affine(scale: $0.inputScale(step: i), shift: 0) } ?? x
                     // Euler's linspace timesteps fall between training steps; the rest are whole.
                     let time = euler?.timestepValues[i] ?? Float(t)
-                    let output = try unet(input, timestepValues: Array(repeating: time, count: count), classLabels: labels)
+                    let output = try guidedOutput(unet, input, time: time, labels: labels)
                     let noise = try key.map { key in
                         try Tensor.normal(
                             x.shape,
@@ -240,5 +257,20 @@ public struct UNetSampler {
             }
         }
         return (try xs.count == 1 ? xs[0] : Tensor.concatenate(xs, axis: 0), trajectory)
+    }
+
+    /// The model's output for one chunk: plain, or classifier-free guided from one batched pass
+    /// over [input; input] with [null labels; labels] (as diffusers' pipelines batch it).
+    func guidedOutput(_ unet: UNet2DModel, _ input: Tensor, time: Float, labels: [Int]?) throws -> Tensor {
+        let count = input.shape[0]
+        guard let guidance, guidesWithUnconditional, let labels else {
+            return try unet(input, timestepValues: Array(repeating: time, count: count), classLabels: labels)
+        }
+        let both = try unet(
+            Tensor.concatenate([input, input], axis: 0), timestepValues: Array(repeating: time, count: 2 * count),
+            classLabels: Array(repeating: guidance.nullClass, count: count) + labels)
+        let unconditional = try both.slice(axis: 0, start: 0, length: count)
+        let conditional = try both.slice(axis: 0, start: count, length: count)
+        return try unconditional + (conditional - unconditional).affine(scale: guidance.scale, shift: 0)
     }
 }

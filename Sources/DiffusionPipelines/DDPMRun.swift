@@ -40,10 +40,12 @@ public final class DDPMRun {
             [16, trainer.model.config.inChannels, size, size], generator: generator,
             on: trainer.device)
         let sampler = UNetSampler(kind: .ddim, steps: 50, eta: 0, config: trainer.scheduler.config)
-        // A class-conditional model gets labels cycling through its classes.
+        // A class-conditional model gets labels cycling through its classes (not the null class).
         let labels =
             trainer.model.config.isClassConditional
-            ? (0..<16).map { $0 % max(trainer.model.config.numClassEmbeds ?? 10, 1) } : nil
+            ? (0..<16).map {
+                $0 % max(trainer.model.config.nullClassLabel ?? trainer.model.config.numClassEmbeds ?? 10, 1)
+            } : nil
         let result = try sampler.sample(unet: trainer.model, initialNoise: noise, generator: generator, classLabels: labels)
         try PNG.write(
             try Figures.grid(result.sample.affine(scale: 0.5, shift: 0.5).clamped(0, 1), columns: 8),

@@ -26,6 +26,9 @@ public struct SampleRequest {
     public var schedulerOverrides = SchedulerOverrides()
     public var eta: Float = 0
     public var classLabels: [Int]?
+    /// Classifier-free guidance scale for class-conditional pipelines trained with a null class
+    /// (nil or 1: the conditional model alone).
+    public var guidanceScale: Float?
     /// Told what the pipeline decided on its own (chunking a batch that does not fit).
     public var notice: (String) -> Void = { _ in }
     /// Told after each denoising step (steps done, steps in all), the step finished on the device.
@@ -36,7 +39,7 @@ public struct SampleRequest {
 
 /// A sampling choice, named so the CLI can map a refusal to its flag.
 public enum SampleChoice: String, Sendable, CaseIterable {
-    case sampler, schedulerOverrides, eta, classLabels
+    case sampler, schedulerOverrides, eta, classLabels, guidanceScale
 }
 
 /// Errors a pipeline raises about the request itself; the CLI words them with its flag names.

@@ -26,6 +26,10 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     /// Saved with the run so a resumed run keeps them (nil in runs written before they were).
     public var checkpointEvery: Int?
     public var checkpointsTotalLimit: Int?
+    /// unet2d: train on the dataset's labels with one more class, the null class, that a label
+    /// becomes with probability `condDropProb` (classifier-free guidance's unconditional model).
+    public var classConditional: Bool?
+    public var condDropProb: Double?
 
     public init() {}
 
@@ -55,6 +59,8 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         case betaSchedule = "beta_schedule"
         case checkpointEvery = "checkpoint_every"
         case checkpointsTotalLimit = "checkpoints_total_limit"
+        case classConditional = "class_conditional"
+        case condDropProb = "cond_drop_prob"
     }
 
     public func validate() throws {
@@ -77,6 +83,15 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         }
         if let checkpointsTotalLimit, checkpointsTotalLimit <= 0 {
             throw DiffuseError.usage("\(Setting.checkpointsTotalLimit) must be positive, got \(checkpointsTotalLimit)")
+        }
+        if let condDropProb {
+            guard classConditional == true else {
+                throw DiffuseError.usage(
+                    "\(Setting.condDropProb) applies to class-conditional training (\(Setting.classConditional))")
+            }
+            guard condDropProb >= 0, condDropProb <= 1 else {
+                throw DiffuseError.usage("\(Setting.condDropProb) must be in [0, 1], got \(condDropProb)")
+            }
         }
     }
 }

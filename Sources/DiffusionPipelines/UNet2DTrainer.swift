@@ -86,11 +86,26 @@ public final class UNet2DTrainer: Trainer {
         case .velocity: target = try scheduler.velocity(x0, noise: noise, timesteps: timesteps)
         case .epsilon: target = noise
         }
-        let classLabels = model.config.isClassConditional ? labels : nil
+        let classLabels =
+            model.config.isClassConditional
+            ? Self.dropLabels(
+                labels, probability: options.condDropProb ?? 0, nullClass: model.config.nullClassLabel, generator: generator)
+            : nil
         let loss = try Tensor.mseLoss(model(noisy, timesteps: timesteps, classLabels: classLabels), target)
         try loss.backward()
         try optimizer.update()
         optimizer.zeroGradients()
         return loss
+    }
+
+    /// Classifier-free guidance's label dropout: each label becomes `nullClass` with probability
+    /// `probability`, one draw per image from the run's stream (none when nothing can drop, so
+    /// models without a null class train on the stream they always did).
+    static func dropLabels(_ labels: [Int], probability: Double, nullClass: Int?, generator: RandomGenerator) -> [Int] {
+        guard let nullClass, probability > 0 else { return labels }
+        let resolution = 1 << 24
+        let threshold = probability * Double(resolution)
+        let draws = generator.nextInts(count: labels.count, below: resolution)
+        return zip(labels, draws).map { Double($1) < threshold ? nullClass : $0 }
     }
 }

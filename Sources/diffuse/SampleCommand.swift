@@ -36,6 +36,13 @@ struct SampleCommand: ParsableCommand {
     var eta: Float = 0
     @Option(help: "Class-conditional pipelines: one label, or one per image, comma-separated (e.g. 3 or 0,1,2,3).")
     var classLabels: String?
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp(
+            "Classifier-free guidance for models trained with --class-conditional: uncond + S * (cond - uncond), one "
+                + "batched pass per step (1: the conditional model alone).",
+            valueName: "S"))
+    var guidanceScale: Float?
     @Option(parsing: .unconditional, help: "Images to sample.")
     var batchSize: Int?
     @OptionGroup var seedOption: SeedOption
@@ -68,6 +75,9 @@ struct SampleCommand: ParsableCommand {
         }
         guard eta >= 0, eta.isFinite else { throw ValidationError("--eta must be 0 or more, got \(eta)") }
         if let classLabels { _ = try Self.parseLabels(classLabels) }
+        if let guidanceScale, !(guidanceScale.isFinite && guidanceScale >= 0) {
+            throw ValidationError("--guidance-scale must be 0 or more, got \(guidanceScale)")
+        }
         for option in schedulerOptions where option.firstIndex(of: "=").map({ $0 == option.startIndex }) ?? true {
             throw ValidationError("--scheduler-option takes KEY=VALUE (e.g. solver_order=3), got \(option)")
         }
@@ -121,6 +131,7 @@ struct SampleCommand: ParsableCommand {
         request.schedulerOverrides.pairs = try schedulerOptions.map(SchedulerOverrides.pair)
         request.eta = eta
         request.classLabels = try classLabels.map(Self.parseLabels)
+        request.guidanceScale = guidanceScale
         request.notice = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
         let result: SampleOutput
         do {
@@ -132,6 +143,7 @@ struct SampleCommand: ParsableCommand {
                 case .schedulerOverrides: return "--scheduler-option"
                 case .eta: return "--eta"
                 case .classLabels: return "--class-labels"
+                case .guidanceScale: return "--guidance-scale"
                 }
             }
             throw DiffuseError.usage("\(flags.joined(separator: ", ")) apply to DDPM/DDIM pipelines, not \(className)")

@@ -77,6 +77,9 @@ enum Flags {
         case .initialNoise: return "--init-noise"
         case .betaSchedule: return "--beta-schedule"
         case .predictionType: return "--prediction-type"
+        case .classConditional: return "--class-conditional"
+        case .condDropProb: return "--cond-drop-prob"
+        case .guidanceScale: return "--guidance-scale"
         }
     }
 

@@ -75,6 +75,15 @@ struct TrainCommand: ParsableCommand {
         parsing: .unconditional,
         help: "Keep only the newest N checkpoints (checkpoints/step-N). Default: all; with --resume, the run's.")
     var checkpointsTotalLimit: Int?
+    @Flag(
+        help: ArgumentHelp(
+            "unet2d: learn the dataset's labels for classifier-free guidance (num_class_embeds = classes + 1, the last the "
+                + "null class; sample with --class-labels and --guidance-scale)."))
+    var classConditional = false
+    @Option(
+        parsing: .unconditional,
+        help: "With --class-conditional: the probability each label is replaced by the null class (default 0.1).")
+    var condDropProb: Double?
     @OptionGroup var seedOption: SeedOption
     @OptionGroup var deviceOption: DeviceOption
     @Option(help: "Run folder. Default: runs/<model>-<timestamp>.")
@@ -179,6 +188,8 @@ struct TrainCommand: ParsableCommand {
         options.predictionType = predictionType ?? .epsilon
         options.betaSchedule = betaSchedule ?? .squaredCosCapV2
         options.optimizer = optimizer ?? defaults.optimizer
+        options.classConditional = classConditional ? true : nil
+        options.condDropProb = condDropProb ?? (classConditional ? 0.1 : nil)
         try options.validate()
         return options
     }
@@ -190,7 +201,8 @@ struct TrainCommand: ParsableCommand {
             ("--model", model != nil), ("--config", config != nil), ("--init-from", initFrom != nil),
             ("--lr", lr != nil), ("--batch-size", batchSize != nil), ("--optimizer", optimizer != nil),
             ("--beta-schedule", betaSchedule != nil), ("--prediction-type", predictionType != nil),
-            ("--seed", seedOption.seed != nil),
+            ("--seed", seedOption.seed != nil), ("--class-conditional", classConditional),
+            ("--cond-drop-prob", condDropProb != nil),
         ]
         if let (name, _) = fixed.first(where: { $0.1 }) {
             throw DiffuseError.usage(

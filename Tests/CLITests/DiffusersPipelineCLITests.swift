@@ -271,42 +271,6 @@ final class UNet2DTrainCLITests: XCTestCase {
     }
 }
 
-final class ClassConditionalCLITests: XCTestCase {
-    func testClassConditionalTrainingAndSampling() throws {
-        let work = try CLI.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: work) }
-        try CLI.writeTinyDataset(to: work.appendingPathComponent("data"), count: 16)
-        let config =
-            #"{"in_channels": 1, "out_channels": 1, "layers_per_block": 1, "block_out_channels": [8, 16], "down_block_types": "#
-            + #"["DownBlock2D", "AttnDownBlock2D"], "up_block_types": ["AttnUpBlock2D", "UpBlock2D"], "norm_num_groups": 4, "#
-            + #""attention_head_dim": 4, "num_class_embeds": 10}"#
-        try Data(config.utf8).write(to: work.appendingPathComponent("unet.json"))
-        let run = work.appendingPathComponent("run").path
-        let trained = try CLI.run([
-            "train", "--model", "unet2d", "--config", work.appendingPathComponent("unet.json").path,
-            "--dataset", work.appendingPathComponent("data").path, "--max-steps", "2",
-            "--batch-size", "8", "--device", "cpu", "--quiet", "--output", run,
-        ])
-        XCTAssertEqual(trained.status, 0, trained.stderr)
-        let weights = try Safetensors.read(URL(fileURLWithPath: run + "/unet/diffusion_pytorch_model.safetensors"))
-        XCTAssertEqual(weights.tensors["class_embedding.weight"]?.shape, [10, 32])  // block_out_channels[0] * 4
-        let png = work.appendingPathComponent("s.png").path
-        let sampled = try CLI.run([
-            "sample", run, "--scheduler", "ddim", "--steps", "3", "--batch-size", "2",
-            "--class-labels", "3", "--device", "cpu", "--output", png,
-        ])
-        XCTAssertEqual(sampled.status, 0, sampled.stderr)
-        let missing = try CLI.run(["sample", run, "--steps", "3", "--device", "cpu", "--output", png + ".2.png"])
-        XCTAssertEqual(missing.status, 2, missing.stderr)
-        XCTAssertTrue(missing.stderr.contains("--class-labels"), missing.stderr)
-        let outside = try CLI.run([
-            "sample", run, "--steps", "3", "--class-labels", "12", "--device", "cpu",
-            "--output", png + ".3.png",
-        ])
-        XCTAssertEqual(outside.status, 2, outside.stderr)
-    }
-}
-
 extension DiffusersPipelineCLITests {
     /// The `sample` tensor `--save-tensor` wrote equals `key` of a fixture file within 1e-5 of its
     /// largest magnitude (the tolerance the library-level loop tests use).

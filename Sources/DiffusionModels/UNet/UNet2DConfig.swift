@@ -33,6 +33,10 @@ public struct UNet2DConfig: Codable, Equatable, Sendable {
     public var addAttention = true
     public var classEmbedType: ClassEmbedType?
     public var numClassEmbeds: Int?
+    /// The class index that means "no class" (classifier-free guidance's unconditional input): set by
+    /// `diffuse train --class-conditional`, which drops labels to it while training. A private key
+    /// (leading underscore): diffusers' from_config ignores it, so the folder still loads there.
+    public var nullClassLabel: Int?
 
     public init() {}
 
@@ -79,6 +83,7 @@ public struct UNet2DConfig: Codable, Equatable, Sendable {
         case addAttention = "add_attention"
         case classEmbedType = "class_embed_type"
         case numClassEmbeds = "num_class_embeds"
+        case nullClassLabel = "_null_class_label"
     }
 
     public init(from decoder: Decoder) throws {
@@ -119,6 +124,7 @@ public struct UNet2DConfig: Codable, Equatable, Sendable {
         addAttention = try value(.addAttention, d.addAttention)
         classEmbedType = try c.decodeIfPresent(ClassEmbedType.self, forKey: .classEmbedType)
         numClassEmbeds = try c.decodeIfPresent(Int.self, forKey: .numClassEmbeds)
+        nullClassLabel = try c.decodeIfPresent(Int.self, forKey: .nullClassLabel)
     }
 
     /// Writes every key, nil as null, as diffusers' save_pretrained does, so diffusers reads the
@@ -153,6 +159,7 @@ public struct UNet2DConfig: Codable, Equatable, Sendable {
         try c.encode(addAttention, forKey: .addAttention)
         try c.encode(classEmbedType, forKey: .classEmbedType)
         try c.encode(numClassEmbeds, forKey: .numClassEmbeds)
+        try c.encodeIfPresent(nullClassLabel, forKey: .nullClassLabel)
     }
 
     /// Whether the model needs class labels (nn.Embedding or a timestep embedding of the labels).
@@ -214,6 +221,12 @@ public struct UNet2DConfig: Codable, Equatable, Sendable {
         if let dim = timeEmbeddingDim, !(1...65_536).contains(dim) { throw bad("time_embedding_dim", "1 to 65536", dim) }
         if let count = numClassEmbeds, !(1...1_000_000).contains(count) {
             throw bad("num_class_embeds", "1 to 1000000", count)
+        }
+        if let null = nullClassLabel {
+            guard classEmbedType == nil, let count = numClassEmbeds else {
+                throw bad("_null_class_label", "unset unless num_class_embeds gives a class embedding table", null)
+            }
+            guard (0..<count).contains(null) else { throw bad("_null_class_label", "in 0..<num_class_embeds (\(count))", null) }
         }
     }
 
