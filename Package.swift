@@ -27,6 +27,8 @@ let package = Package(
         .systemLibrary(name: "COpenCL", path: "Sources/COpenCL", providers: [.apt(["ocl-icd-opencl-dev", "opencl-headers"])]),
         // AVX2/FMA loops picked at run time (Swift cannot target an instruction set per function).
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"], .when(configuration: .release))]),
+        // JPEG decoding through libjpeg-turbo (Debian libjpeg62-turbo-dev), its longjmp errors kept in C.
+        .target(name: "CJPEG", linkerSettings: [.linkedLibrary("jpeg")]),
         // OpenCL C sources, embedded as bytes (PackageResources.<name>_cl) so nothing is read at run time.
         .target(name: "Kernels", path: "Kernels",
                 resources: ["elementwise", "activation", "reduce", "loss", "scheduler", "optimizer", "random",
@@ -44,7 +46,7 @@ let package = Package(
         // Models and schedulers: no backend, no network, no files but the configs they decode.
         .target(name: "DiffusionModels", dependencies: ["NN", "Tensor", "DiffuseCore"], swiftSettings: optimize),
         // File formats: PNG, IDX, safetensors, plots and grids.
-        .target(name: "DataIO", dependencies: ["DiffuseCore", "CPNG", "CZlib"], swiftSettings: optimize),
+        .target(name: "DataIO", dependencies: ["DiffuseCore", "CPNG", "CZlib", "CJPEG"], swiftSettings: optimize),
         // The Hugging Face Hub: its cache layout and downloads.
         .target(name: "Hub", dependencies: ["DiffuseCore"], swiftSettings: optimize),
         // A loopback look-alike of the Hub for tests and `diffuse serve-hub`.

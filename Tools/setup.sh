@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Diffuse builds, tests and trains with, when any is missing.
 set -euo pipefail
-PACKAGES=(libopenblas-dev libpng-dev zlib1g-dev ocl-icd-opencl-dev opencl-headers pocl-opencl-icd
+PACKAGES=(libopenblas-dev libpng-dev libjpeg62-turbo-dev zlib1g-dev ocl-icd-opencl-dev opencl-headers pocl-opencl-icd
           dataset-fashion-mnist libcurl4 ca-certificates)
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -20,6 +20,9 @@ public enum Setting: String, CaseIterable, Sendable, CustomStringConvertible {
     case classConditional = "class_conditional"
     case condDropProb = "cond_drop_prob"
     case guidanceScale = "guidance_scale"
+    case resolution
+    case randomCrop = "random_crop"
+    case randomFlip = "random_flip"
 
     /// The token a message carries in place of the setting's name.
     public var description: String { Self.open + rawValue + Self.close }

@@ -108,6 +108,7 @@ public final class BasicUNetPipeline: TrainablePipeline {
             try config.validate(source: url.path)
             return config
         }
+        request.announceData(modelChannels: config?.inChannels ?? BasicUNetConfig().inChannels)
         let run = try BasicUNetRun(
             options: request.options, dataset: request.dataset, device: request.device,
             folder: request.folder, config: config, start: request.start, checkpoint: request.plan)

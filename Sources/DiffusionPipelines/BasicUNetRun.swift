@@ -14,7 +14,7 @@ public final class BasicUNetRun {
 
     /// `config`: a pretrained model's (with `.initFrom`) or the resumed run's.
     public init(
-        options: TrainingOptions, dataset: MNISTDataset, device: Device, folder: URL,
+        options: TrainingOptions, dataset: any TrainingImages, device: Device, folder: URL,
         config: BasicUNetConfig? = nil, start: RunStart = .fresh, checkpoint: CheckpointPlan
     ) throws {
         trainer = try BasicUNetTrainer(options: options, dataset: dataset, device: device, config: config)
@@ -29,7 +29,7 @@ public final class BasicUNetRun {
         let device = trainer.device
         // Figures use their own stream so they do not shift the training noise.
         let figureNoise = RandomGenerator(seed: trainer.options.seed &+ 0x5EED)
-        let examples = try trainer.batcher.batch(Array(0..<min(8, trainer.batcher.dataset.count))[...], on: device)
+        let examples = try trainer.batcher.batch(Array(0..<min(8, trainer.batcher.count))[...], on: device)
         try PNG.write(try Figures.corruption(clean: examples, generator: figureNoise), to: file("corruption.png"))
         try trainer.options.write(into: folder)
 

@@ -25,22 +25,23 @@ public final class BasicUNetTrainer: Trainer {
     }
 
     /// `config`: a pretrained model's (its image size and channels are kept, the images fitted to them).
-    public init(options: TrainingOptions, dataset: MNISTDataset, device: Device, config: BasicUNetConfig? = nil) throws {
+    public init(
+        options: TrainingOptions, dataset: any TrainingImages, device: Device, config: BasicUNetConfig? = nil
+    ) throws {
         try options.validate()
         var modelConfig = config ?? BasicUNetConfig()
-        if config == nil { modelConfig.sampleSize = dataset.rows }
+        modelConfig.sampleSize = try TrainingImageSize.resolve(
+            resolution: options.resolution, config: config?.sampleSize, images: dataset)
         guard modelConfig.sampleSize % 4 == 0 else {
             throw DiffuseError.input(
                 "BasicUNet needs square images with sides divisible by 4; the images are "
                     + "\(modelConfig.sampleSize)x\(modelConfig.sampleSize)"
             )
         }
-        guard dataset.rows == dataset.columns else {
-            throw DiffuseError.input("BasicUNet needs square images; the dataset has \(dataset.rows)x\(dataset.columns)")
-        }
         self.options = options
         self.device = device
-        self.batcher = try ImageBatcher(dataset: dataset, channels: modelConfig.inChannels, size: modelConfig.sampleSize)
+        self.batcher = try ImageBatcher(
+            images: dataset, channels: modelConfig.inChannels, size: modelConfig.sampleSize, options: options)
         try modelConfig.validate(source: "the BasicUNet config")
         try SamplingMemory.requireTrainingBatchFits(
             batch: options.batchSize,

@@ -111,6 +111,8 @@ public final class DDPMPipeline: TrainablePipeline {
 
     public static func train(_ request: TrainingRequest) throws -> [URL] {
         var config = UNet2DConfig.tutorial
+        // The recipe's model takes the dataset's size (or --resolution); a given config keeps its own.
+        config.sampleSize = nil
         if let url = request.model.configURL {
             config = try JSONFile.read(UNet2DConfig.self, from: url)
             try config.validate(source: url.path)
@@ -121,6 +123,7 @@ public final class DDPMPipeline: TrainablePipeline {
         let scheduler = try request.model.schedulerConfigURL.map {
             try JSONFile.read(SchedulerConfig.self, from: $0)
         }
+        request.announceData(modelChannels: config.inChannels)
         let run = try DDPMRun(
             options: request.options, config: config, schedulerConfig: scheduler,
             dataset: request.dataset, device: request.device, folder: request.folder,
@@ -132,8 +135,8 @@ public final class DDPMPipeline: TrainablePipeline {
     /// `--class-conditional`: one embedding per dataset class and one more, the last, for the null
     /// class labels are dropped to. A resumed run's config has them already; a pretrained model
     /// must have a null class past the dataset's labels.
-    static func makeClassConditional(_ config: inout UNet2DConfig, model: ModelSpec, dataset: MNISTDataset) throws {
-        let classes = Int(dataset.labels.max() ?? 0) + 1
+    static func makeClassConditional(_ config: inout UNet2DConfig, model: ModelSpec, dataset: any TrainingImages) throws {
+        let classes = dataset.classCount
         switch model {
         case .checkpoint: return
         case .pretrained:

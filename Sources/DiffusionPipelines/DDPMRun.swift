@@ -15,7 +15,7 @@ public final class DDPMRun {
     /// `schedulerConfig`: a pretrained pipeline's, kept as it was trained (else built from `options`).
     public init(
         options: TrainingOptions, config: UNet2DConfig, schedulerConfig: SchedulerConfig? = nil,
-        dataset: MNISTDataset, device: Device, folder: URL, start: RunStart = .fresh,
+        dataset: any TrainingImages, device: Device, folder: URL, start: RunStart = .fresh,
         checkpoint: CheckpointPlan
     ) throws {
         trainer = try UNet2DTrainer(

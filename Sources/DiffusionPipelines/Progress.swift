@@ -24,6 +24,13 @@ public final class ProgressLine {
         }
     }
 
+    /// A line about a decision the run made on its own (a conversion, a skipped file), on stderr
+    /// so it is seen even when the progress line is quiet.
+    public func notice(_ text: String) {
+        if isTerminal && !quiet { FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8)) }
+        FileHandle.standardError.write(Data(("notice: " + text + "\n").utf8))
+    }
+
     /// Ends an in-place line so that later output starts on its own line.
     public func finish() {
         if isTerminal && !quiet { print("") }

@@ -27,7 +27,7 @@ public struct TrainingDefaults: Sendable {
 public struct TrainingRequest {
     public var options: TrainingOptions
     public var model: ModelSpec
-    public var dataset: MNISTDataset
+    public var dataset: any TrainingImages
     public var device: Device
     public var folder: URL
     public var start: RunStart
@@ -35,7 +35,7 @@ public struct TrainingRequest {
     public var progress: ProgressLine
 
     public init(
-        options: TrainingOptions, model: ModelSpec, dataset: MNISTDataset, device: Device, folder: URL,
+        options: TrainingOptions, model: ModelSpec, dataset: any TrainingImages, device: Device, folder: URL,
         start: RunStart, plan: CheckpointPlan, progress: ProgressLine
     ) {
         self.options = options

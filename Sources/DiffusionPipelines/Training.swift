@@ -30,6 +30,10 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     /// becomes with probability `condDropProb` (classifier-free guidance's unconditional model).
     public var classConditional: Bool?
     public var condDropProb: Double?
+    /// Image folders (and resized MNIST): the side images are trained at, and their placement.
+    public var resolution: Int?
+    public var randomCrop: Bool?
+    public var randomFlip: Bool?
 
     public init() {}
 
@@ -61,6 +65,9 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         case checkpointsTotalLimit = "checkpoints_total_limit"
         case classConditional = "class_conditional"
         case condDropProb = "cond_drop_prob"
+        case resolution
+        case randomCrop = "random_crop"
+        case randomFlip = "random_flip"
     }
 
     public func validate() throws {
@@ -83,6 +90,9 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         }
         if let checkpointsTotalLimit, checkpointsTotalLimit <= 0 {
             throw DiffuseError.usage("\(Setting.checkpointsTotalLimit) must be positive, got \(checkpointsTotalLimit)")
+        }
+        if let resolution, !(1...1024).contains(resolution) {
+            throw DiffuseError.usage("\(Setting.resolution) must be 1 to 1024, got \(resolution)")
         }
         if let condDropProb {
             guard classConditional == true else {
@@ -110,77 +120,6 @@ public struct TrainingLogEntry: Codable, Equatable, Sendable {
     }
 }
 
-/// A dataset of 8-bit grey images as float tensors in [0, 1], shaped for the model: resized
-/// (bilinear, half-pixel centres as torch's interpolate with align_corners=False) to `size` and
-/// repeated over `channels` (grey to RGB as PIL's convert does) when a pretrained model asks.
-public struct ImageBatcher {
-    public let dataset: MNISTDataset
-    public let channels: Int
-    public let size: Int
-
-    public init(dataset: MNISTDataset, channels: Int = 1, size: Int? = nil) throws {
-        guard channels == 1 || channels == 3 else {
-            throw DiffuseError.input(
-                "the model takes \(channels)-channel images; a grey dataset can feed 1 (grey) or 3 (grey repeated as RGB)")
-        }
-        self.dataset = dataset
-        self.channels = channels
-        self.size = size ?? dataset.rows
-        guard self.size > 0, self.size <= 1024 else { throw DiffuseError.input("image size \(self.size) is out of range") }
-    }
-
-    public var pixelsPerImage: Int { size * size }
-    public var resizes: Bool { size != dataset.rows || size != dataset.columns }
-
-    public func batch(_ indices: ArraySlice<Int>, on device: Device) throws -> Tensor {
-        let n = pixelsPerImage
-        let plane = channels * n
-        let rows = dataset.rows, columns = dataset.columns
-        let taps = resizes ? (ImageBatcher.taps(from: columns, to: size), ImageBatcher.taps(from: rows, to: size)) : nil
-        var values = [Float](repeating: 0, count: indices.count * plane)
-        dataset.images.withUnsafeBufferPointer { images in
-            values.withUnsafeMutableBufferPointer { out in
-                for (row, index) in indices.enumerated() {
-                    let source = index * rows * columns
-                    let target = row * plane
-                    if let (xs, ys) = taps {
-                        for y in 0..<size {
-                            let (y0, y1, wy) = ys[y]
-                            for x in 0..<size {
-                                let (x0, x1, wx) = xs[x]
-                                let top =
-                                    Float(images[source + y0 * columns + x0]) * (1 - wx) + Float(
-                                        images[source + y0 * columns + x1]) * wx
-                                let bottom =
-                                    Float(images[source + y1 * columns + x0]) * (1 - wx) + Float(
-                                        images[source + y1 * columns + x1]) * wx
-                                out[target + y * size + x] = (top * (1 - wy) + bottom * wy) * (1 / 255)
-                            }
-                        }
-                    } else {
-                        // torchvision's ToTensor divides by 255; a multiply by 1/255 differs by an ulp.
-                        for i in 0..<n { out[target + i] = Float(images[source + i]) / 255 }
-                    }
-                    for c in 1..<max(channels, 1) {
-                        for i in 0..<n { out[target + c * n + i] = out[target + i] }
-                    }
-                }
-            }
-        }
-        return try Tensor(values, shape: [indices.count, channels, size, size], on: device)
-    }
-
-    /// Source pixels and weight per output pixel of a linear resize with half-pixel centres.
-    static func taps(from input: Int, to output: Int) -> [(Int, Int, Float)] {
-        let scale = Float(input) / Float(output)
-        return (0..<output).map { o in
-            let position = max((Float(o) + 0.5) * scale - 0.5, 0)
-            let low = min(Int(position), input - 1)
-            return (low, min(low + 1, input - 1), position - Float(low))
-        }
-    }
-}
-
 /// A model trainer: one optimisation step per batch of clean images in [0, 1]; the loop, the
 /// log and the progress line are shared (`train`).
 public protocol Trainer: AnyObject {
@@ -200,7 +139,7 @@ public protocol Trainer: AnyObject {
 }
 
 extension Trainer {
-    public var stepsPerEpoch: Int { (batcher.dataset.count + options.batchSize - 1) / options.batchSize }
+    public var stepsPerEpoch: Int { (batcher.count + options.batchSize - 1) / options.batchSize }
     public var totalSteps: Int { min(options.maxSteps ?? Int.max, stepsPerEpoch * options.epochs) }
 
     /// Trains, logging to `logURL` (rewritten atomically at each log point) and `progress`,
@@ -228,15 +167,27 @@ extension Trainer {
             let resuming = resume != nil && epoch == firstEpoch
             if resuming { generator.seek(to: resume!.epochStartOffset) }
             let epochStartOffset = generator.offset
-            let order = generator.permutation(batcher.dataset.count)
+            let order = generator.permutation(batcher.count)
+            // Random crops and flips: one key per epoch, image k of the epoch reads block k.
+            let placementKey = batcher.augments ? generator.next(count: 4 * order.count) : nil
             if resuming { generator.seek(to: resume!.randomOffset) }
             let skip = resuming ? resume!.stepInEpoch : 0
             let starts = Array(stride(from: 0, to: order.count, by: options.batchSize))
+            let batchSize = options.batchSize
+            let batcher = self.batcher
+            let prefetcher = BatchPrefetcher(count: starts.count - skip) { k in
+                let first = starts[skip + k]
+                return try batcher.hostBatch(
+                    order[first..<min(first + batchSize, order.count)], key: placementKey, position: first)
+            }
+            defer { prefetcher.cancel() }
             for (batchIndex, first) in starts.enumerated() where batchIndex >= skip {
                 if step >= total { break epochs }
                 let indices = order[first..<min(first + options.batchSize, order.count)]
-                let clean = try batcher.batch(indices, on: device)
-                let labels = indices.map { Int(batcher.dataset.labels[$0]) }
+                let clean = try Tensor(
+                    prefetcher.batch(batchIndex - skip), shape: [indices.count, batcher.channels, batcher.size, batcher.size],
+                    on: device)
+                let labels = indices.map { batcher.label($0) }
                 let loss = try self.step(clean, labels: labels)
                 lossSum = try GradMode.withoutGradients { try lossSum + loss }
                 step += 1

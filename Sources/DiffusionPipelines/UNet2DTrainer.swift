@@ -26,7 +26,7 @@ public final class UNet2DTrainer: Trainer {
     /// A fresh model takes the dataset's image size; a pretrained one (`pretrained`: its scheduler
     /// config) keeps its `sample_size` and channels, and the images are resized and repeated to fit.
     public init(
-        options: TrainingOptions, config: UNet2DConfig, dataset: MNISTDataset, device: Device,
+        options: TrainingOptions, config: UNet2DConfig, dataset: any TrainingImages, device: Device,
         pretrained schedulerConfig: SchedulerConfig? = nil
     ) throws {
         try options.validate()
@@ -40,8 +40,9 @@ public final class UNet2DTrainer: Trainer {
         self.device = device
         generator = RandomGenerator(seed: options.seed)
         var modelConfig = config
-        if schedulerConfig == nil || modelConfig.sampleSize == nil { modelConfig.sampleSize = dataset.rows }
-        batcher = try ImageBatcher(dataset: dataset, channels: config.inChannels, size: modelConfig.sampleSize)
+        modelConfig.sampleSize = try TrainingImageSize.resolve(
+            resolution: options.resolution, config: config.sampleSize, images: dataset)
+        batcher = try ImageBatcher(images: dataset, channels: config.inChannels, size: modelConfig.sampleSize, options: options)
         try modelConfig.validate(source: "the UNet2DModel config")
         try SamplingMemory.requireTrainingBatchFits(
             batch: options.batchSize,

@@ -80,6 +80,9 @@ enum Flags {
         case .classConditional: return "--class-conditional"
         case .condDropProb: return "--cond-drop-prob"
         case .guidanceScale: return "--guidance-scale"
+        case .resolution: return "--resolution"
+        case .randomCrop: return "--random-crop"
+        case .randomFlip: return "--random-flip"
         }
     }
 

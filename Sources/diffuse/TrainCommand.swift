@@ -14,7 +14,7 @@ import Tensor
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Train a model on an MNIST-format dataset and write a run folder.")
+        abstract: "Train a model on a folder of images or an MNIST-format dataset and write a run folder.")
 
     @Option(
         help: ArgumentHelp(
@@ -23,9 +23,20 @@ struct TrainCommand: ParsableCommand {
         ))
     var model: String?
     @Option(
-        help: "Folder of MNIST-format IDX files (.gz or raw). Default: Debian's dataset-fashion-mnist (with --resume: the run's)."
-    )
+        help: ArgumentHelp(
+            "A folder of PNG/JPEG images (searched recursively; class sub-folders give labels) or of MNIST-format IDX "
+                + "files. Default: Debian's dataset-fashion-mnist (with --resume: the run's)."))
     var dataset: String?
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp(
+            "Train at N x N: images are resized (shorter side to N, PIL's bilinear filter) and centre-cropped. Default: the "
+                + "config's sample_size, else the dataset's size (64 for image folders)."))
+    var resolution: Int?
+    @Flag(help: "Crop at a random place instead of the centre (images larger than --resolution).")
+    var randomCrop = false
+    @Flag(help: "Mirror each image left to right with probability 0.5.")
+    var randomFlip = false
     @Option(
         parsing: .unconditional,
         help:
@@ -142,7 +153,7 @@ struct TrainCommand: ParsableCommand {
         let options = try makeOptions(chosenPipeline.trainingDefaults)
         let datasetPath = dataset ?? MNISTDataset.defaultDirectory.path
         let (chosen, deviceLabel) = try deviceOption.resolve()
-        let data = try MNISTDataset(directory: URL(fileURLWithPath: datasetPath))
+        let data = try TrainingData.open(datasetPath)
         let folder = URL(fileURLWithPath: output ?? "runs/\(chosenPipeline.trainingName)-\(Self.timestamp())")
         try OutputCheck.validateRunFolder(folder.path)
         let existed = FileManager.default.fileExists(atPath: folder.path)
@@ -188,6 +199,9 @@ struct TrainCommand: ParsableCommand {
         options.predictionType = predictionType ?? .epsilon
         options.betaSchedule = betaSchedule ?? .squaredCosCapV2
         options.optimizer = optimizer ?? defaults.optimizer
+        options.resolution = resolution
+        options.randomCrop = randomCrop ? true : nil
+        options.randomFlip = randomFlip ? true : nil
         options.classConditional = classConditional ? true : nil
         options.condDropProb = condDropProb ?? (classConditional ? 0.1 : nil)
         try options.validate()
@@ -202,7 +216,8 @@ struct TrainCommand: ParsableCommand {
             ("--lr", lr != nil), ("--batch-size", batchSize != nil), ("--optimizer", optimizer != nil),
             ("--beta-schedule", betaSchedule != nil), ("--prediction-type", predictionType != nil),
             ("--seed", seedOption.seed != nil), ("--class-conditional", classConditional),
-            ("--cond-drop-prob", condDropProb != nil),
+            ("--cond-drop-prob", condDropProb != nil), ("--resolution", resolution != nil), ("--random-crop", randomCrop),
+            ("--random-flip", randomFlip),
         ]
         if let (name, _) = fixed.first(where: { $0.1 }) {
             throw DiffuseError.usage(
@@ -223,7 +238,7 @@ struct TrainCommand: ParsableCommand {
             throw DiffuseError.input("\(folder.path)/\(Checkpoint.stateName) names an unknown model '\(state.model)'")
         }
         let datasetPath = dataset ?? state.dataset
-        let data = try MNISTDataset(directory: URL(fileURLWithPath: datasetPath))
+        let data = try TrainingData.open(datasetPath)
         let (chosen, deviceLabel) = try deviceOption.resolve()
         let plan = CheckpointPlan(
             folder: folder, every: options.checkpointEvery ?? 500, totalLimit: options.checkpointsTotalLimit,
