@@ -23,6 +23,16 @@ public enum Setting: String, CaseIterable, Sendable, CustomStringConvertible {
     case resolution
     case randomCrop = "random_crop"
     case randomFlip = "random_flip"
+    case lrScheduler = "lr_scheduler"
+    case lrWarmupSteps = "lr_warmup_steps"
+    case adamBeta1 = "adam_beta1"
+    case adamBeta2 = "adam_beta2"
+    case adamEpsilon = "adam_epsilon"
+    case adamWeightDecay = "adam_weight_decay"
+    case useEMA = "use_ema"
+    case emaMaxDecay = "ema_max_decay"
+    case emaInvGamma = "ema_inv_gamma"
+    case emaPower = "ema_power"
 
     /// The token a message carries in place of the setting's name.
     public var description: String { Self.open + rawValue + Self.close }

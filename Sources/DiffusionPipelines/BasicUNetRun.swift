@@ -39,13 +39,16 @@ public final class BasicUNetRun {
         // The last checkpoint (at the final step) already wrote the model folder.
         let sampler = X0MixingSamplerConfig(numInferenceSteps: trainer.options.sampleSteps)
         try PNG.write(Figures.lossCurve(trainer.log), to: file("loss.png"))
-        try PNG.write(
-            try Figures.predictions(model: trainer.model, clean: examples, generator: figureNoise),
-            to: file("predictions.png"))
-        let size = trainer.model.config.sampleSize
-        let noise = try Tensor.uniform([64, trainer.model.config.inChannels, size, size], generator: figureNoise, on: device)
-        let result = try X0MixingSampler(steps: sampler.numInferenceSteps)
-            .sample(model: { try self.trainer.model($0) }, initialNoise: noise)
-        try PNG.write(try Figures.grid(result.sample, columns: 8), to: file("samples.png"))
+        // The figures show the model the run saved: the moving average when it keeps one.
+        try trainer.withAveragedWeights {
+            try PNG.write(
+                try Figures.predictions(model: trainer.model, clean: examples, generator: figureNoise),
+                to: file("predictions.png"))
+            let size = trainer.model.config.sampleSize
+            let noise = try Tensor.uniform([64, trainer.model.config.inChannels, size, size], generator: figureNoise, on: device)
+            let result = try X0MixingSampler(steps: sampler.numInferenceSteps)
+                .sample(model: { try self.trainer.model($0) }, initialNoise: noise)
+            try PNG.write(try Figures.grid(result.sample, columns: 8), to: file("samples.png"))
+        }
     }
 }

@@ -13,6 +13,7 @@ public final class BasicUNetTrainer: Trainer {
     public let batcher: ImageBatcher
     public let model: BasicUNet
     public let optimizer: Adam
+    public let ema: ExponentialMovingAverage?
     public let generator: RandomGenerator
     public var log: [TrainingLogEntry] = []
     public var learningRate: Double { optimizer.learningRate }
@@ -51,7 +52,8 @@ public final class BasicUNetTrainer: Trainer {
             device: device)
         generator = RandomGenerator(seed: options.seed)
         model = try BasicUNet(config: modelConfig, generator: generator, device: device)
-        optimizer = try Adam(parameters: model.parameters, learningRate: options.learningRate, variant: options.optimizer)
+        optimizer = try options.makeOptimizer(model.parameters)
+        ema = try options.makeEMA(model.parameters)
     }
 
     /// The tutorial's step: uniform noise mixed in by a random amount per image, predict the clean image.

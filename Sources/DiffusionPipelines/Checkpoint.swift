@@ -94,6 +94,7 @@ public enum Checkpoint {
         }
         let metadata = ["format": "pt", stepKey: String(state.globalStep)]
         try trainer.saveModel(to: staging, metadata: metadata)
+        if trainer.ema != nil { try saveAverage(trainer, into: staging, metadata: metadata) }
         let moments = try trainer.optimizer.state(names: names(trainer)).map {
             (name: $0.name, tensor: SafetensorsTensor(shape: $0.shape, values: $0.values))
         }
@@ -118,10 +119,26 @@ public enum Checkpoint {
         } else {
             try publish(staging, as: published, in: root)
         }
-        try trainer.saveModel(to: run, metadata: metadata)
+        // The run folder is the model a user samples: the moving average when the run keeps one.
+        try trainer.withAveragedWeights { try trainer.saveModel(to: run, metadata: metadata) }
         // Names the newest checkpoint (what a Hub copy of the run is resumed from).
         try JSONFile.write(state, to: run.appendingPathComponent(stateName))
         try prune(root, keep: plan.totalLimit)
+    }
+
+    /// Where a checkpoint keeps the moving average (diffusers' checkpoints call it unet_ema too).
+    public static let averageFolder = "unet_ema"
+
+    /// unet_ema/: the averaged weights under the model's parameter names, with the model's config.
+    static func saveAverage(_ trainer: Trainer, into staging: URL, metadata: [String: String]) throws {
+        let folder = staging.appendingPathComponent(averageFolder)
+        let tensors = try trainer.withAveragedWeights { try trainer.module.state() }.map {
+            (name: $0.name, tensor: SafetensorsTensor(shape: $0.shape, values: $0.values))
+        }
+        try Safetensors.write(tensors, metadata: metadata, to: folder.appendingPathComponent(PipelineFolder.weightsName))
+        if let config = FileManager.default.contents(atPath: staging.appendingPathComponent("unet/config.json").path) {
+            try AtomicFile.write(config, to: folder.appendingPathComponent("config.json"))
+        }
     }
 
     static func publish(_ staging: URL, as published: URL, in root: URL) throws {
@@ -238,6 +255,25 @@ public enum Checkpoint {
         try trainer.optimizer.load(
             state: optimizer.tensors.mapValues { ($0.shape, $0.values) },
             step: state.optimizerStep, names: names(trainer), source: optimizerURL.path)
+        if let ema = trainer.ema {
+            let averageURL = folder.appendingPathComponent(averageFolder + "/" + PipelineFolder.weightsName)
+            guard FileManager.default.fileExists(atPath: averageURL.path) else {
+                throw DiffuseError.input("\(averageURL.path) is missing: the run keeps an EMA but its checkpoint has none")
+            }
+            let average = try Safetensors.read(averageURL)
+            guard average.metadata[stepKey] == String(state.globalStep) else {
+                throw DiffuseError.input(
+                    "\(averageURL.path) belongs to step \(average.metadata[stepKey] ?? "?"), \(stateName) to step "
+                        + "\(state.globalStep): the checkpoint was torn by a crash")
+            }
+            let values = try names(trainer).map { name -> [Float] in
+                guard let tensor = average.tensors[name] else {
+                    throw DiffuseError.input("\(averageURL.path): \(name) is missing")
+                }
+                return tensor.values
+            }
+            try ema.load(values, optimizationStep: state.optimizerStep)
+        }
     }
 
     /// The log lines up to the checkpoint (later ones belong to the lost part of the run).

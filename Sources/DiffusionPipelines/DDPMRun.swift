@@ -46,7 +46,10 @@ public final class DDPMRun {
             ? (0..<16).map {
                 $0 % max(trainer.model.config.nullClassLabel ?? trainer.model.config.numClassEmbeds ?? 10, 1)
             } : nil
-        let result = try sampler.sample(unet: trainer.model, initialNoise: noise, generator: generator, classLabels: labels)
+        // The saved model: the moving average when the run keeps one.
+        let result = try trainer.withAveragedWeights {
+            try sampler.sample(unet: trainer.model, initialNoise: noise, generator: generator, classLabels: labels)
+        }
         try PNG.write(
             try Figures.grid(result.sample.affine(scale: 0.5, shift: 0.5).clamped(0, 1), columns: 8),
             to: folder.appendingPathComponent("samples.png"))

@@ -71,9 +71,11 @@ public final class ImageFolderImages: TrainingImages, @unchecked Sendable {
                         image, top: origin.top, left: origin.left, size: size, flip: placement.flip, into: out, offset: offset)
                     return
                 } catch {
-                    let message = "\(error)"
+                    let file = folder.files[candidate]
+                    let message = "\(error)".replacingOccurrences(
+                        of: folder.root.appendingPathComponent(file).path + ": ", with: "")
                     lock.withLock { failed[candidate] = message }
-                    onFailure?("skipped \(folder.files[candidate]): \(message)")
+                    onFailure?("skipped \(file) (\(message)); the next image takes its place")
                 }
             }
             candidate = (candidate + 1) % count

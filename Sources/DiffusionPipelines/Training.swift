@@ -7,105 +7,6 @@ import Foundation
 import NN
 import Tensor
 
-/// Options of `diffuse train`; the last three apply to UNet2DModel's DDPM recipe.
-public struct TrainingOptions: Codable, Equatable, Sendable {
-    /// Where a run folder and each checkpoint keep these options.
-    public static let fileName = "training_config.json"
-
-    public var epochs = 3
-    public var maxSteps: Int?
-    public var batchSize = 128
-    public var learningRate = 1e-3
-    public var seed: UInt64 = 0
-    /// Steps between loss reads (the only host synchronisation of the loop).
-    public var logEvery = 10
-    public var sampleSteps = 5
-    public var optimizer = Adam.Variant.adam
-    public var predictionType = PredictionType.epsilon
-    public var betaSchedule = BetaScheduleKind.squaredCosCapV2
-    /// Saved with the run so a resumed run keeps them (nil in runs written before they were).
-    public var checkpointEvery: Int?
-    public var checkpointsTotalLimit: Int?
-    /// unet2d: train on the dataset's labels with one more class, the null class, that a label
-    /// becomes with probability `condDropProb` (classifier-free guidance's unconditional model).
-    public var classConditional: Bool?
-    public var condDropProb: Double?
-    /// Image folders (and resized MNIST): the side images are trained at, and their placement.
-    public var resolution: Int?
-    public var randomCrop: Bool?
-    public var randomFlip: Bool?
-
-    public init() {}
-
-    /// Writes training_config.json into a run folder or a checkpoint.
-    public func write(into folder: URL) throws {
-        try JSONFile.write(self, to: folder.appendingPathComponent(Self.fileName))
-    }
-
-    /// The options a run continues with: its checkpoint's copy, else the run folder's (runs
-    /// written before checkpoints kept one).
-    public static func saved(run: URL, checkpoint: URL) throws -> TrainingOptions {
-        let inCheckpoint = checkpoint.appendingPathComponent(fileName)
-        return try JSONFile.read(
-            TrainingOptions.self,
-            from: FileManager.default.fileExists(atPath: inCheckpoint.path) ? inCheckpoint : run.appendingPathComponent(fileName))
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case epochs, seed
-        case maxSteps = "max_steps"
-        case batchSize = "batch_size"
-        case learningRate = "learning_rate"
-        case logEvery = "log_every"
-        case sampleSteps = "sample_steps"
-        case optimizer
-        case predictionType = "prediction_type"
-        case betaSchedule = "beta_schedule"
-        case checkpointEvery = "checkpoint_every"
-        case checkpointsTotalLimit = "checkpoints_total_limit"
-        case classConditional = "class_conditional"
-        case condDropProb = "cond_drop_prob"
-        case resolution
-        case randomCrop = "random_crop"
-        case randomFlip = "random_flip"
-    }
-
-    public func validate() throws {
-        guard epochs > 0 else { throw DiffuseError.usage("\(Setting.epochs) must be positive, got \(epochs)") }
-        guard epochs <= 1_000_000 else { throw DiffuseError.usage("\(Setting.epochs) must be at most 1000000, got \(epochs)") }
-        guard batchSize > 0 else { throw DiffuseError.usage("\(Setting.batchSize) must be positive, got \(batchSize)") }
-        guard batchSize <= 65_536 else {
-            throw DiffuseError.usage("\(Setting.batchSize) must be at most 65536, got \(batchSize)")
-        }
-        guard (1...10_000).contains(sampleSteps) else {
-            throw DiffuseError.usage("sample_steps must be 1 to 10000, got \(sampleSteps)")
-        }
-        guard learningRate > 0, learningRate.isFinite else {
-            throw DiffuseError.usage("\(Setting.learningRate) must be a positive number, got \(learningRate)")
-        }
-        if let maxSteps, maxSteps <= 0 { throw DiffuseError.usage("\(Setting.maxSteps) must be positive, got \(maxSteps)") }
-        guard logEvery > 0 else { throw DiffuseError.usage("\(Setting.logEvery) must be positive, got \(logEvery)") }
-        if let checkpointEvery, checkpointEvery <= 0 {
-            throw DiffuseError.usage("\(Setting.checkpointEvery) must be positive, got \(checkpointEvery)")
-        }
-        if let checkpointsTotalLimit, checkpointsTotalLimit <= 0 {
-            throw DiffuseError.usage("\(Setting.checkpointsTotalLimit) must be positive, got \(checkpointsTotalLimit)")
-        }
-        if let resolution, !(1...1024).contains(resolution) {
-            throw DiffuseError.usage("\(Setting.resolution) must be 1 to 1024, got \(resolution)")
-        }
-        if let condDropProb {
-            guard classConditional == true else {
-                throw DiffuseError.usage(
-                    "\(Setting.condDropProb) applies to class-conditional training (\(Setting.classConditional))")
-            }
-            guard condDropProb >= 0, condDropProb <= 1 else {
-                throw DiffuseError.usage("\(Setting.condDropProb) must be in [0, 1], got \(condDropProb)")
-            }
-        }
-    }
-}
-
 /// One line of log.jsonl.
 public struct TrainingLogEntry: Codable, Equatable, Sendable {
     public var step: Int
@@ -131,6 +32,8 @@ public protocol Trainer: AnyObject {
     var log: [TrainingLogEntry] { get set }
     var module: Module { get }
     var optimizer: Adam { get }
+    /// The weights' moving average, when the run keeps one (`--use-ema`).
+    var ema: ExponentialMovingAverage? { get }
     /// Writes the model as a pipeline folder (model_index.json, unet/, scheduler/).
     func saveModel(to folder: URL, metadata: [String: String]) throws
     /// One optimisation step on clean images and their dataset labels; returns the loss tensor
@@ -150,6 +53,10 @@ extension Trainer {
         resume: TrainerState? = nil
     ) throws {
         let total = totalSteps
+        // Over the epochs' steps, as train_unconditional.py's len(train_dataloader) * num_epochs:
+        // --max-steps stops a run early without changing its schedule, so a run stopped and
+        // resumed follows the one that was not.
+        let schedule = options.schedule(totalSteps: stepsPerEpoch * options.epochs)
         var step = resume?.globalStep ?? 0
         var lossSum = try Tensor.zeros([], on: device)
         var lossesSinceLog = 0
@@ -188,7 +95,10 @@ extension Trainer {
                     prefetcher.batch(batchIndex - skip), shape: [indices.count, batcher.channels, batcher.size, batcher.size],
                     on: device)
                 let labels = indices.map { batcher.label($0) }
+                // LambdaLR: optimizer step k runs at the factor of k - 1 scheduler steps.
+                optimizer.learningRate = schedule.learningRate(base: options.learningRate, step: step)
                 let loss = try self.step(clean, labels: labels)
+                try ema?.step(module.parameters)
                 lossSum = try GradMode.withoutGradients { try lossSum + loss }
                 step += 1
                 lossesSinceLog += 1
@@ -207,7 +117,9 @@ extension Trainer {
                     let now = Date()
                     let rate = Double(imagesSinceLog) / max(now.timeIntervalSince(intervalStart), 1e-9)
                     let entry = TrainingLogEntry(
-                        step: step, epoch: epoch, loss: meanLoss, lr: learningRate,
+                        // As train_unconditional.py logs lr_scheduler.get_last_lr() after its step.
+                        step: step, epoch: epoch, loss: meanLoss,
+                        lr: schedule.learningRate(base: options.learningRate, step: step),
                         imagesPerSecond: rate)
                     log.append(entry)
                     if let logURL {
@@ -246,5 +158,30 @@ extension Trainer {
             }
         }
         progress.finish()
+    }
+}
+
+extension Trainer {
+    /// Runs `body` with the moving average in the model's parameters, then puts the trained
+    /// weights back (EMAModel's store, copy_to, restore); without an EMA, just runs it.
+    public func withAveragedWeights<T>(_ body: () throws -> T) throws -> T {
+        guard let ema else { return try body() }
+        let parameters = module.parameters
+        let stored = try parameters.map { p -> Tensor in
+            let copy = try Tensor.empty(p.shape, on: p.device)
+            try copy.copy(from: p)
+            return copy
+        }
+        try ema.copy(to: parameters)
+        func restore() throws { for (p, s) in zip(parameters, stored) { try p.copy(from: s) } }
+        let result: T
+        do {
+            result = try body()
+        } catch {
+            try restore()
+            throw error
+        }
+        try restore()
+        return result
     }
 }

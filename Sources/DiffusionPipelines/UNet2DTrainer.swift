@@ -14,6 +14,7 @@ public final class UNet2DTrainer: Trainer {
     public let model: UNet2DModel
     public let scheduler: DDPMScheduler
     public let optimizer: Adam
+    public let ema: ExponentialMovingAverage?
     public let generator: RandomGenerator
     public var log: [TrainingLogEntry] = []
     public var learningRate: Double { optimizer.learningRate }
@@ -57,7 +58,8 @@ public final class UNet2DTrainer: Trainer {
             fresh.predictionType = options.predictionType
             scheduler = try DDPMScheduler(config: fresh)
         }
-        optimizer = try Adam(parameters: model.parameters, learningRate: options.learningRate, variant: options.optimizer)
+        optimizer = try options.makeOptimizer(model.parameters)
+        ema = try options.makeEMA(model.parameters)
     }
 
     /// Class-conditional configs train on the dataset's labels.

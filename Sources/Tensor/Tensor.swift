@@ -99,7 +99,6 @@ public final class Tensor {
         try values.withUnsafeBufferPointer { try device.upload($0, to: buffer) }
     }
 
-    /// Copies another tensor's values into this one on the device.
     /// Waits until the device has computed this tensor (by reading one value back): for progress
     /// that reports real rates. The only other waits are the reads a caller asks for.
     public func synchronize() throws {
@@ -107,6 +106,7 @@ public final class Tensor {
         _ = try (rank == 0 ? self : reshaped([count]).slice(axis: 0, start: 0, length: 1)).toArray()
     }
 
+    /// Copies another tensor's values into this one on the device.
     public func copy(from other: Tensor) throws {
         guard other.count == count else { throw DiffuseError.shape("copy: \(other.shape) into \(shape)") }
         try device.copyBlocks(

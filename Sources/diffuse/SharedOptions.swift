@@ -48,6 +48,7 @@ extension SamplerKind: ExpressibleByArgument {
 extension BetaScheduleKind: ExpressibleByArgument {}
 extension PredictionType: ExpressibleByArgument {}
 extension Adam.Variant: ExpressibleByArgument {}
+extension LearningRateSchedule.Kind: ExpressibleByArgument {}
 
 /// How the command line names each setting a library message mentions (`Setting`).
 enum Flags {
@@ -83,6 +84,16 @@ enum Flags {
         case .resolution: return "--resolution"
         case .randomCrop: return "--random-crop"
         case .randomFlip: return "--random-flip"
+        case .lrScheduler: return "--lr-scheduler"
+        case .lrWarmupSteps: return "--lr-warmup-steps"
+        case .adamBeta1: return "--adam-beta1"
+        case .adamBeta2: return "--adam-beta2"
+        case .adamEpsilon: return "--adam-epsilon"
+        case .adamWeightDecay: return "--adam-weight-decay"
+        case .useEMA: return "--use-ema"
+        case .emaMaxDecay: return "--ema-max-decay"
+        case .emaInvGamma: return "--ema-inv-gamma"
+        case .emaPower: return "--ema-power"
         }
     }
 

@@ -86,6 +86,31 @@ struct TrainCommand: ParsableCommand {
         parsing: .unconditional,
         help: "Keep only the newest N checkpoints (checkpoints/step-N). Default: all; with --resume, the run's.")
     var checkpointsTotalLimit: Int?
+    @Option(
+        help: ArgumentHelp(
+            "Learning-rate schedule over the optimizer steps, as diffusers' get_scheduler (default constant).",
+            valueName: "schedule"))
+    var lrScheduler: LearningRateSchedule.Kind?
+    @Option(parsing: .unconditional, help: "Steps of linear warmup from 0 to --lr (default 0).")
+    var lrWarmupSteps: Int?
+    @Flag(
+        name: .customLong("use-ema"),
+        help: "Keep an exponential moving average of the weights (diffusers' EMAModel, warmup on) and save it as the model.")
+    var useEMA = false
+    @Option(parsing: .unconditional, help: "With --use-ema: the largest decay (default 0.9999).")
+    var emaMaxDecay: Double?
+    @Option(parsing: .unconditional, help: "With --use-ema: the warmup's inverse gamma (default 1.0).")
+    var emaInvGamma: Double?
+    @Option(parsing: .unconditional, help: "With --use-ema: the warmup's power (default 0.75).")
+    var emaPower: Double?
+    @Option(parsing: .unconditional, help: "Adam's beta1 (default 0.9).")
+    var adamBeta1: Double?
+    @Option(parsing: .unconditional, help: "Adam's beta2 (default 0.999).")
+    var adamBeta2: Double?
+    @Option(parsing: .unconditional, help: "Adam's epsilon (default 1e-8).")
+    var adamEpsilon: Double?
+    @Option(parsing: .unconditional, help: "Weight decay (default: 0 for adam, 0.01 for adamw, as PyTorch's).")
+    var adamWeightDecay: Double?
     @Flag(
         help: ArgumentHelp(
             "unet2d: learn the dataset's labels for classifier-free guidance (num_class_embeds = classes + 1, the last the "
@@ -199,6 +224,16 @@ struct TrainCommand: ParsableCommand {
         options.predictionType = predictionType ?? .epsilon
         options.betaSchedule = betaSchedule ?? .squaredCosCapV2
         options.optimizer = optimizer ?? defaults.optimizer
+        options.useEMA = useEMA ? true : nil
+        options.emaMaxDecay = emaMaxDecay
+        options.emaInvGamma = emaInvGamma
+        options.emaPower = emaPower
+        options.lrScheduler = lrScheduler
+        options.lrWarmupSteps = lrWarmupSteps
+        options.adamBeta1 = adamBeta1
+        options.adamBeta2 = adamBeta2
+        options.adamEpsilon = adamEpsilon
+        options.adamWeightDecay = adamWeightDecay
         options.resolution = resolution
         options.randomCrop = randomCrop ? true : nil
         options.randomFlip = randomFlip ? true : nil
@@ -217,7 +252,10 @@ struct TrainCommand: ParsableCommand {
             ("--beta-schedule", betaSchedule != nil), ("--prediction-type", predictionType != nil),
             ("--seed", seedOption.seed != nil), ("--class-conditional", classConditional),
             ("--cond-drop-prob", condDropProb != nil), ("--resolution", resolution != nil), ("--random-crop", randomCrop),
-            ("--random-flip", randomFlip),
+            ("--random-flip", randomFlip), ("--lr-scheduler", lrScheduler != nil), ("--lr-warmup-steps", lrWarmupSteps != nil),
+            ("--adam-beta1", adamBeta1 != nil), ("--adam-beta2", adamBeta2 != nil), ("--adam-epsilon", adamEpsilon != nil),
+            ("--adam-weight-decay", adamWeightDecay != nil), ("--use-ema", useEMA), ("--ema-max-decay", emaMaxDecay != nil),
+            ("--ema-inv-gamma", emaInvGamma != nil), ("--ema-power", emaPower != nil),
         ]
         if let (name, _) = fixed.first(where: { $0.1 }) {
             throw DiffuseError.usage(

@@ -11,7 +11,7 @@ Fashion-MNIST classifier of ddpm_quality.py:
 Also writes the README's figures: one row per class (8 images each) at scales 1 and 3, under
 Tools/quality/figures/.
 
-Run:  python3 Tools/quality/guidance_quality.py [--model DIR] [--per-class 20]
+Run:  python3 Tools/quality/guidance_quality.py [--model DIR] [--per-class 20] [--binary PATH]
       (needs torch, numpy, safetensors, a release build of diffuse, dataset-fashion-mnist and the
       classifier ddpm_quality.py trains.) Prints a Markdown table.
 """
@@ -46,8 +46,9 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default=os.path.join(q.ROOT, "runs", "guidance"))
     parser.add_argument("--per-class", type=int, default=20)
+    parser.add_argument("--binary", default=os.path.join(q.ROOT, ".build", "release", "diffuse"))
     args = parser.parse_args()
-    binary = os.path.join(q.ROOT, ".build", "release", "diffuse")
+    binary = args.binary
     classifier = q.classifier(None, None, None, None)
     reference = q.statistics(classifier, q.images("t10k"))
     labels = [c for c in range(10) for _ in range(args.per_class)]

@@ -1,0 +1,92 @@
+// train_unconditional.py's options through `diffuse train` (issue 13 item 2): the logged lr is
+// get_scheduler's, --use-ema saves the average as the model and both in checkpoints, and a run
+// with both resumes exactly.
+import DataIO
+import Foundation
+import XCTest
+
+final class TrainRecipeOptionsCLITests: XCTestCase {
+    var work: URL!
+
+    override func setUpWithError() throws {
+        work = try CLI.temporaryDirectory()
+        try CLI.writeTinyDataset(to: work.appendingPathComponent("data"), count: 24)
+        let config =
+            #"{"in_channels": 1, "out_channels": 1, "layers_per_block": 1, "block_out_channels": [8, 16], "down_block_types": "#
+            + #"["DownBlock2D", "AttnDownBlock2D"], "up_block_types": ["AttnUpBlock2D", "UpBlock2D"], "norm_num_groups": 4, "#
+            + #""attention_head_dim": 4}"#
+        try Data(config.utf8).write(to: work.appendingPathComponent("unet.json"))
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: work) }
+
+    func path(_ name: String) -> String { work.appendingPathComponent(name).path }
+
+    func train(_ arguments: [String]) throws -> CommandResult {
+        try CLI.run(
+            [
+                "train", "--model", "unet2d", "--config", path("unet.json"), "--dataset", path("data"), "--batch-size", "8",
+                "--device", "cpu", "--quiet", "--log-every", "1", "--checkpoint-every", "2",
+            ] + arguments)
+    }
+
+    func weights(_ file: String) throws -> [String: SafetensorsTensor] {
+        try Safetensors.read(URL(fileURLWithPath: path(file))).tensors
+    }
+
+    func loggedRates(_ run: String) throws -> [Double] {
+        try String(contentsOfFile: path(run) + "/log.jsonl", encoding: .utf8).split(separator: "\n").map {
+            try XCTUnwrap((JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["lr"] as? Double)
+        }
+    }
+
+    static let recipe = [
+        "--use-ema", "--ema-max-decay", "0.9", "--lr", "1e-3", "--lr-scheduler", "cosine", "--lr-warmup-steps", "2",
+        "--adam-beta1", "0.95", "--adam-weight-decay", "1e-6", "--epochs", "2",
+    ]
+
+    func testTheScheduleIsLoggedAndTheAverageIsTheModel() throws {
+        let result = try train(Self.recipe + ["--output", path("run")])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        // Six steps, warmup 2, cosine over the rest; each line logs the lr after its step, as
+        // train_unconditional.py logs lr_scheduler.get_last_lr().
+        let expected = (1...6).map { step -> Double in
+            step < 2 ? 1e-3 * Double(step) / 2 : 1e-3 * 0.5 * (1 + cos(Double.pi * Double(step - 2) / 4))
+        }
+        let logged = try loggedRates("run")
+        XCTAssertEqual(logged.count, 6)
+        for (got, want) in zip(logged, expected) { XCTAssertEqual(got, want, accuracy: 1e-12) }
+        // The run folder holds the average; the checkpoint holds both.
+        let model = try weights("run/unet/diffusion_pytorch_model.safetensors")
+        XCTAssertTrue(model == (try weights("run/checkpoints/step-6/unet_ema/diffusion_pytorch_model.safetensors")))
+        XCTAssertFalse(model == (try weights("run/checkpoints/step-6/unet/diffusion_pytorch_model.safetensors")))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: path("run/checkpoints/step-6/unet_ema/config.json")))
+    }
+
+    func testARunWithAnAverageAndAScheduleResumesExactly() throws {
+        var result = try train(Self.recipe + ["--output", path("whole")])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        result = try train(Self.recipe + ["--max-steps", "4", "--output", path("broken")])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        result = try CLI.run(["train", "--resume", path("broken"), "--max-steps", "6", "--device", "cpu", "--quiet"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        for file in ["unet/", "checkpoints/step-6/unet/", "checkpoints/step-6/unet_ema/"] {
+            XCTAssertTrue(
+                try weights("whole/" + file + "diffusion_pytorch_model.safetensors")
+                    == weights("broken/" + file + "diffusion_pytorch_model.safetensors"), "\(file) differs after the resume")
+        }
+        XCTAssertEqual(try loggedRates("whole"), try loggedRates("broken"))
+    }
+
+    func testOptionsOutsideTheirRangesAreRefused() throws {
+        for (arguments, flag) in [
+            (["--ema-power", "0.5"], "--use-ema"), (["--use-ema", "--ema-max-decay", "1.5"], "--ema-max-decay"),
+            (["--adam-beta1", "1"], "--adam-beta1"), (["--lr-warmup-steps", "-1"], "--lr-warmup-steps"),
+            (["--lr-scheduler", "sometimes"], "--lr-scheduler"),
+        ] {
+            let result = try train(arguments + ["--output", path("x")])
+            XCTAssertEqual(result.status, 2, "\(arguments): \(result.stderr)")
+            XCTAssertTrue(result.stderr.contains(flag), "\(arguments): \(result.stderr)")
+        }
+    }
+}
