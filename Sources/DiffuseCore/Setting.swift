@@ -33,6 +33,10 @@ public enum Setting: String, CaseIterable, Sendable, CustomStringConvertible {
     case emaMaxDecay = "ema_max_decay"
     case emaInvGamma = "ema_inv_gamma"
     case emaPower = "ema_power"
+    case gradientAccumulationSteps = "gradient_accumulation_steps"
+    case maxGradNorm = "max_grad_norm"
+    case saveImagesEpochs = "save_images_epochs"
+    case saveModelEpochs = "save_model_epochs"
 
     /// The token a message carries in place of the setting's name.
     public var description: String { Self.open + rawValue + Self.close }

@@ -34,21 +34,34 @@ public final class BasicUNetRun {
         try trainer.options.write(into: folder)
 
         let resume = try start.prepare(trainer, folder: folder)
-        try trainer.train(logURL: file("log.jsonl"), progress: progress, checkpoint: checkpoint, resume: resume)
+        let events = try RunEvents(folder: folder, options: trainer.options)
+        try trainer.train(
+            logURL: file("log.jsonl"), progress: progress, checkpoint: checkpoint, resume: resume,
+            epochSamples: { try events.epochSamples(self.sampleGrid(), epoch: $0, step: $1) }, onLog: events.logged)
 
         // The last checkpoint (at the final step) already wrote the model folder.
-        let sampler = X0MixingSamplerConfig(numInferenceSteps: trainer.options.sampleSteps)
         try PNG.write(Figures.lossCurve(trainer.log), to: file("loss.png"))
         // The figures show the model the run saved: the moving average when it keeps one.
         try trainer.withAveragedWeights {
             try PNG.write(
                 try Figures.predictions(model: trainer.model, clean: examples, generator: figureNoise),
                 to: file("predictions.png"))
-            let size = trainer.model.config.sampleSize
-            let noise = try Tensor.uniform([64, trainer.model.config.inChannels, size, size], generator: figureNoise, on: device)
+        }
+        try PNG.write(sampleGrid(), to: file("samples.png"))
+    }
+
+    /// 64 samples from the run's fixed figure seed with the model the run saves: samples.png, and
+    /// samples/epoch-NNN.png as it goes.
+    func sampleGrid() throws -> Image8 {
+        let sampler = X0MixingSamplerConfig(numInferenceSteps: trainer.options.sampleSteps)
+        let generator = RandomGenerator(seed: trainer.options.seed &+ 0x5EED, offset: 1 << 40)
+        let size = trainer.model.config.sampleSize
+        let noise = try Tensor.uniform(
+            [64, trainer.model.config.inChannels, size, size], generator: generator, on: trainer.device)
+        return try trainer.withAveragedWeights {
             let result = try X0MixingSampler(steps: sampler.numInferenceSteps)
                 .sample(model: { try self.trainer.model($0) }, initialNoise: noise)
-            try PNG.write(try Figures.grid(result.sample, columns: 8), to: file("samples.png"))
+            return try Figures.grid(result.sample, columns: 8)
         }
     }
 }

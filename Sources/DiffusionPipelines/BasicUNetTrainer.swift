@@ -57,13 +57,20 @@ public final class BasicUNetTrainer: Trainer {
     }
 
     /// The tutorial's step: uniform noise mixed in by a random amount per image, predict the clean image.
-    public func step(_ clean: Tensor, labels: [Int]) throws -> Tensor {
-        try step(clean, noise: nil, amount: nil)
+    public func backward(_ clean: Tensor, labels: [Int], lossScale: Float) throws -> Tensor {
+        try backward(clean, noise: nil, amount: nil, lossScale: lossScale)
     }
 
-    /// One step; `noise` and `amount`, when given, replace the generator's draws (the replay of a
-    /// PyTorch run feeds PyTorch's, Tools/reference/training_replay.py).
+    /// One whole step with given draws (the replay).
     public func step(_ clean: Tensor, noise given: Tensor?, amount givenAmount: Tensor?) throws -> Tensor {
+        let loss = try backward(clean, noise: given, amount: givenAmount, lossScale: 1)
+        try applyGradients()
+        return loss
+    }
+
+    /// The loss and its gradients; `noise` and `amount`, when given, replace the generator's
+    /// draws (the replay of a PyTorch run feeds PyTorch's, Tools/reference/training_replay.py).
+    func backward(_ clean: Tensor, noise given: Tensor?, amount givenAmount: Tensor?, lossScale: Float) throws -> Tensor {
         let batch = clean.shape[0]
         let amount = try givenAmount ?? Tensor.uniform([batch], generator: generator, on: device)
         let noise = try given ?? Tensor.uniform(clean.shape, generator: generator, on: device)
@@ -73,9 +80,7 @@ public final class BasicUNetTrainer: Trainer {
         let noisy = try Corruption.corrupt(clean, noise: noise, amount: amount)
         let prediction = try model(noisy)
         let loss = try Tensor.mseLoss(prediction, clean)
-        try loss.backward()
-        try optimizer.update()
-        optimizer.zeroGradients()
+        try (lossScale == 1 ? loss : loss.scaled(by: lossScale)).backward()
         return loss
     }
 }

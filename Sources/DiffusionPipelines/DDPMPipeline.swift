@@ -124,8 +124,12 @@ public final class DDPMPipeline: TrainablePipeline {
             try JSONFile.read(SchedulerConfig.self, from: $0)
         }
         request.announceData(modelChannels: config.inChannels)
+        var options = request.options
+        // train_unconditional.py's recipe on an image folder clips at 1.0; the tutorial's on
+        // MNIST-format data does not (its replay against PyTorch depends on that).
+        if options.maxGradNorm == nil && request.dataset is ImageFolderImages { options.maxGradNorm = 1 }
         let run = try DDPMRun(
-            options: request.options, config: config, schedulerConfig: scheduler,
+            options: options, config: config, schedulerConfig: scheduler,
             dataset: request.dataset, device: request.device, folder: request.folder,
             start: request.start, checkpoint: request.plan)
         try run.execute(progress: request.progress)

@@ -29,11 +29,18 @@ public final class DDPMRun {
     public func execute(progress: ProgressLine) throws {
         let resume = try start.prepare(trainer, folder: folder)
         try trainer.options.write(into: folder)
+        let events = try RunEvents(folder: folder, options: trainer.options)
         try trainer.train(
-            logURL: folder.appendingPathComponent("log.jsonl"), progress: progress,
-            checkpoint: checkpoint, resume: resume)
+            logURL: folder.appendingPathComponent("log.jsonl"), progress: progress, checkpoint: checkpoint, resume: resume,
+            epochSamples: { try events.epochSamples(self.sampleGrid(), epoch: $0, step: $1) }, onLog: events.logged)
         // The last checkpoint (at the final step) already wrote the pipeline folder.
         try PNG.write(Figures.lossCurve(trainer.log), to: folder.appendingPathComponent("loss.png"))
+        try PNG.write(sampleGrid(), to: folder.appendingPathComponent("samples.png"))
+    }
+
+    /// 16 samples from the run's fixed figure seed, 50 DDIM steps, with the model the run saves
+    /// (the moving average when it keeps one): samples.png, and samples/epoch-NNN.png as it goes.
+    func sampleGrid() throws -> Image8 {
         let size = trainer.model.config.sampleSize ?? 28
         let generator = RandomGenerator(seed: trainer.options.seed &+ 0x5EED)
         let noise = try Tensor.normal(
@@ -50,8 +57,6 @@ public final class DDPMRun {
         let result = try trainer.withAveragedWeights {
             try sampler.sample(unet: trainer.model, initialNoise: noise, generator: generator, classLabels: labels)
         }
-        try PNG.write(
-            try Figures.grid(result.sample.affine(scale: 0.5, shift: 0.5).clamped(0, 1), columns: 8),
-            to: folder.appendingPathComponent("samples.png"))
+        return try Figures.grid(result.sample.affine(scale: 0.5, shift: 0.5).clamped(0, 1), columns: 8)
     }
 }

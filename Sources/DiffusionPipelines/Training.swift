@@ -36,21 +36,29 @@ public protocol Trainer: AnyObject {
     var ema: ExponentialMovingAverage? { get }
     /// Writes the model as a pipeline folder (model_index.json, unet/, scheduler/).
     func saveModel(to folder: URL, metadata: [String: String]) throws
-    /// One optimisation step on clean images and their dataset labels; returns the loss tensor
-    /// without reading it.
-    func step(_ clean: Tensor, labels: [Int]) throws -> Tensor
+    /// The loss of clean images with their dataset labels, its gradients (of loss * lossScale)
+    /// added to the parameters'; returns the loss tensor without reading it.
+    func backward(_ clean: Tensor, labels: [Int], lossScale: Float) throws -> Tensor
 }
 
 extension Trainer {
-    public var stepsPerEpoch: Int { (batcher.count + options.batchSize - 1) / options.batchSize }
+    /// Optimizer steps per epoch: one per `gradient_accumulation_steps` batches (the last may take fewer).
+    public var stepsPerEpoch: Int {
+        let batches = (batcher.count + options.batchSize - 1) / options.batchSize
+        return (batches + accumulation - 1) / accumulation
+    }
+    var accumulation: Int { options.gradientAccumulationSteps ?? 1 }
     public var totalSteps: Int { min(options.maxSteps ?? Int.max, stepsPerEpoch * options.epochs) }
 
     /// Trains, logging to `logURL` (rewritten atomically at each log point) and `progress`,
     /// checkpointing by `checkpoint`, continuing from `resume` when given (its weights and optimizer
     /// state already restored, `log` holding its earlier lines).
+    /// `epochSamples(epoch, step)` runs after every `save_images_epochs`-th epoch (the run draws
+    /// its samples/epoch-NNN.png there); `onLog` gets each log line as it is written.
     public func train(
         logURL: URL?, progress: ProgressLine, checkpoint: CheckpointPlan? = nil,
-        resume: TrainerState? = nil
+        resume: TrainerState? = nil, epochSamples: ((_ epoch: Int, _ step: Int) throws -> Void)? = nil,
+        onLog: ((TrainingLogEntry) throws -> Void)? = nil
     ) throws {
         let total = totalSteps
         // Over the epochs' steps, as train_unconditional.py's len(train_dataloader) * num_epochs:
@@ -78,33 +86,45 @@ extension Trainer {
             // Random crops and flips: one key per epoch, image k of the epoch reads block k.
             let placementKey = batcher.augments ? generator.next(count: 4 * order.count) : nil
             if resuming { generator.seek(to: resume!.randomOffset) }
+            // Optimizer steps done in this epoch; each takes `accumulation` batches (the last fewer).
             let skip = resuming ? resume!.stepInEpoch : 0
             let starts = Array(stride(from: 0, to: order.count, by: options.batchSize))
+            let groups = stride(from: 0, to: starts.count, by: accumulation).map { $0..<min($0 + accumulation, starts.count) }
+            let firstBatch = min(skip * accumulation, starts.count)
             let batchSize = options.batchSize
             let batcher = self.batcher
-            let prefetcher = BatchPrefetcher(count: starts.count - skip) { k in
-                let first = starts[skip + k]
+            let prefetcher = BatchPrefetcher(count: starts.count - firstBatch) { k in
+                let first = starts[firstBatch + k]
                 return try batcher.hostBatch(
                     order[first..<min(first + batchSize, order.count)], key: placementKey, position: first)
             }
             defer { prefetcher.cancel() }
-            for (batchIndex, first) in starts.enumerated() where batchIndex >= skip {
+            for (groupIndex, group) in groups.enumerated() where groupIndex >= skip {
                 if step >= total { break epochs }
-                let indices = order[first..<min(first + options.batchSize, order.count)]
-                let clean = try Tensor(
-                    prefetcher.batch(batchIndex - skip), shape: [indices.count, batcher.channels, batcher.size, batcher.size],
-                    on: device)
-                let labels = indices.map { batcher.label($0) }
                 // LambdaLR: optimizer step k runs at the factor of k - 1 scheduler steps.
                 optimizer.learningRate = schedule.learningRate(base: options.learningRate, step: step)
-                let loss = try self.step(clean, labels: labels)
+                for batchIndex in group {
+                    let first = starts[batchIndex]
+                    let indices = order[first..<min(first + options.batchSize, order.count)]
+                    let clean = try Tensor(
+                        prefetcher.batch(batchIndex - firstBatch),
+                        shape: [indices.count, batcher.channels, batcher.size, batcher.size], on: device)
+                    let labels = indices.map { batcher.label($0) }
+                    // As accelerate's backward: each batch's loss divided by the accumulation steps.
+                    let loss = try backward(clean, labels: labels, lossScale: 1 / Float(accumulation))
+                    lossSum = try GradMode.withoutGradients { try lossSum + loss }
+                    lossesSinceLog += 1
+                    imagesSinceLog += indices.count
+                }
+                try applyGradients()
                 try ema?.step(module.parameters)
-                lossSum = try GradMode.withoutGradients { try lossSum + loss }
                 step += 1
-                lossesSinceLog += 1
-                imagesSinceLog += indices.count
-                let endOfEpoch = batchIndex == starts.count - 1
-                let checkpointNow = checkpoint.map { step % $0.every == 0 || step == total || endOfEpoch } ?? false
+                let endOfEpoch = groupIndex == groups.count - 1
+                let epochDone = endOfEpoch && epoch % (options.saveModelEpochs ?? 1) == 0
+                let checkpointNow = checkpoint.map { step % $0.every == 0 || step == total || epochDone } ?? false
+                if endOfEpoch, let every = options.saveImagesEpochs, epoch % every == 0, let epochSamples {
+                    try epochSamples(epoch, step)
+                }
                 if step % options.logEvery == 0 || step == total || checkpointNow {
                     let meanLoss = Double(try lossSum.item()) / Double(lossesSinceLog)
                     guard meanLoss.isFinite else {
@@ -122,6 +142,7 @@ extension Trainer {
                         lr: schedule.learningRate(base: options.learningRate, step: step),
                         imagesPerSecond: rate)
                     log.append(entry)
+                    try onLog?(entry)
                     if let logURL {
                         lines += try JSONFile.line(entry) + "\n"
                         try AtomicFile.write(Data(lines.utf8), to: logURL)
@@ -140,7 +161,7 @@ extension Trainer {
                 if let checkpoint, checkpointNow || signal != nil {
                     let state = TrainerState(
                         model: checkpoint.model, dataset: checkpoint.dataset, globalStep: step,
-                        epoch: epoch, stepInEpoch: batchIndex + 1,
+                        epoch: epoch, stepInEpoch: groupIndex + 1,
                         epochStartOffset: epochStartOffset, randomOffset: generator.offset,
                         optimizerStep: optimizer.step)
                     try Checkpoint.save(self, state: state, plan: checkpoint)
@@ -162,6 +183,23 @@ extension Trainer {
 }
 
 extension Trainer {
+    /// One optimisation step on one batch (no accumulation).
+    public func step(_ clean: Tensor, labels: [Int]) throws -> Tensor {
+        let loss = try backward(clean, labels: labels, lossScale: 1)
+        try applyGradients()
+        return loss
+    }
+
+    /// The optimizer step on the gradients gathered so far: clipped to `max_grad_norm` when the
+    /// run asks (torch.nn.utils.clip_grad_norm_), then Adam, then cleared.
+    public func applyGradients() throws {
+        if let maxNorm = options.maxGradNorm, maxNorm > 0 {
+            try GradientClipping.clipNorm(module.parameters, maxNorm: Float(maxNorm))
+        }
+        try optimizer.update()
+        optimizer.zeroGradients()
+    }
+
     /// Runs `body` with the moving average in the model's parameters, then puts the trained
     /// weights back (EMAModel's store, copy_to, restore); without an EMA, just runs it.
     public func withAveragedWeights<T>(_ body: () throws -> T) throws -> T {

@@ -48,6 +48,16 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var emaMaxDecay: Double?
     public var emaInvGamma: Double?
     public var emaPower: Double?
+    /// Batches whose gradients are summed (each loss divided by this) before one optimizer step.
+    public var gradientAccumulationSteps: Int?
+    /// Clip the gradients' total 2-norm to this before each optimizer step (nil or 0: never).
+    public var maxGradNorm: Double?
+    /// Draw samples/epoch-NNN.png after every N-th epoch (nil: never).
+    public var saveImagesEpochs: Int?
+    /// Write a checkpoint (and the run folder's model) at the end of every N-th epoch (nil: 1).
+    public var saveModelEpochs: Int?
+    /// Where scalars and sample images go besides log.jsonl (nil: nowhere else).
+    public var logger: TrainingLogger?
 
     public init() {}
 
@@ -92,6 +102,11 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         case emaMaxDecay = "ema_max_decay"
         case emaInvGamma = "ema_inv_gamma"
         case emaPower = "ema_power"
+        case gradientAccumulationSteps = "gradient_accumulation_steps"
+        case maxGradNorm = "max_grad_norm"
+        case saveImagesEpochs = "save_images_epochs"
+        case saveModelEpochs = "save_model_epochs"
+        case logger
     }
 
     public func validate() throws {
@@ -146,6 +161,16 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         for (setting, value) in [(Setting.emaInvGamma, emaInvGamma), (.emaPower, emaPower)] {
             if let value, !(value > 0 && value.isFinite) { throw DiffuseError.usage("\(setting) must be positive, got \(value)") }
         }
+        if let gradientAccumulationSteps, !(1...4096).contains(gradientAccumulationSteps) {
+            throw DiffuseError.usage(
+                "\(Setting.gradientAccumulationSteps) must be 1 to 4096, got \(gradientAccumulationSteps)")
+        }
+        if let maxGradNorm, !(maxGradNorm >= 0 && maxGradNorm.isFinite) {
+            throw DiffuseError.usage("\(Setting.maxGradNorm) must be 0 (off) or more, got \(maxGradNorm)")
+        }
+        for (setting, value) in [(Setting.saveImagesEpochs, saveImagesEpochs), (.saveModelEpochs, saveModelEpochs)] {
+            if let value, value <= 0 { throw DiffuseError.usage("\(setting) must be positive, got \(value)") }
+        }
         if let condDropProb {
             guard classConditional == true else {
                 throw DiffuseError.usage(
@@ -179,4 +204,9 @@ extension TrainingOptions {
             parameters: parameters, learningRate: learningRate, beta1: adamBeta1 ?? 0.9, beta2: adamBeta2 ?? 0.999,
             epsilon: adamEpsilon ?? 1e-8, weightDecay: adamWeightDecay, variant: optimizer)
     }
+}
+
+/// train_unconditional.py's --logger: TensorBoard event files in the run's logs/ folder.
+public enum TrainingLogger: String, Codable, Sendable, CaseIterable {
+    case none, tensorboard
 }

@@ -63,13 +63,22 @@ public final class UNet2DTrainer: Trainer {
     }
 
     /// Class-conditional configs train on the dataset's labels.
-    public func step(_ clean: Tensor, labels: [Int]) throws -> Tensor {
-        try step(clean, labels: labels, noise: nil, timesteps: nil)
+    public func backward(_ clean: Tensor, labels: [Int], lossScale: Float) throws -> Tensor {
+        try backward(clean, labels: labels, noise: nil, timesteps: nil, lossScale: lossScale)
     }
 
-    /// One step; `noise` and `timesteps`, when given, replace the generator's draws (the replay of
-    /// a PyTorch run feeds PyTorch's, Tools/reference/training_replay.py).
+    /// One whole step with given draws (the replay).
     public func step(_ clean: Tensor, labels: [Int], noise given: Tensor?, timesteps givenTimesteps: [Int]?) throws -> Tensor {
+        let loss = try backward(clean, labels: labels, noise: given, timesteps: givenTimesteps, lossScale: 1)
+        try applyGradients()
+        return loss
+    }
+
+    /// The loss and its gradients; `noise` and `timesteps`, when given, replace the generator's
+    /// draws (the replay of a PyTorch run feeds PyTorch's, Tools/reference/training_replay.py).
+    public func backward(
+        _ clean: Tensor, labels: [Int], noise given: Tensor?, timesteps givenTimesteps: [Int]?, lossScale: Float
+    ) throws -> Tensor {
         model.train(true)
         let x0 = try clean.affine(scale: 2, shift: -1)
         let noise = try given ?? Tensor.normal(x0.shape, generator: generator, on: device)
@@ -95,9 +104,7 @@ public final class UNet2DTrainer: Trainer {
                 labels, probability: options.condDropProb ?? 0, nullClass: model.config.nullClassLabel, generator: generator)
             : nil
         let loss = try Tensor.mseLoss(model(noisy, timesteps: timesteps, classLabels: classLabels), target)
-        try loss.backward()
-        try optimizer.update()
-        optimizer.zeroGradients()
+        try (lossScale == 1 ? loss : loss.scaled(by: lossScale)).backward()
         return loss
     }
 

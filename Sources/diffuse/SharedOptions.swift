@@ -49,6 +49,7 @@ extension BetaScheduleKind: ExpressibleByArgument {}
 extension PredictionType: ExpressibleByArgument {}
 extension Adam.Variant: ExpressibleByArgument {}
 extension LearningRateSchedule.Kind: ExpressibleByArgument {}
+extension TrainingLogger: ExpressibleByArgument {}
 
 /// How the command line names each setting a library message mentions (`Setting`).
 enum Flags {
@@ -94,6 +95,10 @@ enum Flags {
         case .emaMaxDecay: return "--ema-max-decay"
         case .emaInvGamma: return "--ema-inv-gamma"
         case .emaPower: return "--ema-power"
+        case .gradientAccumulationSteps: return "--gradient-accumulation-steps"
+        case .maxGradNorm: return "--max-grad-norm"
+        case .saveImagesEpochs: return "--save-images-epochs"
+        case .saveModelEpochs: return "--save-model-epochs"
         }
     }
 

@@ -103,6 +103,29 @@ struct TrainCommand: ParsableCommand {
     var emaInvGamma: Double?
     @Option(parsing: .unconditional, help: "With --use-ema: the warmup's power (default 0.75).")
     var emaPower: Double?
+    @Option(
+        parsing: .unconditional,
+        help: "Batches whose gradients are summed before each optimizer step (each loss divided by N; default 1).")
+    var gradientAccumulationSteps: Int?
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp(
+            "Clip the gradients' total norm to this before each optimizer step; 0: never. Default: 1.0 for unet2d on an "
+                + "image folder (train_unconditional.py's), none otherwise (the tutorial's)."))
+    var maxGradNorm: Double?
+    @Option(
+        parsing: .unconditional,
+        help: "Draw samples/epoch-NNN.png (the same seed each time) after every N-th epoch (default: never).")
+    var saveImagesEpochs: Int?
+    @Option(
+        parsing: .unconditional,
+        help: "Checkpoint (and refresh the run folder's model) at the end of every N-th epoch (default 1).")
+    var saveModelEpochs: Int?
+    @Option(
+        help: ArgumentHelp(
+            "Also log scalars (loss, lr, images/s) and the epoch sample grids as TensorBoard events in RUN/logs "
+                + "(`tensorboard --logdir runs`). Default: none."))
+    var logger: TrainingLogger?
     @Option(parsing: .unconditional, help: "Adam's beta1 (default 0.9).")
     var adamBeta1: Double?
     @Option(parsing: .unconditional, help: "Adam's beta2 (default 0.999).")
@@ -224,6 +247,11 @@ struct TrainCommand: ParsableCommand {
         options.predictionType = predictionType ?? .epsilon
         options.betaSchedule = betaSchedule ?? .squaredCosCapV2
         options.optimizer = optimizer ?? defaults.optimizer
+        options.gradientAccumulationSteps = gradientAccumulationSteps
+        options.maxGradNorm = maxGradNorm
+        options.logger = logger
+        options.saveImagesEpochs = saveImagesEpochs
+        options.saveModelEpochs = saveModelEpochs
         options.useEMA = useEMA ? true : nil
         options.emaMaxDecay = emaMaxDecay
         options.emaInvGamma = emaInvGamma
@@ -256,6 +284,9 @@ struct TrainCommand: ParsableCommand {
             ("--adam-beta1", adamBeta1 != nil), ("--adam-beta2", adamBeta2 != nil), ("--adam-epsilon", adamEpsilon != nil),
             ("--adam-weight-decay", adamWeightDecay != nil), ("--use-ema", useEMA), ("--ema-max-decay", emaMaxDecay != nil),
             ("--ema-inv-gamma", emaInvGamma != nil), ("--ema-power", emaPower != nil),
+            ("--gradient-accumulation-steps", gradientAccumulationSteps != nil), ("--max-grad-norm", maxGradNorm != nil),
+            ("--save-images-epochs", saveImagesEpochs != nil), ("--save-model-epochs", saveModelEpochs != nil),
+            ("--logger", logger != nil),
         ]
         if let (name, _) = fixed.first(where: { $0.1 }) {
             throw DiffuseError.usage(

@@ -78,15 +78,84 @@ final class TrainRecipeOptionsCLITests: XCTestCase {
         XCTAssertEqual(try loggedRates("whole"), try loggedRates("broken"))
     }
 
+    /// 24 images in batches of 8 with two batches per optimizer step: two steps an epoch (the
+    /// second takes the epoch's last batch alone). Clipped at 0.5, stopped mid-epoch and resumed, it
+    /// ends where the uninterrupted run ends, and both options change what is trained.
+    func testAccumulationAndClippingStepAndResumeExactly() throws {
+        let recipe = ["--gradient-accumulation-steps", "2", "--max-grad-norm", "0.5", "--epochs", "2"]
+        var result = try train(recipe + ["--output", path("whole")])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let steps = try String(contentsOfFile: path("whole/log.jsonl"), encoding: .utf8).split(separator: "\n").count
+        XCTAssertEqual(steps, 4)
+        result = try train(recipe + ["--max-steps", "3", "--output", path("broken")])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        result = try CLI.run(["train", "--resume", path("broken"), "--max-steps", "4", "--device", "cpu", "--quiet"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let file = "/unet/diffusion_pytorch_model.safetensors"
+        XCTAssertTrue(try weights("whole" + file) == weights("broken" + file), "weights differ after the resume")
+        for (name, arguments) in [
+            ("unclipped", ["--gradient-accumulation-steps", "2", "--max-steps", "4"]),
+            ("unaccumulated", ["--max-grad-norm", "0.5", "--max-steps", "4"]),
+        ] {
+            result = try train(arguments + ["--epochs", "2", "--output", path(name)])
+            XCTAssertEqual(result.status, 0, result.stderr)
+            XCTAssertFalse(try weights("whole" + file) == weights(name + file), name)
+        }
+    }
+
     func testOptionsOutsideTheirRangesAreRefused() throws {
         for (arguments, flag) in [
             (["--ema-power", "0.5"], "--use-ema"), (["--use-ema", "--ema-max-decay", "1.5"], "--ema-max-decay"),
             (["--adam-beta1", "1"], "--adam-beta1"), (["--lr-warmup-steps", "-1"], "--lr-warmup-steps"),
             (["--lr-scheduler", "sometimes"], "--lr-scheduler"),
+            (["--gradient-accumulation-steps", "0"], "--gradient-accumulation-steps"),
+            (["--max-grad-norm", "-1"], "--max-grad-norm"),
         ] {
             let result = try train(arguments + ["--output", path("x")])
             XCTAssertEqual(result.status, 2, "\(arguments): \(result.stderr)")
             XCTAssertTrue(result.stderr.contains(flag), "\(arguments): \(result.stderr)")
         }
+    }
+}
+
+extension TrainRecipeOptionsCLITests {
+    /// Samples after every second epoch, from one seed; checkpoints only at every third epoch's end.
+    func testEpochSamplesAndModelsAreWrittenAtTheirCadence() throws {
+        let result = try train([
+            "--epochs", "4", "--save-images-epochs", "2", "--save-model-epochs", "3", "--checkpoint-every", "100",
+            "--logger", "tensorboard", "--log-every", "2", "--output", path("run"),
+        ])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let samples = try FileManager.default.contentsOfDirectory(atPath: path("run/samples")).sorted()
+        XCTAssertEqual(samples, ["epoch-002.png", "epoch-004.png"])
+        let grid = try PNG.read(URL(fileURLWithPath: path("run/samples/epoch-002.png")))
+        XCTAssertEqual([grid.width, grid.height], [8 * 28 + 9 * 2, 2 * 28 + 3 * 2])
+        XCTAssertNotEqual(grid, try PNG.read(URL(fileURLWithPath: path("run/samples/epoch-004.png"))), "the model moved")
+        // 3 steps an epoch: the end of epoch 3 (step 9) and of training (step 12).
+        let checkpoints = try FileManager.default.contentsOfDirectory(atPath: path("run/checkpoints")).sorted()
+        XCTAssertEqual(checkpoints, ["step-12", "step-9"])
+        // TensorBoard: every logged line's loss, lr and images/s, and each epoch grid, as its events.
+        let logs = try FileManager.default.contentsOfDirectory(atPath: path("run/logs"))
+        XCTAssertEqual(logs.count, 1)
+        let events = try TensorBoardWriter.read(URL(fileURLWithPath: path("run/logs/" + logs[0])))
+        var losses: [Int: Float] = [:], images: [Int: Data] = [:], tags = Set<String>()
+        for event in events {
+            for (tag, value) in event.values {
+                tags.insert(tag)
+                if tag == "loss", case .scalar(let loss) = value { losses[event.step] = loss }
+                if case .image(let png, _, _, _) = value { images[event.step] = png }
+            }
+        }
+        XCTAssertEqual(tags, ["loss", "lr", "images_per_second", "samples"])
+        let logged = try String(contentsOfFile: path("run/log.jsonl"), encoding: .utf8).split(separator: "\n").map {
+            try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+        XCTAssertEqual(losses.count, logged.count)
+        for line in logged {
+            let step = try XCTUnwrap(line["step"] as? Int)
+            XCTAssertEqual(losses[step], Float(try XCTUnwrap(line["loss"] as? Double)), "step \(step)")
+        }
+        XCTAssertEqual(images.keys.sorted(), [6, 12])
+        XCTAssertEqual(try PNG.decode(try XCTUnwrap(images[6])), grid)
     }
 }

@@ -57,3 +57,27 @@ final class EMAAndLearningRateTests: XCTestCase {
         }
     }
 }
+
+final class GradientClippingTests: XCTestCase {
+    func testClippingEqualsClipGradNormOnEveryDevice() throws {
+        let fixture = try Fixtures.load("ema_lr.safetensors")
+        let shapes = [[7], [3, 4], [5]]
+        try DevicesUnderTest.each { device in
+            for maxNorm in [Float(0.5), 100] {
+                let parameters = try shapes.indices.map { i -> Tensor in
+                    let p = try Tensor.zeros(shapes[i], on: device)
+                    p.grad = try Tensor(fixture.values("clip/grad_\(i)"), shape: shapes[i], on: device)
+                    return p
+                }
+                let total = try XCTUnwrap(GradientClipping.clipNorm(parameters, maxNorm: maxNorm))
+                XCTAssertEqual(try total.item(), try fixture.values("clip/total")[0], accuracy: 1e-6)
+                for (i, p) in parameters.enumerated() {
+                    let expected = try fixture.values("clip/clipped_\(i)_\(maxNorm == 100 ? "100" : "0.5")")
+                    XCTAssertLessThan(relativeError(try p.grad!.toArray(), expected), 1e-6, "\(device.name) \(maxNorm) \(i)")
+                }
+            }
+            // The fixture's gradients are larger than 0.5 in all: clipping changed them.
+            XCTAssertGreaterThan(try fixture.values("clip/total")[0], 0.5)
+        }
+    }
+}

@@ -8,6 +8,9 @@ train_unconditional.py uses them (diffusers 0.42.1, torch 2.15).
   stepped 40 times while three parameters take random steps from ema/initial_<i>: ema/params_<i> holds every step's
   parameter values (step-major), ema/shadow_<i>_<k> the averages after step k, ema/decays each step's
   decay (cur_decay_value).
+- clip/...: torch.nn.utils.clip_grad_norm_ of three gradients (clip/grad_<i>) at max_norm 0.5
+  (clips: clip/clipped_<i>_0.5) and 100 (leaves them: clip/clipped_<i>_100), and the total norm
+  it returns (clip/total).
 """
 import os
 
@@ -58,6 +61,18 @@ def main():
     for i, h in enumerate(history):
         out[f"ema/params_{i}"] = torch.cat(h)
     out["ema/decays"] = torch.tensor(decays, dtype=torch.float64)
+    torch.manual_seed(1)
+    grads = [torch.randn(shape) * scale for shape, scale in [((7,), 0.3), ((3, 4), 0.05), ((5,), 1.0)]]
+    for i, g in enumerate(grads):
+        out[f"clip/grad_{i}"] = g.clone()
+    for max_norm in (0.5, 100):
+        params = [torch.nn.Parameter(torch.zeros_like(g)) for g in grads]
+        for p, g in zip(params, grads):
+            p.grad = g.clone()
+        total = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        out["clip/total"] = total.reshape(1).clone()
+        for i, p in enumerate(params):
+            out[f"clip/clipped_{i}_{max_norm}"] = p.grad.clone()
     save_file(out, os.path.join(FIXTURES, "ema_lr.safetensors"))
     print(len(out), "tensors")
 
