@@ -49,17 +49,22 @@ static int start(struct jpeg_decompress_struct *cinfo, const unsigned char *data
     return 0;
 }
 
+// Routes libjpeg's errors and warnings to `f` (the setjmp stays in the caller, whose frame lives on).
+static void prepare(struct jpeg_decompress_struct *cinfo, failure *f, char *message, size_t message_size) {
+    memset(f, 0, sizeof *f);
+    cinfo->err = jpeg_std_error(&f->manager);
+    f->manager.error_exit = fail;
+    f->manager.emit_message = warn;
+    f->manager.output_message = quiet;
+    f->message = message;
+    f->message_size = message_size;
+}
+
 int diffuse_jpeg_header(const unsigned char *data, size_t size, diffuse_jpeg_info *info, char *message,
                         size_t message_size) {
     struct jpeg_decompress_struct cinfo;
     failure f;
-    memset(&f, 0, sizeof f);
-    cinfo.err = jpeg_std_error(&f.manager);
-    f.manager.error_exit = fail;
-    f.manager.emit_message = warn;
-    f.manager.output_message = quiet;
-    f.message = message;
-    f.message_size = message_size;
+    prepare(&cinfo, &f, message, message_size);
     if (setjmp(f.escape)) {
         jpeg_destroy_decompress(&cinfo);
         return 1;
@@ -74,13 +79,7 @@ int diffuse_jpeg_decode(const unsigned char *data, size_t size, unsigned char *o
                         diffuse_jpeg_info *info, char *message, size_t message_size) {
     struct jpeg_decompress_struct cinfo;
     failure f;
-    memset(&f, 0, sizeof f);
-    cinfo.err = jpeg_std_error(&f.manager);
-    f.manager.error_exit = fail;
-    f.manager.emit_message = warn;
-    f.manager.output_message = quiet;
-    f.message = message;
-    f.message_size = message_size;
+    prepare(&cinfo, &f, message, message_size);
     if (setjmp(f.escape)) {
         jpeg_destroy_decompress(&cinfo);
         return 1;

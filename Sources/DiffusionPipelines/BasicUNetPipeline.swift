@@ -87,7 +87,9 @@ public final class BasicUNetPipeline: TrainablePipeline {
         let sample = samples.count == 1 ? samples[0] : try Tensor.concatenate(samples, axis: 0)
         let figure =
             request.recordTrajectory
-            ? try Figures.trajectory(inputs: trajectory.inputs, predictions: trajectory.predictions, shape: noise.shape) : nil
+            ? try Figures.trajectory(
+                inputs: trajectory.inputs, predictions: trajectory.predictions, shape: noise.shape,
+                steps: request.recordedSteps(of: sampler.steps).sorted(), total: sampler.steps) : nil
         return SampleOutput(sample: sample, images: try sample.clamped(0, 1), trajectory: figure)
     }
 

@@ -34,10 +34,11 @@ public final class BasicUNetRun {
         try trainer.options.write(into: folder)
 
         let resume = try start.prepare(trainer, folder: folder)
-        let events = try RunEvents(folder: folder, options: trainer.options)
+        let events = try RunEvents(folder: folder, trainer: trainer)
         try trainer.train(
             logURL: file("log.jsonl"), progress: progress, checkpoint: checkpoint, resume: resume,
-            epochSamples: { try events.epochSamples(self.sampleGrid(), epoch: $0, step: $1) }, onLog: events.logged)
+            epochSamples: { try events.epochSamples(self.sampleGrid(), epoch: $0, step: $1) }, onLog: events.logged,
+            onCheckpoint: events.report)
 
         // The last checkpoint (at the final step) already wrote the model folder.
         try PNG.write(Figures.lossCurve(trainer.log), to: file("loss.png"))
@@ -48,6 +49,7 @@ public final class BasicUNetRun {
                 to: file("predictions.png"))
         }
         try PNG.write(sampleGrid(), to: file("samples.png"))
+        try events.report()
     }
 
     /// 64 samples from the run's fixed figure seed with the model the run saves: samples.png, and

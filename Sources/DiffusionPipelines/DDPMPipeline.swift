@@ -76,7 +76,7 @@ public final class DDPMPipeline: TrainablePipeline {
             request.recordTrajectory
             ? try Figures.trajectory(
                 inputs: result.trajectory.inputs, predictions: result.trajectory.predictions, shape: noise.shape,
-                low: -1, high: 1) : nil
+                steps: request.recordedSteps(of: sampler.steps).sorted(), total: sampler.steps, low: -1, high: 1) : nil
         return SampleOutput(
             sample: result.sample, images: try result.sample.affine(scale: 0.5, shift: 0.5).clamped(0, 1),
             trajectory: figure)

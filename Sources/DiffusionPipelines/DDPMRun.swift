@@ -29,13 +29,15 @@ public final class DDPMRun {
     public func execute(progress: ProgressLine) throws {
         let resume = try start.prepare(trainer, folder: folder)
         try trainer.options.write(into: folder)
-        let events = try RunEvents(folder: folder, options: trainer.options)
+        let events = try RunEvents(folder: folder, trainer: trainer)
         try trainer.train(
             logURL: folder.appendingPathComponent("log.jsonl"), progress: progress, checkpoint: checkpoint, resume: resume,
-            epochSamples: { try events.epochSamples(self.sampleGrid(), epoch: $0, step: $1) }, onLog: events.logged)
+            epochSamples: { try events.epochSamples(self.sampleGrid(), epoch: $0, step: $1) }, onLog: events.logged,
+            onCheckpoint: events.report)
         // The last checkpoint (at the final step) already wrote the pipeline folder.
         try PNG.write(Figures.lossCurve(trainer.log), to: folder.appendingPathComponent("loss.png"))
         try PNG.write(sampleGrid(), to: folder.appendingPathComponent("samples.png"))
+        try events.report()
     }
 
     /// 16 samples from the run's fixed figure seed, 50 DDIM steps, with the model the run saves

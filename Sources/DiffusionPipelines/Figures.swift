@@ -29,15 +29,21 @@ public enum Figures {
         try Tensor((0..<n).map { n > 1 ? Float($0) / Float(n - 1) : 0 }, shape: [n], on: device)
     }
 
-    /// Two rows: the clean images and the same images corrupted by amounts rising from 0 to 1.
+    /// The amounts of `rampAmounts` as column labels.
+    static func amountLabels(_ n: Int) -> [String] {
+        (0..<n).map { String(format: "%.2f", n > 1 ? Double($0) / Double(n - 1) : 0) }
+    }
+
+    /// Two rows: the clean images and the same images corrupted by amounts rising from 0 to 1,
+    /// each amount under its column.
     public static func corruption(clean: Tensor, generator: RandomGenerator) throws -> Image8 {
         let amount = try rampAmounts(clean.shape[0], device: clean.device)
         let noise = try Tensor.uniform(clean.shape, generator: generator, on: clean.device)
         let noisy = try Corruption.corrupt(clean, noise: noise, amount: amount)
-        return try ImageGrid.rows([
-            tiles(try clean.toArray(), shape: clean.shape),
-            tiles(try noisy.toArray(), shape: clean.shape),
-        ])
+        return try LabelledFigure.render(
+            [tiles(try clean.toArray(), shape: clean.shape), tiles(try noisy.toArray(), shape: clean.shape)],
+            title: "Corruption (amount under each column)", rowNames: ["input", "corrupted"],
+            columnLabels: amountLabels(clean.shape[0]))
     }
 
     /// Three rows: inputs, corrupted inputs (amount 0 to 1) and the model's predictions of the clean image.
@@ -46,19 +52,25 @@ public enum Figures {
         let noise = try Tensor.uniform(clean.shape, generator: generator, on: clean.device)
         let noisy = try Corruption.corrupt(clean, noise: noise, amount: amount)
         let predicted = try GradMode.withoutGradients { try model(noisy) }
-        return try ImageGrid.rows([clean, noisy, predicted].map { tiles(try $0.toArray(), shape: clean.shape) })
+        return try LabelledFigure.render(
+            [clean, noisy, predicted].map { tiles(try $0.toArray(), shape: clean.shape) },
+            title: "Predictions (corruption amount under each column)", rowNames: ["input", "corrupted", "prediction"],
+            columnLabels: amountLabels(clean.shape[0]))
     }
 
-    /// One row per sampling step: the step's input images, then its predictions of the clean image,
-    /// with [low, high] mapped to black..white.
+    /// One row per drawn sampling step, named by its number (`steps`, 0-based, of `total`): the
+    /// step's input images, then its predictions of the clean image, [low, high] mapped to
+    /// black..white.
     public static func trajectory(
-        inputs: [[Float]], predictions: [[Float]], shape: [Int], low: Float = 0,
+        inputs: [[Float]], predictions: [[Float]], shape: [Int], steps: [Int], total: Int, low: Float = 0,
         high: Float = 1
     ) throws -> Image8 {
         let rows = zip(inputs, predictions).map { input, prediction in
             tiles(input, shape: shape, low: low, high: high) + tiles(prediction, shape: shape, low: low, high: high)
         }
-        return try ImageGrid.rows(rows)
+        return try LabelledFigure.render(
+            rows, title: "Sampling: inputs (left), predictions (right)",
+            rowNames: steps.map { "step \($0 + 1)/\(total)" })
     }
 
     public static func lossCurve(_ log: [TrainingLogEntry]) -> Image8 {

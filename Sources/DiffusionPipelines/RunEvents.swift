@@ -1,4 +1,5 @@
-// What a run reports as it goes besides log.jsonl: the epoch sample grids, and with
+// What a run reports as it goes besides log.jsonl: report.html at every checkpoint and grid,
+// the epoch sample grids, and with
 // `--logger tensorboard` the scalars and grids as TensorBoard events in <run>/logs/ (where
 // train_unconditional.py's logging_dir puts them), so `tensorboard --logdir runs` shows every run.
 import DataIO
@@ -6,11 +7,20 @@ import Foundation
 
 final class RunEvents {
     let folder: URL
+    unowned let trainer: Trainer
     let writer: TensorBoardWriter?
 
-    init(folder: URL, options: TrainingOptions) throws {
+    init(folder: URL, trainer: Trainer) throws {
         self.folder = folder
-        writer = options.logger == .tensorboard ? try TensorBoardWriter(folder: folder.appendingPathComponent("logs")) : nil
+        self.trainer = trainer
+        writer =
+            trainer.options.logger == .tensorboard
+            ? try TensorBoardWriter(folder: folder.appendingPathComponent("logs")) : nil
+    }
+
+    /// Rewrites report.html from what the run folder holds now.
+    func report() throws {
+        try RunReport.write(run: folder, options: trainer.options, log: trainer.log, totalSteps: trainer.totalSteps)
     }
 
     func logged(_ entry: TrainingLogEntry) throws {
@@ -23,5 +33,6 @@ final class RunEvents {
     func epochSamples(_ grid: Image8, epoch: Int, step: Int) throws {
         try PNG.write(grid, to: EpochSamples.url(in: folder, epoch: epoch))
         try writer?.image("samples", grid, step: step)
+        try report()
     }
 }

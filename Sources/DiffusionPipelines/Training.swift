@@ -54,11 +54,12 @@ extension Trainer {
     /// checkpointing by `checkpoint`, continuing from `resume` when given (its weights and optimizer
     /// state already restored, `log` holding its earlier lines).
     /// `epochSamples(epoch, step)` runs after every `save_images_epochs`-th epoch (the run draws
-    /// its samples/epoch-NNN.png there); `onLog` gets each log line as it is written.
+    /// its samples/epoch-NNN.png there); `onLog` gets each log line as it is written, and
+    /// `onCheckpoint` runs after each checkpoint is published.
     public func train(
         logURL: URL?, progress: ProgressLine, checkpoint: CheckpointPlan? = nil,
         resume: TrainerState? = nil, epochSamples: ((_ epoch: Int, _ step: Int) throws -> Void)? = nil,
-        onLog: ((TrainingLogEntry) throws -> Void)? = nil
+        onLog: ((TrainingLogEntry) throws -> Void)? = nil, onCheckpoint: (() throws -> Void)? = nil
     ) throws {
         let total = totalSteps
         // Over the epochs' steps, as train_unconditional.py's len(train_dataloader) * num_epochs:
@@ -165,6 +166,7 @@ extension Trainer {
                         epochStartOffset: epochStartOffset, randomOffset: generator.offset,
                         optimizerStep: optimizer.step)
                     try Checkpoint.save(self, state: state, plan: checkpoint)
+                    try onCheckpoint?()
                 }
                 if let signal {
                     progress.finish()

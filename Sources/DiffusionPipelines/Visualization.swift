@@ -31,10 +31,10 @@ public enum Visualization {
         }
         let estimate = try scheduler.predictedOriginal(output, sample: noisy, timesteps: timesteps)
         let shape = x0.shape
-        return try ImageGrid.rows(
-            [x0, noisy, estimate].map {
-                Figures.tiles(try $0.toArray(), shape: shape, low: -1, high: 1)
-            })
+        return try LabelledFigure.render(
+            [x0, noisy, estimate].map { Figures.tiles(try $0.toArray(), shape: shape, low: -1, high: 1) },
+            title: "Predictions (timestep under each column)", rowNames: ["input", "noised", "prediction"],
+            columnLabels: timesteps.map { "\($0)" })
     }
 }
 

@@ -50,7 +50,8 @@ final class CLITests: XCTestCase {
         let weights = try Safetensors.read(URL(fileURLWithPath: path("run/unet/diffusion_pytorch_model.safetensors")))
         XCTAssertEqual(weights.tensors["down_layers.0.weight"]?.shape, [32, 1, 5, 5])
         XCTAssertEqual(weights.tensors.values.reduce(0) { $0 + $1.values.count }, 309_057)
-        XCTAssertEqual(try PNG.read(URL(fileURLWithPath: path("run/predictions.png"))).channels, 1)
+        // Labelled: an RGB canvas with the title, row names and amounts around the grey tiles.
+        XCTAssertEqual(try PNG.read(URL(fileURLWithPath: path("run/predictions.png"))).channels, 3)
 
         // Sampling from a given noise tensor is deterministic and saves the unclamped sample.
         let noise = (0..<(2 * 784)).map { Float($0 % 97) / 97 }

@@ -23,10 +23,12 @@ final class VisualizeCLITests: XCTestCase {
         try server.start()
         defer { server.stop() }
         let environment = ["HF_ENDPOINT": server.endpoint, "HF_HUB_CACHE": work.appendingPathComponent("hub").path]
-        // (model, columns, tile side, channels): the BasicUNet run is 28x28 grey, tiny-ddpm 8x8 RGB.
-        for (model, count, side, channels) in [
-            (run, 5, 28, 1), (fixtures.appendingPathComponent("tiny-ddpm").path, 4, 8, 3),
-            ("diffuse-test/tiny-ddpm", 3, 8, 3),
+        // (model, columns, tile side, title): the BasicUNet run is 28x28 grey, tiny-ddpm 8x8 RGB.
+        let basicTitle = "Predictions (corruption amount under each column)"
+        let ddpmTitle = "Predictions (timestep under each column)"
+        for (model, count, side, title) in [
+            (run, 5, 28, basicTitle), (fixtures.appendingPathComponent("tiny-ddpm").path, 4, 8, ddpmTitle),
+            ("diffuse-test/tiny-ddpm", 3, 8, ddpmTitle),
         ] {
             let output = work.appendingPathComponent("\(count).png")
             let result = try CLI.run(
@@ -36,9 +38,19 @@ final class VisualizeCLITests: XCTestCase {
                 ], environment: environment)
             XCTAssertEqual(result.status, 0, result.stderr)
             let png = try PNG.read(output)
-            XCTAssertEqual(png.width, count * (side + 2) + 2, model)
-            XCTAssertEqual(png.height, 3 * (side + 2) + 2, "three rows: clean, noised, predicted")
-            XCTAssertEqual(png.channels, channels)
+            // The grid of three rows (clean, noised, predicted) with a 2-pixel border, the row names
+            // left of it ("prediction" is 59 pixels of 6-pixel glyphs, then 8), the title above
+            // (7-pixel glyphs, 10 below) and the column labels under it (7 + 6).
+            let gridWidth = count * (side + 2) + 2, gridHeight = 3 * (side + 2) + 2
+            XCTAssertEqual(png.width, max(67 + gridWidth, title.count * 6 - 1 + 8), model)
+            XCTAssertEqual(png.height, 17 + gridHeight + 13, model)
+            XCTAssertEqual(png.channels, 3)
+            // Words are drawn: dark pixels in the row-name margin and in the label band.
+            func dark(x: Range<Int>, y: Range<Int>) -> Int {
+                y.reduce(0) { sum, row in sum + x.filter { png.pixels[(row * png.width + $0) * 3] < 100 }.count }
+            }
+            XCTAssertGreaterThan(dark(x: 0..<60, y: 17..<(17 + gridHeight)), 50, "row names")
+            XCTAssertGreaterThan(dark(x: 67..<png.width, y: (17 + gridHeight)..<png.height), 20, "column labels")
         }
         let again = try CLI.run([
             "visualize", run, "--dataset", data, "--count", "5",
