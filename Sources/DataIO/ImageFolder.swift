@@ -86,7 +86,9 @@ public struct ImageFolder {
     static func headerChannels(_ url: URL) -> Int? {
         guard let handle = try? FileHandle(forReadingFrom: url) else { return nil }
         defer { try? handle.close() }
-        guard let data = try? handle.read(upToCount: 1 << 18), data.count >= 8 else { return nil }
+        // 4 KiB hold a PNG's IHDR and most JPEG headers; a JPEG whose metadata (EXIF, a thumbnail)
+        // comes first is read further, up to 256 KiB, so a large folder's scan stays cheap.
+        guard var data = try? handle.read(upToCount: 1 << 12), data.count >= 8 else { return nil }
         let bytes = [UInt8](data)
         if bytes.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) {
             // IHDR: length, "IHDR", width, height, bit depth, colour type (0 and 4 are grey).
@@ -98,6 +100,11 @@ public struct ImageFolder {
             return colorType == 0 || colorType == 4 ? 1 : 3
         }
         if bytes.starts(with: [0xFF, 0xD8, 0xFF]) {
+            if (try? JPEG.header(data)) == nil, data.count == 1 << 12,
+                let more = try? handle.read(upToCount: (1 << 18) - data.count)
+            {
+                data.append(more)
+            }
             guard let header = try? JPEG.header(data) else { return nil }
             guard (1...JPEG.maximumSide).contains(header.width), (1...JPEG.maximumSide).contains(header.height) else {
                 return nil

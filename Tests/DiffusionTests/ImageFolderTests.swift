@@ -122,6 +122,22 @@ final class ImageFolderTests: XCTestCase {
         XCTAssertEqual(batcher.placement(key: key, position: 7), batcher.placement(key: key, position: 7))
     }
 
+    /// A JPEG whose header comes after 20 KB of metadata (a comment segment here, EXIF in
+    /// practice) is found by the scan, which reads only 4 KiB of most files.
+    func testAJPEGWithLongMetadataIsStillFound() throws {
+        let scratch = try makeScratchDirectory()
+        let jpeg = [UInt8](try Data(contentsOf: Self.root.appendingPathComponent("boots/b.JPG")))
+        var comment: [UInt8] = [0xFF, 0xFE, 0x4E, 0x22]  // COM, length 20,002 (itself included)
+        comment += [UInt8](repeating: 0x41, count: 20_000)
+        try Data(Array(jpeg[0..<2]) + comment + Array(jpeg[2...])).write(to: scratch.appendingPathComponent("long.jpg"))
+        let folder = try ImageFolder(directory: scratch)
+        XCTAssertEqual(folder.files, ["long.jpg"])
+        XCTAssertEqual(folder.channels, [3])
+        XCTAssertEqual(
+            try ImageFile.read(scratch.appendingPathComponent("long.jpg")),
+            try ImageFile.read(Self.root.appendingPathComponent("boots/b.JPG")))
+    }
+
     func testEmptyAndImagelessFoldersAreRefusedInOneLine() throws {
         let scratch = try makeScratchDirectory()
         assertInputError(["no readable PNG or JPEG"]) { _ = try ImageFolder(directory: scratch) }
