@@ -42,6 +42,19 @@ public struct BenchWorkload {
 
 public enum Benchmark {
     public static let names = ["basic_unet_train", "basic_unet_forward", "unet2d_train", "unet2d_sample_step"]
+    /// Workloads run only when named (`--workload`): train_unconditional.py's RGB model at 32 and 64
+    /// pixels, each step hundreds of times the tutorial model's work.
+    public static let namedOnly = ["unet2d_rgb32_train", "unet2d_rgb32_sample_step", "unet2d_rgb64_train"]
+
+    /// The batch each workload runs at unless told: the recipes' own.
+    public static func defaultBatch(_ name: String, requested: Int) -> Int {
+        switch name {
+        case "unet2d_train": return 64
+        case "unet2d_sample_step", "unet2d_rgb32_train", "unet2d_rgb32_sample_step": return 8
+        case "unet2d_rgb64_train": return 4
+        default: return requested
+        }
+    }
 
     /// Runs the step once to warm up (pools, caches, kernel builds), calls `afterWarmUp`, then runs it
     /// repeatedly for at least `seconds`. Each run's result is read back, so the clock covers
@@ -77,6 +90,15 @@ public enum Benchmark {
         case "basic_unet_forward": return try basicUNetForward(device: device, batchSize: batchSize)
         case "unet2d_train": return try unet2dTraining(device: device, batchSize: batchSize)
         case "unet2d_sample_step": return try unet2dSamplingStep(device: device, batchSize: batchSize)
+        case "unet2d_rgb32_train":
+            return try unet2dTraining(
+                device: device, batchSize: batchSize, config: .trainUnconditional(sampleSize: 32), name: name)
+        case "unet2d_rgb64_train":
+            return try unet2dTraining(
+                device: device, batchSize: batchSize, config: .trainUnconditional(sampleSize: 64), name: name)
+        case "unet2d_rgb32_sample_step":
+            return try unet2dSamplingStep(
+                device: device, batchSize: batchSize, config: .trainUnconditional(sampleSize: 32), name: name)
         case "gemm_1024": return try gemm(device: device)
         default: throw DiffuseError.usage("unknown workload \(name); known: \(names.joined(separator: ", ")), gemm_1024")
         }
@@ -111,15 +133,19 @@ public enum Benchmark {
 
     /// UNet2DModel DDPM training steps: Gaussian noise, a random timestep per image, add_noise,
     /// epsilon prediction, MSE and AdamW (lr 4e-4), as the tutorial's second recipe.
-    public static func unet2dTraining(device: Device, batchSize: Int) throws -> BenchWorkload {
+    public static func unet2dTraining(
+        device: Device, batchSize: Int, config: UNet2DConfig = .tutorial, name: String = "unet2d_train"
+    ) throws -> BenchWorkload {
         let generator = RandomGenerator(seed: 1)
-        let model = try UNet2DModel(config: .tutorial, generator: generator, device: device)
+        let model = try UNet2DModel(config: config, generator: generator, device: device)
+        let side = config.sampleSize ?? 28
         var schedulerConfig = SchedulerConfig()
         schedulerConfig.betaSchedule = .squaredCosCapV2
         let scheduler = try DDPMScheduler(config: schedulerConfig)
         let optimizer = try Adam(parameters: model.parameters, learningRate: 4e-4, variant: .adamw)
-        let clean = try Tensor.uniform([batchSize, 1, 28, 28], low: -1, high: 1, generator: generator, on: device)
-        return BenchWorkload(name: "unet2d_train", batchSize: batchSize) {
+        let clean = try Tensor.uniform(
+            [batchSize, config.inChannels, side, side], low: -1, high: 1, generator: generator, on: device)
+        return BenchWorkload(name: name, batchSize: batchSize) {
             let noise = try Tensor.normal(clean.shape, generator: generator, on: device)
             let timesteps = generator.nextInts(count: batchSize, below: 1000)
             let noisy = try scheduler.addNoise(clean, noise: noise, timesteps: timesteps)
@@ -132,12 +158,15 @@ public enum Benchmark {
     }
 
     /// One DDPM sampling step of UNet2DModel (forward plus scheduler step), batch `batchSize`.
-    public static func unet2dSamplingStep(device: Device, batchSize: Int) throws -> BenchWorkload {
+    public static func unet2dSamplingStep(
+        device: Device, batchSize: Int, config: UNet2DConfig = .tutorial, name: String = "unet2d_sample_step"
+    ) throws -> BenchWorkload {
         let generator = RandomGenerator(seed: 1)
-        let model = try UNet2DModel(config: .tutorial, generator: generator, device: device)
+        let model = try UNet2DModel(config: config, generator: generator, device: device)
         let scheduler = try DDPMScheduler()
-        var sample = try Tensor.normal([batchSize, 1, 28, 28], generator: generator, on: device)
-        return BenchWorkload(name: "unet2d_sample_step", batchSize: batchSize) {
+        let side = config.sampleSize ?? 28
+        var sample = try Tensor.normal([batchSize, config.inChannels, side, side], generator: generator, on: device)
+        return BenchWorkload(name: name, batchSize: batchSize) {
             let output = try model(sample, timesteps: Array(repeating: 500, count: batchSize))
             let noise = try Tensor.normal(sample.shape, generator: generator, on: device)
             sample = try scheduler.step(

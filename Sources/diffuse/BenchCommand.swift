@@ -33,7 +33,10 @@ struct BenchCommand: ParsableCommand {
     var torchDevice = TorchDevice.cpu
     @Flag(help: "Also time a 1024^3 GEMM on each device (GFLOP/s).")
     var gemm = false
-    @Option(help: "Only these workloads (repeatable): basic_unet_train, basic_unet_forward, unet2d_train, unet2d_sample_step.")
+    @Option(
+        help: ArgumentHelp(
+            "Only these workloads (repeatable): \(Benchmark.names.joined(separator: ", ")); and, only when named, "
+                + "\(Benchmark.namedOnly.joined(separator: ", ")) (train_unconditional.py's RGB model)."))
     var workload: [String] = []
     @Flag(
         help:
@@ -43,7 +46,7 @@ struct BenchCommand: ParsableCommand {
     )
     var profile = false
 
-    static let workloads = Benchmark.names
+    static let workloads = Benchmark.names + Benchmark.namedOnly
 
     func validate() throws {
         guard batchSize > 0, seconds > 0 else { throw ValidationError("--batch-size and --seconds must be positive") }
@@ -56,15 +59,17 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
-        let wanted = BenchCommand.workloads.filter { workload.isEmpty || workload.contains($0) } + (gemm ? ["gemm_1024"] : [])
+        let wanted =
+            Benchmark.names.filter { workload.isEmpty || workload.contains($0) } + Benchmark.namedOnly.filter(workload.contains)
+            + (gemm ? ["gemm_1024"] : [])
         let devices: [Device] = device == "all" ? try DeviceChoice.available() : [try DeviceChoice.resolve(device)]
         var results: [BenchResult] = []
         var profiles: [KernelProfileRow] = []
         for d in devices {
             let opencl = d as? OpenCLDevice
             for name in wanted {
-                // UNet2DModel runs at the seed recipe's sizes: 64 for training, 8 for a sampling step.
-                let batch = name == "unet2d_train" ? 64 : name == "unet2d_sample_step" ? 8 : batchSize
+                // UNet2DModel runs at its recipes' sizes (64 for the tutorial's training, 8 for a sampling step).
+                let batch = Benchmark.defaultBatch(name, requested: batchSize)
                 let w = try Benchmark.workload(name, device: d, batchSize: batch)
                 let (result, runs) = try Benchmark.measure(w, device: d, seconds: seconds) {
                     if profile { opencl?.setProfiling(true) }
@@ -84,7 +89,7 @@ struct BenchCommand: ParsableCommand {
             let torchWorkloads =
                 workload.isEmpty && !gemm
                 ? []
-                : (workload.isEmpty ? BenchCommand.workloads : workload)
+                : (workload.isEmpty ? Benchmark.names : workload)
                     + (gemm ? ["gemm_1024"] : [])
             torch = try TorchBaseline.run(
                 python: python, script: torchScript, batchSize: batchSize, seconds: seconds,

@@ -1,4 +1,5 @@
-"""PyTorch twin of `diffuse bench`: the same workloads (BasicUNet, the seed UNet2DModel, a 1024^3
+"""PyTorch twin of `diffuse bench`: the same workloads (BasicUNet, the seed UNet2DModel, train_unconditional.py's
+RGB model at 32 and 64 pixels when named, a 1024^3
 GEMM) in eager PyTorch on the CPU or a CUDA GPU, printed as the same JSON list (name, device,
 batch_size, images_per_second; gflops for the GEMM). `diffuse bench --torch-script` runs it.
 CUDA timings synchronise before the clock is read, so queued work is counted.
@@ -85,6 +86,29 @@ def main():
             out = unet(sample8, 500).sample
             sampler.step(out, 500, sample8)
 
+    # train_unconditional.py's model, built only when asked for (113.7M parameters).
+    def rgb_workloads(size, batch):
+        model = UNet2DModel(sample_size=size, in_channels=3, out_channels=3, layers_per_block=2,
+                            block_out_channels=(128, 128, 256, 256, 512, 512),
+                            down_block_types=("DownBlock2D",) * 4 + ("AttnDownBlock2D", "DownBlock2D"),
+                            up_block_types=("UpBlock2D", "AttnUpBlock2D") + ("UpBlock2D",) * 4).to(dev)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        clean = torch.rand(batch, 3, size, size, device=dev) * 2 - 1
+
+        def train():
+            noise = torch.randn_like(clean)
+            timesteps = torch.randint(0, 999, (batch,), device=dev).long()
+            loss = F.mse_loss(model(scheduler.add_noise(clean, noise, timesteps), timesteps).sample, noise)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+        def sample():
+            with torch.no_grad():
+                sampler.step(model(clean, 500).sample, 500, clean)
+
+        return train, sample
+
     a1024 = torch.rand(1024, 1024, device=dev)
     b1024 = torch.rand(1024, 1024, device=dev)
 
@@ -97,6 +121,11 @@ def main():
         ("unet2d_train", 64, unet_train_step),
         ("unet2d_sample_step", 8, unet_sample_step),
     ]
+    if "unet2d_rgb32_train" in args.workload or "unet2d_rgb32_sample_step" in args.workload:
+        train32, sample32 = rgb_workloads(32, 8)
+        workloads += [("unet2d_rgb32_train", 8, train32), ("unet2d_rgb32_sample_step", 8, sample32)]
+    if "unet2d_rgb64_train" in args.workload:
+        workloads.append(("unet2d_rgb64_train", 4, rgb_workloads(64, 4)[0]))
     results = [dict(name=name, device=device, batch_size=batch,
                     images_per_second=images_per_second(batch, args.seconds, body, sync))
                for name, batch, body in workloads if not args.workload or name in args.workload]

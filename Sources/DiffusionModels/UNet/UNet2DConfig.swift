@@ -54,6 +54,21 @@ public struct UNet2DConfig: Codable, Equatable, Sendable {
         return config
     }
 
+    /// diffusers' examples/unconditional_image_generation/train_unconditional.py model (the
+    /// butterflies' size): RGB, channels 128/128/256/256/512/512, two layers per block, attention
+    /// at the second-lowest level; about 113.7M parameters.
+    public static func trainUnconditional(sampleSize: Int) -> UNet2DConfig {
+        var config = UNet2DConfig()
+        config.sampleSize = sampleSize
+        config.inChannels = 3
+        config.outChannels = 3
+        config.layersPerBlock = 2
+        config.blockOutChannels = [128, 128, 256, 256, 512, 512]
+        config.downBlockTypes = [.downBlock2D, .downBlock2D, .downBlock2D, .downBlock2D, .attnDownBlock2D, .downBlock2D]
+        config.upBlockTypes = [.upBlock2D, .attnUpBlock2D, .upBlock2D, .upBlock2D, .upBlock2D, .upBlock2D]
+        return config
+    }
+
     enum CodingKeys: String, CodingKey {
         case className = "_class_name"
         case sampleSize = "sample_size"
