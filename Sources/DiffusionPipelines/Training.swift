@@ -14,10 +14,23 @@ public struct TrainingLogEntry: Codable, Equatable, Sendable {
     public var loss: Double
     public var lr: Double
     public var imagesPerSecond: Double
+    /// Seconds the loop waited for the loader's batches since the previous line (nil in logs
+    /// written before it was measured).
+    public var dataWaitSeconds: Double?
+
+    public init(step: Int, epoch: Int, loss: Double, lr: Double, imagesPerSecond: Double, dataWaitSeconds: Double? = nil) {
+        self.step = step
+        self.epoch = epoch
+        self.loss = loss
+        self.lr = lr
+        self.imagesPerSecond = imagesPerSecond
+        self.dataWaitSeconds = dataWaitSeconds
+    }
 
     enum CodingKeys: String, CodingKey {
         case step, epoch, loss, lr
         case imagesPerSecond = "images_per_second"
+        case dataWaitSeconds = "data_wait_seconds"
     }
 }
 
@@ -70,6 +83,7 @@ extension Trainer {
         var lossSum = try Tensor.zeros([], on: device)
         var lossesSinceLog = 0
         var imagesSinceLog = 0
+        var waitSinceLog = 0.0
         var intervalStart = Date()
         let start = Date()
         let stepsBefore = step
@@ -107,9 +121,11 @@ extension Trainer {
                 for batchIndex in group {
                     let first = starts[batchIndex]
                     let indices = order[first..<min(first + options.batchSize, order.count)]
+                    let asked = Date()
+                    let values = try prefetcher.batch(batchIndex - firstBatch)
+                    waitSinceLog += Date().timeIntervalSince(asked)
                     let clean = try Tensor(
-                        prefetcher.batch(batchIndex - firstBatch),
-                        shape: [indices.count, batcher.channels, batcher.size, batcher.size], on: device)
+                        values, shape: [indices.count, batcher.channels, batcher.size, batcher.size], on: device)
                     let labels = indices.map { batcher.label($0) }
                     // As accelerate's backward: each batch's loss divided by the accumulation steps.
                     let loss = try backward(clean, labels: labels, lossScale: 1 / Float(accumulation))
@@ -141,7 +157,7 @@ extension Trainer {
                         // As train_unconditional.py logs lr_scheduler.get_last_lr() after its step.
                         step: step, epoch: epoch, loss: meanLoss,
                         lr: schedule.learningRate(base: options.learningRate, step: step),
-                        imagesPerSecond: rate)
+                        imagesPerSecond: rate, dataWaitSeconds: waitSinceLog)
                     log.append(entry)
                     try onLog?(entry)
                     if let logURL {
@@ -156,6 +172,7 @@ extension Trainer {
                     lossSum = try Tensor.zeros([], on: device)
                     lossesSinceLog = 0
                     imagesSinceLog = 0
+                    waitSinceLog = 0
                     intervalStart = now
                 }
                 let signal = Interruption.pending
