@@ -22,6 +22,15 @@ public struct TrainingDefaults: Sendable {
     public var epochs: Int
     public var learningRate: Double
     public var optimizer: Adam.Variant
+    /// Gradient clipping when the user gives none (nil: none).
+    public var maxGradNorm: Double?
+
+    public init(epochs: Int, learningRate: Double, optimizer: Adam.Variant, maxGradNorm: Double? = nil) {
+        self.epochs = epochs
+        self.learningRate = learningRate
+        self.optimizer = optimizer
+        self.maxGradNorm = maxGradNorm
+    }
 }
 
 public struct TrainingRequest {

@@ -110,8 +110,8 @@ struct TrainCommand: ParsableCommand {
     @Option(
         parsing: .unconditional,
         help: ArgumentHelp(
-            "Clip the gradients' total norm to this before each optimizer step; 0: never. Default: 1.0 for unet2d on an "
-                + "image folder (train_unconditional.py's), none otherwise (the tutorial's)."))
+            "Clip the gradients' total norm to this before each optimizer step; 0: never (the tutorial's loop). Default: 1.0 "
+                + "for unet2d (train_unconditional.py's), none for basic-unet."))
     var maxGradNorm: Double?
     @Option(
         parsing: .unconditional,
@@ -248,7 +248,7 @@ struct TrainCommand: ParsableCommand {
         options.betaSchedule = betaSchedule ?? .squaredCosCapV2
         options.optimizer = optimizer ?? defaults.optimizer
         options.gradientAccumulationSteps = gradientAccumulationSteps
-        options.maxGradNorm = maxGradNorm
+        options.maxGradNorm = maxGradNorm ?? defaults.maxGradNorm
         options.logger = logger
         options.saveImagesEpochs = saveImagesEpochs
         options.saveModelEpochs = saveModelEpochs

@@ -61,6 +61,10 @@ final class TrainRecipeOptionsCLITests: XCTestCase {
         XCTAssertTrue(model == (try weights("run/checkpoints/step-6/unet_ema/diffusion_pytorch_model.safetensors")))
         XCTAssertFalse(model == (try weights("run/checkpoints/step-6/unet/diffusion_pytorch_model.safetensors")))
         XCTAssertTrue(FileManager.default.fileExists(atPath: path("run/checkpoints/step-6/unet_ema/config.json")))
+        // unet2d clips at 1.0 unless told, as train_unconditional.py does, and records it for --resume.
+        let options = try JSONSerialization.jsonObject(
+            with: Data(contentsOf: URL(fileURLWithPath: path("run/training_config.json"))))
+        XCTAssertEqual((options as? [String: Any])?["max_grad_norm"] as? Double, 1)
     }
 
     func testARunWithAnAverageAndAScheduleResumesExactly() throws {
@@ -94,7 +98,7 @@ final class TrainRecipeOptionsCLITests: XCTestCase {
         let file = "/unet/diffusion_pytorch_model.safetensors"
         XCTAssertTrue(try weights("whole" + file) == weights("broken" + file), "weights differ after the resume")
         for (name, arguments) in [
-            ("unclipped", ["--gradient-accumulation-steps", "2", "--max-steps", "4"]),
+            ("unclipped", ["--gradient-accumulation-steps", "2", "--max-grad-norm", "0", "--max-steps", "4"]),
             ("unaccumulated", ["--max-grad-norm", "0.5", "--max-steps", "4"]),
         ] {
             result = try train(arguments + ["--epochs", "2", "--output", path(name)])

@@ -106,7 +106,8 @@ def frechet(a, b):
 def diffuse(seed, steps, samples):
     binary = os.path.join(ROOT, ".build", "release", "diffuse")
     run = os.path.join(OUT, f"diffuse-seed{seed}")
-    subprocess.run([binary, "train", "--model", "unet2d", "--epochs", "1", "--max-steps", str(steps), "--batch-size", "64",
+    # --max-grad-norm 0: the tutorial's loop, which does not clip (unet2d clips at 1.0 by default).
+    subprocess.run([binary, "train", "--model", "unet2d", "--max-grad-norm", "0", "--epochs", "1", "--max-steps", str(steps), "--batch-size", "64",
                     "--seed", str(seed), "--device", "cpu", "--output", run, "--overwrite", "--quiet"], check=True)
     chunks = []
     for chunk in range((samples + 249) // 250):
