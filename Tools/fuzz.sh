@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzes one reader with libFuzzer and AddressSanitizer (issue 10 item 7):
-#   Tools/fuzz.sh READER SECONDS      READER: safetensors pickle png idx model_index scheduler_config unet_config
+#   Tools/fuzz.sh READER SECONDS      READER: safetensors pickle png jpeg events idx model_index scheduler_config unet_config
 # The libraries are built by SwiftPM into .build-fuzz with `-Xswiftc -sanitize=fuzzer,address`
 # (library targets only: an executable target would not link, libFuzzer brings its own main); the
 # harness Tools/fuzz/READER.swift defines LLVMFuzzerTestOneInput and is linked against their
@@ -10,7 +10,7 @@
 # progress line (executions, `cov:` edges covered, `ft:` features, corpus) and final statistics.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-reader=${1:?usage: Tools/fuzz.sh READER SECONDS (READER: safetensors pickle png idx model_index scheduler_config unet_config)}
+reader=${1:?usage: Tools/fuzz.sh READER SECONDS (READER: safetensors pickle png jpeg events idx model_index scheduler_config unet_config)}
 seconds=${2:?usage: Tools/fuzz.sh READER SECONDS}
 harness=Tools/fuzz/$reader.swift
 [ -f "$harness" ] || { echo "fuzz: no harness $harness" >&2; exit 2; }
@@ -28,12 +28,14 @@ for target in DiffuseCore Tensor CPUBackend NN DataIO Kernels OpenCLBackend Hub 
         objects+=("$release/$target.build/$(basename "$source").o")
     done < "$release/$target.build/sources"
 done
-objects+=("$release/CKernels.build"/*.o)
+objects+=("$release/CKernels.build"/*.o "$release/CJPEG.build"/*.o)
 binary="$scratch/fuzz-$reader"
 if [ ! -x "$binary" ] || [ "$harness" -nt "$binary" ] || [ "$release/DiffusionModels.build/DDPMScheduler.swift.o" -nt "$binary" ]; then
     swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name "Fuzz_$reader" "$harness" \
         -I "$release/Modules" -I Sources/CBLAS -I Sources/COpenCL -I Sources/CPNG -I Sources/CZlib \
-        -I Sources/CKernels/include -Xcc -fmodule-map-file="$release/CKernels.build/module.modulemap" "${objects[@]}" -lopenblas -lpng -lz -lOpenCL -lFoundationNetworking \
+        -I Sources/CKernels/include -Xcc -fmodule-map-file="$release/CKernels.build/module.modulemap" \
+        -I Sources/CJPEG/include -Xcc -fmodule-map-file="$release/CJPEG.build/module.modulemap" \
+        "${objects[@]}" -lopenblas -lpng -ljpeg -lz -lOpenCL -lFoundationNetworking \
         -o "$binary"
 fi
 corpus="$scratch/corpus/$reader"
@@ -62,6 +64,8 @@ png(f"{out}/rgba.png", 2, 2, 8, 6, 4)
 png(f"{out}/palette.png", 4, 2, 8, 3, 1)
 PY
              ;;
+        jpeg) find Tests/Fixtures/image-folder -type f \( -name '*.png' -o -iname '*.jp*g' \) -exec sh -c 'cp "$1" "$2/$(echo "$1" | tr / _)"' _ {} "$corpus" \; ;;
+        events) cp Tests/Fixtures/tensorboard/events.out.tfevents.fixture "$corpus/" ;;
         idx) printf '\x00\x00\x08\x01\x00\x00\x00\x03abc' > "$corpus/bytes.idx"
              printf '\x00\x00\x08\x03\x00\x00\x00\x01\x00\x00\x00\x02\x00\x00\x00\x02abcd' > "$corpus/image.idx"
              gzip -c "$corpus/image.idx" > "$corpus/image.idx.gz" ;;
