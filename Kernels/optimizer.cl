@@ -43,3 +43,27 @@ __kernel void adam_update24(ADAM_SLOTS8(0, 1, 2, 3, 4, 5, 6, 7), ADAM_SLOTS8(8, 
     ADAM_IF(17, end16) ADAM_IF(18, end17) ADAM_IF(19, end18) ADAM_IF(20, end19) ADAM_IF(21, end20)
     ADAM_IF(22, end21) ADAM_IF(23, end22)
 }
+
+// ema_update32(a0, v0, ..., a31, v31, end0..end31, decay, oneMinusDecay): an exponential moving
+// average of 32 tensors in one launch, a = decay * a + oneMinusDecay * v (laid out as adam_update24).
+#define EMA_SLOT(k) __global float* a##k, __global const float* v##k
+#define EMA_IF(k, start) if (i < end##k) { const int j = i - (start); a##k[j] = decay * a##k[j] + oneMinusDecay * v##k[j]; \
+    return; }
+#define EMA_SLOTS8(a, b, c, d, e, f, g, h) EMA_SLOT(a), EMA_SLOT(b), EMA_SLOT(c), EMA_SLOT(d), EMA_SLOT(e), EMA_SLOT(f), \
+    EMA_SLOT(g), EMA_SLOT(h)
+
+// 32 slots: 64 pointers and 34 scalars are 648 bytes of arguments (within 1,024).
+__kernel void ema_update32(EMA_SLOTS8(0, 1, 2, 3, 4, 5, 6, 7), EMA_SLOTS8(8, 9, 10, 11, 12, 13, 14, 15),
+                           EMA_SLOTS8(16, 17, 18, 19, 20, 21, 22, 23), EMA_SLOTS8(24, 25, 26, 27, 28, 29, 30, 31),
+                           ADAM_ENDS8(0, 1, 2, 3, 4, 5, 6, 7), ADAM_ENDS8(8, 9, 10, 11, 12, 13, 14, 15),
+                           ADAM_ENDS8(16, 17, 18, 19, 20, 21, 22, 23), ADAM_ENDS8(24, 25, 26, 27, 28, 29, 30, 31),
+                           const float decay, const float oneMinusDecay) {
+    const int i = (int)get_global_id(0);
+    if (i >= end31) return;
+    EMA_IF(0, 0) EMA_IF(1, end0) EMA_IF(2, end1) EMA_IF(3, end2) EMA_IF(4, end3) EMA_IF(5, end4) EMA_IF(6, end5)
+    EMA_IF(7, end6) EMA_IF(8, end7) EMA_IF(9, end8) EMA_IF(10, end9) EMA_IF(11, end10) EMA_IF(12, end11)
+    EMA_IF(13, end12) EMA_IF(14, end13) EMA_IF(15, end14) EMA_IF(16, end15) EMA_IF(17, end16) EMA_IF(18, end17)
+    EMA_IF(19, end18) EMA_IF(20, end19) EMA_IF(21, end20) EMA_IF(22, end21) EMA_IF(23, end22) EMA_IF(24, end23)
+    EMA_IF(25, end24) EMA_IF(26, end25) EMA_IF(27, end26) EMA_IF(28, end27) EMA_IF(29, end28) EMA_IF(30, end29)
+    EMA_IF(31, end30)
+}

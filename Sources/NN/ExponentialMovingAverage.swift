@@ -59,10 +59,21 @@ public final class ExponentialMovingAverage {
         }
         optimizationStep += 1
         let decay = decay(at: optimizationStep)
-        // One in-place launch per tensor: decay * shadow + (1 - decay) * parameter, which differs
-        // from EMAModel's shadow - (1 - decay) * (shadow - parameter) only in its rounding.
+        // decay * shadow + (1 - decay) * parameter, which differs from EMAModel's
+        // shadow - (1 - decay) * (shadow - parameter) only in its rounding; grouped by device so a
+        // backend updates many tensors per launch.
+        var groups: [ObjectIdentifier: (device: Device, pairs: [AveragedTensor])] = [:]
+        var order: [ObjectIdentifier] = []
         for (s, p) in zip(shadow, parameters) {
-            try s.device.linearCombination(s.buffer, Float(decay), p.buffer, Float(1 - decay), out: s.buffer, count: s.count)
+            let key = ObjectIdentifier(s.device as AnyObject)
+            if groups[key] == nil {
+                groups[key] = (s.device, [])
+                order.append(key)
+            }
+            groups[key]!.pairs.append(AveragedTensor(average: s.buffer, value: p.buffer, count: s.count))
+        }
+        for key in order {
+            try groups[key]!.device.movingAverage(groups[key]!.pairs, decay: Float(decay), oneMinusDecay: Float(1 - decay))
         }
     }
 

@@ -198,6 +198,33 @@ extension OpenCLDevice {
         }
     }
 
+    /// Tensors per `ema_update32` launch.
+    static let averageSlots = 32
+
+    /// 32 tensors per launch (`ema_update32`): a UNet2DModel's 318 take 10.
+    public func movingAverage(_ pairs: [AveragedTensor], decay: Float, oneMinusDecay: Float) throws {
+        let slots = OpenCLDevice.averageSlots
+        var first = 0
+        while first < pairs.count {
+            let group = Array(pairs[first..<min(first + slots, pairs.count)])
+            first += slots
+            var ends: [Int] = []
+            var total = 0
+            for p in group {
+                total += p.count
+                ends.append(total)
+            }
+            var arguments: [KernelArgument] = []
+            for i in 0..<slots {
+                let p = group[min(i, group.count - 1)]
+                arguments += [.buffer(p.average), .buffer(p.value)]
+            }
+            arguments += (0..<slots).map { .int(ends[min($0, ends.count - 1)]) }
+            arguments += [.float(decay), .float(oneMinusDecay)]
+            try launch1D("ema_update32", count: total, bytes: 12.0 * Double(total), flops: 3.0 * Double(total), arguments)
+        }
+    }
+
     public func schedulerStep(
         sample: DeviceBuffer, modelOutput: DeviceBuffer, noise: DeviceBuffer?,
         previous: DeviceBuffer, predictedOriginal: DeviceBuffer,

@@ -125,6 +125,8 @@ public protocol Device: AnyObject {
         secondMoment: DeviceBuffer, count: Int, _ step: AdamStep) throws
     /// The same step for many parameter tensors at once (a backend may fuse them into few launches).
     func adamUpdate(_ tensors: [AdamTensor], _ step: AdamStep) throws
+    /// average = decay * average + (1 - decay) * value for every pair (an EMA of the weights).
+    func movingAverage(_ pairs: [AveragedTensor], decay: Float, oneMinusDecay: Float) throws
 
     // MARK: Samplers
     /// One DDPM/DDIM update: writes the previous sample and the predicted original sample.
@@ -161,6 +163,19 @@ public struct BlockCopy {
     }
 }
 
+/// One tensor of a moving average and the tensor it follows.
+public struct AveragedTensor {
+    public var average: DeviceBuffer
+    public var value: DeviceBuffer
+    public var count: Int
+
+    public init(average: DeviceBuffer, value: DeviceBuffer, count: Int) {
+        self.average = average
+        self.value = value
+        self.count = count
+    }
+}
+
 /// One parameter tensor's buffers for a fused optimizer step.
 public struct AdamTensor {
     public var parameter: DeviceBuffer
@@ -191,6 +206,13 @@ extension Device {
     /// One copy at a time; backends with launch costs override it.
     public func copyBlocks(_ copies: [BlockCopy]) throws {
         for c in copies { try copyBlocks(from: c.source, to: c.destination, c.geometry) }
+    }
+
+    /// One linear combination per tensor; backends with launch costs override it.
+    public func movingAverage(_ pairs: [AveragedTensor], decay: Float, oneMinusDecay: Float) throws {
+        for p in pairs {
+            try linearCombination(p.average, decay, p.value, oneMinusDecay, out: p.average, count: p.count)
+        }
     }
 
     /// One update per tensor; backends with launch costs override it.

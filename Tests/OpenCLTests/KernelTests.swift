@@ -1,6 +1,7 @@
 // Every OpenCL kernel family against the CPU backend over odd shapes (1, 3, 7, 28, 33), batch 1,
 // forward and backward. Tolerances: 1e-5 for exact-order ops, 1e-4 where sums are reordered.
 import CPUBackend
+import NN
 import OpenCLBackend
 import Tensor
 import TestSupport
@@ -263,5 +264,31 @@ final class KernelTests: XCTestCase {
             XCTAssertLessThan(relativeError(opencl, cpu, floor: 1e-6), 1e-6, "tensor \(i) of \(sizes[i])")
         }
         XCTAssertEqual(finals[1][4], try testValues(1, seed: 44), "a tensor without a gradient moved")
+    }
+
+    func testMovingAverageOverManyTensorsInMultiTensorLaunchesMatchesTheCPU() throws {
+        // 40 tensors of odd sizes: two ema_update32 launches, the second with unused slots.
+        let gpu = try DevicesUnderTest.opencl()
+        let sizes = (0..<40).map { [1, 3, 7, 33, 64, 5, 130, 2][$0 % 8] + $0 }
+        var finals: [[[Float]]] = []
+        for device in [CPUDevice.shared as Device, gpu] {
+            let parameters = try sizes.enumerated().map { i, n in
+                try Tensor(try testValues(n, seed: 300 + UInt64(i)), shape: [n], on: device)
+            }
+            let ema = try ExponentialMovingAverage(parameters: parameters, maxDecay: 0.9)
+            for step in 0..<4 {
+                for (i, p) in parameters.enumerated() { try p.assign(try testValues(p.count, seed: 500 + UInt64(50 * step + i))) }
+                gpu.ledger.reset()
+                try ema.step(parameters)
+                if device === gpu as AnyObject {
+                    XCTAssertEqual(gpu.ledger.rows["ema_update32"]?.launches, 2)
+                    XCTAssertEqual(gpu.ledger.rows.values.reduce(0) { $0 + $1.launches }, 2, "nothing else launched")
+                }
+            }
+            finals.append(try ema.shadow.map { try $0.toArray() })
+        }
+        for (i, (cpu, opencl)) in zip(finals[0], finals[1]).enumerated() {
+            XCTAssertLessThan(relativeError(opencl, cpu, floor: 1e-6), 1e-6, "tensor \(i) of \(sizes[i])")
+        }
     }
 }
