@@ -67,3 +67,83 @@ __kernel void ema_update32(EMA_SLOTS8(0, 1, 2, 3, 4, 5, 6, 7), EMA_SLOTS8(8, 9, 
     EMA_IF(25, end24) EMA_IF(26, end25) EMA_IF(27, end26) EMA_IF(28, end27) EMA_IF(29, end28) EMA_IF(30, end29)
     EMA_IF(31, end30)
 }
+
+// Gradient clipping over many tensors (torch.nn.utils.clip_grad_norm_ with norm 2) in three kinds
+// of launch: sum_squares32 writes one partial sum of squares per 4,096 elements of up to 32
+// tensors; clip_factor adds all partials up in one work-group and writes
+//   factor[0] = min(maxNorm / (sqrt(total) + 1e-6), 1), factor[1] = sqrt(total);
+// scale32 multiplies up to 32 tensors by factor[0].
+#define CLIP_CHUNK 4096
+#define CLIP_READ(k, start) if (i < end##k) { const float x = g##k[i - (start)]; acc += x * x; continue; }
+#define CLIP_SLOT(k) __global const float* g##k
+#define CLIP_SLOTS8(a, b, c, d, e, f, g, h) CLIP_SLOT(a), CLIP_SLOT(b), CLIP_SLOT(c), CLIP_SLOT(d), CLIP_SLOT(e), \
+    CLIP_SLOT(f), CLIP_SLOT(g), CLIP_SLOT(h)
+
+__kernel __attribute__((reqd_work_group_size(64, 1, 1)))
+void sum_squares32(CLIP_SLOTS8(0, 1, 2, 3, 4, 5, 6, 7), CLIP_SLOTS8(8, 9, 10, 11, 12, 13, 14, 15),
+                   CLIP_SLOTS8(16, 17, 18, 19, 20, 21, 22, 23), CLIP_SLOTS8(24, 25, 26, 27, 28, 29, 30, 31),
+                   ADAM_ENDS8(0, 1, 2, 3, 4, 5, 6, 7), ADAM_ENDS8(8, 9, 10, 11, 12, 13, 14, 15),
+                   ADAM_ENDS8(16, 17, 18, 19, 20, 21, 22, 23), ADAM_ENDS8(24, 25, 26, 27, 28, 29, 30, 31),
+                   __global float* partials, const int partialOffset) {
+    __local float scratch[64];
+    const int lid = (int)get_local_id(0);
+    const int start = (int)get_group_id(0) * CLIP_CHUNK;
+    const int stop = min(start + CLIP_CHUNK, end31);
+    float acc = 0.0f;
+    for (int i = start + lid; i < stop; i += 64) {
+        CLIP_READ(0, 0) CLIP_READ(1, end0) CLIP_READ(2, end1) CLIP_READ(3, end2) CLIP_READ(4, end3)
+        CLIP_READ(5, end4) CLIP_READ(6, end5) CLIP_READ(7, end6) CLIP_READ(8, end7) CLIP_READ(9, end8)
+        CLIP_READ(10, end9) CLIP_READ(11, end10) CLIP_READ(12, end11) CLIP_READ(13, end12) CLIP_READ(14, end13)
+        CLIP_READ(15, end14) CLIP_READ(16, end15) CLIP_READ(17, end16) CLIP_READ(18, end17) CLIP_READ(19, end18)
+        CLIP_READ(20, end19) CLIP_READ(21, end20) CLIP_READ(22, end21) CLIP_READ(23, end22) CLIP_READ(24, end23)
+        CLIP_READ(25, end24) CLIP_READ(26, end25) CLIP_READ(27, end26) CLIP_READ(28, end27) CLIP_READ(29, end28)
+        CLIP_READ(30, end29) CLIP_READ(31, end30)
+    }
+    scratch[lid] = acc;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = 32; s > 0; s >>= 1) {
+        if (lid < s) scratch[lid] += scratch[lid + s];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (lid == 0) partials[partialOffset + (int)get_group_id(0)] = scratch[0];
+}
+
+__kernel __attribute__((reqd_work_group_size(64, 1, 1)))
+void clip_factor(__global const float* partials, const int count, const float maxNorm, __global float* factor) {
+    __local float scratch[64];
+    const int lid = (int)get_local_id(0);
+    float acc = 0.0f;
+    for (int i = lid; i < count; i += 64) acc += partials[i];
+    scratch[lid] = acc;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = 32; s > 0; s >>= 1) {
+        if (lid < s) scratch[lid] += scratch[lid + s];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (lid == 0) {
+        const float total = sqrt(scratch[0]);
+        factor[0] = min(maxNorm / (total + 1e-6f), 1.0f);
+        factor[1] = total;
+    }
+}
+
+#define SCALE_SLOT(k) __global float* g##k
+#define SCALE_SLOTS8(a, b, c, d, e, f, g, h) SCALE_SLOT(a), SCALE_SLOT(b), SCALE_SLOT(c), SCALE_SLOT(d), SCALE_SLOT(e), \
+    SCALE_SLOT(f), SCALE_SLOT(g), SCALE_SLOT(h)
+#define SCALE_IF(k, start) if (i < end##k) { g##k[i - (start)] *= s; return; }
+
+__kernel void scale32(SCALE_SLOTS8(0, 1, 2, 3, 4, 5, 6, 7), SCALE_SLOTS8(8, 9, 10, 11, 12, 13, 14, 15),
+                      SCALE_SLOTS8(16, 17, 18, 19, 20, 21, 22, 23), SCALE_SLOTS8(24, 25, 26, 27, 28, 29, 30, 31),
+                      ADAM_ENDS8(0, 1, 2, 3, 4, 5, 6, 7), ADAM_ENDS8(8, 9, 10, 11, 12, 13, 14, 15),
+                      ADAM_ENDS8(16, 17, 18, 19, 20, 21, 22, 23), ADAM_ENDS8(24, 25, 26, 27, 28, 29, 30, 31),
+                      __global const float* factor) {
+    const int i = (int)get_global_id(0);
+    if (i >= end31) return;
+    const float s = factor[0];
+    SCALE_IF(0, 0) SCALE_IF(1, end0) SCALE_IF(2, end1) SCALE_IF(3, end2) SCALE_IF(4, end3) SCALE_IF(5, end4)
+    SCALE_IF(6, end5) SCALE_IF(7, end6) SCALE_IF(8, end7) SCALE_IF(9, end8) SCALE_IF(10, end9) SCALE_IF(11, end10)
+    SCALE_IF(12, end11) SCALE_IF(13, end12) SCALE_IF(14, end13) SCALE_IF(15, end14) SCALE_IF(16, end15)
+    SCALE_IF(17, end16) SCALE_IF(18, end17) SCALE_IF(19, end18) SCALE_IF(20, end19) SCALE_IF(21, end20)
+    SCALE_IF(22, end21) SCALE_IF(23, end22) SCALE_IF(24, end23) SCALE_IF(25, end24) SCALE_IF(26, end25)
+    SCALE_IF(27, end26) SCALE_IF(28, end27) SCALE_IF(29, end28) SCALE_IF(30, end29) SCALE_IF(31, end30)
+}

@@ -12,6 +12,12 @@ public enum GradientClipping {
     public static func clipNorm(_ parameters: [Tensor], maxNorm: Float) throws -> Tensor? {
         let withGradients = parameters.filter { $0.grad != nil }
         guard let device = withGradients.first?.device else { return nil }
+        if let fused = device as? FusedGradientClipping, withGradients.allSatisfy({ $0.device === device }) {
+            let result = try Tensor.empty([2], on: device)
+            try fused.clipGradientNorm(
+                withGradients.map { ($0.grad!.buffer, $0.grad!.count) }, maxNorm: maxNorm, result: result.buffer)
+            return try result.slice(axis: 0, start: 1, length: 1).reshaped([])
+        }
         return try GradMode.withoutGradients {
             let norms = try withGradients.map { try $0.grad!.square().sum().sqrt().reshaped([1]) }
             let total = try Tensor.concatenate(norms, axis: 0).square().sum().sqrt()

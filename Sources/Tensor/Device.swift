@@ -163,6 +163,15 @@ public struct BlockCopy {
     }
 }
 
+/// Backends that clip a gradient norm over many tensors in a few launches (where each launch
+/// costs, a per-tensor chain of ops would multiply a training step's launches).
+public protocol FusedGradientClipping {
+    /// Scales every distinct buffer by min(maxNorm / (norm + 1e-6), 1), where norm is the 2-norm
+    /// of all `gradients` together (a buffer listed twice counts twice); writes [factor, norm]
+    /// into `result` (two floats).
+    func clipGradientNorm(_ gradients: [(buffer: DeviceBuffer, count: Int)], maxNorm: Float, result: DeviceBuffer) throws
+}
+
 /// One tensor of a moving average and the tensor it follows.
 public struct AveragedTensor {
     public var average: DeviceBuffer

@@ -291,4 +291,35 @@ final class KernelTests: XCTestCase {
             XCTAssertLessThan(relativeError(opencl, cpu, floor: 1e-6), 1e-6, "tensor \(i) of \(sizes[i])")
         }
     }
+
+    func testGradientClippingInFewLaunchesMatchesTheCPU() throws {
+        // 40 gradients, some longer than a 4,096-element chunk, the last two sharing one buffer (as
+        // an addition hands one gradient to both its inputs): it must count twice in the norm and
+        // be scaled once.
+        let gpu = try DevicesUnderTest.opencl()
+        let sizes = (0..<40).map { [1, 3, 7, 33, 5000, 5, 130, 9000][$0 % 8] + $0 }
+        var results: [(grads: [[Float]], total: Float)] = []
+        for device in [CPUDevice.shared as Device, gpu] {
+            let parameters = try sizes.map { try Tensor.zeros([$0], on: device) }
+            for (i, p) in parameters.enumerated() {
+                p.grad = try Tensor(
+                    try testValues(p.count, seed: 700 + UInt64(i), low: -0.2, high: 0.2), shape: p.shape, on: device)
+            }
+            let shared = try Tensor.zeros([sizes[38]], on: device)
+            shared.grad = parameters[38].grad
+            gpu.ledger.reset()
+            let total = try XCTUnwrap(GradientClipping.clipNorm(parameters + [shared], maxNorm: 1))
+            if device === gpu as AnyObject {
+                XCTAssertEqual(gpu.ledger.rows["sum_squares32"]?.launches, 2)
+                XCTAssertEqual(gpu.ledger.rows["clip_factor"]?.launches, 1)
+                XCTAssertEqual(gpu.ledger.rows["scale32"]?.launches, 2)
+            }
+            results.append((try parameters.map { try $0.grad!.toArray() }, try total.item()))
+        }
+        XCTAssertGreaterThan(results[0].total, 1, "the gradients are clipped")
+        XCTAssertEqual(results[1].total, results[0].total, accuracy: 1e-5 * results[0].total)
+        for (i, (cpu, opencl)) in zip(results[0].grads, results[1].grads).enumerated() {
+            XCTAssertLessThan(relativeError(opencl, cpu, floor: 1e-6), 1e-5, "gradient \(i) of \(sizes[i])")
+        }
+    }
 }
