@@ -172,28 +172,16 @@ extension OpenCLDevice {
 
     /// 24 tensors per launch (`adam_update24`): the 318 of a UNet2DModel step take 14 launches.
     public func adamUpdate(_ tensors: [AdamTensor], _ h: AdamStep) throws {
-        let slots = OpenCLDevice.adamSlots
-        var first = 0
-        while first < tensors.count {
-            let group = Array(tensors[first..<min(first + slots, tensors.count)])
-            first += slots
-            var ends: [Int] = []
-            var total = 0
-            for t in group {
-                total += t.count
-                ends.append(total)
-            }
-            var arguments: [KernelArgument] = []
-            for i in 0..<slots {
-                let t = group[min(i, group.count - 1)]
-                arguments += [.buffer(t.parameter), .buffer(t.gradient), .buffer(t.firstMoment), .buffer(t.secondMoment)]
-            }
-            arguments += (0..<slots).map { .int(ends[min($0, ends.count - 1)]) }
-            arguments += [
-                .float(h.oneMinusBeta1), .float(h.beta2), .float(h.oneMinusBeta2), .float(h.epsilon),
-                .float(h.gradientWeightDecay), .float(h.parameterDecayFactor), .float(h.stepSize),
-                .float(h.biasCorrection2Sqrt),
-            ]
+        let launches = multiTensorLaunches(
+            tensors, slots: OpenCLDevice.adamSlots, count: \.count,
+            buffers: { [$0.parameter, $0.gradient, $0.firstMoment, $0.secondMoment] })
+        for (group, total) in launches {
+            let arguments =
+                group + [
+                    .float(h.oneMinusBeta1), .float(h.beta2), .float(h.oneMinusBeta2), .float(h.epsilon),
+                    .float(h.gradientWeightDecay), .float(h.parameterDecayFactor), .float(h.stepSize),
+                    .float(h.biasCorrection2Sqrt),
+                ]
             try launch1D("adam_update24", count: total, bytes: 28.0 * Double(total), flops: 16.0 * Double(total), arguments)
         }
     }
@@ -203,24 +191,10 @@ extension OpenCLDevice {
 
     /// 32 tensors per launch (`ema_update32`): a UNet2DModel's 318 take 10.
     public func movingAverage(_ pairs: [AveragedTensor], decay: Float, oneMinusDecay: Float) throws {
-        let slots = OpenCLDevice.averageSlots
-        var first = 0
-        while first < pairs.count {
-            let group = Array(pairs[first..<min(first + slots, pairs.count)])
-            first += slots
-            var ends: [Int] = []
-            var total = 0
-            for p in group {
-                total += p.count
-                ends.append(total)
-            }
-            var arguments: [KernelArgument] = []
-            for i in 0..<slots {
-                let p = group[min(i, group.count - 1)]
-                arguments += [.buffer(p.average), .buffer(p.value)]
-            }
-            arguments += (0..<slots).map { .int(ends[min($0, ends.count - 1)]) }
-            arguments += [.float(decay), .float(oneMinusDecay)]
+        let launches = multiTensorLaunches(
+            pairs, slots: OpenCLDevice.averageSlots, count: \.count, buffers: { [$0.average, $0.value] })
+        for (group, total) in launches {
+            let arguments = group + [.float(decay), .float(oneMinusDecay)]
             try launch1D("ema_update32", count: total, bytes: 12.0 * Double(total), flops: 3.0 * Double(total), arguments)
         }
     }
