@@ -81,6 +81,13 @@ final class ImageFolderCLITests: XCTestCase {
         XCTAssertEqual(sampled.status, 0, sampled.stderr)
         let image = try PNG.read(URL(fileURLWithPath: path("s.png")))
         XCTAssertEqual([image.width, image.height, image.channels], [2 * 16 + 3 * 2, 16 + 2 * 2, 3])
+        // `visualize` takes the folder too, fitted to the model (16 pixels, RGB).
+        let figure = try CLI.run([
+            "visualize", run, "--dataset", path("pictures"), "--count", "4", "--device", "cpu", "--output", path("v.png"),
+        ])
+        XCTAssertEqual(figure.status, 0, figure.stderr)
+        // Three rows of 16-pixel tiles with their borders, 17 pixels of title above and 13 of labels below.
+        XCTAssertEqual(try PNG.read(URL(fileURLWithPath: path("v.png"))).height, 17 + 3 * 18 + 2 + 13)
     }
 
     func testTheConfigsSizeIsHonouredOrTheResolutionRefused() throws {
