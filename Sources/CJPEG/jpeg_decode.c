@@ -33,10 +33,8 @@ static void warn(j_common_ptr cinfo, int level) {
 
 static void quiet(j_common_ptr cinfo) { (void)cinfo; }
 
-static int start(struct jpeg_decompress_struct *cinfo, const unsigned char *data, size_t size,
-                 diffuse_jpeg_info *info, char *message, size_t message_size) {
-    (void)message;
-    (void)message_size;
+static void start(struct jpeg_decompress_struct *cinfo, const unsigned char *data, size_t size,
+                  diffuse_jpeg_info *info) {
     jpeg_mem_src(cinfo, data, (unsigned long)size);
     jpeg_read_header(cinfo, TRUE);
     if (cinfo->jpeg_color_space == JCS_CMYK || cinfo->jpeg_color_space == JCS_YCCK) {
@@ -46,7 +44,6 @@ static int start(struct jpeg_decompress_struct *cinfo, const unsigned char *data
     info->width = (int)cinfo->image_width;
     info->height = (int)cinfo->image_height;
     info->channels = cinfo->num_components == 1 ? 1 : 3;
-    return 0;
 }
 
 // Routes libjpeg's errors and warnings to `f` (the setjmp stays in the caller, whose frame lives on).
@@ -70,7 +67,7 @@ int diffuse_jpeg_header(const unsigned char *data, size_t size, diffuse_jpeg_inf
         return 1;
     }
     jpeg_create_decompress(&cinfo);
-    start(&cinfo, data, size, info, message, message_size);
+    start(&cinfo, data, size, info);
     jpeg_destroy_decompress(&cinfo);
     return 0;
 }
@@ -85,7 +82,7 @@ int diffuse_jpeg_decode(const unsigned char *data, size_t size, unsigned char *o
         return 1;
     }
     jpeg_create_decompress(&cinfo);
-    start(&cinfo, data, size, info, message, message_size);
+    start(&cinfo, data, size, info);
     size_t row = (size_t)info->width * (size_t)info->channels;
     if (row == 0 || out_size != row * (size_t)info->height) {
         snprintf(message, message_size, "output buffer of %zu bytes for %dx%dx%d pixels", out_size, info->width,

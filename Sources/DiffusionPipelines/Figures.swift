@@ -25,14 +25,12 @@ public enum Figures {
     }
 
     /// amount = 0, 1/(n-1), ..., 1 across the batch.
-    static func rampAmounts(_ n: Int, device: Device) throws -> Tensor {
-        try Tensor((0..<n).map { n > 1 ? Float($0) / Float(n - 1) : 0 }, shape: [n], on: device)
-    }
+    static func amounts(_ n: Int) -> [Float] { (0..<n).map { n > 1 ? Float($0) / Float(n - 1) : 0 } }
+
+    static func rampAmounts(_ n: Int, device: Device) throws -> Tensor { try Tensor(amounts(n), shape: [n], on: device) }
 
     /// The amounts of `rampAmounts` as column labels.
-    static func amountLabels(_ n: Int) -> [String] {
-        (0..<n).map { String(format: "%.2f", n > 1 ? Double($0) / Double(n - 1) : 0) }
-    }
+    static func amountLabels(_ n: Int) -> [String] { amounts(n).map { String(format: "%.2f", Double($0)) } }
 
     /// Two rows: the clean images and the same images corrupted by amounts rising from 0 to 1,
     /// each amount under its column.

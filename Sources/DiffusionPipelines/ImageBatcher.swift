@@ -30,10 +30,6 @@ public struct ImageBatcher {
         self.size = side
     }
 
-    public init(dataset: MNISTDataset, channels: Int = 1, size: Int? = nil) throws {
-        try self.init(images: dataset, channels: channels, size: size)
-    }
-
     /// A run's batcher: its crop and flip options.
     public init(images: any TrainingImages, channels: Int, size: Int?, options: TrainingOptions) throws {
         try self.init(images: images, channels: channels, size: size)
