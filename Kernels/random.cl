@@ -1,8 +1,9 @@
 // random.cl: Philox4x32-10 (Salmon et al. SC'11), the same stream as the CPU backend's Philox.swift:
-// key = seed, counter = (offset + block, 0, 0); block b gives elements 4b..4b+3.
-//   philox_uniform(out, n, seedLo, seedHi, offsetLo, offsetHi, low, high)       one work-item per block
-//   philox_normal(out, n, seedLo, seedHi, offsetLo, offsetHi, mean, std)        Box-Muller on lane pairs
-//   philox_dropout_mask(out, n, seedLo, seedHi, offsetLo, offsetHi, p)         1/(1-p) where uniform >= p, else 0
+// key = seed, counter = (offset + block, 0, 0); value i is lane (shift + i) % 4 of block (shift + i) / 4
+// (RandomKey: a nonzero shift starts a draw inside a block, a slice of a larger draw).
+//   philox_uniform(out, n, seedLo, seedHi, offsetLo, offsetHi, shift, low, high)   one work-item per block
+//   philox_normal(out, n, seedLo, seedHi, offsetLo, offsetHi, shift, mean, std)    Box-Muller on lane pairs
+//   philox_dropout_mask(out, n, seedLo, seedHi, offsetLo, offsetHi, shift, p)     1/(1-p) where uniform >= p, else 0
 
 inline uint4 philox4x32_10(uint4 c, uint2 k) {
     for (int round = 0; round < 10; ++round) {
@@ -31,42 +32,45 @@ inline float2 box_muller(const uint a, const uint b) {
     return (float2)(radius * cos(angle), radius * sin(angle));
 }
 
+// Writes lane l's value to out[4 * block + l - shift] when that index is in [0, n).
+#define PHILOX_STORE(lane, value) { const long i = base + (lane); if (i >= 0 && i < (long)n) out[i] = (value); }
+
 __kernel void philox_uniform(__global float* out, const int n, const uint seedLo, const uint seedHi,
-                             const uint offsetLo, const uint offsetHi, const float low, const float high) {
+                             const uint offsetLo, const uint offsetHi, const int shift, const float low, const float high) {
     const size_t block = get_global_id(0);
-    const size_t base = block * 4;
-    if (base >= (size_t)n) return;
+    const long base = (long)block * 4 - shift;
+    if (base >= (long)n) return;
     const uint4 r = philox_block(seedLo, seedHi, offsetLo, offsetHi, block);
     const float span = high - low;
-    out[base] = low + span * unit_float(r.x);
-    if (base + 1 < (size_t)n) out[base + 1] = low + span * unit_float(r.y);
-    if (base + 2 < (size_t)n) out[base + 2] = low + span * unit_float(r.z);
-    if (base + 3 < (size_t)n) out[base + 3] = low + span * unit_float(r.w);
+    PHILOX_STORE(0, low + span * unit_float(r.x));
+    PHILOX_STORE(1, low + span * unit_float(r.y));
+    PHILOX_STORE(2, low + span * unit_float(r.z));
+    PHILOX_STORE(3, low + span * unit_float(r.w));
 }
 
 __kernel void philox_normal(__global float* out, const int n, const uint seedLo, const uint seedHi,
-                            const uint offsetLo, const uint offsetHi, const float mean, const float std) {
+                            const uint offsetLo, const uint offsetHi, const int shift, const float mean, const float std) {
     const size_t block = get_global_id(0);
-    const size_t base = block * 4;
-    if (base >= (size_t)n) return;
+    const long base = (long)block * 4 - shift;
+    if (base >= (long)n) return;
     const uint4 r = philox_block(seedLo, seedHi, offsetLo, offsetHi, block);
     const float2 first = box_muller(r.x, r.y);
     const float2 second = box_muller(r.z, r.w);
-    out[base] = mean + std * first.x;
-    if (base + 1 < (size_t)n) out[base + 1] = mean + std * first.y;
-    if (base + 2 < (size_t)n) out[base + 2] = mean + std * second.x;
-    if (base + 3 < (size_t)n) out[base + 3] = mean + std * second.y;
+    PHILOX_STORE(0, mean + std * first.x);
+    PHILOX_STORE(1, mean + std * first.y);
+    PHILOX_STORE(2, mean + std * second.x);
+    PHILOX_STORE(3, mean + std * second.y);
 }
 
 __kernel void philox_dropout_mask(__global float* out, const int n, const uint seedLo, const uint seedHi,
-                                  const uint offsetLo, const uint offsetHi, const float p) {
+                                  const uint offsetLo, const uint offsetHi, const int shift, const float p) {
     const size_t block = get_global_id(0);
-    const size_t base = block * 4;
-    if (base >= (size_t)n) return;
+    const long base = (long)block * 4 - shift;
+    if (base >= (long)n) return;
     const uint4 r = philox_block(seedLo, seedHi, offsetLo, offsetHi, block);
     const float keep = 1.0f / (1.0f - p);
-    out[base] = unit_float(r.x) >= p ? keep : 0.0f;
-    if (base + 1 < (size_t)n) out[base + 1] = unit_float(r.y) >= p ? keep : 0.0f;
-    if (base + 2 < (size_t)n) out[base + 2] = unit_float(r.z) >= p ? keep : 0.0f;
-    if (base + 3 < (size_t)n) out[base + 3] = unit_float(r.w) >= p ? keep : 0.0f;
+    PHILOX_STORE(0, unit_float(r.x) >= p ? keep : 0.0f);
+    PHILOX_STORE(1, unit_float(r.y) >= p ? keep : 0.0f);
+    PHILOX_STORE(2, unit_float(r.z) >= p ? keep : 0.0f);
+    PHILOX_STORE(3, unit_float(r.w) >= p ? keep : 0.0f);
 }

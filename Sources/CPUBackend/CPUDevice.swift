@@ -463,46 +463,46 @@ public final class CPUDevice: Device {
 
     // MARK: Random numbers
 
+    /// Value i of a draw is lane (key.shift + i) % 4 of block (key.shift + i) / 4 (RandomKey);
+    /// `body(block, lane, i)` runs for each value, blocks in parallel.
+    @inline(__always)
+    private func forEachRandomValue(
+        count: Int, key: RandomKey, minimumChunk: Int,
+        _ body: (_ block: (UInt32, UInt32, UInt32, UInt32), _ lane: Int, _ index: Int) -> Void
+    ) {
+        let shift = key.shift
+        Parallel.forChunks(Int(Philox.blocks(for: count + shift)), minimumChunk: minimumChunk) { r in
+            for block in r {
+                let b = Philox.block(key: key, index: UInt64(block))
+                for lane in 0..<4 {
+                    let i = block * 4 + lane - shift
+                    if i >= 0 && i < count { body(b, lane, i) }
+                }
+            }
+        }
+    }
+
     public func fillUniform(_ out: DeviceBuffer, count: Int, key: RandomKey, low: Float, high: Float) throws {
         let d = pointer(out)
         let span = high - low
-        Parallel.forChunks(Int(Philox.blocks(for: count)), minimumChunk: 8_192) { r in
-            for block in r {
-                let b = Philox.block(key: key, index: UInt64(block))
-                let base = block * 4
-                let values = (b.0, b.1, b.2, b.3)
-                if base < count { d[base] = low + span * Philox.unitFloat(values.0) }
-                if base + 1 < count { d[base + 1] = low + span * Philox.unitFloat(values.1) }
-                if base + 2 < count { d[base + 2] = low + span * Philox.unitFloat(values.2) }
-                if base + 3 < count { d[base + 3] = low + span * Philox.unitFloat(values.3) }
-            }
+        forEachRandomValue(count: count, key: key, minimumChunk: 8_192) { b, lane, i in
+            d[i] = low + span * Philox.unitFloat(Philox.lane(b, lane))
         }
     }
 
     public func fillDropoutMask(_ out: DeviceBuffer, count: Int, key: RandomKey, probability: Float) throws {
         let d = pointer(out)
         let keep = 1 / (1 - probability)
-        Parallel.forChunks(Int(Philox.blocks(for: count)), minimumChunk: 8_192) { r in
-            for block in r {
-                let b = Philox.block(key: key, index: UInt64(block))
-                for lane in 0..<4 where block * 4 + lane < count {
-                    d[block * 4 + lane] = Philox.unitFloat(Philox.lane(b, lane)) >= probability ? keep : 0
-                }
-            }
+        forEachRandomValue(count: count, key: key, minimumChunk: 8_192) { b, lane, i in
+            d[i] = Philox.unitFloat(Philox.lane(b, lane)) >= probability ? keep : 0
         }
     }
 
     public func fillNormal(_ out: DeviceBuffer, count: Int, key: RandomKey, mean: Float, standardDeviation: Float) throws {
         let d = pointer(out)
-        Parallel.forChunks(Int(Philox.blocks(for: count)), minimumChunk: 4_096) { r in
-            for block in r {
-                let b = Philox.block(key: key, index: UInt64(block))
-                let base = block * 4
-                if base < count { d[base] = mean + standardDeviation * Philox.normal(b.0, b.1, first: true) }
-                if base + 1 < count { d[base + 1] = mean + standardDeviation * Philox.normal(b.0, b.1, first: false) }
-                if base + 2 < count { d[base + 2] = mean + standardDeviation * Philox.normal(b.2, b.3, first: true) }
-                if base + 3 < count { d[base + 3] = mean + standardDeviation * Philox.normal(b.2, b.3, first: false) }
-            }
+        forEachRandomValue(count: count, key: key, minimumChunk: 4_096) { b, lane, i in
+            let z = lane < 2 ? Philox.normal(b.0, b.1, first: lane == 0) : Philox.normal(b.2, b.3, first: lane == 2)
+            d[i] = mean + standardDeviation * z
         }
     }
 }

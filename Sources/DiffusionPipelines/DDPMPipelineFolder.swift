@@ -216,11 +216,8 @@ public struct UNetSampler {
                     // Euler's linspace timesteps fall between training steps; the rest are whole.
                     let time = euler?.timestepValues[i] ?? Float(t)
                     let output = try guidedOutput(unet, input, time: time, labels: labels)
-                    let noise = try key.map { key in
-                        try Tensor.normal(
-                            x.shape,
-                            generator: RandomGenerator(
-                                seed: key.seed, offset: key.offset &+ UInt64(start * imageSize / 4)), on: x.device)
+                    let noise = try key.map {
+                        try Tensor.normal(x.shape, key: $0.advanced(byElements: start * imageSize), on: x.device)
                     }
                     let step: (previous: Tensor, original: Tensor)
                     if let ancestral, let noise {

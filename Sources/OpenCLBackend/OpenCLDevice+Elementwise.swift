@@ -219,24 +219,25 @@ extension OpenCLDevice {
         [
             .uint(UInt32(truncatingIfNeeded: key.seed)), .uint(UInt32(truncatingIfNeeded: key.seed >> 32)),
             .uint(UInt32(truncatingIfNeeded: key.offset)), .uint(UInt32(truncatingIfNeeded: key.offset >> 32)),
+            .int(key.shift),
         ]
     }
 
     public func fillUniform(_ out: DeviceBuffer, count: Int, key: RandomKey, low: Float, high: Float) throws {
         try launch1D(
-            "philox_uniform", count: Int(Philox.blocks(for: count)),
+            "philox_uniform", count: Int(Philox.blocks(for: count + key.shift)),
             [.buffer(out), .int(count)] + randomArguments(key) + [.float(low), .float(high)])
     }
 
     public func fillDropoutMask(_ out: DeviceBuffer, count: Int, key: RandomKey, probability: Float) throws {
         try launch1D(
-            "philox_dropout_mask", count: Int(Philox.blocks(for: count)),
+            "philox_dropout_mask", count: Int(Philox.blocks(for: count + key.shift)),
             [.buffer(out), .int(count)] + randomArguments(key) + [.float(probability)])
     }
 
     public func fillNormal(_ out: DeviceBuffer, count: Int, key: RandomKey, mean: Float, standardDeviation: Float) throws {
         try launch1D(
-            "philox_normal", count: Int(Philox.blocks(for: count)),
+            "philox_normal", count: Int(Philox.blocks(for: count + key.shift)),
             [.buffer(out), .int(count)] + randomArguments(key) + [.float(mean), .float(standardDeviation)])
     }
 }

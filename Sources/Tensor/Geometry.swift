@@ -282,11 +282,22 @@ public struct AdamStep: Hashable, Sendable {
 
 /// Where a draw starts in a Philox stream: the key is the seed, the counter starts at `offset`
 /// (in blocks of four 32-bit outputs), so a run resumes bit-exactly from (seed, offset).
+/// Value i of the draw is lane (shift + i) % 4 of block offset + (shift + i) / 4: a `shift` other
+/// than 0 starts a draw inside a block, so a slice of a draw (one rank's images, one sampling
+/// chunk) is a draw of its own.
 public struct RandomKey: Hashable, Sendable {
     public var seed: UInt64
     public var offset: UInt64
-    public init(seed: UInt64, offset: UInt64) {
+    /// The lane (0...3) of the first block where the draw's first value is.
+    public var shift: Int
+    public init(seed: UInt64, offset: UInt64, shift: Int = 0) {
         self.seed = seed
-        self.offset = offset
+        self.offset = offset &+ UInt64(shift / 4)
+        self.shift = shift % 4
+    }
+
+    /// The key of the same draw from its value `elements` on.
+    public func advanced(byElements elements: Int) -> RandomKey {
+        RandomKey(seed: seed, offset: offset &+ UInt64((shift + elements) / 4), shift: (shift + elements) % 4)
     }
 }

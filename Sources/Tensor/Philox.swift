@@ -69,6 +69,44 @@ public enum Philox {
 
     /// Blocks a draw of `count` values consumes.
     public static func blocks(for count: Int) -> UInt64 { UInt64((count + 3) / 4) }
+
+    /// The raw output behind value `index` of the draw `key`.
+    @inline(__always)
+    public static func bits(key: RandomKey, index: Int) -> UInt32 {
+        let e = key.shift + index
+        return lane(block(key: key, index: UInt64(e / 4)), e % 4)
+    }
+
+    /// Value `index` of a normal draw: Box-Muller on the lane pair (0, 1) or (2, 3) that holds it.
+    @inline(__always)
+    public static func normal(key: RandomKey, index: Int) -> Float {
+        let e = key.shift + index
+        let b = block(key: key, index: UInt64(e / 4))
+        return e % 4 < 2 ? normal(b.0, b.1, first: e % 2 == 0) : normal(b.2, b.3, first: e % 2 == 0)
+    }
+}
+
+/// The images of a batch one process draws for: `count` of the batch's `total`, from image
+/// `first` on. Draws made under a shard reserve the whole batch's values and read the shard's
+/// slice, so every process's stream stays where one process's would be, and image g's noise,
+/// timestep and dropout masks are the same however the batch is split.
+public struct ImageShard: Equatable, Sendable {
+    public var first: Int
+    public var count: Int
+    public var total: Int
+    public init(first: Int, count: Int, total: Int) {
+        self.first = first
+        self.count = count
+        self.total = total
+    }
+
+    /// Process `rank` of `size`'s part of a batch of `total`: contiguous, the first `total % size`
+    /// processes one image more.
+    public static func split(total: Int, rank: Int, size: Int) -> ImageShard {
+        let base = total / size
+        let extra = total % size
+        return ImageShard(first: rank * base + min(rank, extra), count: base + (rank < extra ? 1 : 0), total: total)
+    }
 }
 
 /// A seeded stream that hands out non-overlapping keys; (seed, offset) is its whole state,
@@ -85,30 +123,44 @@ public final class RandomGenerator {
     /// Moves the stream to `offset` (a value read from `offset` earlier): resuming a checkpoint.
     public func seek(to offset: UInt64) { self.offset = offset }
 
-    /// Reserves `count` values and returns the key that draws them.
+    /// The part of each batch this process draws for (nil: all of it); set by `withShard`.
+    public private(set) var shard: ImageShard?
+
+    /// Runs `body` with draws sharded: a draw of `count` values is the shard's images' part of a
+    /// draw of `count / shard.count * shard.total` (every draw in `body` is per image).
+    public func withShard<T>(_ shard: ImageShard?, _ body: () throws -> T) rethrows -> T {
+        let outer = self.shard
+        self.shard = shard
+        defer { self.shard = outer }
+        return try body()
+    }
+
+    /// Reserves `count` values and returns the key that draws them (under a shard, the key of
+    /// the shard's slice of the whole batch's draw).
     public func next(count: Int) -> RandomKey {
         let key = RandomKey(seed: seed, offset: offset)
-        offset &+= Philox.blocks(for: count)
-        return key
+        guard let shard, shard.count > 0 else {
+            offset &+= Philox.blocks(for: count)
+            return key
+        }
+        precondition(count % shard.count == 0, "a sharded draw of \(count) values over \(shard.count) images")
+        let perImage = count / shard.count
+        offset &+= Philox.blocks(for: perImage * shard.total)
+        return key.advanced(byElements: perImage * shard.first)
     }
 
     /// Host-side uniform integers in 0..<bound (shuffling), from the same stream.
     public func nextInts(count: Int, below bound: Int) -> [Int] {
         let key = next(count: count)
-        var out = [Int](repeating: 0, count: count)
-        for i in 0..<count {
-            let b = Philox.block(key: key, index: UInt64(i / 4))
-            let bits = Philox.lane(b, i % 4)
-            out[i] = Int((UInt64(bits) &* UInt64(bound)) >> 32)
-        }
-        return out
+        return (0..<count).map { Int((UInt64(Philox.bits(key: key, index: $0)) &* UInt64(bound)) >> 32) }
     }
 
     /// A Fisher-Yates permutation of 0..<n.
     public func permutation(_ n: Int) -> [Int] {
         var order = Array(0..<n)
         guard n > 1 else { return order }
-        let draws = nextInts(count: n, below: Int(UInt32.max))
+        // The whole order, whatever the shard: every process walks the same epoch.
+        let draws = withShard(nil) { nextInts(count: n, below: Int(UInt32.max)) }
         for i in stride(from: n - 1, to: 0, by: -1) {
             let j = Int((UInt64(draws[i]) &* UInt64(i + 1)) >> 32)
             order.swapAt(i, j)

@@ -72,6 +72,15 @@ public final class Tensor {
         return t
     }
 
+    /// The normal draw `key` (a slice of a larger draw, RandomKey.advanced).
+    public static func normal(
+        _ shape: [Int], mean: Float = 0, standardDeviation: Float = 1, key: RandomKey, on device: Device
+    ) throws -> Tensor {
+        let t = try empty(shape, on: device)
+        try device.fillNormal(t.buffer, count: t.count, key: key, mean: mean, standardDeviation: standardDeviation)
+        return t
+    }
+
     /// Copies the values to the host; waits for the device.
     public func toArray() throws -> [Float] {
         var out = [Float](repeating: 0, count: count)

@@ -185,6 +185,28 @@ final class KernelTests: XCTestCase {
             let gpuNormal = try Tensor.normal([count], generator: RandomGenerator(seed: 6), on: gpu)
             XCTAssertLessThan(
                 relativeError(try gpuNormal.toArray(), try cpuNormal.toArray(), floor: 1e-6), 1e-5, "normal \(count)")
+            // A draw that starts inside a block (one rank's slice of a batch's draw).
+            for shift in 1...3 {
+                let key = RandomKey(seed: 5, offset: 9, shift: shift)
+                let cpuShifted = try Tensor.normal([count], key: key, on: CPUDevice.shared).toArray()
+                let gpuShifted = try Tensor.normal([count], key: key, on: gpu).toArray()
+                XCTAssertLessThan(relativeError(gpuShifted, cpuShifted, floor: 1e-6), 1e-5, "normal \(count) shift \(shift)")
+                let shard = ImageShard(first: shift, count: count, total: count + 4)
+                let cpuMaskShard = try RandomGenerator(seed: 7).sharded(shard) {
+                    try Tensor.ones([count], on: CPUDevice.shared).dropout(probability: 0.4, generator: $0)
+                }
+                let gpuMaskShard = try RandomGenerator(seed: 7).sharded(shard) {
+                    try Tensor.ones([count], on: gpu).dropout(probability: 0.4, generator: $0)
+                }
+                XCTAssertEqual(try gpuMaskShard.toArray(), try cpuMaskShard.toArray(), "dropout mask \(count) shard \(shift)")
+                let cpuUniformShard = try RandomGenerator(seed: 5).sharded(shard) {
+                    try Tensor.uniform([count], generator: $0, on: CPUDevice.shared)
+                }
+                let gpuUniformShard = try RandomGenerator(seed: 5).sharded(shard) {
+                    try Tensor.uniform([count], generator: $0, on: gpu)
+                }
+                XCTAssertEqual(try gpuUniformShard.toArray(), try cpuUniformShard.toArray(), "uniform \(count) shard \(shift)")
+            }
         }
     }
 
@@ -321,5 +343,12 @@ final class KernelTests: XCTestCase {
         for (i, (cpu, opencl)) in zip(results[0].grads, results[1].grads).enumerated() {
             XCTAssertLessThan(relativeError(opencl, cpu, floor: 1e-6), 1e-5, "gradient \(i) of \(sizes[i])")
         }
+    }
+}
+
+extension RandomGenerator {
+    /// `body` on this generator with its draws sharded.
+    func sharded<T>(_ shard: ImageShard, _ body: (RandomGenerator) throws -> T) rethrows -> T {
+        try withShard(shard) { try body(self) }
     }
 }

@@ -49,6 +49,58 @@ final class PhiloxTests: XCTestCase {
         XCTAssertEqual(first[5], Philox.unitFloat(b.1))
     }
 
+    func testShiftedKeysDrawSlicesOfTheWholeDraw() throws {
+        let whole = RandomKey(seed: 4, offset: 2)
+        let uniform = try Tensor.uniform([23], generator: RandomGenerator(seed: 4, offset: 2), on: cpu).toArray()
+        let normal = try Tensor.normal([23], key: whole, on: cpu).toArray()
+        let mask = try Tensor.ones([23], on: cpu).dropout(probability: 0.5, generator: RandomGenerator(seed: 4, offset: 2)).toArray()
+        for start in [1, 2, 3, 5, 6, 7, 10] {
+            let key = whole.advanced(byElements: start)
+            XCTAssertEqual(key.offset, 2 + UInt64(start / 4))
+            XCTAssertEqual(key.shift, start % 4)
+            let n = 23 - start
+            XCTAssertEqual(try Tensor.normal([n], key: key, on: cpu).toArray(), Array(normal[start...]), "normal from \(start)")
+            let u = try Tensor.empty([n], on: cpu)
+            try cpu.fillUniform(u.buffer, count: n, key: key, low: 0, high: 1)
+            XCTAssertEqual(try u.toArray(), Array(uniform[start...]), "uniform from \(start)")
+            let m = try Tensor.empty([n], on: cpu)
+            try cpu.fillDropoutMask(m.buffer, count: n, key: key, probability: 0.5)
+            XCTAssertEqual(try m.toArray(), Array(mask[start...]), "dropout mask from \(start)")
+        }
+    }
+
+    func testShardedDrawsAreTheWholeBatchsSplitAndAdvanceAlike() throws {
+        // 7 images of 3 values (a width that splits blocks), and one value per image.
+        for size in [1, 2, 3] {
+            let one = RandomGenerator(seed: 9)
+            let whole = try Tensor.normal([7, 3], generator: one, on: cpu).toArray()
+            let wholeInts = one.nextInts(count: 7, below: 1000)
+            let wholeMask = try Tensor.ones([7, 3], on: cpu).dropout(probability: 0.3, generator: one).toArray()
+            var parts: [Float] = [], ints: [Int] = [], masks: [Float] = []
+            for rank in 0..<size {
+                let shard = ImageShard.split(total: 7, rank: rank, size: size)
+                let g = RandomGenerator(seed: 9)
+                try g.withShard(shard) {
+                    parts += try Tensor.normal([shard.count, 3], generator: g, on: cpu).toArray()
+                    ints += g.nextInts(count: shard.count, below: 1000)
+                    masks += try Tensor.ones([shard.count, 3], on: cpu).dropout(probability: 0.3, generator: g).toArray()
+                }
+                XCTAssertEqual(g.offset, one.offset, "rank \(rank) of \(size): the stream is where one process's is")
+                XCTAssertNil(g.shard)
+            }
+            XCTAssertEqual(parts, whole, "\(size) shards")
+            XCTAssertEqual(ints, wholeInts, "\(size) shards")
+            XCTAssertEqual(masks, wholeMask, "\(size) shards")
+        }
+        XCTAssertEqual(
+            (0..<3).map { ImageShard.split(total: 8, rank: $0, size: 3) },
+            [ImageShard(first: 0, count: 3, total: 8), ImageShard(first: 3, count: 3, total: 8), ImageShard(first: 6, count: 2, total: 8)])
+        // The epoch's order is the whole one under a shard.
+        let sharded = RandomGenerator(seed: 2)
+        let order = sharded.withShard(ImageShard(first: 1, count: 1, total: 2)) { sharded.permutation(10) }
+        XCTAssertEqual(order, RandomGenerator(seed: 2).permutation(10))
+    }
+
     func testPermutationIsAPermutation() {
         let p = RandomGenerator(seed: 11).permutation(1000)
         XCTAssertEqual(Set(p).count, 1000)
