@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 // Diffuse: diffusion models in Swift on OpenCL or the CPU. Layers follow README "Architecture".
 import PackageDescription
 
@@ -16,6 +16,9 @@ let package = Package(
         .library(name: "DiffusionModels", targets: ["DiffusionModels"]),
         .library(name: "DiffusionPipelines", targets: ["DiffusionPipelines"]),
     ],
+    // `swift build --traits MPI` links Open MPI (Debian libopenmpi-dev) for data-parallel training
+    // under mpirun; the default build needs no MPI and runs as one process.
+    traits: [.trait(name: "MPI", description: "Data-parallel training and sampling over Open MPI (mpirun -np N diffuse ...)")],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
@@ -25,6 +28,7 @@ let package = Package(
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "COpenCL", path: "Sources/COpenCL", providers: [.apt(["ocl-icd-opencl-dev", "opencl-headers"])]),
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi", providers: [.apt(["libopenmpi-dev"])]),
         // AVX2/FMA loops picked at run time (Swift cannot target an instruction set per function).
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"], .when(configuration: .release))]),
         // JPEG decoding through libjpeg-turbo (Debian libjpeg62-turbo-dev), its longjmp errors kept in C.
@@ -47,6 +51,10 @@ let package = Package(
         .target(name: "DiffusionModels", dependencies: ["NN", "Tensor", "DiffuseCore"], swiftSettings: optimize),
         // File formats: PNG, IDX, safetensors, plots and grids.
         .target(name: "DataIO", dependencies: ["DiffuseCore", "CPNG", "CZlib", "CJPEG"], swiftSettings: optimize),
+        // The processes of a data-parallel job and their collectives (Open MPI with the MPI trait).
+        .target(name: "DataParallel",
+                dependencies: ["DiffuseCore", .target(name: "CMPI", condition: .when(traits: ["MPI"]))],
+                swiftSettings: optimize),
         // The Hugging Face Hub: its cache layout and downloads.
         .target(name: "Hub", dependencies: ["DiffuseCore"], swiftSettings: optimize),
         // A loopback look-alike of the Hub for tests and `diffuse serve-hub`.
@@ -54,12 +62,12 @@ let package = Package(
         // Pipeline folders, the registry keyed by _class_name, trainers, runs, checkpoints, device choice.
         .target(name: "DiffusionPipelines",
                 dependencies: ["DiffusionModels", "NN", "Tensor", "CPUBackend", "OpenCLBackend", "DataIO", "Hub",
-                               "DiffuseCore"],
+                               "DataParallel", "DiffuseCore"],
                 swiftSettings: optimize),
         .executableTarget(
             name: "diffuse",
             dependencies: ["DiffusionPipelines", "DiffusionModels", "NN", "Tensor", "CPUBackend", "OpenCLBackend", "DataIO",
-                           "Hub", "HubTestServer", "DiffuseCore",
+                           "Hub", "HubTestServer", "DataParallel", "DiffuseCore",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: optimize),
 
@@ -77,7 +85,8 @@ let package = Package(
                     dependencies: ["DiffusionPipelines", "DiffusionModels", "NN", "Tensor", "CPUBackend", "OpenCLBackend",
                                    "DataIO", "DiffuseCore", "TestSupport"]),
         // Runs the built `diffuse` binary: exit codes, messages and run folders as a user sees them.
-        .testTarget(name: "CLITests", dependencies: ["diffuse", "DataIO", "Hub", "HubTestServer", "DiffuseCore", "TestSupport"]),
+        .testTarget(
+            name: "CLITests", dependencies: ["diffuse", "DataIO", "DataParallel", "Hub", "HubTestServer", "DiffuseCore", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -7,5 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 Tools/setup.sh
 Tools/format.sh --check
-swift build -c release -Xswiftc -enable-testing --build-tests
-swift test -c release -Xswiftc -enable-testing --skip-build "$@"
+# With Open MPI installed (setup.sh installs it), the MPI trait: the data-parallel tests run under mpirun.
+TRAITS=()
+if pkg-config --exists ompi 2>/dev/null; then TRAITS=(--traits MPI); fi
+swift build -c release -Xswiftc -enable-testing --build-tests "${TRAITS[@]}"
+swift test -c release -Xswiftc -enable-testing --skip-build "${TRAITS[@]}" "$@"

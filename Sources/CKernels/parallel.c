@@ -1,6 +1,7 @@
 // See CParallel.h. One job at a time: the caller publishes it under the mutex and bumps the
 // generation; workers spin on the generation (then sleep on the condition variable), take the
 // job under the mutex, and count themselves done. The caller runs worker 0 and waits for the count.
+#define _GNU_SOURCE  // CPU_COUNT and sched_getaffinity
 #include "CParallel.h"
 #include <pthread.h>
 #include <sched.h>
@@ -94,4 +95,11 @@ void diffuse_parallel_run(long workers, diffuse_task task, void *context) {
         if (spins < SPIN_ITERATIONS) CPU_RELAX(); else sched_yield();
     }
     pthread_mutex_unlock(&owner);
+}
+
+long diffuse_affinity_cpu_count(void) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return 0;
+    return CPU_COUNT(&set);
 }

@@ -4,7 +4,14 @@ import CKernels
 import Foundation
 
 public enum Parallel {
-    public static let coreCount = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// The cores this process may use: fewer than the machine's under taskset or `mpirun --bind-to
+    /// core`, where each process of a data-parallel job gets its own and more threads would only
+    /// spin against each other.
+    public static let coreCount: Int = {
+        let online = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        let allowed = Int(diffuse_affinity_cpu_count())
+        return allowed > 0 ? min(online, allowed) : online
+    }()
 
     /// Runs body(w) for w in 0..<workers on the pool, w = 0 on the calling thread.
     @inline(__always)

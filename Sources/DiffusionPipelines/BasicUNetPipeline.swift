@@ -43,7 +43,7 @@ public final class BasicUNetPipeline: TrainablePipeline {
         ].filter(\.1).map(\.0)
         if !refused.isEmpty { throw PipelineRequestError.notApplicable(refused, pipeline: BasicUNetFolder.pipelineClass) }
         let config = model.config
-        let noise = try request.initialNoise(
+        let (noise, shard) = try request.initialNoise(
             channels: config.inChannels, size: config.sampleSize, spatialMultiple: 4, device: device, uniform: true
         ) { SamplingMemory.bytesPerImage(config, height: $0, width: $1) }
         // The sampler adds no noise after the first, so a batch larger than the device holds is
@@ -90,7 +90,8 @@ public final class BasicUNetPipeline: TrainablePipeline {
             ? try Figures.trajectory(
                 inputs: trajectory.inputs, predictions: trajectory.predictions, shape: noise.shape,
                 steps: request.recordedSteps(of: sampler.steps).sorted(), total: sampler.steps) : nil
-        return SampleOutput(sample: sample, images: try sample.clamped(0, 1), trajectory: figure)
+        return try SampleOutput(sample: sample, images: try sample.clamped(0, 1), trajectory: figure)
+            .gathered(shard, group: request.group)
     }
 
     public func visualize(clean: Tensor, labels: [Int], generator: RandomGenerator) throws -> Image8 {
@@ -114,7 +115,7 @@ public final class BasicUNetPipeline: TrainablePipeline {
         let run = try BasicUNetRun(
             options: request.options, dataset: request.dataset, device: request.device,
             folder: request.folder, config: config, start: request.start, checkpoint: request.plan)
-        try run.execute(progress: request.progress)
+        try run.execute(progress: request.progress, group: request.group)
         return ["loss.png", "samples.png", "corruption.png", "predictions.png"].map { request.folder.appendingPathComponent($0) }
     }
 }

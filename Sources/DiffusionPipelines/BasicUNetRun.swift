@@ -1,5 +1,6 @@
 // A whole BasicUNet training run: figures before and after, the training loop, the saved model.
 import DataIO
+import DataParallel
 import DiffuseCore
 import DiffusionModels
 import Foundation
@@ -25,7 +26,12 @@ public final class BasicUNetRun {
 
     func file(_ name: String) -> URL { folder.appendingPathComponent(name) }
 
-    public func execute(progress: ProgressLine) throws {
+    /// In a group of processes only rank 0 writes the run folder; the others train alongside it.
+    public func execute(progress: ProgressLine, group: ProcessGroup = .single) throws {
+        guard group.isRoot else {
+            let resume = try start.prepare(trainer, folder: folder)
+            return try trainer.train(logURL: nil, progress: progress, checkpoint: checkpoint, resume: resume, group: group)
+        }
         let device = trainer.device
         // Figures use their own stream so they do not shift the training noise.
         let figureNoise = RandomGenerator(seed: trainer.options.seed &+ 0x5EED)
@@ -38,7 +44,7 @@ public final class BasicUNetRun {
         try trainer.train(
             logURL: file("log.jsonl"), progress: progress, checkpoint: checkpoint, resume: resume,
             epochSamples: { try events.epochSamples(self.sampleGrid(), epoch: $0, step: $1) }, onLog: events.logged,
-            onCheckpoint: events.report)
+            onCheckpoint: events.report, group: group)
 
         // The last checkpoint (at the final step) already wrote the model folder.
         try PNG.write(Figures.lossCurve(trainer.log), to: file("loss.png"))

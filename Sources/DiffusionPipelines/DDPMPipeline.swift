@@ -41,7 +41,7 @@ public final class DDPMPipeline: TrainablePipeline {
             throw DiffuseError.usage("\(Setting.eta) applies to the DDIM sampler, not \(kind.rawValue)")
         }
         let config = folder.unet.config
-        let noise = try request.initialNoise(
+        let (noise, shard) = try request.initialNoise(
             channels: config.inChannels, size: config.sampleSize ?? 32, spatialMultiple: 1 << (config.blockOutChannels.count - 1),
             device: device, uniform: false
         ) { SamplingMemory.bytesPerImage(config, device: self.device, height: $0, width: $1) }
@@ -67,20 +67,29 @@ public final class DDPMPipeline: TrainablePipeline {
                     format: "sampling %d images in chunks of %d (about %.0f MB each image, a quarter of %@'s %.1f GiB)",
                     noise.shape[0], chunk, perImage / 1e6, device.name, Double(device.memoryBytes) / Double(1 << 30)))
         }
-        let labels = request.classLabels.map { $0.count == 1 ? Array(repeating: $0[0], count: noise.shape[0]) : $0 }
-        let result = try sampler.sample(
-            unet: folder.unet, initialNoise: noise,
-            generator: RandomGenerator(seed: request.seed, offset: 1 << 40), classLabels: labels,
-            recordTrajectory: request.recordTrajectory, recordSteps: request.recordedSteps(of: sampler.steps),
-            progress: request.progress)
+        // One label for all, or one per image of the whole batch (this process's slice of them).
+        let labels = request.classLabels.map { labels -> [Int] in
+            let total = shard?.total ?? noise.shape[0]
+            let all = labels.count == 1 ? Array(repeating: labels[0], count: total) : labels
+            guard let shard, all.count == total else { return all }
+            return Array(all[shard.first..<(shard.first + shard.count)])
+        }
+        let generator = RandomGenerator(seed: request.seed, offset: 1 << 40)
+        let result = try generator.withShard(shard) {
+            try sampler.sample(
+                unet: folder.unet, initialNoise: noise, generator: generator, classLabels: labels,
+                recordTrajectory: request.recordTrajectory, recordSteps: request.recordedSteps(of: sampler.steps),
+                progress: request.progress)
+        }
         let figure =
             request.recordTrajectory
             ? try Figures.trajectory(
                 inputs: result.trajectory.inputs, predictions: result.trajectory.predictions, shape: noise.shape,
                 steps: request.recordedSteps(of: sampler.steps).sorted(), total: sampler.steps, low: -1, high: 1) : nil
-        return SampleOutput(
+        return try SampleOutput(
             sample: result.sample, images: try result.sample.affine(scale: 0.5, shift: 0.5).clamped(0, 1),
-            trajectory: figure)
+            trajectory: figure
+        ).gathered(shard, group: request.group)
     }
 
     /// The request's guidance, checked against the model: it needs labels, and a null class the
@@ -129,7 +138,7 @@ public final class DDPMPipeline: TrainablePipeline {
             options: request.options, config: config, schedulerConfig: scheduler,
             dataset: request.dataset, device: request.device, folder: request.folder,
             start: request.start, checkpoint: request.plan)
-        try run.execute(progress: request.progress)
+        try run.execute(progress: request.progress, group: request.group)
         return ["loss.png", "samples.png"].map { request.folder.appendingPathComponent($0) }
     }
 

@@ -1,6 +1,7 @@
 // A whole UNet2DModel DDPM run: training, the diffusers pipeline folder, the loss curve, and a
 // grid of 16 samples drawn with 50 DDIM steps (1000 DDPM steps would take minutes on a CPU).
 import DataIO
+import DataParallel
 import DiffuseCore
 import DiffusionModels
 import Foundation
@@ -26,14 +27,18 @@ public final class DDPMRun {
         self.checkpoint = checkpoint
     }
 
-    public func execute(progress: ProgressLine) throws {
+    /// In a group of processes only rank 0 writes the run folder; the others train alongside it.
+    public func execute(progress: ProgressLine, group: ProcessGroup = .single) throws {
         let resume = try start.prepare(trainer, folder: folder)
+        guard group.isRoot else {
+            return try trainer.train(logURL: nil, progress: progress, checkpoint: checkpoint, resume: resume, group: group)
+        }
         try trainer.options.write(into: folder)
         let events = try RunEvents(folder: folder, trainer: trainer)
         try trainer.train(
             logURL: folder.appendingPathComponent("log.jsonl"), progress: progress, checkpoint: checkpoint, resume: resume,
             epochSamples: { try events.epochSamples(self.sampleGrid(), epoch: $0, step: $1) }, onLog: events.logged,
-            onCheckpoint: events.report)
+            onCheckpoint: events.report, group: group)
         // The last checkpoint (at the final step) already wrote the pipeline folder.
         try PNG.write(Figures.lossCurve(trainer.log), to: folder.appendingPathComponent("loss.png"))
         try PNG.write(sampleGrid(), to: folder.appendingPathComponent("samples.png"))

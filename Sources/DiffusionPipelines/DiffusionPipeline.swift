@@ -3,6 +3,7 @@
 // does) or by the name `diffuse train --model` takes. Adding a pipeline means writing a type that
 // conforms and registering it; the CLI names no pipeline.
 import DataIO
+import DataParallel
 import DiffuseCore
 import Foundation
 import Tensor
@@ -33,6 +34,9 @@ public struct SampleRequest {
     public var notice: (String) -> Void = { _ in }
     /// Told after each denoising step (steps done, steps in all), the step finished on the device.
     public var progress: ((_ done: Int, _ total: Int) -> Void)?
+    /// The processes sampling together (mpirun): each draws its share of the batch, and every one
+    /// returns the whole batch, the same images one process draws from the same seed.
+    public var group: ProcessGroup = .single
 
     public init() {}
 }

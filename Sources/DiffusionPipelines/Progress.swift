@@ -7,7 +7,13 @@ public final class ProgressLine {
     let quiet: Bool
     var samplingStart: Date?
 
-    public init(quiet: Bool = false) { self.quiet = quiet }
+    /// Put before each notice: which process of a data-parallel job speaks ("rank 1: ").
+    let noticePrefix: String
+
+    public init(quiet: Bool = false, noticePrefix: String = "") {
+        self.quiet = quiet
+        self.noticePrefix = noticePrefix
+    }
 
     public func update(
         epoch: Int, epochs: Int, step: Int, totalSteps: Int, loss: Double,
@@ -28,7 +34,7 @@ public final class ProgressLine {
     /// so it is seen even when the progress line is quiet.
     public func notice(_ text: String) {
         if isTerminal && !quiet { FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8)) }
-        FileHandle.standardError.write(Data(("notice: " + text + "\n").utf8))
+        FileHandle.standardError.write(Data(("notice: " + noticePrefix + text + "\n").utf8))
     }
 
     /// Ends an in-place line so that later output starts on its own line.

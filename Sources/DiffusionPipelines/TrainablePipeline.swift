@@ -1,6 +1,8 @@
 // Pipelines `diffuse train` can train: each says what it is called, its recipe's defaults, and
 // runs a whole training run into a run folder (the model folder plus its record and figures).
 import DataIO
+import DataParallel
+import DiffuseCore
 import Foundation
 import NN
 import Tensor
@@ -42,11 +44,14 @@ public struct TrainingRequest {
     public var start: RunStart
     public var plan: CheckpointPlan
     public var progress: ProgressLine
+    /// The processes training together (one, unless mpirun started several); only rank 0 writes.
+    public var group: ProcessGroup
 
     public init(
         options: TrainingOptions, model: ModelSpec, dataset: any TrainingImages, device: Device, folder: URL,
-        start: RunStart, plan: CheckpointPlan, progress: ProgressLine
+        start: RunStart, plan: CheckpointPlan, progress: ProgressLine, group: ProcessGroup = .single
     ) {
+        self.group = group
         self.options = options
         self.model = model
         self.dataset = dataset
@@ -97,27 +102,46 @@ extension SampleRequest {
     }
 
     /// The request's initial noise: its --init-noise tensor, else `batchSize` (default 8) images of
-    /// uniform or normal noise from `seed`.
+    /// uniform or normal noise from `seed`; in a group of processes, this process's share of it
+    /// (`shard`, nil for one process).
     /// `spatialMultiple` and `bytesPerImage` (of a height and width) check the noise before any of it is
     /// allocated: its size fits the model, and one image fits the device.
     func initialNoise(
         channels: Int, size: Int, spatialMultiple: Int, device: Device, uniform: Bool,
         bytesPerImage: (_ height: Int, _ width: Int) -> Double
-    ) throws -> Tensor {
+    ) throws -> (noise: Tensor, shard: ImageShard?) {
         func fits(_ height: Int, _ width: Int) throws {
             try SamplingMemory.requireOneImageFits(
                 bytesPerImage: bytesPerImage(height, width), height: height, width: width, device: device)
         }
         if let initialNoise {
-            return try SampleTensors.readSample(
+            let whole = try SampleTensors.readSample(
                 initialNoise, expectedChannels: channels, batchSize: batchSize, spatialMultiple: spatialMultiple,
                 device: device, check: fits)
+            guard let shard = try shard(of: whole.shape[0]) else { return (whole, nil) }
+            return (try whole.slice(axis: 0, start: shard.first, length: shard.count), shard)
         }
         try fits(size, size)
-        let shape = [batchSize ?? 8, channels, size, size]
+        let total = batchSize ?? 8
+        let shard = try shard(of: total)
+        let shape = [shard?.count ?? total, channels, size, size]
         let generator = RandomGenerator(seed: seed)
-        return uniform
-            ? try Tensor.uniform(shape, generator: generator, on: device)
-            : try Tensor.normal(shape, generator: generator, on: device)
+        let noise = try generator.withShard(shard) {
+            uniform
+                ? try Tensor.uniform(shape, generator: generator, on: device)
+                : try Tensor.normal(shape, generator: generator, on: device)
+        }
+        return (noise, shard)
+    }
+
+    /// This process's images of a batch of `total`; nil when one process draws them all.
+    func shard(of total: Int) throws -> ImageShard? {
+        guard group.isDistributed else { return nil }
+        guard total >= group.size else {
+            throw DiffuseError.usage(
+                "\(Setting.batchSize) \(total) leaves some of the \(group.size) processes without an image; sample at least "
+                    + "\(group.size)")
+        }
+        return ImageShard.split(total: total, rank: group.rank, size: group.size)
     }
 }

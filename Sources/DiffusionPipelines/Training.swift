@@ -1,6 +1,7 @@
 // What both trainers share: `diffuse train`'s options, the log line, the image batcher and the
 // training loop with its log file and progress line.
 import DataIO
+import DataParallel
 import DiffuseCore
 import DiffusionModels
 import Foundation
@@ -17,20 +18,27 @@ public struct TrainingLogEntry: Codable, Equatable, Sendable {
     /// Seconds the loop waited for the loader's batches since the previous line (nil in logs
     /// written before it was measured).
     public var dataWaitSeconds: Double?
+    /// Seconds rank 0 spent in collectives since the previous line (nil for one process).
+    public var communicationSeconds: Double?
 
-    public init(step: Int, epoch: Int, loss: Double, lr: Double, imagesPerSecond: Double, dataWaitSeconds: Double? = nil) {
+    public init(
+        step: Int, epoch: Int, loss: Double, lr: Double, imagesPerSecond: Double, dataWaitSeconds: Double? = nil,
+        communicationSeconds: Double? = nil
+    ) {
         self.step = step
         self.epoch = epoch
         self.loss = loss
         self.lr = lr
         self.imagesPerSecond = imagesPerSecond
         self.dataWaitSeconds = dataWaitSeconds
+        self.communicationSeconds = communicationSeconds
     }
 
     enum CodingKeys: String, CodingKey {
         case step, epoch, loss, lr
         case imagesPerSecond = "images_per_second"
         case dataWaitSeconds = "data_wait_seconds"
+        case communicationSeconds = "communication_seconds"
     }
 }
 
@@ -69,11 +77,19 @@ extension Trainer {
     /// `epochSamples(epoch, step)` runs after every `save_images_epochs`-th epoch (the run draws
     /// its samples/epoch-NNN.png there); `onLog` gets each log line as it is written, and
     /// `onCheckpoint` runs after each checkpoint is published.
+    /// In a `group` of several processes each takes its shard of every batch, the gradients are
+    /// summed over them before each optimizer step, and only rank 0 logs, samples and writes
+    /// checkpoints while the others wait at a barrier; every process ends with the same weights.
     public func train(
         logURL: URL?, progress: ProgressLine, checkpoint: CheckpointPlan? = nil,
         resume: TrainerState? = nil, epochSamples: ((_ epoch: Int, _ step: Int) throws -> Void)? = nil,
-        onLog: ((TrainingLogEntry) throws -> Void)? = nil, onCheckpoint: (() throws -> Void)? = nil
+        onLog: ((TrainingLogEntry) throws -> Void)? = nil, onCheckpoint: (() throws -> Void)? = nil,
+        group: ProcessGroup = .single
     ) throws {
+        try group.requireDivides(batchSize: options.batchSize)
+        let allReduce = group.isDistributed ? GradientAllReduce(group: group, parameters: module.parameters) : nil
+        let writes = group.isRoot
+        var communicationAtLog = group.communicationSeconds
         let total = totalSteps
         // Over the epochs' steps, as train_unconditional.py's len(train_dataloader) * num_epochs:
         // --max-steps stops a run early without changing its schedule, so a run stopped and
@@ -108,30 +124,54 @@ extension Trainer {
             let firstBatch = min(skip * accumulation, starts.count)
             let batchSize = options.batchSize
             let batcher = self.batcher
+            // This process's part of batch `first` (all of it for one process).
+            let (imageCount, rank, processes) = (order.count, group.rank, group.size)
+            let shard: @Sendable (Int) -> ImageShard = { first in
+                ImageShard.split(total: min(batchSize, imageCount - first), rank: rank, size: processes)
+            }
             let prefetcher = BatchPrefetcher(count: starts.count - firstBatch) { k in
                 let first = starts[firstBatch + k]
+                let part = shard(first)
                 return try batcher.hostBatch(
-                    order[first..<min(first + batchSize, order.count)], key: placementKey, position: first)
+                    order[(first + part.first)..<(first + part.first + part.count)], key: placementKey,
+                    position: first + part.first)
             }
             defer { prefetcher.cancel() }
-            for (groupIndex, group) in groups.enumerated() where groupIndex >= skip {
+            for (groupIndex, batches) in groups.enumerated() where groupIndex >= skip {
                 if step >= total { break epochs }
                 // LambdaLR: optimizer step k runs at the factor of k - 1 scheduler steps.
                 optimizer.learningRate = schedule.learningRate(base: options.learningRate, step: step)
-                for batchIndex in group {
+                // A batch smaller than the group leaves some process without images (and draws).
+                var someShardEmpty = false
+                for batchIndex in batches {
                     let first = starts[batchIndex]
-                    let indices = order[first..<min(first + options.batchSize, order.count)]
+                    let part = shard(first)
+                    let indices = order[(first + part.first)..<(first + part.first + part.count)]
                     let asked = Date()
                     let values = try prefetcher.batch(batchIndex - firstBatch)
                     waitSinceLog += Date().timeIntervalSince(asked)
+                    lossesSinceLog += 1
+                    imagesSinceLog += part.total
+                    someShardEmpty = someShardEmpty || part.total < group.size
+                    guard part.count > 0 else { continue }
                     let clean = try Tensor(
                         values, shape: [indices.count, batcher.channels, batcher.size, batcher.size], on: device)
                     let labels = indices.map { batcher.label($0) }
-                    // As accelerate's backward: each batch's loss divided by the accumulation steps.
-                    let loss = try backward(clean, labels: labels, lossScale: 1 / Float(accumulation))
-                    lossSum = try GradMode.withoutGradients { try lossSum + loss }
-                    lossesSinceLog += 1
-                    imagesSinceLog += indices.count
+                    // As accelerate's backward: each batch's loss divided by the accumulation steps,
+                    // and a process's by its share of the batch (the sum over processes is the mean).
+                    let share = Float(part.count) / Float(part.total)
+                    let loss = try generator.withShard(allReduce == nil ? nil : part) {
+                        try backward(clean, labels: labels, lossScale: share / Float(accumulation))
+                    }
+                    lossSum = try GradMode.withoutGradients { try lossSum + (share == 1 ? loss : loss.scaled(by: share)) }
+                }
+                // The processes agree on stopping at this step, whichever of them got the signal.
+                let stopRequested = try allReduce?(stopRequested: Interruption.pending != nil) ?? false
+                if someShardEmpty {
+                    // A process with no images drew nothing: it takes the stream's place from the others.
+                    var offset = [generator.offset]
+                    try group.allReduceMax(&offset)
+                    generator.seek(to: offset[0])
                 }
                 try applyGradients()
                 try ema?.step(module.parameters)
@@ -140,10 +180,13 @@ extension Trainer {
                 let epochDone = endOfEpoch && epoch % (options.saveModelEpochs ?? 1) == 0
                 let checkpointNow = checkpoint.map { step % $0.every == 0 || step == total || epochDone } ?? false
                 if endOfEpoch, let every = options.saveImagesEpochs, epoch % every == 0, let epochSamples {
-                    try epochSamples(epoch, step)
+                    if writes { try epochSamples(epoch, step) }
+                    try group.barrier()
                 }
                 if step % options.logEvery == 0 || step == total || checkpointNow {
-                    let meanLoss = Double(try lossSum.item()) / Double(lossesSinceLog)
+                    var lossTotal = [Double(try lossSum.item())]
+                    try group.allReduceSum(&lossTotal)
+                    let meanLoss = lossTotal[0] / Double(lossesSinceLog)
                     guard meanLoss.isFinite else {
                         progress.finish()
                         throw Checkpoint.diverged(
@@ -157,10 +200,12 @@ extension Trainer {
                         // As train_unconditional.py logs lr_scheduler.get_last_lr() after its step.
                         step: step, epoch: epoch, loss: meanLoss,
                         lr: schedule.learningRate(base: options.learningRate, step: step),
-                        imagesPerSecond: rate, dataWaitSeconds: waitSinceLog)
+                        imagesPerSecond: rate, dataWaitSeconds: waitSinceLog,
+                        communicationSeconds: allReduce == nil ? nil : group.communicationSeconds - communicationAtLog)
+                    communicationAtLog = group.communicationSeconds
                     log.append(entry)
-                    try onLog?(entry)
-                    if let logURL {
+                    if writes { try onLog?(entry) }
+                    if writes, let logURL {
                         lines += try JSONFile.line(entry) + "\n"
                         try AtomicFile.write(Data(lines.utf8), to: logURL)
                     }
@@ -175,15 +220,18 @@ extension Trainer {
                     waitSinceLog = 0
                     intervalStart = now
                 }
-                let signal = Interruption.pending
+                let signal = stopRequested ? (Interruption.pending ?? SIGINT) : Interruption.pending
                 if let checkpoint, checkpointNow || signal != nil {
                     let state = TrainerState(
                         model: checkpoint.model, dataset: checkpoint.dataset, globalStep: step,
                         epoch: epoch, stepInEpoch: groupIndex + 1,
                         epochStartOffset: epochStartOffset, randomOffset: generator.offset,
                         optimizerStep: optimizer.step)
-                    try Checkpoint.save(self, state: state, plan: checkpoint)
-                    try onCheckpoint?()
+                    if writes {
+                        try Checkpoint.save(self, state: state, plan: checkpoint)
+                        try onCheckpoint?()
+                    }
+                    try group.barrier()
                 }
                 if let signal {
                     progress.finish()

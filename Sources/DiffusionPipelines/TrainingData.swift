@@ -1,6 +1,7 @@
 // Opening `--dataset DIR`: MNIST-format IDX files when the folder has them, else a folder of
 // images (ImageFolder's layout), with what the run should tell the user about it.
 import DataIO
+import DataParallel
 import DiffuseCore
 import Foundation
 
@@ -46,7 +47,8 @@ extension TrainingRequest {
     /// Prints the dataset's notices for a model taking `channels`, and routes files that fail to
     /// decode during training to the same place.
     func announceData(modelChannels channels: Int) {
-        for line in TrainingData.notices(dataset, modelChannels: channels) { progress.notice(line) }
+        // What the data is, said once; a file that fails is said by the process that read it.
+        if group.isRoot { for line in TrainingData.notices(dataset, modelChannels: channels) { progress.notice(line) } }
         if let folder = dataset as? ImageFolderImages {
             let progress = self.progress
             folder.onFailure = { progress.notice($0) }

@@ -1,6 +1,7 @@
 // `diffuse devices`: every OpenCL platform and device, and the CPU backend, marking what auto takes.
 import ArgumentParser
 import CPUBackend
+import DataParallel
 import DiffusionModels
 import DiffusionPipelines
 import Foundation
@@ -33,6 +34,11 @@ struct DevicesCommand: ParsableCommand {
         if devices.isEmpty { print("  (no OpenCL devices: \(Flags.word(OpenCLPlatforms.installHint)))") }
         print("\(preferred == nil ? "*" : " ") cpu       \(CPUDevice.shared.name)")
         print(Flags.word(OpenCLPlatforms.choiceReason(in: devices)))
+        let linked =
+            "mpi: Open MPI (mpirun -np N diffuse train ... trains data-parallel; each process of a host takes the next GPU)"
+        print(
+            ProcessGroup.compiledWithMPI
+                ? linked : "mpi: not in this build (swift build -c release --traits MPI, needs libopenmpi-dev)")
     }
 
     static func bytes(_ n: UInt64) -> String {

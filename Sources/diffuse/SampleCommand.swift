@@ -1,6 +1,7 @@
 // `diffuse sample`: load a model folder and write a grid of samples (and optionally tensors).
 import ArgumentParser
 import DataIO
+import DataParallel
 import DiffuseCore
 import DiffusionModels
 import DiffusionPipelines
@@ -109,14 +110,21 @@ struct SampleCommand: ParsableCommand {
     static func imageName(_ index: Int) -> String { String(format: "%04d.png", index) }
 
     func run() throws {
+        let group = try ProcessGroup.start(command: "diffuse sample")
+        if group.isDistributed, trajectory != nil {
+            throw DiffuseError.usage("--trajectory follows one process's images: run it without mpirun")
+        }
         try OutputCheck.validate(
             [OutputFile(option: "--output", path: output, extensions: ["png"])]
                 + (trajectory.map { [OutputFile(option: "--trajectory", path: $0, extensions: ["png"])] } ?? [])
                 + (saveTensor.map { [OutputFile(option: "--save-tensor", path: $0, extensions: ["safetensors"])] } ?? []),
             overwrite: overwriteOption.overwrite)
         if let saveImages { try checkImageFolder(saveImages, count: batchSize ?? 8) }
-        let (chosen, label) = try deviceOption.resolve()
-        print("sampling on \(label)")
+        let (chosen, label) = try deviceOption.resolve(localRank: group.localRank)
+        if group.isRoot {
+            let processes = group.isDistributed ? ", as \(group.size) processes (mpirun)" : ""
+            print("sampling on \(label)\(processes)")
+        }
         let pipeline = try PipelineRegistry.load(try ModelSource.resolve(model), device: chosen)
         var request = SampleRequest()
         request.batchSize = batchSize
@@ -125,14 +133,16 @@ struct SampleCommand: ParsableCommand {
         request.initialNoise = initNoise.map { URL(fileURLWithPath: $0) }
         request.recordTrajectory = trajectory != nil
         request.trajectorySteps = trajectorySteps
-        let progress = ProgressLine(quiet: quiet)
+        // Rank 0 speaks for the job: it draws as many images as any other process.
+        let progress = ProgressLine(quiet: quiet || !group.isRoot)
         request.progress = { progress.sampling(done: $0, total: $1) }
+        request.group = group
         request.sampler = scheduler
         request.schedulerOverrides.pairs = try schedulerOptions.map(SchedulerOverrides.pair)
         request.eta = eta
         request.classLabels = try classLabels.map(Self.parseLabels)
         request.guidanceScale = guidanceScale
-        request.notice = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+        request.notice = { if group.isRoot { FileHandle.standardError.write(Data(($0 + "\n").utf8)) } }
         let result: SampleOutput
         do {
             result = try pipeline.sample(request)
@@ -148,6 +158,8 @@ struct SampleCommand: ParsableCommand {
             }
             throw DiffuseError.usage("\(flags.joined(separator: ", ")) apply to DDPM/DDIM pipelines, not \(className)")
         }
+        // Every process holds the whole batch now; rank 0 writes it.
+        guard group.isRoot else { return }
         try PNG.write(try Figures.grid(result.images, columns: 8), to: URL(fileURLWithPath: output))
         print("samples: \(output)")
         if let trajectory, let image = result.trajectory {

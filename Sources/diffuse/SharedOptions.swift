@@ -9,12 +9,14 @@ import Tensor
 
 /// `--device` of the commands that run a model on one device (`bench` takes `all` as well).
 struct DeviceOption: ParsableArguments {
-    @Option(help: "auto, cpu, opencl or opencl:N (see `diffuse devices`).")
+    @Option(
+        help: "auto, cpu, opencl or opencl:N (see `diffuse devices`); under mpirun opencl:N,M,... (one per process of a host).")
     var device = "auto"
 
-    /// The device, and how the choice is shown ("cpu ... (--device auto)").
-    func resolve() throws -> (device: Device, label: String) {
-        let chosen = try DeviceChoice.resolve(device)
+    /// The device, and how the choice is shown ("cpu ... (--device auto)"); `localRank` picks a
+    /// data-parallel process's own GPU.
+    func resolve(localRank: Int = 0) throws -> (device: Device, label: String) {
+        let chosen = try DeviceChoice.resolve(device, localRank: localRank)
         return (chosen, chosen.name + (device == "auto" ? " (--device auto)" : ""))
     }
 }

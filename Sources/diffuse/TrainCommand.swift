@@ -3,6 +3,7 @@
 // `--resume` continues an interrupted run from its last checkpoint.
 import ArgumentParser
 import DataIO
+import DataParallel
 import DiffuseCore
 import DiffusionModels
 import DiffusionPipelines
@@ -155,7 +156,8 @@ struct TrainCommand: ParsableCommand {
     var quiet = false
 
     func run() throws {
-        if let resume { return try resumeRun(try runFolder(resume)) }
+        let group = try ProcessGroup.start(command: "diffuse train")
+        if let resume { return try resumeRun(try runFolder(resume, group: group), group: group) }
         var pretrained: URL?
         var pipeline: (any TrainablePipeline.Type)?
         if let model {
@@ -199,34 +201,56 @@ struct TrainCommand: ParsableCommand {
                 "--config \(config) does not exist; give a config.json of the \(chosenPipeline.trainingName) model")
         }
         let options = try makeOptions(chosenPipeline.trainingDefaults)
+        try group.requireDivides(batchSize: options.batchSize)
         let datasetPath = dataset ?? MNISTDataset.defaultDirectory.path
-        let (chosen, deviceLabel) = try deviceOption.resolve()
+        let (chosen, deviceLabel) = try deviceOption.resolve(localRank: group.localRank)
         let data = try TrainingData.open(datasetPath)
         let folder = URL(fileURLWithPath: output ?? "runs/\(chosenPipeline.trainingName)-\(Self.timestamp())")
+        let spec: ModelSpec =
+            pretrained.map { .pretrained($0) } ?? config.map { .configFile(URL(fileURLWithPath: $0)) } ?? .recipe
+        let plan = CheckpointPlan(
+            folder: folder, every: options.checkpointEvery ?? 500, totalLimit: options.checkpointsTotalLimit,
+            model: chosenPipeline.trainingName, dataset: datasetPath)
+        let start = pretrained.map { RunStart.initFrom($0) } ?? .fresh
+        // The other processes of a data-parallel job train alongside rank 0, which alone writes.
+        guard group.isRoot else {
+            _ = try chosenPipeline.train(
+                TrainingRequest(
+                    options: options, model: spec, dataset: data, device: chosen, folder: folder, start: start, plan: plan,
+                    progress: Self.followerProgress(group), group: group))
+            return
+        }
         try OutputCheck.validateRunFolder(folder.path)
         let existed = FileManager.default.fileExists(atPath: folder.path)
         try PipelineFolder.prepareOutput(folder, overwrite: overwrite)
         do {
             try RunFolderLock.acquire(folder)
             if overwrite { try RunFolderLock.clearPreviousRun(folder) }
-            let plan = CheckpointPlan(
-                folder: folder, every: options.checkpointEvery ?? 500, totalLimit: options.checkpointsTotalLimit,
-                model: chosenPipeline.trainingName, dataset: datasetPath)
+            let starting: String = initFrom.map { ", starting from \($0)" } ?? ""
+            let processes: String = Self.processes(group, batchSize: options.batchSize)
             print(
                 "training \(chosenPipeline.trainingName) on \(data.count) images from \(datasetPath) on \(deviceLabel)"
-                    + (initFrom.map { ", starting from \($0)" } ?? ""))
-            let spec: ModelSpec =
-                pretrained.map { .pretrained($0) } ?? config.map { .configFile(URL(fileURLWithPath: $0)) } ?? .recipe
+                    + "\(starting)\(processes)")
             let figures = try chosenPipeline.train(
                 TrainingRequest(
                     options: options, model: spec, dataset: data, device: chosen, folder: folder,
-                    start: pretrained.map { RunStart.initFrom($0) } ?? .fresh, plan: plan, progress: ProgressLine(quiet: quiet)))
+                    start: start, plan: plan, progress: ProgressLine(quiet: quiet), group: group))
             report(folder, figures: figures)
         } catch {
             // A run that failed before its first checkpoint leaves no folder to block the rerun.
             if !existed && Checkpoint.published(in: folder).isEmpty { try? FileManager.default.removeItem(at: folder) }
             throw error
         }
+    }
+
+    /// ", as 2 processes of 16 images each (mpirun)" for a data-parallel job; empty for one process.
+    static func processes(_ group: ProcessGroup, batchSize: Int) -> String {
+        group.isDistributed ? ", as \(group.size) processes of \(batchSize / group.size) images each (mpirun)" : ""
+    }
+
+    /// The progress of a process other than rank 0: no progress line, its notices marked.
+    static func followerProgress(_ group: ProcessGroup) -> ProgressLine {
+        ProgressLine(quiet: true, noticePrefix: "rank \(group.rank): ")
     }
 
     static var modelNames: String { PipelineRegistry.trainable.map { $0.trainingName }.joined(separator: " or ") }
@@ -273,7 +297,7 @@ struct TrainCommand: ParsableCommand {
 
     /// Continues RUN with the options, configs and dataset it was started with; only the length
     /// (--epochs, --max-steps), the device and the output chatter may change.
-    func resumeRun(_ folder: URL) throws {
+    func resumeRun(_ folder: URL, group: ProcessGroup) throws {
         let fixed: [(String, Bool)] = [
             ("--model", model != nil), ("--config", config != nil), ("--init-from", initFrom != nil),
             ("--lr", lr != nil), ("--batch-size", batchSize != nil), ("--optimizer", optimizer != nil),
@@ -293,8 +317,12 @@ struct TrainCommand: ParsableCommand {
                 "\(name) cannot change a resumed run; it continues with the options in \(folder.path)/\(TrainingOptions.fileName)"
             )
         }
-        try RunFolderLock.acquire(folder)
-        Checkpoint.removeLeftovers(in: folder)
+        // Rank 0 holds the folder; the others read the checkpoint once it has tidied.
+        if group.isRoot {
+            try RunFolderLock.acquire(folder)
+            Checkpoint.removeLeftovers(in: folder)
+        }
+        try group.barrier()
         let (state, checkpoint) = try Checkpoint.newest(in: folder)
         var options = try TrainingOptions.saved(run: folder, checkpoint: checkpoint)
         if let epochs { options.epochs = epochs }
@@ -303,29 +331,33 @@ struct TrainCommand: ParsableCommand {
         if let checkpointEvery { options.checkpointEvery = checkpointEvery }
         if let checkpointsTotalLimit { options.checkpointsTotalLimit = checkpointsTotalLimit }
         try options.validate()
+        try group.requireDivides(batchSize: options.batchSize)
         guard let pipeline = PipelineRegistry.trainable(named: state.model) else {
             throw DiffuseError.input("\(folder.path)/\(Checkpoint.stateName) names an unknown model '\(state.model)'")
         }
         let datasetPath = dataset ?? state.dataset
         let data = try TrainingData.open(datasetPath)
-        let (chosen, deviceLabel) = try deviceOption.resolve()
+        let (chosen, deviceLabel) = try deviceOption.resolve(localRank: group.localRank)
         let plan = CheckpointPlan(
             folder: folder, every: options.checkpointEvery ?? 500, totalLimit: options.checkpointsTotalLimit,
             model: state.model, dataset: datasetPath)
-        print(
-            "resuming \(state.model) in \(folder.path) at step \(state.globalStep) (epoch \(state.epoch)) from "
-                + "\(checkpoint.path) on \(deviceLabel)"
-        )
+        if group.isRoot {
+            let processes: String = Self.processes(group, batchSize: options.batchSize)
+            print(
+                "resuming \(state.model) in \(folder.path) at step \(state.globalStep) (epoch \(state.epoch)) from "
+                    + "\(checkpoint.path) on \(deviceLabel)\(processes)")
+        }
         let figures = try pipeline.train(
             TrainingRequest(
                 options: options, model: .checkpoint(checkpoint), dataset: data, device: chosen, folder: folder,
-                start: .resume(state, checkpoint), plan: plan, progress: ProgressLine(quiet: quiet)))
-        report(folder, figures: figures)
+                start: .resume(state, checkpoint), plan: plan,
+                progress: group.isRoot ? ProgressLine(quiet: quiet) : Self.followerProgress(group), group: group))
+        if group.isRoot { report(folder, figures: figures) }
     }
 
     /// The run folder to resume: RUN itself, or a run fetched from the Hub and copied into --output
     /// (the cache's snapshot is read-only to us: training writes into its folder).
-    func runFolder(_ resume: String) throws -> URL {
+    func runFolder(_ resume: String, group: ProcessGroup) throws -> URL {
         if FileManager.default.fileExists(atPath: resume) {
             if let output, URL(fileURLWithPath: output).standardizedFileURL != URL(fileURLWithPath: resume).standardizedFileURL {
                 throw DiffuseError.usage("--output cannot change a resumed run folder; it continues in \(resume)")
@@ -340,8 +372,11 @@ struct TrainCommand: ParsableCommand {
             throw DiffuseError.usage("--resume from the Hub (\(resume)) needs --output: the folder the run continues in")
         }
         let folder = URL(fileURLWithPath: output)
-        try HubRun.copy(resume, to: folder, overwrite: overwrite)
-        print("copied the run \(resume) into \(folder.path)")
+        if group.isRoot {
+            try HubRun.copy(resume, to: folder, overwrite: overwrite)
+            print("copied the run \(resume) into \(folder.path)")
+        }
+        try group.barrier()
         return folder
     }
 

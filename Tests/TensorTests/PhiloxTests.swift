@@ -53,7 +53,8 @@ final class PhiloxTests: XCTestCase {
         let whole = RandomKey(seed: 4, offset: 2)
         let uniform = try Tensor.uniform([23], generator: RandomGenerator(seed: 4, offset: 2), on: cpu).toArray()
         let normal = try Tensor.normal([23], key: whole, on: cpu).toArray()
-        let mask = try Tensor.ones([23], on: cpu).dropout(probability: 0.5, generator: RandomGenerator(seed: 4, offset: 2)).toArray()
+        let mask = try Tensor.ones([23], on: cpu).dropout(probability: 0.5, generator: RandomGenerator(seed: 4, offset: 2))
+            .toArray()
         for start in [1, 2, 3, 5, 6, 7, 10] {
             let key = whole.advanced(byElements: start)
             XCTAssertEqual(key.offset, 2 + UInt64(start / 4))
@@ -94,7 +95,10 @@ final class PhiloxTests: XCTestCase {
         }
         XCTAssertEqual(
             (0..<3).map { ImageShard.split(total: 8, rank: $0, size: 3) },
-            [ImageShard(first: 0, count: 3, total: 8), ImageShard(first: 3, count: 3, total: 8), ImageShard(first: 6, count: 2, total: 8)])
+            [
+                ImageShard(first: 0, count: 3, total: 8), ImageShard(first: 3, count: 3, total: 8),
+                ImageShard(first: 6, count: 2, total: 8),
+            ])
         // The epoch's order is the whole one under a shard.
         let sharded = RandomGenerator(seed: 2)
         let order = sharded.withShard(ImageShard(first: 1, count: 1, total: 2)) { sharded.permutation(10) }

@@ -12,4 +12,7 @@ typedef void (*diffuse_task)(void *context, long worker);
 /// while another thread's loop holds the pool.
 void diffuse_parallel_run(long workers, diffuse_task task, void *context);
 
+/// CPUs this process may run on (sched_getaffinity: taskset, or mpirun's --bind-to core); 0 if unknown.
+long diffuse_affinity_cpu_count(void);
+
 #endif
