@@ -4,7 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 Tools/setup.sh
-swift build -c release --product diffuse
+# The MPI trait where Open MPI is installed, as Tools/test.sh builds, so the two share one build.
+TRAITS=()
+if pkg-config --exists ompi 2>/dev/null; then TRAITS=(--traits MPI); fi
+swift build -c release --product diffuse "${TRAITS[@]}"
 bin="$(swift build -c release --show-bin-path)/diffuse"
 run="runs/basic-unet-$(date +%Y%m%d-%H%M%S)"
 "$bin" train --model basic-unet --output "$run" "$@"

@@ -7,6 +7,7 @@
 #   Tools/gpu-bundle.sh            build (release, with tests) and pack
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Without the MPI trait: the GPU machine has no Open MPI, and one process is what it checks.
 swift build -c release -Xswiftc -enable-testing --build-tests
 bundle=.device/bundle
 rm -rf "$bundle" .device/gpu-bundle.tar.xz
