@@ -220,7 +220,11 @@ extension Trainer {
                     waitSinceLog = 0
                     intervalStart = now
                 }
-                let signal = stopRequested ? (Interruption.pending ?? SIGINT) : Interruption.pending
+                // In a group only the summed flag decides: a signal that arrives after this step's
+                // all-reduce waits for the next, or the processes would part ways here. (Rank 0
+                // names its own signal, else SIGTERM, which mpirun sends.)
+                let signal =
+                    allReduce == nil ? Interruption.pending : stopRequested ? (Interruption.pending ?? SIGTERM) : nil
                 if let checkpoint, checkpointNow || signal != nil {
                     let state = TrainerState(
                         model: checkpoint.model, dataset: checkpoint.dataset, globalStep: step,

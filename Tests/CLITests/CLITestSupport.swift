@@ -23,10 +23,13 @@ enum CLI {
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates[0]
     }
 
-    /// Runs `diffuse` (or `executable`, a wrapper that starts it) with `arguments`.
+    /// Runs `diffuse` (or `executable`, a wrapper that starts it) with `arguments`; after
+    /// `timeout` seconds the process and its children are killed (a hung job fails its test
+    /// instead of holding up the run).
     @discardableResult
     static func run(
-        _ arguments: [String], executable: URL? = nil, in directory: URL? = nil, environment: [String: String] = [:]
+        _ arguments: [String], executable: URL? = nil, in directory: URL? = nil, environment: [String: String] = [:],
+        timeout: TimeInterval? = nil
     ) throws -> CommandResult {
         let process = Process()
         process.executableURL = executable ?? binary
@@ -40,6 +43,7 @@ enum CLI {
         process.standardOutput = out
         process.standardError = err
         try process.run()
+        if let timeout { watch(process, seconds: timeout) }
         // Read both pipes before waiting so a chatty child cannot block on a full pipe.
         let collected = OutputBox()
         let group = DispatchGroup()
@@ -55,6 +59,17 @@ enum CLI {
         return CommandResult(
             status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
             stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    /// Kills `process` and its children (mpirun's job) if it still runs after `seconds`.
+    static func watch(_ process: Process, seconds: TimeInterval) {
+        let pid = process.processIdentifier
+        DispatchQueue.global().asyncAfter(deadline: .now() + seconds) {
+            guard process.isRunning else { return }
+            let children = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
+            for child in children.split(separator: " ").compactMap({ Int32($0) }) { kill(child, SIGKILL) }
+            kill(pid, SIGKILL)
+        }
     }
 
     /// Tests/Fixtures: the committed reference files.

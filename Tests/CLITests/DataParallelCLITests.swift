@@ -36,9 +36,7 @@ final class DataParallelCLITests: XCTestCase {
         guard processes > 1 else { return try CLI.run(arguments) }
         return try CLI.run(
             ["--allow-run-as-root", "--oversubscribe", "-np", "\(processes)", "--bind-to", "none", CLI.binary.path] + arguments,
-            executable: URL(fileURLWithPath: "/usr/bin/mpirun"),
-            // One core per process, as the README's figures are measured.
-            environment: ["OPENBLAS_NUM_THREADS": "1", "DIFFUSE_THREADS": "1"])
+            executable: URL(fileURLWithPath: "/usr/bin/mpirun"), timeout: 300)
     }
 
     func train(_ arguments: [String], processes: Int, output: String) throws {
@@ -143,6 +141,50 @@ final class DataParallelCLITests: XCTestCase {
         XCTAssertNotEqual(result.status, 0)
         XCTAssertTrue(result.stderr.contains("error: rank 0:"), result.stderr)
         XCTAssertLessThan(Date().timeIntervalSince(started), 60, "the job should end at once")
+    }
+
+    /// SIGTERM to one process of a job (here each one in turn): all stop at the same step, rank 0
+    /// checkpoints it, and one process resumes from there. (Ctrl-C on mpirun makes it send each
+    /// process SIGTERM and, a second later, SIGKILL: a stop that may not reach its checkpoint.)
+    func testASignalToOneProcessStopsTheJobTogetherAtACheckpoint() throws {
+        for signalled in 0..<2 {
+            let run = path("stopped-\(signalled)")
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/mpirun")
+            process.arguments = [
+                "--allow-run-as-root", "--oversubscribe", "-np", "2", "--bind-to", "none", CLI.binary.path, "train",
+                "--dataset", path("data"), "--batch-size", "8", "--epochs", "500", "--device", "cpu", "--quiet", "--log-every",
+                "1",
+                "--checkpoint-every", "100000", "--output", run,
+            ]
+            let err = Pipe()
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = err
+            try process.run()
+            CLI.watch(process, seconds: 300)
+            for _ in 0..<3000 where !FileManager.default.fileExists(atPath: run + "/log.jsonl") { usleep(10_000) }
+            XCTAssertTrue(FileManager.default.fileExists(atPath: run + "/log.jsonl"), "the job never logged")
+            // mpirun's children, the job's processes, in the order it started them.
+            let children = try String(
+                contentsOfFile: "/proc/\(process.processIdentifier)/task/\(process.processIdentifier)/children", encoding: .utf8
+            ).split(separator: " ").compactMap { Int32($0) }.sorted()
+            XCTAssertEqual(children.count, 2)
+            kill(children[signalled], SIGTERM)
+            let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            XCTAssertNotEqual(process.terminationStatus, 0)
+            let stopped = stderr.split(separator: "\n").filter { $0.hasPrefix("stopped by SIGTERM") }
+            XCTAssertEqual(stopped.count, 1, "rank 0 alone says where the job stopped: \(stderr)")
+            let state = try XCTUnwrap(
+                JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: run + "/trainer_state.json")))
+                    as? [String: Any])
+            let step = try XCTUnwrap(state["global_step"] as? Int)
+            XCTAssertTrue(stopped.first?.contains("at step \(step);") == true, "\(stopped)")
+            XCTAssertTrue(FileManager.default.fileExists(atPath: run + "/checkpoints/step-\(step)"))
+            let resumed = try CLI.run(["train", "--resume", run, "--max-steps", "\(step + 1)", "--device", "cpu", "--quiet"])
+            XCTAssertEqual(resumed.status, 0, resumed.stderr)
+            XCTAssertTrue(resumed.stdout.contains("at step \(step)"), resumed.stdout)
+        }
     }
 
     /// `mpirun -np 2 diffuse sample` draws the images one process draws from the same seed.
