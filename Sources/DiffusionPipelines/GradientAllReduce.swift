@@ -13,6 +13,10 @@ final class GradientAllReduce {
     /// One host buffer: the gradients back to back, then the stop flag.
     private var fused: [Float]
     private let offsets: [Int]
+    private let total: Int
+    /// The gradients packed on the device by block copies (few launches), so one read brings
+    /// them to the host instead of one wait per parameter.
+    private var packed: Tensor?
     /// The summed gradients, one tensor per parameter, kept from step to step so a steady-state
     /// step allocates nothing.
     private var summed: [Tensor?]
@@ -27,6 +31,7 @@ final class GradientAllReduce {
             total += p.count
         }
         self.offsets = offsets
+        self.total = total
         fused = [Float](repeating: 0, count: total + 1)
         summed = [Tensor?](repeating: nil, count: parameters.count)
     }
@@ -35,26 +40,46 @@ final class GradientAllReduce {
     /// left without one, having no images in the batch, adds zeros); returns whether any process
     /// asked to stop.
     func callAsFunction(stopRequested: Bool) throws -> Bool {
-        let flagIndex = fused.count - 1
+        guard let device = parameters.first?.device else { return try group.allReduceFlag(stopRequested) }
+        let packed = try self.packed ?? Tensor.empty([total], on: device)
+        self.packed = packed
+        func block(_ count: Int, at offset: Int, packing: Bool) -> BlockCopyGeometry {
+            BlockCopyGeometry(
+                blockCount: 1, blockLength: count, sourceOffset: packing ? 0 : offset, sourceStride: count,
+                destinationOffset: packing ? offset : 0, destinationStride: count)
+        }
+        try device.copyBlocks(
+            zip(parameters, offsets).map { p, offset in
+                BlockCopy(
+                    from: try (p.grad ?? Tensor.zeros(p.shape, on: device)).buffer, to: packed.buffer,
+                    block(p.count, at: offset, packing: true))
+            })
+        let flagIndex = total
         try fused.withUnsafeMutableBufferPointer { all in
-            for (p, offset) in zip(parameters, offsets) {
-                let part = UnsafeMutableBufferPointer(rebasing: all[offset..<offset + p.count])
-                if let grad = p.grad {
-                    try grad.device.download(grad.buffer, to: part)
-                } else {
-                    part.update(repeating: 0)
-                }
-            }
+            let gradients = UnsafeMutableBufferPointer(rebasing: all[0..<total])
+            try device.download(packed.buffer, to: gradients)
             all[flagIndex] = stopRequested ? 1 : 0
             try group.allReduceSum(all)
-            for (i, (p, offset)) in zip(parameters, offsets).enumerated() {
-                let gradient = try summed[i] ?? Tensor.empty(p.shape, on: p.device)
-                summed[i] = gradient
-                try p.device.upload(UnsafeBufferPointer(rebasing: all[offset..<offset + p.count]), to: gradient.buffer)
-                p.grad = gradient
-            }
+            try device.upload(UnsafeBufferPointer(gradients), to: packed.buffer)
         }
+        var unpack: [BlockCopy] = []
+        for (i, (p, offset)) in zip(parameters, offsets).enumerated() {
+            let gradient = try summed[i] ?? Tensor.empty(p.shape, on: p.device)
+            summed[i] = gradient
+            unpack.append(BlockCopy(from: packed.buffer, to: gradient.buffer, block(p.count, at: offset, packing: false)))
+            p.grad = gradient
+        }
+        try device.copyBlocks(unpack)
         return fused[flagIndex] > 0
+    }
+}
+
+extension ProcessGroup {
+    /// Whether any process passed true (a model without parameters still agrees on stopping).
+    func allReduceFlag(_ flag: Bool) throws -> Bool {
+        var value = [flag ? 1.0 : 0.0]
+        try allReduceSum(&value)
+        return value[0] > 0
     }
 }
 

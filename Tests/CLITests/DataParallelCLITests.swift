@@ -106,6 +106,24 @@ final class DataParallelCLITests: XCTestCase {
         }
     }
 
+    /// The same on the OpenCL device (PoCL here: both processes share it), where the gradients
+    /// are packed on the device and read in one wait.
+    func testTwoProcessesOnOpenCLTrainTheWeightsOfOne() throws {
+        let devices = try CLI.run(["devices"])
+        guard devices.stdout.contains("opencl:0") else {
+            if ProcessInfo.processInfo.environment["DIFFUSE_REQUIRE_OPENCL"] == "1" { XCTFail("no OpenCL device") }
+            throw XCTSkip("no OpenCL device")
+        }
+        let common = ["--batch-size", "32", "--epochs", "5", "--max-steps", "10", "--seed", "4", "--device", "opencl"]
+        for processes in [1, 2] {
+            let result = try diffuse(
+                ["train", "--dataset", path("data"), "--quiet", "--log-every", "5", "--output", path("opencl-\(processes)")]
+                    + common, processes: processes)
+            XCTAssertEqual(result.status, 0, "\(processes) processes: \(result.stderr)")
+        }
+        try assertSameWeights("opencl-1", "opencl-2", within: 1e-5, "BasicUNet on OpenCL")
+    }
+
     /// A 2-process run stopped at step 5 and resumed on one process ends where one process's
     /// 10 steps end.
     func testTwoProcessCheckpointResumesOnOne() throws {

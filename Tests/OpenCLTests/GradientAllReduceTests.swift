@@ -1,0 +1,43 @@
+// The data-parallel all-reduce on an OpenCL device: gradients are packed on the device by block
+// copies and read in one wait, not one per parameter, and a steady-state step allocates nothing.
+// (A group of one sums nothing, so the gradients come back as they were; DataParallelCLITests
+// checks the sums under mpirun.)
+import DataParallel
+import Tensor
+import TestSupport
+import XCTest
+
+@testable import DiffusionPipelines
+@testable import OpenCLBackend
+
+final class GradientAllReduceTests: XCTestCase {
+    func testGradientsArePackedAndReadInOneWait() throws {
+        let device = try DevicesUnderTest.opencl()
+        // Odd sizes, one parameter without a gradient (a process with no images in the batch).
+        let shapes = [[7], [3, 5], [1], [33, 3], [4, 1, 3, 3]]
+        let parameters = try shapes.enumerated().map { i, shape in
+            try Tensor.uniform(shape, generator: RandomGenerator(seed: UInt64(i)), on: device)
+        }
+        let gradients = try shapes.enumerated().map { i, shape in
+            try Tensor.normal(shape, generator: RandomGenerator(seed: UInt64(10 + i)), on: device)
+        }
+        let allReduce = GradientAllReduce(group: .single, parameters: parameters)
+        func step(_ round: Int) throws -> Bool {
+            for (i, p) in parameters.enumerated() { p.grad = i == 2 ? nil : gradients[i] }
+            return try allReduce(stopRequested: round == 1)
+        }
+        XCTAssertFalse(try step(0))
+        device.ledger.reset()
+        XCTAssertTrue(try step(1), "the stop flag comes back")
+        XCTAssertEqual(device.ledger.hostWaits, 1, "one read for all the gradients")
+        XCTAssertEqual(device.ledger.buffersCreated, 1, "only the zeros of the parameter without a gradient")
+        // Packing and unpacking 5 tensors, two copies per launch (zeroing the missing one aside).
+        XCTAssertEqual(device.ledger.rows["copy_blocks_pair"]?.launches, 4)
+        for (i, p) in parameters.enumerated() {
+            let grad = try XCTUnwrap(p.grad)
+            XCTAssertFalse(grad === gradients[i], "each parameter gets the summed tensor")
+            let expected = i == 2 ? [Float](repeating: 0, count: p.count) : try gradients[i].toArray()
+            XCTAssertEqual(try grad.toArray(), expected, "parameter \(i)")
+        }
+    }
+}
