@@ -87,12 +87,17 @@ final class DataParallelCLITests: XCTestCase {
                 .write(to: work.appendingPathComponent("unet-\(dropout).json"))
         }
         let models: [(String, [String])] = [
-            ("basic", []),
-            ("unet2d", ["--model", "unet2d", "--config", path("unet-0.0.json")]),
-            ("unet2d-dropout", ["--model", "unet2d", "--config", path("unet-0.1.json")]),
+            ("basic", ["--epochs", "5"]),
+            ("unet2d", ["--model", "unet2d", "--config", path("unet-0.0.json"), "--epochs", "5"]),
+            ("unet2d-dropout", ["--model", "unet2d", "--config", path("unet-0.1.json"), "--epochs", "5"]),
+            // One step an epoch of two batches (the second split 4 and 4), clipped, with a moving average.
+            (
+                "basic-accumulated",
+                ["--epochs", "10", "--gradient-accumulation-steps", "2", "--max-grad-norm", "0.05", "--use-ema"]
+            ),
         ]
         for (name, model) in models {
-            let common = model + ["--batch-size", "32", "--epochs", "5", "--max-steps", "10", "--seed", "3"]
+            let common = model + ["--batch-size", "32", "--max-steps", "10", "--seed", "3"]
             try train(common, processes: 1, output: "\(name)-1")
             try train(common, processes: 2, output: "\(name)-2")
             try assertSameWeights("\(name)-1", "\(name)-2", within: 1e-5, name)
