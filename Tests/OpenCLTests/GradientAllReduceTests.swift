@@ -30,7 +30,9 @@ final class GradientAllReduceTests: XCTestCase {
         device.ledger.reset()
         XCTAssertTrue(try step(1), "the stop flag comes back")
         XCTAssertEqual(device.ledger.hostWaits, 1, "one read for all the gradients")
-        XCTAssertEqual(device.ledger.buffersCreated, 1, "only the zeros of the parameter without a gradient")
+        // The packed and summed buffers are kept from the first step; only the zeros of the
+        // parameter without a gradient may need a buffer the pool does not have.
+        XCTAssertLessThanOrEqual(device.ledger.buffersCreated, 1)
         // Packing and unpacking 5 tensors, two copies per launch (zeroing the missing one aside).
         XCTAssertEqual(device.ledger.rows["copy_blocks_pair"]?.launches, 4)
         for (i, p) in parameters.enumerated() {
