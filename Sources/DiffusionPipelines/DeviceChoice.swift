@@ -17,9 +17,10 @@ public enum DeviceChoice {
         case "cpu":
             return CPUDevice.shared
         case "auto":
-            let gpus = OpenCLPlatforms.devices().filter { $0.isGPU }
-            guard !gpus.isEmpty else { return CPUDevice.shared }
-            return try OpenCLDevice(info: gpus[localRank % gpus.count])
+            guard let gpu = OpenCLPlatforms.preferred(in: OpenCLPlatforms.devices(), localRank: localRank) else {
+                return CPUDevice.shared
+            }
+            return try OpenCLDevice(info: gpu)
         case "opencl":
             return try OpenCLDevice(index: localRank % max(OpenCLPlatforms.devices().count, 1))
         default:

@@ -85,11 +85,13 @@ public enum OpenCLPlatforms {
         return out
     }
 
-    /// What `--device auto` takes: the first OpenCL GPU; nil leaves the native CPU backend, which
-    /// runs the seed models about 3x faster than PoCL on the same cores (README benchmarks), so an
-    /// OpenCL CPU device is used only when named (`--device opencl:N`).
-    public static func preferred(in devices: [OpenCLDeviceInfo]) -> OpenCLDeviceInfo? {
-        devices.first { $0.isGPU }
+    /// What `--device auto` takes: the first OpenCL GPU (the process of a data-parallel job with
+    /// local rank r, the r-th, counting round); nil leaves the native CPU backend, which runs the
+    /// seed models about 3x faster than PoCL on the same cores (README benchmarks), so an OpenCL
+    /// CPU device is used only when named (`--device opencl:N`).
+    public static func preferred(in devices: [OpenCLDeviceInfo], localRank: Int = 0) -> OpenCLDeviceInfo? {
+        let gpus = devices.filter { $0.isGPU }
+        return gpus.isEmpty ? nil : gpus[localRank % gpus.count]
     }
 
     /// Why `--device auto` takes what it takes, in one line for `diffuse devices`.

@@ -76,14 +76,6 @@ public enum Philox {
         let e = key.shift + index
         return lane(block(key: key, index: UInt64(e / 4)), e % 4)
     }
-
-    /// Value `index` of a normal draw: Box-Muller on the lane pair (0, 1) or (2, 3) that holds it.
-    @inline(__always)
-    public static func normal(key: RandomKey, index: Int) -> Float {
-        let e = key.shift + index
-        let b = block(key: key, index: UInt64(e / 4))
-        return e % 4 < 2 ? normal(b.0, b.1, first: e % 2 == 0) : normal(b.2, b.3, first: e % 2 == 0)
-    }
 }
 
 /// The images of a batch one process draws for: `count` of the batch's `total`, from image

@@ -211,13 +211,12 @@ struct TrainCommand: ParsableCommand {
         let plan = CheckpointPlan(
             folder: folder, every: options.checkpointEvery ?? 500, totalLimit: options.checkpointsTotalLimit,
             model: chosenPipeline.trainingName, dataset: datasetPath)
-        let start = pretrained.map { RunStart.initFrom($0) } ?? .fresh
+        let request = TrainingRequest(
+            options: options, model: spec, dataset: data, device: chosen, folder: folder,
+            start: pretrained.map { RunStart.initFrom($0) } ?? .fresh, plan: plan, progress: progress(group), group: group)
         // The other processes of a data-parallel job train alongside rank 0, which alone writes.
         guard group.isRoot else {
-            _ = try chosenPipeline.train(
-                TrainingRequest(
-                    options: options, model: spec, dataset: data, device: chosen, folder: folder, start: start, plan: plan,
-                    progress: Self.followerProgress(group), group: group))
+            _ = try chosenPipeline.train(request)
             return
         }
         try OutputCheck.validateRunFolder(folder.path)
@@ -231,10 +230,7 @@ struct TrainCommand: ParsableCommand {
             print(
                 "training \(chosenPipeline.trainingName) on \(data.count) images from \(datasetPath) on \(deviceLabel)"
                     + "\(starting)\(processes)")
-            let figures = try chosenPipeline.train(
-                TrainingRequest(
-                    options: options, model: spec, dataset: data, device: chosen, folder: folder,
-                    start: start, plan: plan, progress: ProgressLine(quiet: quiet), group: group))
+            let figures = try chosenPipeline.train(request)
             report(folder, figures: figures)
         } catch {
             // A run that failed before its first checkpoint leaves no folder to block the rerun.
@@ -248,9 +244,9 @@ struct TrainCommand: ParsableCommand {
         group.isDistributed ? ", as \(group.size) processes of \(batchSize / group.size) images each (mpirun)" : ""
     }
 
-    /// The progress of a process other than rank 0: no progress line, its notices marked.
-    static func followerProgress(_ group: ProcessGroup) -> ProgressLine {
-        ProgressLine(quiet: true, noticePrefix: "rank \(group.rank): ")
+    /// The progress line (rank 0's; the other processes of a job show none, and mark their notices).
+    func progress(_ group: ProcessGroup) -> ProgressLine {
+        group.isRoot ? ProgressLine(quiet: quiet) : ProgressLine(quiet: true, noticePrefix: "rank \(group.rank): ")
     }
 
     static var modelNames: String { PipelineRegistry.trainable.map { $0.trainingName }.joined(separator: " or ") }
@@ -351,7 +347,7 @@ struct TrainCommand: ParsableCommand {
             TrainingRequest(
                 options: options, model: .checkpoint(checkpoint), dataset: data, device: chosen, folder: folder,
                 start: .resume(state, checkpoint), plan: plan,
-                progress: group.isRoot ? ProgressLine(quiet: quiet) : Self.followerProgress(group), group: group))
+                progress: progress(group), group: group))
         if group.isRoot { report(folder, figures: figures) }
     }
 
