@@ -36,7 +36,7 @@ let package = Package(
         // OpenCL C sources, embedded as bytes (PackageResources.<name>_cl) so nothing is read at run time.
         .target(name: "Kernels", path: "Kernels",
                 resources: ["elementwise", "activation", "reduce", "loss", "scheduler", "optimizer", "random",
-                            "gemm", "gemm_tiled", "conv_tiled", "conv2d", "groupnorm", "attention",
+                            "gemm", "gemm_tiled", "conv_tiled", "conv2d", "conv_rows", "groupnorm", "groupnorm_rows", "attention",
                             "attention_fused", "attention_lanes", "pool"].map { .embedInCode("\($0).cl") }),
 
         // Core: the error type, atomic writes, path checks and signal handling every layer shares.

@@ -1,6 +1,7 @@
-// OpenCL GEMM and convolution. On CPU devices: im2col over chunks of the batch into a scratch buffer,
-// then one batched GEMM per chunk writing NCHW directly; direct kernels for layers with few output
-// channels. GPUs run implicit-GEMM convolutions instead (OpenCLDevice+ImplicitConvolution.swift).
+// OpenCL GEMM and convolution. On CPU devices: stride-1 layers on conv_rows (OpenCLDevice+RowConvolution.swift),
+// others through im2col over chunks of the batch into a scratch buffer, then one batched GEMM per
+// chunk writing NCHW directly; direct kernels for layers with few output channels; weight gradients
+// through im2col. GPUs run implicit-GEMM convolutions instead (OpenCLDevice+ImplicitConvolution.swift).
 import COpenCL
 import DiffuseCore
 import Foundation
@@ -239,6 +240,9 @@ extension OpenCLDevice {
                 .forward, a: memory(weight), b: memory(x), out: memory(out), bias: bias.map { memory($0) },
                 accumulate: false, g)
         }
+        if usesRowConvolution(g) {
+            return try rowConvolution(.forward, source: x, weight: weight, bias: bias, out: out, accumulate: false, g)
+        }
         let k = g.patchSize
         try forEachChunk(g) { first, count in
             var s = StridedGemm(m: g.outChannels, n: plane, k: k, rsA: k, csA: 1, rsB: plane, csB: 1)
@@ -282,6 +286,10 @@ extension OpenCLDevice {
                 .inputGradient, a: memory(weight), b: memory(gradOut), out: memory(gradIn), bias: nil,
                 accumulate: accumulate, g)
         }
+        if usesRowConvolution(g) {
+            return try rowConvolution(
+                .inputGradient, source: gradOut, weight: weight, bias: nil, out: gradIn, accumulate: accumulate, g)
+        }
         let k = g.patchSize
         try forEachChunk(g) { first, count in
             // dcol = W^T dY per image; W is [Cout, K], read transposed.
@@ -317,6 +325,9 @@ extension OpenCLDevice {
     ) throws {
         if usesImplicitConvolution(g) {
             return try implicitWeightGradient(x: x, gradOut: gradOut, gradWeight: gradWeight, gradBias: gradBias, g)
+        }
+        if usesRowWeightGradient(g) {
+            return try rowWeightGradient(x: x, gradOut: gradOut, gradWeight: gradWeight, gradBias: gradBias, g)
         }
         let plane = g.outHeight * g.outWidth
         let k = g.patchSize

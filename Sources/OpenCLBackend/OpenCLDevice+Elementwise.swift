@@ -250,4 +250,5 @@ enum ScratchSlot {
     static let gemmPartials = 3
     static let normPartials = 4
     static let splitK = 5
+    static let paddedGradient = 6
 }

@@ -12,6 +12,16 @@ extension OpenCLDevice {
         let groupSize = g.channelsPerGroup * g.spatial
         let total = g.batch * g.channels * g.spatial
         let affine = gamma != nil && beta != nil
+        if let serial = rowNormPasses(3, groups: groups, perGroup: groupSize) {
+            return try launch(
+                "group_norm_forward_rows", global: [groups], local: [8], serial: serial,
+                bytes: 12.0 * Double(total), flops: 8.0 * Double(total),
+                [
+                    .buffer(x), .buffer(gamma ?? mean), .buffer(beta ?? mean), .buffer(mean), .buffer(rstd), .buffer(out),
+                    .int(g.channels), .int(g.spatial), .int(g.groups), .float(g.epsilon), .int(affine ? 1 : 0),
+                    .int(g.silu ? 1 : 0), .int(groups),
+                ])
+        }
         let passes = 3 * ((groupSize + 63) / 64)
         if passes <= LaunchLedger.longLoop || groups * 64 >= LaunchLedger.narrowWorkItems {
             // Statistics and output in one launch: a work-group per group reads it three times.
@@ -37,7 +47,17 @@ extension OpenCLDevice {
             ])
     }
 
-    /// One launch (`group_norm_backward`, a work-group per group: its planes' sums of dy and
+    /// The loop length of a groupnorm_rows.cl kernel making `passes` vector passes over groups of
+    /// `perGroup` floats, a work-item per group, or nil where it does not run: on GPUs (a work-item
+    /// per group leaves most of one idle), and where the launch would be narrow and long.
+    func rowNormPasses(_ passes: Int, groups: Int, perGroup: Int) -> Int? {
+        let serial = passes * ((perGroup + 15) / 16)
+        let fits = serial <= LaunchLedger.longLoop || groups >= LaunchLedger.narrowWorkItems
+        return !runsGPUKernels && fits ? serial : nil
+    }
+
+    /// On CPU devices one launch of `group_norm_backward_rows` (a work-item per group). Elsewhere
+    /// one launch (`group_norm_backward`, a work-group per group: its planes' sums of dy and
     /// dy * xhat, then the input gradient) or, for few large groups, two (the sums a work-group per
     /// plane, then the input gradient per element); then the batch sum of the same per-plane sums
     /// for gamma and beta, deferred. With SiLU fused, dy = dout * silu'(y) is recomputed in both passes.
@@ -55,7 +75,16 @@ extension OpenCLDevice {
         let partials = memory(partialsBuffer)
         let groups = g.batch * g.groups
         let passes = 2 * g.channelsPerGroup * ((g.spatial + 63) / 64)
-        if passes <= LaunchLedger.longLoop || groups * 64 >= LaunchLedger.narrowWorkItems {
+        if let serial = rowNormPasses(2, groups: groups, perGroup: g.channelsPerGroup * g.spatial) {
+            try launch(
+                "group_norm_backward_rows", global: [groups], local: [8], serial: serial,
+                bytes: 16.0 * Double(total), flops: 16.0 * Double(total),
+                [
+                    .buffer(x), .buffer(gamma ?? mean), .buffer(beta ?? mean), .buffer(mean), .buffer(rstd),
+                    .buffer(gradOut), .memory(partials), .buffer(gradIn), .int(g.channels), .int(g.spatial),
+                    .int(g.groups), .int(affine), .int(silu), .int(accumulate ? 1 : 0), .int(groups),
+                ])
+        } else if passes <= LaunchLedger.longLoop || groups * 64 >= LaunchLedger.narrowWorkItems {
             // Both in one launch, a work-group per group (as the forward), for groups that are not
             // both few and large.
             try launch(

@@ -35,13 +35,14 @@ final class LaunchShapeTests: XCTestCase {
     }
 
     func testTrainingStepOfTheSeedUNetAtBatch64() throws {
-        // CPU devices' kernels (im2col + GEMM, immediate weight-gradient sums): no budget of their
-        // own, since a CPU pays little per launch; today's count is the ceiling.
-        assertSteadyState(try ledger(of: "unet2d_train", batch: 64), "unet2d_train", maximumLaunches: 811)
+        // CPU devices' kernels (conv_rows after pad_planes, immediate weight-gradient sums): no budget
+        // of their own, since a CPU pays little per launch; today's count is the ceiling (it rose from
+        // 811 when a weight gradient's im2col became two pad_planes).
+        assertSteadyState(try ledger(of: "unet2d_train", batch: 64), "unet2d_train", maximumLaunches: 844)
     }
 
     func testSamplingStepOfTheSeedUNetAtBatch64() throws {
-        assertSteadyState(try ledger(of: "unet2d_sample_step", batch: 64), "unet2d_sample_step", maximumLaunches: 279)
+        assertSteadyState(try ledger(of: "unet2d_sample_step", batch: 64), "unet2d_sample_step", maximumLaunches: 274)
     }
 
     func testTheGPUPathMeetsTheLaunchBudget() throws {
