@@ -151,14 +151,16 @@ __kernel void conv_rows(__global const float* padded, __global const float* w, _
     CR_ROWS(CR_STORE)
 }
 
-// The weight gradient of a conv_rows convolution, per image (no column matrix either):
-//   partials[g][co][(c*kh + ki)*kw + kj] = sum over y, x of dY[g][co][y][x] * padded[g][c][y + ki][x + kj]
-//   partials[g][co][C*kh*kw] = sum over y, x of dY[g][co][y][x]          (hasBias: the bias gradient)
+// The weight gradient of a conv_rows convolution, per slice of imagesPerItem images z*imagesPerItem.. (no
+// column matrix either; small planes take several images, so that the final sums across lanes
+// do not outweigh the loop):
+//   partials[z][co][(c*kh + ki)*kw + kj] = sum over g, y, x of dY[g][co][y][x] * padded[g][c][y + ki][x + kj]
+//   partials[z][co][C*kh*kw] = sum over g, y, x of dY[g][co][y][x]          (hasBias: the bias gradient)
 // with dY zero-padded to whole tiles (Hd x Wd, by pad_planes), so lanes past the plane add nothing.
 // A work-item takes CW_ROWS output channels and one kernel row (c, ki) of one image: CW_ROWS * kw
 // vector accumulators (kw <= CW_TAPS), each a sum over the image's tiles, added across lanes at the
 // end. The host adds the images up (sum_batch_split, or sum_batch without a bias).
-// Global: (ceil(Cout / CW_ROWS), C * kh, images).
+// Global: (ceil(Cout / CW_ROWS), C * kh, ceil(images / imagesPerItem)).
 #define CW_ROWS 4
 #define CW_TAPS 5
 #define CW_FOR_ROWS(X, j) X(0, j) X(1, j) X(2, j) X(3, j)
@@ -189,39 +191,62 @@ inline float conv_rows_lane_sum(const CR_VEC v) {
     return d.x + d.y;
 }
 
-__kernel void conv_rows_weight(__global const float* padded, __global const float* dypad, __global float* partials,
-                               const int Cout, const int C, const int kh, const int kw, const int Hp, const int Wp,
-                               const int Hd, const int Wd, const int oh, const int ow, const int span,
-                               const int hasBias, const int images) {
-    const int co0 = (int)get_global_id(0) * CW_ROWS;
-    const int cki = (int)get_global_id(1);
-    const int g = (int)get_global_id(2);
-    if (co0 >= Cout || cki >= C * kh || g >= images) return;
+// The work of one item; called with kw a literal where it is 3 or 5, so that the taps' tests fold
+// away and the accumulators stay in registers.
+inline void conv_rows_weight_item(__global const float* padded, __global const float* dypad,
+                                  __global float* partials, const int Cout, const int C, const int kh, const int kw,
+                                  const int Hp, const int Wp, const int Hd, const int Wd, const int oh, const int ow,
+                                  const int span, const int hasBias, const int co0, const int cki, const int z,
+                                  const int imagesPerItem, const int images) {
     const int c = cki / kh;
     const int ki = cki % kh;
     const int rowsPerTile = TILE_N / span;
     const int tilesX = (ow + span - 1) / span;
     const int tilesY = (oh + rowsPerTile - 1) / rowsPerTile;
     const int withBias = hasBias && cki == 0;
-    __global const float* plane = padded + (((size_t)g * (size_t)C + (size_t)c) * (size_t)Hp + (size_t)ki) * (size_t)Wp;
-    CW_FOR_ROWS(CW_DY_ROW, 0)
     CW_FOR_TAPS(CW_DECLARE)
     CW_FOR_ROWS(CW_BIAS_DECLARE, 0)
-    for (int ty = 0; ty < tilesY; ++ty) {
-        const int y = ty * rowsPerTile;
-        for (int tx = 0; tx < tilesX; ++tx) {
-            const int x0 = tx * span;
-            const int at = y * Wd + x0;
-            CW_FOR_ROWS(CW_LOAD_DY, 0)
-            __global const float* xs = plane + y * Wp + x0;
-            CW_FOR_TAPS(CW_TAP)
-            if (withBias) { CW_FOR_ROWS(CW_BIAS_ROW, 0) }
+    const int gEnd = min(images, (z + 1) * imagesPerItem);
+    for (int g = z * imagesPerItem; g < gEnd; ++g) {
+        __global const float* plane =
+            padded + (((size_t)g * (size_t)C + (size_t)c) * (size_t)Hp + (size_t)ki) * (size_t)Wp;
+        CW_FOR_ROWS(CW_DY_ROW, 0)
+        for (int ty = 0; ty < tilesY; ++ty) {
+            const int y = ty * rowsPerTile;
+            for (int tx = 0; tx < tilesX; ++tx) {
+                const int x0 = tx * span;
+                const int at = y * Wd + x0;
+                CW_FOR_ROWS(CW_LOAD_DY, 0)
+                __global const float* xs = plane + y * Wp + x0;
+                CW_FOR_TAPS(CW_TAP)
+                if (withBias) { CW_FOR_ROWS(CW_BIAS_ROW, 0) }
+            }
         }
     }
     const int K = C * kh * kw;
     const int columns = K + (hasBias ? 1 : 0);
     const int first = cki * kw;
-    __global float* out = partials + (size_t)g * (size_t)Cout * (size_t)columns;
+    __global float* out = partials + (size_t)z * (size_t)Cout * (size_t)columns;
     CW_FOR_TAPS(CW_STORE)
     if (withBias) { CW_FOR_ROWS(CW_BIAS_STORE, 0) }
+}
+
+__kernel void conv_rows_weight(__global const float* padded, __global const float* dypad, __global float* partials,
+                               const int Cout, const int C, const int kh, const int kw, const int Hp, const int Wp,
+                               const int Hd, const int Wd, const int oh, const int ow, const int span,
+                               const int hasBias, const int images, const int imagesPerItem) {
+    const int co0 = (int)get_global_id(0) * CW_ROWS;
+    const int cki = (int)get_global_id(1);
+    const int z = (int)get_global_id(2);
+    if (co0 >= Cout || cki >= C * kh || z * imagesPerItem >= images) return;
+    if (kw == 3) {
+        conv_rows_weight_item(padded, dypad, partials, Cout, C, kh, 3, Hp, Wp, Hd, Wd, oh, ow, span, hasBias, co0, cki, z,
+                              imagesPerItem, images);
+    } else if (kw == 5) {
+        conv_rows_weight_item(padded, dypad, partials, Cout, C, kh, 5, Hp, Wp, Hd, Wd, oh, ow, span, hasBias, co0, cki, z,
+                              imagesPerItem, images);
+    } else {
+        conv_rows_weight_item(padded, dypad, partials, Cout, C, kh, kw, Hp, Wp, Hd, Wd, oh, ow, span, hasBias, co0, cki, z,
+                              imagesPerItem, images);
+    }
 }

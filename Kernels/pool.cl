@@ -2,6 +2,8 @@
 //   max_pool(x, out, H, W, kernel, stride, oh, ow, total)                one output row per work-item
 //   max_pool_backward(x, dy, dx, H, W, kernel, stride, oh, ow, total)    one input per work-item: it
 //       gathers dy of every window whose first maximum it is (PyTorch's choice), so windows may overlap
+//   max_pool_backward_windows(x, dy, dx, H, W, kernel, oh, ow, total)   stride == kernel dividing H and W:
+//       one output row of windows per work-item (total = planes * oh), each window's maximum found once
 //   upsample_nearest(x, out, H, W, factor, total)                        one output row per work-item
 //   upsample_nearest_backward(dy, dx, H, W, factor, total)              sums each factor x factor block
 
@@ -57,6 +59,39 @@ __kernel void max_pool_backward(__global const float* x, __global const float* d
         }
     }
     dx[i] = acc;
+}
+
+// Windows that tile the plane (stride == kernel, sides divisible by it): one work-item per output
+// row finds each window's first maximum once and writes the whole window, dy at the maximum and 0
+// elsewhere. The same choice as max_pool_backward, which finds it again for every input it owns.
+__kernel void max_pool_backward_windows(__global const float* x, __global const float* dy, __global float* dx,
+                                        const int H, const int W, const int kernel_, const int oh, const int ow,
+                                        const int total) {
+    const int i = (int)get_global_id(0);
+    if (i >= total) return;
+    const int p = i / oh;
+    const int y = i % oh;
+    const size_t first = (size_t)p * (size_t)(H * W) + (size_t)(y * kernel_ * W);
+    __global const float* plane = x + first;
+    __global float* out = dx + first;
+    __global const float* grad = dy + (size_t)i * (size_t)ow;
+    for (int xo = 0; xo < ow; ++xo) {
+        float best = -INFINITY;
+        int where = xo * kernel_;
+        for (int a = 0; a < kernel_; ++a) {
+            for (int b = 0; b < kernel_; ++b) {
+                const int index = a * W + xo * kernel_ + b;
+                const float v = plane[index];
+                if (v > best || isnan(v)) { best = v; where = index; }
+            }
+        }
+        for (int a = 0; a < kernel_; ++a) {
+            for (int b = 0; b < kernel_; ++b) {
+                const int index = a * W + xo * kernel_ + b;
+                out[index] = index == where ? grad[xo] : 0.0f;
+            }
+        }
+    }
 }
 
 __kernel void upsample_nearest(__global const float* x, __global float* out, const int H, const int W,

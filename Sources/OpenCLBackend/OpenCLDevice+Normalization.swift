@@ -296,6 +296,15 @@ extension OpenCLDevice {
         _ x: DeviceBuffer, gradOut: DeviceBuffer, gradIn: DeviceBuffer,
         _ g: PoolGeometry
     ) throws {
+        if g.stride == g.kernel && g.height % g.kernel == 0 && g.width % g.kernel == 0 {
+            let rows = g.planes * g.outHeight
+            return try launch1D(
+                "max_pool_backward_windows", count: rows, serial: 2 * g.outWidth * g.kernel * g.kernel,
+                [
+                    .buffer(x), .buffer(gradOut), .buffer(gradIn), .int(g.height), .int(g.width), .int(g.kernel),
+                    .int(g.outHeight), .int(g.outWidth), .int(rows),
+                ])
+        }
         let total = g.planes * g.height * g.width
         try launch1D(
             "max_pool_backward", count: total, serial: g.kernel * g.kernel * g.kernel * g.kernel,

@@ -138,7 +138,7 @@ extension OpenCLDevice {
     func usesRowWeightGradient(_ g: Conv2dGeometry) -> Bool { fitsRowKernels(g) && g.kernelWidth <= 5 }
 
     /// dW (and dBias) of a conv_rows layer: x padded as the forward pass pads it, dY padded to whole
-    /// tiles, per-image products from conv_rows_weight, then the images added up.
+    /// tiles, products over slices of the images from conv_rows_weight, then the slices added up.
     func rowWeightGradient(
         x: DeviceBuffer, gradOut: DeviceBuffer, gradWeight: DeviceBuffer, gradBias: DeviceBuffer?,
         _ g: Conv2dGeometry
@@ -158,7 +158,10 @@ extension OpenCLDevice {
             let xPadded = try scratch(ScratchSlot.columns, count: count * g.inChannels * padded.height * padded.width)
             let dyPadded = try scratch(
                 ScratchSlot.paddedGradient, count: count * g.outChannels * covered.height * covered.width)
-            let partials = try scratch(ScratchSlot.gemmPartials, count: count * size)
+            // Images per work-item: about 64 tiles of work before the sums across lanes.
+            let perItem = max(1, min(count, 64 / (tiles.tilesX * tiles.tilesY)))
+            let slices = (count + perItem - 1) / perItem
+            let partials = try scratch(ScratchSlot.gemmPartials, count: slices * size)
             try padPlanes(
                 x, into: xPadded, planes: count * g.inChannels, first: first * g.inChannels, height: g.height,
                 width: g.width, top: g.paddingHeight, left: g.paddingWidth, size: padded)
@@ -167,28 +170,28 @@ extension OpenCLDevice {
                 height: g.outHeight, width: g.outWidth, top: 0, left: 0, size: covered)
             let blocks = (g.outChannels + 3) / 4
             try launch(
-                "conv_rows_weight", global: [blocks, g.inChannels * kh, count], local: [4, 4, 1],
-                serial: tiles.tilesX * tiles.tilesY,
-                bytes: 4.0 * Double(count * (perImage - size) + count * size),
+                "conv_rows_weight", global: [blocks, g.inChannels * kh, slices], local: [4, 4, 1],
+                serial: perItem * tiles.tilesX * tiles.tilesY,
+                bytes: 4.0 * Double(count * (perImage - size) + slices * size),
                 flops: 2.0 * Double(count * g.outChannels * g.patchSize * g.outHeight * g.outWidth),
                 [
                     .memory(xPadded), .memory(dyPadded), .memory(partials), .int(g.outChannels), .int(g.inChannels),
                     .int(kh), .int(kw), .int(padded.height), .int(padded.width), .int(covered.height),
                     .int(covered.width), .int(g.outHeight), .int(g.outWidth), .int(tiles.span),
-                    .int(gradBias == nil ? 0 : 1), .int(count),
+                    .int(gradBias == nil ? 0 : 1), .int(count), .int(perItem),
                 ])
             let beta: Float = first == 0 ? 0 : 1
             if let gradBias {
                 try launch1D(
-                    "sum_batch_split", count: size, serial: count, bytes: Double(4 * size * (count + 1)),
-                    flops: Double(size * count),
+                    "sum_batch_split", count: size, serial: slices, bytes: Double(4 * size * (slices + 1)),
+                    flops: Double(size * slices),
                     [
-                        .memory(partials), .buffer(gradWeight), .buffer(gradBias), .int(size), .int(count),
+                        .memory(partials), .buffer(gradWeight), .buffer(gradBias), .int(size), .int(slices),
                         .int(columns), .float(beta),
                     ])
             } else {
                 try sumBatch(
-                    partials, into: memory(gradWeight), size: size, batch: count, offset: 0, beta: beta,
+                    partials, into: memory(gradWeight), size: size, batch: slices, offset: 0, beta: beta,
                     bias: (nil, 0), columns: columns, rows: g.outChannels)
             }
             first += count

@@ -161,11 +161,22 @@ final class KernelTests: XCTestCase {
     }
 
     func testPoolingAndUpsampling() throws {
+        let gpu = try DevicesUnderTest.opencl()
         let order = RandomGenerator(seed: 20).permutation(3 * 28 * 28).map { Float($0) / 100 }
+        gpu.ledger.reset()
         try compareBackends("max pool 2", [(order, [1, 3, 28, 28])]) { try $0[0].maxPool2d(kernel: 2) }
+        // Ties (values rounded to a few levels): the gradient goes to each window's first maximum.
+        try compareBackends("max pool 3 with ties, batch 1", [(Array(order[0..<99]).map { ($0 / 3).rounded() }, [1, 1, 33, 3])]) {
+            try $0[0].maxPool2d(kernel: 3)
+        }
+        XCTAssertEqual(gpu.ledger.rows["max_pool_backward_windows"]?.launches, 2, "windows tiling the plane")
         try compareBackends("max pool 3 stride 2 (overlapping)", [(Array(order[0..<(2 * 7 * 7)]), [1, 2, 7, 7])]) {
             try $0[0].maxPool2d(kernel: 3, stride: 2)
         }
+        try compareBackends("max pool 2 of an odd side", [(Array(order[0..<(3 * 7 * 5)]), [3, 1, 7, 5])]) {
+            try $0[0].maxPool2d(kernel: 2)
+        }
+        XCTAssertEqual(gpu.ledger.rows["max_pool_backward"]?.launches, 2, "overlapping windows, odd sides")
         try compareBackends("upsample", [(try testValues(2 * 3 * 7 * 5, seed: 21), [2, 3, 7, 5])]) {
             try $0[0].upsampleNearest(factor: 2)
         }
