@@ -43,7 +43,15 @@ extension OpenCLDevice {
             [.buffer(x), .buffer(out), .int(g.rows), .int(g.columns), .int(total)])
     }
 
+    /// SiLU on CPU devices runs 16 floats per work-item (`silu_rows`, a vector exp).
+    var vectorSiLU: Bool { !info.isGPU }
+
     public func unary(_ op: UnaryOp, _ x: DeviceBuffer, out: DeviceBuffer, count: Int) throws {
+        if op == .silu && vectorSiLU {
+            return try launch1D(
+                "silu_rows", count: (count + 15) / 16, serial: 16, bytes: 8.0 * Double(count), flops: 4.0 * Double(count),
+                [.buffer(x), .buffer(out), .int(count)])
+        }
         try launch1D(
             "unary", count: count, bytes: 8.0 * Double(count), flops: 4.0 * Double(count),
             [.int(op.rawValue), .buffer(x), .buffer(out), .int(count)])
@@ -53,6 +61,11 @@ extension OpenCLDevice {
         _ op: UnaryOp, x: DeviceBuffer, y: DeviceBuffer, gradOut: DeviceBuffer,
         gradIn: DeviceBuffer, count: Int
     ) throws {
+        if op == .silu && vectorSiLU {
+            return try launch1D(
+                "silu_backward_rows", count: (count + 15) / 16, serial: 16, bytes: 12.0 * Double(count),
+                flops: 6.0 * Double(count), [.buffer(x), .buffer(gradOut), .buffer(gradIn), .int(count)])
+        }
         try launch1D(
             "unary_backward", count: count, bytes: 16.0 * Double(count), flops: 6.0 * Double(count),
             [

@@ -83,6 +83,20 @@ final class RowKernelTests: XCTestCase {
         }
     }
 
+    func testSiLUSixteenFloatsPerWorkItemWithTails() throws {
+        let device = try DevicesUnderTest.opencl()
+        try XCTSkipIf(device.info.isGPU, "GPUs run the scalar unary kernels")
+        device.ledger.reset()
+        for count in [1, 15, 16, 33, 7 * 28 * 28] {
+            try compareBackends("silu of \(count)", [(try testValues(count, seed: 8, low: -6, high: 6), [count])]) {
+                try $0[0].silu()
+            }
+        }
+        XCTAssertEqual(device.ledger.rows["silu_rows"]?.launches, 5)
+        XCTAssertEqual(device.ledger.rows["silu_backward_rows"]?.launches, 5)
+        XCTAssertNil(device.ledger.rows["unary"])
+    }
+
     /// The group norm comparisons: spatial sizes below, at and above a float16 (tails of 1 and 15),
     /// one and three channels per group, batch 1, with and without affine and SiLU, and the input
     /// used twice (the backward accumulates).
