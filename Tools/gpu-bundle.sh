@@ -13,9 +13,13 @@ bundle=.device/bundle
 rm -rf "$bundle" .device/gpu-bundle.tar.xz
 mkdir -p "$bundle/bin" "$bundle/lib" "$bundle/wheels"
 cp .build/release/diffuse .build/release/DiffusePackageTests.xctest "$bundle/bin/"
-# The loader and every library either binary names, resolved as this machine resolves them.
-for binary in "$bundle"/bin/*; do
+# The loader and every library either binary names, resolved as this machine resolves them, and
+# CLBlast (dlopen'ed by DIFFUSE_GEMM_KERNEL=clblast, which gpu-check.sh measures) with its own.
+clblast=/usr/lib/x86_64-linux-gnu/libclblast.so.1
+test -e "$clblast" || { echo "gpu-bundle: $clblast is missing (apt-get install libclblast1)" >&2; exit 1; }
+for binary in "$bundle"/bin/* "$clblast"; do
     ldd "$binary" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'
+    [ "$binary" != "$clblast" ] || echo "$clblast"
 done | sort -u | while read -r library; do
     cp -L "$library" "$bundle/lib/"
 done

@@ -6,7 +6,8 @@
 #   3. lists the devices, runs the OpenCL kernel tests and the fixture/parity tests (OpenCLTests,
 #      DiffusionTests) on the GPU;
 #   4. runs `diffuse bench` (BasicUNet training, UNet2DModel training at batch 64, the sampling
-#      step at batch 8, a 1024^3 GEMM) beside the same workloads in PyTorch CUDA eager, and the
+#      step at batch 8, a 1024^3 GEMM) beside the same workloads in PyTorch CUDA eager, the GEMM
+#      and UNet2DModel training again with CLBlast as the GEMM (issue 9's evaluation), and the
 #      per-kernel profile;
 #   5. writes $OUT/gpu-check.md (the table with ratios, and what failed) and the raw outputs.
 # Each stage has a time limit so the whole stays within 8 minutes; a failing stage is reported and
@@ -88,6 +89,13 @@ note '```'
 timeout 150 "$bundle/lib/ld-linux-x86-64.so.2" --library-path "$bundle/lib" "$bundle/bin/diffuse" bench \
     --device "$device_flag" --gemm --seconds 4 --torch-script "$root/Tools/reference/bench_torch.py" \
     --python "$python" --torch-device "$torch_device" 2>&1 | tee "$OUT/bench.txt" | tee -a "$report" || status=1
+note '```'
+note ""
+note "## CLBlast as the GEMM (DIFFUSE_GEMM_KERNEL=clblast; convolutions stay on conv_tiled)"
+note '```'
+DIFFUSE_GEMM_KERNEL=clblast timeout 60 "$bundle/lib/ld-linux-x86-64.so.2" --library-path "$bundle/lib" \
+    "$bundle/bin/diffuse" bench --device "$device_flag" --gemm --workload unet2d_train --seconds 2 2>&1 \
+    | tee "$OUT/bench-clblast.txt" | tee -a "$report" || status=1
 note '```'
 timeout 90 "$bundle/lib/ld-linux-x86-64.so.2" --library-path "$bundle/lib" "$bundle/bin/diffuse" bench \
     --device "$device_flag" --seconds 2 --profile --json > "$OUT/profile.json" 2> "$OUT/profile.err" || status=1

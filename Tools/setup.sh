@@ -2,7 +2,7 @@
 # Installs the Debian packages Diffuse builds, tests and trains with, when any is missing.
 set -euo pipefail
 PACKAGES=(libopenblas-dev libpng-dev libjpeg62-turbo-dev zlib1g-dev ocl-icd-opencl-dev opencl-headers pocl-opencl-icd
-          dataset-fashion-mnist libcurl4 ca-certificates libopenmpi-dev openmpi-bin pkgconf
+          dataset-fashion-mnist libcurl4 ca-certificates libopenmpi-dev openmpi-bin pkgconf libclblast1
           chromium)
 missing=()
 for p in "${PACKAGES[@]}"; do

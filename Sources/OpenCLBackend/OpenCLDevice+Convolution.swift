@@ -46,16 +46,17 @@ struct StridedGemm {
 }
 
 /// The GEMM kernel `enqueueGemm` launches: `gemm_tiled` (local-memory tiles, for GPUs), `gemm`
-/// (per-work-item vector tiles, for CPU devices and small products), or chosen per product.
+/// (per-work-item vector tiles, for CPU devices and small products), chosen per product, or
+/// CLBlast (CLBlast.swift) for every product it can express, chosen per product otherwise.
 enum GemmKernelChoice: String, Sendable {
-    case automatic = "auto", tiled, vector
+    case automatic = "auto", tiled, vector, clblast
 
     /// The value of `DIFFUSE_GEMM_KERNEL`; unset or empty is automatic, anything unknown an error
     /// (a mistyped override would otherwise time the kernel it meant to avoid).
     init(environment value: String?) throws {
         guard let value, !value.isEmpty else { self = .automatic; return }
         guard let choice = GemmKernelChoice(rawValue: value.lowercased()) else {
-            throw DiffuseError.usage("DIFFUSE_GEMM_KERNEL=\(value): expected tiled, vector or auto")
+            throw DiffuseError.usage("DIFFUSE_GEMM_KERNEL=\(value): expected tiled, vector, clblast or auto")
         }
         self = choice
     }
@@ -70,7 +71,7 @@ extension OpenCLDevice {
         switch gemmKernel {
         case .tiled: return true
         case .vector: return false
-        case .automatic:
+        case .automatic, .clblast:
             return info.isGPU && tiledGemmFits && g.m >= 32 && g.n >= 32 && g.k >= tiledGemm.depth
         }
     }
@@ -102,6 +103,7 @@ extension OpenCLDevice {
                 partials, into: c, size: size, batch: g.batch, offset: g.offsetC, beta: g.beta,
                 bias: g.bias, columns: g.n, rows: g.m)
         }
+        if try enqueueCLBlastGemm(a, b, c, g) { return }
         let tiled = usesTiledGemm(g)
         if tiled && !tiledGemmFits {
             throw DiffuseError.device(

@@ -19,7 +19,7 @@ extension OpenCLDevice {
         switch gemmKernel {
         case .tiled: return true
         case .vector: return false
-        case .automatic: return info.isGPU
+        case .automatic, .clblast: return info.isGPU
         }
     }
 

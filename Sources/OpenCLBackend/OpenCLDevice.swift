@@ -158,6 +158,10 @@ public final class OpenCLDevice: Device {
                     + "\(tiledGemm.localBytes) bytes of local memory do not fit \(info.name)"
             )
         }
+        if requested == .clblast && CLBlast.shared == nil {
+            throw DiffuseError.usage(
+                "DIFFUSE_GEMM_KERNEL=clblast: libclblast.so.1 was not found (Debian: apt-get install libclblast1)")
+        }
         gemmKernel = requested
     }
 

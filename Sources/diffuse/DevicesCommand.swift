@@ -39,6 +39,10 @@ struct DevicesCommand: ParsableCommand {
         print(
             ProcessGroup.compiledWithMPI
                 ? linked : "mpi: not in this build (swift build -c release --traits MPI, needs libopenmpi-dev)")
+        print(
+            OpenCLDevice.hasCLBlast
+                ? "clblast: libclblast.so.1 found (DIFFUSE_GEMM_KERNEL=clblast runs OpenCL GEMMs on it)"
+                : "clblast: not installed (Debian libclblast1; only needed for DIFFUSE_GEMM_KERNEL=clblast)")
     }
 
     static func bytes(_ n: UInt64) -> String {

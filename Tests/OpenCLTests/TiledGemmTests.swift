@@ -13,7 +13,7 @@ import XCTest
 
 @testable import OpenCLBackend
 
-final class TiledGemmTests: XCTestCase {
+extension XCTestCase {
     /// `g` on `device` with C starting as `c`; returns all of C, gaps between batch entries included.
     func gemm(on device: Device, _ g: GemmGeometry, a: [Float], b: [Float], c: [Float]) throws -> [Float] {
         func buffer(_ values: [Float]) throws -> DeviceBuffer {
@@ -29,7 +29,7 @@ final class TiledGemmTests: XCTestCase {
     }
 
     /// One geometry on both backends; C starts as NaN when beta is 0, else as random values.
-    func check(
+    func checkGemm(
         _ device: OpenCLDevice, _ g: GemmGeometry, seed: UInt64, file: StaticString = #filePath,
         line: UInt = #line
     ) throws {
@@ -46,7 +46,9 @@ final class TiledGemmTests: XCTestCase {
         let actual = try gemm(on: device, g, a: a, b: b, c: c)
         assertClose(actual, expected, tolerance: 1e-4, floor: 1e-6, nanMatches: true, name, file: file, line: line)
     }
+}
 
+final class TiledGemmTests: XCTestCase {
     func testOddShapesEveryTransposeBatchAlphaBeta() throws {
         let sizes = [1, 3, 7, 33, 65, 130]
         try withGPUKernels { device in
@@ -63,7 +65,7 @@ final class TiledGemmTests: XCTestCase {
                             let g = GemmGeometry(
                                 batch: batch, m: m, n: n, k: k, transposeA: ta, transposeB: tb,
                                 alpha: 0.75, beta: beta)
-                            try check(device, g, seed: UInt64(index % 50))
+                            try checkGemm(device, g, seed: UInt64(index % 50))
                             index += 1
                         }
                     }
@@ -85,11 +87,11 @@ final class TiledGemmTests: XCTestCase {
                             batch: 3, m: m, n: n, k: k, transposeA: ta, transposeB: tb,
                             strideA: m * k + 5, strideB: 0, strideOut: m * n + 3,
                             alpha: -1.5, beta: beta)
-                        try check(device, gapped, seed: 60)
+                        try checkGemm(device, gapped, seed: 60)
                         let summed = GemmGeometry(
                             batch: 3, m: m, n: n, k: k, transposeA: ta, transposeB: tb,
                             strideOut: 0, alpha: 0.5, beta: beta)
-                        try check(device, summed, seed: 61)
+                        try checkGemm(device, summed, seed: 61)
                     }
                 }
             }
