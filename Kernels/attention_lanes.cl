@@ -8,19 +8,16 @@
 //   attention_forward_lanes_dD(...), attention_backward_query_lanes_dD(...),
 //   attention_backward_key_lanes_dD(...): arguments as in attention_fused.cl; global [lq or lk, batch].
 
-// LANES tokens per step: 16 where the device's vector tile is 16 floats (AVX-512 takes a float16
-// in one instruction; eight lanes left half of each idle), else 8.
+// LANES tokens per step, gemm.cl's vector tile (VEC, VLOAD): 16 on CPU devices, where AVX-512
+// takes a float16 in one instruction (eight lanes left half of each idle), 8 if tuned so.
+#define LANES TILE_N
+#define LVEC VEC
+#define LVLOAD VLOAD
 #if TILE_N == 16
-#define LANES 16
-#define LVEC float16
 #define LIVEC int16
-#define LVLOAD vload16
 #define LANE_INDEX (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
 #else
-#define LANES 8
-#define LVEC float8
 #define LIVEC int8
-#define LVLOAD vload8
 #define LANE_INDEX (int8)(0, 1, 2, 3, 4, 5, 6, 7)
 #endif
 
@@ -30,16 +27,6 @@ inline LVEC lanes_load(__global const float* row, const int t0, const int length
     float v[LANES];
     for (int l = 0; l < LANES; ++l) v[l] = t0 + l < length ? row[(size_t)(t0 + l) * ts] : 0.0f;
     return LVLOAD(0, v);
-}
-
-inline float lanes_sum(const LVEC v) {
-#if LANES == 16
-    const float8 e = v.lo + v.hi;
-#else
-    const float8 e = v;
-#endif
-    const float4 h = e.lo + e.hi;
-    return h.x + h.y + h.z + h.w;
 }
 
 inline float lanes_max(const LVEC v) {
@@ -91,11 +78,11 @@ inline void attention_forward_lanes(const int D, float* qv, LVEC* acc, __global 
         total += p;
         for (int c = 0; c < D; ++c) if (c < d) acc[c] = fma(p, lanes_load(vh + (size_t)c * kcs, j0, lk, kts), acc[c]);
     }
-    const float sum = lanes_sum(total);
+    const float sum = vec_sum(total);
     const float inverse = 1.0f / sum;
     __global float* oh = out + (size_t)b * d * lq;
     for (int c = 0; c < D; ++c) {
-        if (c < d) oh[(size_t)c * qcs + (size_t)i * qts] = lanes_sum(acc[c]) * inverse;
+        if (c < d) oh[(size_t)c * qcs + (size_t)i * qts] = vec_sum(acc[c]) * inverse;
     }
     lse[(size_t)b * lq + i] = peak + log(sum);
 }
@@ -134,7 +121,7 @@ inline void attention_backward_query_lanes(const int D, float* qv, float* go, LV
     }
     delta[(size_t)b * lq + i] = rowDelta;
     for (int c = 0; c < D; ++c) {
-        if (c < d) dq[qoff + (size_t)c * qcs + (size_t)i * qts] = lanes_sum(acc[c]) * scale;
+        if (c < d) dq[qoff + (size_t)c * qcs + (size_t)i * qts] = vec_sum(acc[c]) * scale;
     }
 }
 
@@ -175,8 +162,8 @@ inline void attention_backward_key_lanes(const int D, float* kv, float* vv, LVEC
     for (int c = 0; c < D; ++c) {
         if (c < d) {
             const size_t at = koff + (size_t)c * kcs + (size_t)j * kts;
-            dk[at] = lanes_sum(gk[c]) * scale;
-            dv[at] = lanes_sum(gv[c]);
+            dk[at] = vec_sum(gk[c]) * scale;
+            dv[at] = vec_sum(gv[c]);
         }
     }
 }

@@ -19,37 +19,9 @@
 // dY padded by (kh - 1 - ph, kw - 1 - pw).
 // Wp is ceil(ow/span)*span + kw - 1, so a tile's loads stay inside its row even past ow, and Hp
 // covers the tiles' last rows.
-#ifndef TILE_M
-#define TILE_M 4
-#endif
-#ifndef TILE_N
-#define TILE_N 8
-#endif
-#define CR_CAT_(a, b) a##b
-#define CR_CAT(a, b) CR_CAT_(a, b)
-#define CR_VEC CR_CAT(float, TILE_N)
-#define CR_VLOAD CR_CAT(vload, TILE_N)
-#define CR_VSTORE CR_CAT(vstore, TILE_N)
-// Terms summed in a partial before it is added to the total: a K-block as gemm.cl's GEMM_K_BLOCK,
-// rounded to whole input channels.
-#define CR_K_BLOCK 64
+// TILE_M, TILE_N, VEC, VLOAD, VSTORE (floatTILE_N and its loads) and FOR_ROWS (X(0) .. X(TILE_M - 1))
+// come from gemm.cl, which precedes this file in the program.
 
-#define CR_ROWS(X) X(0) CR_IF1(X(1)) CR_IF2(X(2)) CR_IF2(X(3)) CR_IF4(X(4)) CR_IF4(X(5)) CR_IF4(X(6)) CR_IF4(X(7))
-#if TILE_M > 1
-#define CR_IF1(x) x
-#else
-#define CR_IF1(x)
-#endif
-#if TILE_M > 2
-#define CR_IF2(x) x
-#else
-#define CR_IF2(x)
-#endif
-#if TILE_M > 4
-#define CR_IF4(x) x
-#else
-#define CR_IF4(x)
-#endif
 
 __kernel void pad_planes(__global const float* x, __global float* padded, const int H, const int W, const int ph,
                          const int pw, const int Hp, const int Wp, const int firstPlane, const int planes) {
@@ -66,26 +38,26 @@ __kernel void pad_planes(__global const float* x, __global float* padded, const 
 }
 
 // Rows past M read row M - 1 (valid memory) and are never stored.
-#define CR_DECLARE(r) CR_VEC acc##r = (CR_VEC)(0.0f); CR_VEC part##r; \
+#define CR_DECLARE(r) VEC acc##r = (VEC)(0.0f); VEC part##r; \
     const int wRow##r = wBase + min(i0 + r, M - 1) * sRow;
-#define CR_CLEAR(r) part##r = (CR_VEC)(0.0f);
-#define CR_FMA(r) part##r = fma((CR_VEC)(w[wRow##r + tap]), bv, part##r);
+#define CR_CLEAR(r) part##r = (VEC)(0.0f);
+#define CR_FMA(r) part##r = fma((VEC)(w[wRow##r + tap]), bv, part##r);
 #define CR_ADD(r) acc##r += part##r;
 #define CR_STORE(r) if (i0 + r < M) conv_rows_store( \
     out + ((size_t)(firstImage + g) * (size_t)M + (size_t)(i0 + r)) * (size_t)(oh * ow), \
-    y, x0, oh, ow, span, acc##r + (CR_VEC)(hasBias ? bias[i0 + r] : 0.0f), accumulate);
+    y, x0, oh, ow, span, acc##r + (VEC)(hasBias ? bias[i0 + r] : 0.0f), accumulate);
 
 // Lane e of a tile is output (y + e / span, x0 + e % span) of the plane.
 inline void conv_rows_store(__global float* plane, const int y, const int x0, const int oh, const int ow,
-                            const int span, CR_VEC value, const int accumulate) {
+                            const int span, VEC value, const int accumulate) {
     __global float* line = plane + (size_t)(y * ow);
     if (span == TILE_N && x0 + TILE_N <= ow) {
-        if (accumulate) value += CR_VLOAD(0, line + x0);
-        CR_VSTORE(value, 0, line + x0);
+        if (accumulate) value += VLOAD(0, line + x0);
+        VSTORE(value, 0, line + x0);
         return;
     }
     float t[TILE_N];
-    CR_VSTORE(value, 0, t);
+    VSTORE(value, 0, t);
     for (int e = 0; e < TILE_N; ++e) {
         const int row = e / span, column = x0 + e % span;
         if (y + row >= oh || column >= ow) continue;
@@ -96,11 +68,11 @@ inline void conv_rows_store(__global float* plane, const int y, const int x0, co
 
 // TILE_N neighbouring floats of a padded row, or, for a plane 8 or fewer columns wide (span 8 of a
 // 16-lane tile), 8 of this row and 8 of the next: a 7x7 plane would otherwise leave 9 of 16 lanes idle.
-inline CR_VEC conv_rows_load(__global const float* at, const int Wp, const int span) {
+inline VEC conv_rows_load(__global const float* at, const int Wp, const int span) {
 #if TILE_N == 16
     if (span == 8) return (float16)(vload8(0, at), vload8(0, at + Wp));
 #endif
-    return CR_VLOAD(0, at);
+    return VLOAD(0, at);
 }
 
 // span: output columns per tile row (TILE_N, or 8 for narrow planes when TILE_N is 16); the tile
@@ -127,12 +99,14 @@ __kernel void conv_rows(__global const float* padded, __global const float* w, _
     const int x0 = (t % tilesX) * span;
     const size_t planeSize = (size_t)Hp * (size_t)Wp;
     __global const float* origin = padded + (size_t)g * (size_t)C * planeSize + (size_t)(y * Wp + x0);
-    const int channelsPerBlock = max(1, CR_K_BLOCK / (kh * kw));
+    // Terms summed in a partial before it is added to the total: gemm.cl's K-block, rounded to
+    // whole input channels.
+    const int channelsPerBlock = max(1, GEMM_K_BLOCK / (kh * kw));
     const int cFirst = slice * channelsPerSlice;
     const int cLast = min(C, cFirst + channelsPerSlice);
-    CR_ROWS(CR_DECLARE)
+    FOR_ROWS(CR_DECLARE)
     for (int c0 = cFirst; c0 < cLast; c0 += channelsPerBlock) {
-        CR_ROWS(CR_CLEAR)
+        FOR_ROWS(CR_CLEAR)
         const int cEnd = min(cLast, c0 + channelsPerBlock);
         for (int c = c0; c < cEnd; ++c) {
             __global const float* plane = origin + (size_t)c * planeSize;
@@ -140,15 +114,15 @@ __kernel void conv_rows(__global const float* padded, __global const float* w, _
                 __global const float* line = plane + ki * Wp;
                 const int tapRow = c * sChannel + ki * sKi;
                 for (int kj = 0; kj < kw; ++kj) {
-                    const CR_VEC bv = conv_rows_load(line + kj, Wp, span);
+                    const VEC bv = conv_rows_load(line + kj, Wp, span);
                     const int tap = tapRow + kj * sKj;
-                    CR_ROWS(CR_FMA)
+                    FOR_ROWS(CR_FMA)
                 }
             }
         }
-        CR_ROWS(CR_ADD)
+        FOR_ROWS(CR_ADD)
     }
-    CR_ROWS(CR_STORE)
+    FOR_ROWS(CR_STORE)
 }
 
 // The weight gradient of a conv_rows convolution, per slice of imagesPerItem images z*imagesPerItem.. (no
@@ -165,31 +139,20 @@ __kernel void conv_rows(__global const float* padded, __global const float* w, _
 #define CW_TAPS 5
 #define CW_FOR_ROWS(X, j) X(0, j) X(1, j) X(2, j) X(3, j)
 #define CW_FOR_TAPS(X) X(0) X(1) X(2) X(3) X(4)
-#define CW_DECLARE_ROW(r, j) CR_VEC a##r##_##j = (CR_VEC)(0.0f);
+#define CW_DECLARE_ROW(r, j) VEC a##r##_##j = (VEC)(0.0f);
 #define CW_DECLARE(j) CW_FOR_ROWS(CW_DECLARE_ROW, j)
 #define CW_FMA_ROW(r, j) a##r##_##j = fma(d##r, xj, a##r##_##j);
-#define CW_TAP(j) if (j < kw) { const CR_VEC xj = conv_rows_load(xs + j, Wp, span); CW_FOR_ROWS(CW_FMA_ROW, j) }
-#define CW_LOAD_DY(r, unused) const CR_VEC d##r = conv_rows_load(dyRow##r + at, Wd, span);
+#define CW_TAP(j) if (j < kw) { const VEC xj = conv_rows_load(xs + j, Wp, span); CW_FOR_ROWS(CW_FMA_ROW, j) }
+#define CW_LOAD_DY(r, unused) const VEC d##r = conv_rows_load(dyRow##r + at, Wd, span);
 #define CW_DY_ROW(r, unused) __global const float* dyRow##r = \
     dypad + ((size_t)g * (size_t)Cout + (size_t)min(co0 + r, Cout - 1)) * (size_t)(Hd * Wd);
 #define CW_BIAS_ROW(r, unused) s##r += d##r;
-#define CW_BIAS_DECLARE(r, unused) CR_VEC s##r = (CR_VEC)(0.0f);
+#define CW_BIAS_DECLARE(r, unused) VEC s##r = (VEC)(0.0f);
 #define CW_STORE_ROW(r, j) if (j < kw && co0 + r < Cout) out[(size_t)(co0 + r) * (size_t)columns + (size_t)(first + j)] = \
-    conv_rows_lane_sum(a##r##_##j);
+    vec_sum(a##r##_##j);
 #define CW_STORE(j) CW_FOR_ROWS(CW_STORE_ROW, j)
 #define CW_BIAS_STORE(r, unused) if (co0 + r < Cout) out[(size_t)(co0 + r) * (size_t)columns + (size_t)K] = \
-    conv_rows_lane_sum(s##r);
-
-inline float conv_rows_lane_sum(const CR_VEC v) {
-#if TILE_N == 16
-    const float8 h = v.lo + v.hi;
-#else
-    const float8 h = v;
-#endif
-    const float4 q = h.lo + h.hi;
-    const float2 d = q.lo + q.hi;
-    return d.x + d.y;
-}
+    vec_sum(s##r);
 
 // The work of one item; called with kw a literal where it is 3 or 5, so that the taps' tests fold
 // away and the accumulators stay in registers.

@@ -21,6 +21,17 @@
 #define VLOAD CAT(vload, TILE_N)
 #define VSTORE CAT(vstore, TILE_N)
 
+// The sum of a VEC's lanes (conv_rows.cl and attention_lanes.cl use it too).
+inline float vec_sum(const VEC v) {
+#if TILE_N == 16
+    const float8 e = v.lo + v.hi;
+#else
+    const float8 e = v;
+#endif
+    const float4 h = e.lo + e.hi;
+    return h.x + h.y + h.z + h.w;
+}
+
 // Accumulators are named variables, not an array, so the compiler keeps them in registers.
 #define FOR_ROWS(X) X(0) \
     IF_ROW1(X(1)) IF_ROW2(X(2)) IF_ROW3(X(3)) IF_ROW4(X(4)) IF_ROW5(X(5)) IF_ROW6(X(6)) IF_ROW7(X(7))

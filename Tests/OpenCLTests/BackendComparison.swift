@@ -33,3 +33,21 @@ func compareBackends(
             "\(name) gradient of input \(i)", file: file, line: line)
     }
 }
+
+/// (input [N, C, H, W], weight [Cout, C, kh, kw], stride, padding, bias)
+typealias ConvolutionCase = (input: [Int], weight: [Int], stride: Int, padding: Int, bias: Bool)
+
+/// A convolution (with its input, weight and bias gradients) on both backends, within 1e-4.
+func compareConvolution(_ c: ConvolutionCase, file: StaticString = #filePath, line: UInt = #line) throws {
+    var inputs = [
+        (try testValues(Shape.count(c.input), seed: 1), c.input),
+        (try testValues(Shape.count(c.weight), seed: 2), c.weight),
+    ]
+    if c.bias { inputs.append((try testValues(c.weight[0], seed: 3), [c.weight[0]])) }
+    try compareBackends(
+        "conv \(c.input) * \(c.weight) stride \(c.stride) padding \(c.padding) bias \(c.bias)", inputs,
+        tolerance: 1e-4, file: file, line: line
+    ) {
+        try $0[0].conv2d(weight: $0[1], bias: c.bias ? $0[2] : nil, stride: c.stride, padding: c.padding)
+    }
+}

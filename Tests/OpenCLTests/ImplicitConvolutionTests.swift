@@ -10,21 +10,10 @@ import XCTest
 @testable import OpenCLBackend
 
 final class ImplicitConvolutionTests: XCTestCase {
-    /// (input [N, C, H, W], weight [Cout, C, k, k], stride, padding, bias)
-    typealias Case = (input: [Int], weight: [Int], stride: Int, padding: Int, bias: Bool)
+    typealias Case = ConvolutionCase
 
     func check(_ c: Case, file: StaticString = #filePath, line: UInt = #line) throws {
-        var inputs = [
-            (try testValues(Shape.count(c.input), seed: 1), c.input),
-            (try testValues(Shape.count(c.weight), seed: 2), c.weight),
-        ]
-        if c.bias { inputs.append((try testValues(c.weight[0], seed: 3), [c.weight[0]])) }
-        try compareBackends(
-            "conv \(c.input) * \(c.weight) stride \(c.stride) padding \(c.padding) bias \(c.bias)", inputs,
-            tolerance: 1e-4, file: file, line: line
-        ) {
-            try $0[0].conv2d(weight: $0[1], bias: c.bias ? $0[2] : nil, stride: c.stride, padding: c.padding)
-        }
+        try compareConvolution(c, file: file, line: line)
     }
 
     func testOddShapesStridesPaddingsAndKernels() throws {

@@ -10,21 +10,11 @@ import XCTest
 @testable import OpenCLBackend
 
 final class RowKernelTests: XCTestCase {
-    /// (input [N, C, H, W], weight [Cout, C, kh, kw], padding, bias)
+    /// (input [N, C, H, W], weight [Cout, C, kh, kw], padding, bias) at stride 1.
     typealias Case = (input: [Int], weight: [Int], padding: Int, bias: Bool)
 
     func check(_ c: Case, file: StaticString = #filePath, line: UInt = #line) throws {
-        var inputs = [
-            (try testValues(Shape.count(c.input), seed: 1), c.input),
-            (try testValues(Shape.count(c.weight), seed: 2), c.weight),
-        ]
-        if c.bias { inputs.append((try testValues(c.weight[0], seed: 3), [c.weight[0]])) }
-        try compareBackends(
-            "conv \(c.input) * \(c.weight) padding \(c.padding) bias \(c.bias)", inputs, tolerance: 1e-4,
-            file: file, line: line
-        ) {
-            try $0[0].conv2d(weight: $0[1], bias: c.bias ? $0[2] : nil, padding: c.padding)
-        }
+        try compareConvolution((c.input, c.weight, 1, c.padding, c.bias), file: file, line: line)
     }
 
     func testConvolutionsOverOddShapesRunOnRowKernels() throws {
