@@ -43,11 +43,8 @@ extension OpenCLDevice {
             [.buffer(x), .buffer(out), .int(g.rows), .int(g.columns), .int(total)])
     }
 
-    /// SiLU on CPU devices runs 16 floats per work-item (`silu_rows`, a vector exp).
-    var vectorSiLU: Bool { !info.isGPU }
-
     public func unary(_ op: UnaryOp, _ x: DeviceBuffer, out: DeviceBuffer, count: Int) throws {
-        if op == .silu && vectorSiLU {
+        if op == .silu && prefersVectorItems {
             return try launch1D(
                 "silu_rows", count: (count + 15) / 16, serial: 16, bytes: 8.0 * Double(count), flops: 4.0 * Double(count),
                 [.buffer(x), .buffer(out), .int(count)])
@@ -61,7 +58,7 @@ extension OpenCLDevice {
         _ op: UnaryOp, x: DeviceBuffer, y: DeviceBuffer, gradOut: DeviceBuffer,
         gradIn: DeviceBuffer, count: Int
     ) throws {
-        if op == .silu && vectorSiLU {
+        if op == .silu && prefersVectorItems {
             return try launch1D(
                 "silu_backward_rows", count: (count + 15) / 16, serial: 16, bytes: 12.0 * Double(count),
                 flops: 6.0 * Double(count), [.buffer(x), .buffer(gradOut), .buffer(gradIn), .int(count)])
@@ -195,7 +192,14 @@ extension OpenCLDevice {
                     .float(h.gradientWeightDecay), .float(h.parameterDecayFactor), .float(h.stepSize),
                     .float(h.biasCorrection2Sqrt),
                 ]
-            try launch1D("adam_update24", count: total, bytes: 28.0 * Double(total), flops: 16.0 * Double(total), arguments)
+            if prefersVectorItems {
+                // CPU devices: 16 floats per work-item (adam_update24_rows).
+                try launch1D(
+                    "adam_update24_rows", count: (total + 15) / 16, serial: 16, bytes: 28.0 * Double(total),
+                    flops: 16.0 * Double(total), arguments)
+            } else {
+                try launch1D("adam_update24", count: total, bytes: 28.0 * Double(total), flops: 16.0 * Double(total), arguments)
+            }
         }
     }
 

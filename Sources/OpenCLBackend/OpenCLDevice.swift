@@ -75,6 +75,10 @@ public final class OpenCLDevice: Device {
     /// (attention_fused.cl, for GPUs), or eight tokens per float8 in one work-item
     /// (attention_lanes.cl, for CPU devices, which vectorise lanes rather than work-items).
     var attentionKernels: AttentionKernels
+    /// CPU devices run SiLU and Adam 16 floats per work-item (`silu_rows`, `adam_update24_rows`):
+    /// PoCL leaves the one-float kernels' switch or chain of tensors scalar. Tests switch it off to
+    /// check the GPUs' kernels.
+    var prefersVectorItems = false
     enum AttentionKernels { case localTiles, lanes }
     /// Shape of `gemm_tiled` (the program's -D GT_* options).
     let tiledGemm: TiledGemmShape
@@ -123,6 +127,7 @@ public final class OpenCLDevice: Device {
         self.info = info
         gemmTile = ProgramBuilder.gemmTile(for: info)
         attentionKernels = info.isGPU ? .localTiles : .lanes
+        prefersVectorItems = !info.isGPU
         tiledGemm = ProgramBuilder.tiledGemmShape(for: info)
         let requested = try GemmKernelChoice(environment: ProcessInfo.processInfo.environment["DIFFUSE_GEMM_KERNEL"])
         var status: cl_int = 0

@@ -2,10 +2,11 @@
 // forward and backward. Tolerances: 1e-5 for exact-order ops, 1e-4 where sums are reordered.
 import CPUBackend
 import NN
-import OpenCLBackend
 import Tensor
 import TestSupport
 import XCTest
+
+@testable import OpenCLBackend
 
 final class KernelTests: XCTestCase {
     func testConvolutionIm2colDirectAndPointwise() throws {
@@ -269,34 +270,44 @@ final class KernelTests: XCTestCase {
     }
 
     func testAdamOverManyTensorsInMultiTensorLaunchesMatchesTheCPU() throws {
-        // 27 tensors of odd sizes (one without a gradient): two adam_update24 launches, the second
-        // with unused slots, must move every tensor as the CPU does and leave the gradless one alone.
+        // 27 tensors of odd sizes (one without a gradient): two launches, the second with unused
+        // slots, must move every tensor as the CPU does and leave the gradless one alone; on both
+        // kernels: adam_update24 (a float per work-item, GPUs) and adam_update24_rows (16 floats per
+        // work-item, CPU devices; the chunks inside one tensor of 130 or 1,000 floats take its vector
+        // pass, those across tensors its element loop).
         let gpu = try DevicesUnderTest.opencl()
-        let sizes = [1, 3, 7, 33, 1, 64, 5, 9, 2, 17, 3, 8, 1, 130, 4, 6, 11, 2, 3, 65, 1, 7, 9, 33, 2, 5, 3]
-        var finals: [[[Float]]] = []
-        for device in [CPUDevice.shared as Device, gpu] {
-            let parameters = try sizes.enumerated().map { i, n -> Tensor in
-                let p = try Tensor(try testValues(n, seed: 40 + UInt64(i)), shape: [n], on: device)
-                p.requiresGrad = true
-                return p
-            }
-            let optimizer = try NNAdam.make(parameters)
-            for step in 0..<3 {
-                for (i, p) in parameters.enumerated() where i != 4 {
-                    p.grad = try Tensor(try testValues(p.count, seed: 90 + UInt64(10 * step + i)), shape: p.shape, on: device)
+        let saved = gpu.prefersVectorItems
+        defer { gpu.prefersVectorItems = saved }
+        let sizes = [1, 3, 7, 33, 1, 64, 5, 9, 2, 17, 3, 8, 1, 130, 4, 6, 11, 2, 3, 65, 1, 7, 9, 33, 2, 1000, 3]
+        for (vector, kernel) in [(false, "adam_update24"), (true, "adam_update24_rows")] {
+            gpu.prefersVectorItems = vector
+            var finals: [[[Float]]] = []
+            for device in [CPUDevice.shared as Device, gpu] {
+                let parameters = try sizes.enumerated().map { i, n -> Tensor in
+                    let p = try Tensor(try testValues(n, seed: 40 + UInt64(i)), shape: [n], on: device)
+                    p.requiresGrad = true
+                    return p
                 }
-                gpu.ledger.reset()
-                try optimizer.update()
-                if device === gpu as AnyObject {
-                    XCTAssertEqual(gpu.ledger.rows["adam_update24"]?.launches, 2)
+                let optimizer = try NNAdam.make(parameters)
+                for step in 0..<3 {
+                    for (i, p) in parameters.enumerated() where i != 4 {
+                        p.grad = try Tensor(
+                            try testValues(p.count, seed: 90 + UInt64(10 * step + i)), shape: p.shape, on: device)
+                    }
+                    gpu.ledger.reset()
+                    try optimizer.update()
+                    if device === gpu as AnyObject {
+                        XCTAssertEqual(gpu.ledger.rows[kernel]?.launches, 2, kernel)
+                        XCTAssertEqual(gpu.ledger.totalLaunches, 2, kernel)
+                    }
                 }
+                finals.append(try parameters.map { try $0.toArray() })
             }
-            finals.append(try parameters.map { try $0.toArray() })
+            for (i, (cpu, opencl)) in zip(finals[0], finals[1]).enumerated() {
+                XCTAssertLessThan(relativeError(opencl, cpu, floor: 1e-6), 1e-6, "\(kernel): tensor \(i) of \(sizes[i])")
+            }
+            XCTAssertEqual(finals[1][4], try testValues(1, seed: 44), "\(kernel): a tensor without a gradient moved")
         }
-        for (i, (cpu, opencl)) in zip(finals[0], finals[1]).enumerated() {
-            XCTAssertLessThan(relativeError(opencl, cpu, floor: 1e-6), 1e-6, "tensor \(i) of \(sizes[i])")
-        }
-        XCTAssertEqual(finals[1][4], try testValues(1, seed: 44), "a tensor without a gradient moved")
     }
 
     func testMovingAverageOverManyTensorsInMultiTensorLaunchesMatchesTheCPU() throws {
