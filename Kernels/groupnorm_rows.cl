@@ -7,13 +7,7 @@
 //   group_norm_backward_rows(x, gamma, beta, mean, rstd, dout, partials, dx, C, spatial, G, hasAffine, silu,
 //                            accumulate, groups)
 //       partials[2(nC + c)] = sum dy * xhat, [.. + 1] = sum dy over plane (n, c), as group_norm_backward
-
-inline float gn_lane_sum(const float16 v) {
-    const float8 h = v.lo + v.hi;
-    const float4 q = h.lo + h.hi;
-    const float2 d = q.lo + q.hi;
-    return d.x + d.y;
-}
+// (sum16 is optimizer.cl's; silu_of and silu_gradient are groupnorm.cl's.)
 
 inline float16 gn_silu16(const float16 v) { return v / (1.0f + exp(-v)); }
 
@@ -30,7 +24,7 @@ inline float gn_sum(__global const float* v, const int n) {
     for (; i + 16 <= n; i += 16) acc += vload16(0, v + i);
     float tail = 0.0f;
     for (; i < n; ++i) tail += v[i];
-    return gn_lane_sum(acc) + tail;
+    return sum16(acc) + tail;
 }
 
 inline float gn_squares(__global const float* v, const int n, const float mu) {
@@ -39,7 +33,7 @@ inline float gn_squares(__global const float* v, const int n, const float mu) {
     for (; i + 16 <= n; i += 16) { const float16 d = vload16(0, v + i) - mu; acc = fma(d, d, acc); }
     float tail = 0.0f;
     for (; i < n; ++i) { const float d = v[i] - mu; tail = fma(d, d, tail); }
-    return gn_lane_sum(acc) + tail;
+    return sum16(acc) + tail;
 }
 
 __kernel void group_norm_forward_rows(__global const float* x, __global const float* gamma,
@@ -127,8 +121,8 @@ __kernel void group_norm_backward_rows(__global const float* x, __global const f
             tailXhat = fma(dy, (p[s] - mu) * r, tailXhat);
             tailSum += dy;
         }
-        const float sumDyXhat = gn_lane_sum(dyXhat) + tailXhat;
-        const float sumDy = gn_lane_sum(dySum) + tailSum;
+        const float sumDyXhat = sum16(dyXhat) + tailXhat;
+        const float sumDy = sum16(dySum) + tailSum;
         const size_t nc = (size_t)n * (size_t)C + (size_t)c;
         partials[2 * nc] = sumDyXhat;
         partials[2 * nc + 1] = sumDy;

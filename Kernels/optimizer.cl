@@ -201,3 +201,81 @@ __kernel void scale32(SCALE_SLOTS8(0, 1, 2, 3, 4, 5, 6, 7), SCALE_SLOTS8(8, 9, 1
     SCALE_IF(22, end21) SCALE_IF(23, end22) SCALE_IF(24, end23) SCALE_IF(25, end24) SCALE_IF(26, end25)
     SCALE_IF(27, end26) SCALE_IF(28, end27) SCALE_IF(29, end28) SCALE_IF(30, end29) SCALE_IF(31, end30)
 }
+
+// The sum of a float16's lanes (groupnorm_rows.cl uses it too).
+inline float sum16(const float16 v) {
+    const float8 h = v.lo + v.hi;
+    const float4 q = h.lo + h.hi;
+    const float2 d = q.lo + q.hi;
+    return d.x + d.y;
+}
+
+// CPU devices' variants of ema_update32, sum_squares32 and scale32 (same arguments), 16 floats per
+// step as adam_update24_rows: a chunk inside one tensor is one float16 pass, one across tensors
+// goes element by element. ema_update32_rows and scale32_rows: global ceil(end31 / 16);
+// sum_squares32_rows: one work-item per CLIP_CHUNK floats (global = the partials' count), no
+// work-group sums (PoCL runs sum_squares32's 64-wide loops with their chains scalar).
+#define EMA_ROWS_IF(k, start) if (first < end##k) { if (first + 16 <= end##k) { const int j = first - (start); \
+    vstore16(decay * vload16(0, a##k + j) + oneMinusDecay * vload16(0, v##k + j), 0, a##k + j); return; } break; }
+#define EMA_ELEMENT_IF(k, start) if (i < end##k) { const int j = i - (start); \
+    a##k[j] = decay * a##k[j] + oneMinusDecay * v##k[j]; continue; }
+#define CHAIN32(X) X(0, 0) X(1, end0) X(2, end1) X(3, end2) X(4, end3) X(5, end4) X(6, end5) X(7, end6) X(8, end7) \
+    X(9, end8) X(10, end9) X(11, end10) X(12, end11) X(13, end12) X(14, end13) X(15, end14) X(16, end15) \
+    X(17, end16) X(18, end17) X(19, end18) X(20, end19) X(21, end20) X(22, end21) X(23, end22) X(24, end23) \
+    X(25, end24) X(26, end25) X(27, end26) X(28, end27) X(29, end28) X(30, end29) X(31, end30)
+
+__kernel void ema_update32_rows(EMA_SLOTS8(0, 1, 2, 3, 4, 5, 6, 7), EMA_SLOTS8(8, 9, 10, 11, 12, 13, 14, 15),
+                                EMA_SLOTS8(16, 17, 18, 19, 20, 21, 22, 23), EMA_SLOTS8(24, 25, 26, 27, 28, 29, 30, 31),
+                                ADAM_ENDS8(0, 1, 2, 3, 4, 5, 6, 7), ADAM_ENDS8(8, 9, 10, 11, 12, 13, 14, 15),
+                                ADAM_ENDS8(16, 17, 18, 19, 20, 21, 22, 23), ADAM_ENDS8(24, 25, 26, 27, 28, 29, 30, 31),
+                                const float decay, const float oneMinusDecay) {
+    const int first = (int)get_global_id(0) * 16;
+    if (first >= end31) return;
+    do { CHAIN32(EMA_ROWS_IF) } while (0);
+    const int last = min(first + 16, end31);
+    for (int i = first; i < last; ++i) { CHAIN32(EMA_ELEMENT_IF) }
+}
+
+#define SCALE_ROWS_IF(k, start) if (first < end##k) { if (first + 16 <= end##k) { const int j = first - (start); \
+    vstore16(s * vload16(0, g##k + j), 0, g##k + j); return; } break; }
+#define SCALE_ELEMENT_IF(k, start) if (i < end##k) { g##k[i - (start)] *= s; continue; }
+
+__kernel void scale32_rows(SCALE_SLOTS8(0, 1, 2, 3, 4, 5, 6, 7), SCALE_SLOTS8(8, 9, 10, 11, 12, 13, 14, 15),
+                           SCALE_SLOTS8(16, 17, 18, 19, 20, 21, 22, 23), SCALE_SLOTS8(24, 25, 26, 27, 28, 29, 30, 31),
+                           ADAM_ENDS8(0, 1, 2, 3, 4, 5, 6, 7), ADAM_ENDS8(8, 9, 10, 11, 12, 13, 14, 15),
+                           ADAM_ENDS8(16, 17, 18, 19, 20, 21, 22, 23), ADAM_ENDS8(24, 25, 26, 27, 28, 29, 30, 31),
+                           __global const float* factor) {
+    const int first = (int)get_global_id(0) * 16;
+    if (first >= end31) return;
+    const float s = factor[0];
+    do { CHAIN32(SCALE_ROWS_IF) } while (0);
+    const int last = min(first + 16, end31);
+    for (int i = first; i < last; ++i) { CHAIN32(SCALE_ELEMENT_IF) }
+}
+
+#define SQUARES_ROWS_IF(k, start) if (first < end##k) { if (first + 16 <= end##k) { \
+    const float16 x = vload16(0, g##k + (first - (start))); vector = fma(x, x, vector); done = 1; } break; }
+#define SQUARES_ELEMENT_IF(k, start) if (i < end##k) { const float x = g##k[i - (start)]; acc += x * x; continue; }
+
+__kernel void sum_squares32_rows(CLIP_SLOTS8(0, 1, 2, 3, 4, 5, 6, 7), CLIP_SLOTS8(8, 9, 10, 11, 12, 13, 14, 15),
+                                 CLIP_SLOTS8(16, 17, 18, 19, 20, 21, 22, 23), CLIP_SLOTS8(24, 25, 26, 27, 28, 29, 30, 31),
+                                 ADAM_ENDS8(0, 1, 2, 3, 4, 5, 6, 7), ADAM_ENDS8(8, 9, 10, 11, 12, 13, 14, 15),
+                                 ADAM_ENDS8(16, 17, 18, 19, 20, 21, 22, 23),
+                                 ADAM_ENDS8(24, 25, 26, 27, 28, 29, 30, 31), __global float* partials,
+                                 const int partialOffset, const int count) {
+    const int chunk = (int)get_global_id(0);
+    if (chunk >= count) return;
+    const int start = chunk * CLIP_CHUNK;
+    const int stop = min(start + CLIP_CHUNK, end31);
+    float16 vector = (float16)(0.0f);
+    float acc = 0.0f;
+    for (int first = start; first < stop; first += 16) {
+        // The whole 16 inside one tensor: a vector step; else element by element.
+        int done = 0;
+        do { CHAIN32(SQUARES_ROWS_IF) } while (0);
+        if (done) continue;
+        const int last = min(first + 16, stop);
+        for (int i = first; i < last; ++i) { CHAIN32(SQUARES_ELEMENT_IF) }
+    }
+    partials[partialOffset + chunk] = sum16(vector) + acc;
+}

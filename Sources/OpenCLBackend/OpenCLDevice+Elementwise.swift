@@ -212,7 +212,13 @@ extension OpenCLDevice {
             pairs, slots: OpenCLDevice.averageSlots, count: \.count, buffers: { [$0.average, $0.value] })
         for (group, total) in launches {
             let arguments = group + [.float(decay), .float(oneMinusDecay)]
-            try launch1D("ema_update32", count: total, bytes: 12.0 * Double(total), flops: 3.0 * Double(total), arguments)
+            if prefersVectorItems {
+                try launch1D(
+                    "ema_update32_rows", count: (total + 15) / 16, serial: 16, bytes: 12.0 * Double(total),
+                    flops: 3.0 * Double(total), arguments)
+            } else {
+                try launch1D("ema_update32", count: total, bytes: 12.0 * Double(total), flops: 3.0 * Double(total), arguments)
+            }
         }
     }
 

@@ -14,9 +14,16 @@ extension OpenCLDevice: FusedGradientClipping {
         let partials = try Tensor.empty([max(partialCounts.reduce(0, +), 1)], on: self)
         var offset = 0
         for ((arguments, total), count) in zip(sums, partialCounts) where count > 0 {
-            try launch(
-                "sum_squares32", global: [count * 64], local: [64], serial: Self.clipChunk / 64, bytes: 4 * Double(total),
-                flops: 2 * Double(total), arguments + [.buffer(partials.buffer), .int(offset)])
+            if prefersVectorItems {
+                try launch1D(
+                    "sum_squares32_rows", count: count, serial: Self.clipChunk / 16, bytes: 4 * Double(total),
+                    flops: 2 * Double(total), arguments + [.buffer(partials.buffer), .int(offset), .int(count)])
+            } else {
+                try launch(
+                    "sum_squares32", global: [count * 64], local: [64], serial: Self.clipChunk / 64,
+                    bytes: 4 * Double(total), flops: 2 * Double(total),
+                    arguments + [.buffer(partials.buffer), .int(offset)])
+            }
             offset += count
         }
         try launch(
@@ -26,7 +33,14 @@ extension OpenCLDevice: FusedGradientClipping {
         var seen = Set<ObjectIdentifier>()
         let distinct = gradients.filter { seen.insert(ObjectIdentifier($0.buffer)).inserted }
         for (arguments, total) in multiTensorLaunches(distinct, slots: Self.clipSlots, count: \.count, buffers: { [$0.buffer] }) {
-            try launch1D("scale32", count: total, bytes: 8 * Double(total), flops: Double(total), arguments + [.buffer(result)])
+            if prefersVectorItems {
+                try launch1D(
+                    "scale32_rows", count: (total + 15) / 16, serial: 16, bytes: 8 * Double(total), flops: Double(total),
+                    arguments + [.buffer(result)])
+            } else {
+                try launch1D(
+                    "scale32", count: total, bytes: 8 * Double(total), flops: Double(total), arguments + [.buffer(result)])
+            }
         }
     }
 }

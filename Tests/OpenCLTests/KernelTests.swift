@@ -311,59 +311,72 @@ final class KernelTests: XCTestCase {
     }
 
     func testMovingAverageOverManyTensorsInMultiTensorLaunchesMatchesTheCPU() throws {
-        // 40 tensors of odd sizes: two ema_update32 launches, the second with unused slots.
+        // 40 tensors of odd sizes: two launches, the second with unused slots, on both kernels
+        // (ema_update32, a float per work-item; ema_update32_rows, 16, for CPU devices).
         let gpu = try DevicesUnderTest.opencl()
+        let saved = gpu.prefersVectorItems
+        defer { gpu.prefersVectorItems = saved }
         let sizes = (0..<40).map { [1, 3, 7, 33, 64, 5, 130, 2][$0 % 8] + $0 }
-        var finals: [[[Float]]] = []
-        for device in [CPUDevice.shared as Device, gpu] {
-            let parameters = try sizes.enumerated().map { i, n in
-                try Tensor(try testValues(n, seed: 300 + UInt64(i)), shape: [n], on: device)
-            }
-            let ema = try ExponentialMovingAverage(parameters: parameters, maxDecay: 0.9)
-            for step in 0..<4 {
-                for (i, p) in parameters.enumerated() { try p.assign(try testValues(p.count, seed: 500 + UInt64(50 * step + i))) }
-                gpu.ledger.reset()
-                try ema.step(parameters)
-                if device === gpu as AnyObject {
-                    XCTAssertEqual(gpu.ledger.rows["ema_update32"]?.launches, 2)
-                    XCTAssertEqual(gpu.ledger.rows.values.reduce(0) { $0 + $1.launches }, 2, "nothing else launched")
+        for (vector, kernel) in [(false, "ema_update32"), (true, "ema_update32_rows")] {
+            gpu.prefersVectorItems = vector
+            var finals: [[[Float]]] = []
+            for device in [CPUDevice.shared as Device, gpu] {
+                let parameters = try sizes.enumerated().map { i, n in
+                    try Tensor(try testValues(n, seed: 300 + UInt64(i)), shape: [n], on: device)
                 }
+                let ema = try ExponentialMovingAverage(parameters: parameters, maxDecay: 0.9)
+                for step in 0..<4 {
+                    for (i, p) in parameters.enumerated() {
+                        try p.assign(try testValues(p.count, seed: 500 + UInt64(50 * step + i)))
+                    }
+                    gpu.ledger.reset()
+                    try ema.step(parameters)
+                    if device === gpu as AnyObject {
+                        XCTAssertEqual(gpu.ledger.rows[kernel]?.launches, 2, kernel)
+                        XCTAssertEqual(gpu.ledger.totalLaunches, 2, "\(kernel): nothing else launched")
+                    }
+                }
+                finals.append(try ema.shadow.map { try $0.toArray() })
             }
-            finals.append(try ema.shadow.map { try $0.toArray() })
-        }
-        for (i, (cpu, opencl)) in zip(finals[0], finals[1]).enumerated() {
-            XCTAssertLessThan(relativeError(opencl, cpu, floor: 1e-6), 1e-6, "tensor \(i) of \(sizes[i])")
+            for (i, (cpu, opencl)) in zip(finals[0], finals[1]).enumerated() {
+                XCTAssertLessThan(relativeError(opencl, cpu, floor: 1e-6), 1e-6, "\(kernel): tensor \(i) of \(sizes[i])")
+            }
         }
     }
 
     func testGradientClippingInFewLaunchesMatchesTheCPU() throws {
         // 40 gradients, some longer than a 4,096-element chunk, the last two sharing one buffer (as
         // an addition hands one gradient to both its inputs): it must count twice in the norm and
-        // be scaled once.
+        // be scaled once. On both kernel sets (a float per work-item; 16 for CPU devices).
         let gpu = try DevicesUnderTest.opencl()
+        let saved = gpu.prefersVectorItems
+        defer { gpu.prefersVectorItems = saved }
         let sizes = (0..<40).map { [1, 3, 7, 33, 5000, 5, 130, 9000][$0 % 8] + $0 }
-        var results: [(grads: [[Float]], total: Float)] = []
-        for device in [CPUDevice.shared as Device, gpu] {
-            let parameters = try sizes.map { try Tensor.zeros([$0], on: device) }
-            for (i, p) in parameters.enumerated() {
-                p.grad = try Tensor(
-                    try testValues(p.count, seed: 700 + UInt64(i), low: -0.2, high: 0.2), shape: p.shape, on: device)
+        for (vector, suffix) in [(false, ""), (true, "_rows")] {
+            gpu.prefersVectorItems = vector
+            var results: [(grads: [[Float]], total: Float)] = []
+            for device in [CPUDevice.shared as Device, gpu] {
+                let parameters = try sizes.map { try Tensor.zeros([$0], on: device) }
+                for (i, p) in parameters.enumerated() {
+                    p.grad = try Tensor(
+                        try testValues(p.count, seed: 700 + UInt64(i), low: -0.2, high: 0.2), shape: p.shape, on: device)
+                }
+                let shared = try Tensor.zeros([sizes[38]], on: device)
+                shared.grad = parameters[38].grad
+                gpu.ledger.reset()
+                let total = try XCTUnwrap(GradientClipping.clipNorm(parameters + [shared], maxNorm: 1))
+                if device === gpu as AnyObject {
+                    XCTAssertEqual(gpu.ledger.rows["sum_squares32" + suffix]?.launches, 2, suffix)
+                    XCTAssertEqual(gpu.ledger.rows["clip_factor"]?.launches, 1, suffix)
+                    XCTAssertEqual(gpu.ledger.rows["scale32" + suffix]?.launches, 2, suffix)
+                }
+                results.append((try parameters.map { try $0.grad!.toArray() }, try total.item()))
             }
-            let shared = try Tensor.zeros([sizes[38]], on: device)
-            shared.grad = parameters[38].grad
-            gpu.ledger.reset()
-            let total = try XCTUnwrap(GradientClipping.clipNorm(parameters + [shared], maxNorm: 1))
-            if device === gpu as AnyObject {
-                XCTAssertEqual(gpu.ledger.rows["sum_squares32"]?.launches, 2)
-                XCTAssertEqual(gpu.ledger.rows["clip_factor"]?.launches, 1)
-                XCTAssertEqual(gpu.ledger.rows["scale32"]?.launches, 2)
+            XCTAssertGreaterThan(results[0].total, 1, "the gradients are clipped")
+            XCTAssertEqual(results[1].total, results[0].total, accuracy: 1e-5 * results[0].total, suffix)
+            for (i, (cpu, opencl)) in zip(results[0].grads, results[1].grads).enumerated() {
+                XCTAssertLessThan(relativeError(opencl, cpu, floor: 1e-6), 1e-5, "\(suffix) gradient \(i) of \(sizes[i])")
             }
-            results.append((try parameters.map { try $0.grad!.toArray() }, try total.item()))
-        }
-        XCTAssertGreaterThan(results[0].total, 1, "the gradients are clipped")
-        XCTAssertEqual(results[1].total, results[0].total, accuracy: 1e-5 * results[0].total)
-        for (i, (cpu, opencl)) in zip(results[0].grads, results[1].grads).enumerated() {
-            XCTAssertLessThan(relativeError(opencl, cpu, floor: 1e-6), 1e-5, "gradient \(i) of \(sizes[i])")
         }
     }
 }
