@@ -10,7 +10,9 @@ cd "$(dirname "$0")/.."
 STEPS=${1:-60}
 BIN=.build/release/diffuse
 [ -x "$BIN" ] || { echo "build first: swift build -c release --traits MPI" >&2; exit 2; }
-"$BIN" devices | grep -q "mpi: Open MPI" || { echo "$BIN was built without --traits MPI" >&2; exit 2; }
+# Read whole first: `grep -q` stops at the match, and the line printed after it would end
+# `diffuse devices` with SIGPIPE (a failed pipeline under pipefail).
+grep -q "mpi: Open MPI" <<< "$("$BIN" devices)" || { echo "$BIN was built without --traits MPI" >&2; exit 2; }
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 MPIRUN=(mpirun --allow-run-as-root -np 2 --bind-to core --map-by core)
