@@ -226,7 +226,7 @@ extension OpenCLDevice {
         _ g: Conv2dGeometry
     ) throws {
         let plane = g.outHeight * g.outWidth
-        if g.prefersDirect {
+        if g.prefersDirect && !usesRowConvolution(g) {
             let total = g.batch * g.outChannels * g.outHeight * ((g.outWidth + 7) / 8)
             return try launch1D(
                 "conv_direct", count: total, serial: g.inChannels * g.kernelHeight * g.kernelWidth,
@@ -273,7 +273,7 @@ extension OpenCLDevice {
     ) throws {
         let plane = g.outHeight * g.outWidth
         let imageIn = g.inChannels * g.height * g.width
-        if g.prefersDirect {
+        if g.prefersDirect && !usesRowConvolution(g) {
             let total = g.batch * g.inChannels * g.height * ((g.width + 7) / 8)
             return try launch1D(
                 "conv_direct_backward_input", count: total,

@@ -33,6 +33,9 @@ final class ImplicitConvolutionTests: XCTestCase {
             XCTAssertNil(device.ledger.rows["im2col"])
             XCTAssertNil(device.ledger.rows["col2im"])
             XCTAssertGreaterThan(device.ledger.rows["conv_tiled"]?.launches ?? 0, 0)
+            // Three output channels: the direct kernels, forward and input gradient.
+            XCTAssertEqual(device.ledger.rows["conv_direct"]?.launches, 1)
+            XCTAssertEqual(device.ledger.rows["conv_direct_backward_input"]?.launches, 1)
         }
     }
 

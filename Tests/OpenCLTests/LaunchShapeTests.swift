@@ -37,12 +37,13 @@ final class LaunchShapeTests: XCTestCase {
     func testTrainingStepOfTheSeedUNetAtBatch64() throws {
         // CPU devices' kernels (conv_rows after pad_planes, immediate weight-gradient sums): no budget
         // of their own, since a CPU pays little per launch; today's count is the ceiling (it rose from
-        // 811 when a weight gradient's im2col became two pad_planes).
-        assertSteadyState(try ledger(of: "unet2d_train", batch: 64), "unet2d_train", maximumLaunches: 844)
+        // 811 when a weight gradient's im2col became two pad_planes, and conv_out's direct kernels a
+        // pad_planes and a conv_rows each).
+        assertSteadyState(try ledger(of: "unet2d_train", batch: 64), "unet2d_train", maximumLaunches: 846)
     }
 
     func testSamplingStepOfTheSeedUNetAtBatch64() throws {
-        assertSteadyState(try ledger(of: "unet2d_sample_step", batch: 64), "unet2d_sample_step", maximumLaunches: 274)
+        assertSteadyState(try ledger(of: "unet2d_sample_step", batch: 64), "unet2d_sample_step", maximumLaunches: 275)
     }
 
     func testTheGPUPathMeetsTheLaunchBudget() throws {
