@@ -27,6 +27,14 @@ inline void adam_element(__global float* p, __global const float* g, __global fl
 #define ADAM_ENDS8(a, b, c, d, e, f, g, h) const int end##a, const int end##b, const int end##c, const int end##d, \
     const int end##e, const int end##f, const int end##g, const int end##h
 
+// X(k, start of tensor k) for every slot, in order: the chain that finds an index's tensor as the
+// first whose end exceeds it.
+#define CHAIN24(X) X(0, 0) X(1, end0) X(2, end1) X(3, end2) X(4, end3) X(5, end4) X(6, end5) X(7, end6) X(8, end7) \
+    X(9, end8) X(10, end9) X(11, end10) X(12, end11) X(13, end12) X(14, end13) X(15, end14) X(16, end15) \
+    X(17, end16) X(18, end17) X(19, end18) X(20, end19) X(21, end20) X(22, end21) X(23, end22)
+#define CHAIN32(X) CHAIN24(X) X(24, end23) X(25, end24) X(26, end25) X(27, end26) X(28, end27) X(29, end28) \
+    X(30, end29) X(31, end30)
+
 // 24 slots: 96 pointers and 32 scalars are 896 bytes of arguments, within the 1,024 every
 // OpenCL device must accept (CL_DEVICE_MAX_PARAMETER_SIZE).
 __kernel void adam_update24(ADAM_SLOTS8(0, 1, 2, 3, 4, 5, 6, 7), ADAM_SLOTS8(8, 9, 10, 11, 12, 13, 14, 15),
@@ -37,11 +45,7 @@ __kernel void adam_update24(ADAM_SLOTS8(0, 1, 2, 3, 4, 5, 6, 7), ADAM_SLOTS8(8, 
                             const float bc2Sqrt) {
     const int i = (int)get_global_id(0);
     if (i >= end23) return;
-    ADAM_IF(0, 0) ADAM_IF(1, end0) ADAM_IF(2, end1) ADAM_IF(3, end2) ADAM_IF(4, end3) ADAM_IF(5, end4)
-    ADAM_IF(6, end5) ADAM_IF(7, end6) ADAM_IF(8, end7) ADAM_IF(9, end8) ADAM_IF(10, end9) ADAM_IF(11, end10)
-    ADAM_IF(12, end11) ADAM_IF(13, end12) ADAM_IF(14, end13) ADAM_IF(15, end14) ADAM_IF(16, end15)
-    ADAM_IF(17, end16) ADAM_IF(18, end17) ADAM_IF(19, end18) ADAM_IF(20, end19) ADAM_IF(21, end20)
-    ADAM_IF(22, end21) ADAM_IF(23, end22)
+    CHAIN24(ADAM_IF)
 }
 
 // adam_update24_rows: the same update and arguments for CPU devices, 16 floats per work-item (global
@@ -80,21 +84,11 @@ __kernel void adam_update24_rows(ADAM_SLOTS8(0, 1, 2, 3, 4, 5, 6, 7), ADAM_SLOTS
     if (first >= end23) return;
     // The chunk's first element's tensor: the whole chunk in one vector pass when it ends inside it.
     do {
-        ADAM_ROWS_IF(0, 0) ADAM_ROWS_IF(1, end0) ADAM_ROWS_IF(2, end1) ADAM_ROWS_IF(3, end2) ADAM_ROWS_IF(4, end3)
-        ADAM_ROWS_IF(5, end4) ADAM_ROWS_IF(6, end5) ADAM_ROWS_IF(7, end6) ADAM_ROWS_IF(8, end7) ADAM_ROWS_IF(9, end8)
-        ADAM_ROWS_IF(10, end9) ADAM_ROWS_IF(11, end10) ADAM_ROWS_IF(12, end11) ADAM_ROWS_IF(13, end12)
-        ADAM_ROWS_IF(14, end13) ADAM_ROWS_IF(15, end14) ADAM_ROWS_IF(16, end15) ADAM_ROWS_IF(17, end16)
-        ADAM_ROWS_IF(18, end17) ADAM_ROWS_IF(19, end18) ADAM_ROWS_IF(20, end19) ADAM_ROWS_IF(21, end20)
-        ADAM_ROWS_IF(22, end21) ADAM_ROWS_IF(23, end22)
+        CHAIN24(ADAM_ROWS_IF)
     } while (0);
     const int last = min(first + 16, end23);
     for (int i = first; i < last; ++i) {
-        ADAM_ELEMENT_IF(0, 0) ADAM_ELEMENT_IF(1, end0) ADAM_ELEMENT_IF(2, end1) ADAM_ELEMENT_IF(3, end2)
-        ADAM_ELEMENT_IF(4, end3) ADAM_ELEMENT_IF(5, end4) ADAM_ELEMENT_IF(6, end5) ADAM_ELEMENT_IF(7, end6)
-        ADAM_ELEMENT_IF(8, end7) ADAM_ELEMENT_IF(9, end8) ADAM_ELEMENT_IF(10, end9) ADAM_ELEMENT_IF(11, end10)
-        ADAM_ELEMENT_IF(12, end11) ADAM_ELEMENT_IF(13, end12) ADAM_ELEMENT_IF(14, end13) ADAM_ELEMENT_IF(15, end14)
-        ADAM_ELEMENT_IF(16, end15) ADAM_ELEMENT_IF(17, end16) ADAM_ELEMENT_IF(18, end17) ADAM_ELEMENT_IF(19, end18)
-        ADAM_ELEMENT_IF(20, end19) ADAM_ELEMENT_IF(21, end20) ADAM_ELEMENT_IF(22, end21) ADAM_ELEMENT_IF(23, end22)
+        CHAIN24(ADAM_ELEMENT_IF)
     }
 }
 
@@ -114,12 +108,7 @@ __kernel void ema_update32(EMA_SLOTS8(0, 1, 2, 3, 4, 5, 6, 7), EMA_SLOTS8(8, 9, 
                            const float decay, const float oneMinusDecay) {
     const int i = (int)get_global_id(0);
     if (i >= end31) return;
-    EMA_IF(0, 0) EMA_IF(1, end0) EMA_IF(2, end1) EMA_IF(3, end2) EMA_IF(4, end3) EMA_IF(5, end4) EMA_IF(6, end5)
-    EMA_IF(7, end6) EMA_IF(8, end7) EMA_IF(9, end8) EMA_IF(10, end9) EMA_IF(11, end10) EMA_IF(12, end11)
-    EMA_IF(13, end12) EMA_IF(14, end13) EMA_IF(15, end14) EMA_IF(16, end15) EMA_IF(17, end16) EMA_IF(18, end17)
-    EMA_IF(19, end18) EMA_IF(20, end19) EMA_IF(21, end20) EMA_IF(22, end21) EMA_IF(23, end22) EMA_IF(24, end23)
-    EMA_IF(25, end24) EMA_IF(26, end25) EMA_IF(27, end26) EMA_IF(28, end27) EMA_IF(29, end28) EMA_IF(30, end29)
-    EMA_IF(31, end30)
+    CHAIN32(EMA_IF)
 }
 
 // Gradient clipping over many tensors (torch.nn.utils.clip_grad_norm_ with norm 2) in three kinds
@@ -145,13 +134,7 @@ void sum_squares32(CLIP_SLOTS8(0, 1, 2, 3, 4, 5, 6, 7), CLIP_SLOTS8(8, 9, 10, 11
     const int stop = min(start + CLIP_CHUNK, end31);
     float acc = 0.0f;
     for (int i = start + lid; i < stop; i += 64) {
-        CLIP_READ(0, 0) CLIP_READ(1, end0) CLIP_READ(2, end1) CLIP_READ(3, end2) CLIP_READ(4, end3)
-        CLIP_READ(5, end4) CLIP_READ(6, end5) CLIP_READ(7, end6) CLIP_READ(8, end7) CLIP_READ(9, end8)
-        CLIP_READ(10, end9) CLIP_READ(11, end10) CLIP_READ(12, end11) CLIP_READ(13, end12) CLIP_READ(14, end13)
-        CLIP_READ(15, end14) CLIP_READ(16, end15) CLIP_READ(17, end16) CLIP_READ(18, end17) CLIP_READ(19, end18)
-        CLIP_READ(20, end19) CLIP_READ(21, end20) CLIP_READ(22, end21) CLIP_READ(23, end22) CLIP_READ(24, end23)
-        CLIP_READ(25, end24) CLIP_READ(26, end25) CLIP_READ(27, end26) CLIP_READ(28, end27) CLIP_READ(29, end28)
-        CLIP_READ(30, end29) CLIP_READ(31, end30)
+        CHAIN32(CLIP_READ)
     }
     scratch[lid] = acc;
     barrier(CLK_LOCAL_MEM_FENCE);
@@ -194,12 +177,7 @@ __kernel void scale32(SCALE_SLOTS8(0, 1, 2, 3, 4, 5, 6, 7), SCALE_SLOTS8(8, 9, 1
     const int i = (int)get_global_id(0);
     if (i >= end31) return;
     const float s = factor[0];
-    SCALE_IF(0, 0) SCALE_IF(1, end0) SCALE_IF(2, end1) SCALE_IF(3, end2) SCALE_IF(4, end3) SCALE_IF(5, end4)
-    SCALE_IF(6, end5) SCALE_IF(7, end6) SCALE_IF(8, end7) SCALE_IF(9, end8) SCALE_IF(10, end9) SCALE_IF(11, end10)
-    SCALE_IF(12, end11) SCALE_IF(13, end12) SCALE_IF(14, end13) SCALE_IF(15, end14) SCALE_IF(16, end15)
-    SCALE_IF(17, end16) SCALE_IF(18, end17) SCALE_IF(19, end18) SCALE_IF(20, end19) SCALE_IF(21, end20)
-    SCALE_IF(22, end21) SCALE_IF(23, end22) SCALE_IF(24, end23) SCALE_IF(25, end24) SCALE_IF(26, end25)
-    SCALE_IF(27, end26) SCALE_IF(28, end27) SCALE_IF(29, end28) SCALE_IF(30, end29) SCALE_IF(31, end30)
+    CHAIN32(SCALE_IF)
 }
 
 // The sum of a float16's lanes (groupnorm_rows.cl uses it too).
@@ -219,10 +197,6 @@ inline float sum16(const float16 v) {
     vstore16(decay * vload16(0, a##k + j) + oneMinusDecay * vload16(0, v##k + j), 0, a##k + j); return; } break; }
 #define EMA_ELEMENT_IF(k, start) if (i < end##k) { const int j = i - (start); \
     a##k[j] = decay * a##k[j] + oneMinusDecay * v##k[j]; continue; }
-#define CHAIN32(X) X(0, 0) X(1, end0) X(2, end1) X(3, end2) X(4, end3) X(5, end4) X(6, end5) X(7, end6) X(8, end7) \
-    X(9, end8) X(10, end9) X(11, end10) X(12, end11) X(13, end12) X(14, end13) X(15, end14) X(16, end15) \
-    X(17, end16) X(18, end17) X(19, end18) X(20, end19) X(21, end20) X(22, end21) X(23, end22) X(24, end23) \
-    X(25, end24) X(26, end25) X(27, end26) X(28, end27) X(29, end28) X(30, end29) X(31, end30)
 
 __kernel void ema_update32_rows(EMA_SLOTS8(0, 1, 2, 3, 4, 5, 6, 7), EMA_SLOTS8(8, 9, 10, 11, 12, 13, 14, 15),
                                 EMA_SLOTS8(16, 17, 18, 19, 20, 21, 22, 23), EMA_SLOTS8(24, 25, 26, 27, 28, 29, 30, 31),
@@ -255,7 +229,6 @@ __kernel void scale32_rows(SCALE_SLOTS8(0, 1, 2, 3, 4, 5, 6, 7), SCALE_SLOTS8(8,
 
 #define SQUARES_ROWS_IF(k, start) if (first < end##k) { if (first + 16 <= end##k) { \
     const float16 x = vload16(0, g##k + (first - (start))); vector = fma(x, x, vector); done = 1; } break; }
-#define SQUARES_ELEMENT_IF(k, start) if (i < end##k) { const float x = g##k[i - (start)]; acc += x * x; continue; }
 
 __kernel void sum_squares32_rows(CLIP_SLOTS8(0, 1, 2, 3, 4, 5, 6, 7), CLIP_SLOTS8(8, 9, 10, 11, 12, 13, 14, 15),
                                  CLIP_SLOTS8(16, 17, 18, 19, 20, 21, 22, 23), CLIP_SLOTS8(24, 25, 26, 27, 28, 29, 30, 31),
@@ -275,7 +248,7 @@ __kernel void sum_squares32_rows(CLIP_SLOTS8(0, 1, 2, 3, 4, 5, 6, 7), CLIP_SLOTS
         do { CHAIN32(SQUARES_ROWS_IF) } while (0);
         if (done) continue;
         const int last = min(first + 16, stop);
-        for (int i = first; i < last; ++i) { CHAIN32(SQUARES_ELEMENT_IF) }
+        for (int i = first; i < last; ++i) { CHAIN32(CLIP_READ) }
     }
     partials[partialOffset + chunk] = sum16(vector) + acc;
 }

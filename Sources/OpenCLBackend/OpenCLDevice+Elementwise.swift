@@ -192,14 +192,8 @@ extension OpenCLDevice {
                     .float(h.gradientWeightDecay), .float(h.parameterDecayFactor), .float(h.stepSize),
                     .float(h.biasCorrection2Sqrt),
                 ]
-            if prefersVectorItems {
-                // CPU devices: 16 floats per work-item (adam_update24_rows).
-                try launch1D(
-                    "adam_update24_rows", count: (total + 15) / 16, serial: 16, bytes: 28.0 * Double(total),
-                    flops: 16.0 * Double(total), arguments)
-            } else {
-                try launch1D("adam_update24", count: total, bytes: 28.0 * Double(total), flops: 16.0 * Double(total), arguments)
-            }
+            try launchMultiTensor(
+                "adam_update24", total: total, bytes: 28.0 * Double(total), flops: 16.0 * Double(total), arguments)
         }
     }
 
@@ -212,13 +206,8 @@ extension OpenCLDevice {
             pairs, slots: OpenCLDevice.averageSlots, count: \.count, buffers: { [$0.average, $0.value] })
         for (group, total) in launches {
             let arguments = group + [.float(decay), .float(oneMinusDecay)]
-            if prefersVectorItems {
-                try launch1D(
-                    "ema_update32_rows", count: (total + 15) / 16, serial: 16, bytes: 12.0 * Double(total),
-                    flops: 3.0 * Double(total), arguments)
-            } else {
-                try launch1D("ema_update32", count: total, bytes: 12.0 * Double(total), flops: 3.0 * Double(total), arguments)
-            }
+            try launchMultiTensor(
+                "ema_update32", total: total, bytes: 12.0 * Double(total), flops: 3.0 * Double(total), arguments)
         }
     }
 

@@ -33,14 +33,8 @@ extension OpenCLDevice: FusedGradientClipping {
         var seen = Set<ObjectIdentifier>()
         let distinct = gradients.filter { seen.insert(ObjectIdentifier($0.buffer)).inserted }
         for (arguments, total) in multiTensorLaunches(distinct, slots: Self.clipSlots, count: \.count, buffers: { [$0.buffer] }) {
-            if prefersVectorItems {
-                try launch1D(
-                    "scale32_rows", count: (total + 15) / 16, serial: 16, bytes: 8 * Double(total), flops: Double(total),
-                    arguments + [.buffer(result)])
-            } else {
-                try launch1D(
-                    "scale32", count: total, bytes: 8 * Double(total), flops: Double(total), arguments + [.buffer(result)])
-            }
+            try launchMultiTensor(
+                "scale32", total: total, bytes: 8 * Double(total), flops: Double(total), arguments + [.buffer(result)])
         }
     }
 }

@@ -21,4 +21,16 @@ extension OpenCLDevice {
             return (pointers + (0..<slots).map { .int(ends[min($0, ends.count - 1)]) }, total)
         }
     }
+
+    /// An elementwise kernel over `total` floats of a launch's tensors: `name`, a float per
+    /// work-item, or on CPU devices `name`_rows, 16 per work-item with the same arguments.
+    func launchMultiTensor(
+        _ name: String, total: Int, bytes: Double, flops: Double, _ arguments: [KernelArgument]
+    ) throws {
+        if prefersVectorItems {
+            try launch1D(name + "_rows", count: (total + 15) / 16, serial: 16, bytes: bytes, flops: flops, arguments)
+        } else {
+            try launch1D(name, count: total, bytes: bytes, flops: flops, arguments)
+        }
+    }
 }
