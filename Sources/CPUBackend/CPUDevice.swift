@@ -9,15 +9,27 @@ import Tensor
 public final class CPUBuffer: DeviceBuffer {
     public let count: Int
     public let pointer: UnsafeMutablePointer<Float>
-    private let pool: CPUBufferPool
+    /// Where the memory goes back: the pool, or nowhere for a view (which holds its parent).
+    private enum Owner {
+        case pool(CPUBufferPool)
+        case parent(CPUBuffer)
+    }
+    private let owner: Owner
 
     init(count: Int, pool: CPUBufferPool) {
         self.count = count
-        self.pool = pool
+        self.owner = .pool(pool)
         self.pointer = pool.take(count)
     }
 
-    deinit { pool.give(pointer, count: count) }
+    /// `count` floats of `parent` from `offset`.
+    init(viewOf parent: CPUBuffer, offset: Int, count: Int) {
+        self.count = count
+        self.owner = .parent(parent)
+        self.pointer = parent.pointer + offset
+    }
+
+    deinit { if case .pool(let pool) = owner { pool.give(pointer, count: count) } }
 }
 
 /// Freed buffers wait here by size, so a training step that repeats its shapes allocates nothing.
@@ -109,6 +121,15 @@ public final class CPUDevice: Device {
     public func allocate(count: Int) throws -> DeviceBuffer {
         guard count >= 0 else { throw DiffuseError.shape("cannot allocate \(count) floats") }
         return CPUBuffer(count: count, pool: pool)
+    }
+
+    public var viewAlignment: Int { 16 }
+
+    public func view(of buffer: DeviceBuffer, offset: Int, count: Int) throws -> DeviceBuffer {
+        guard offset >= 0, count >= 0, offset % viewAlignment == 0, offset + count <= buffer.count else {
+            throw DiffuseError.shape("a view of \(count) floats at \(offset) does not fit a buffer of \(buffer.count)")
+        }
+        return CPUBuffer(viewOf: unsafeDowncast(buffer, to: CPUBuffer.self), offset: offset, count: count)
     }
 
     public func upload(_ host: UnsafeBufferPointer<Float>, to buffer: DeviceBuffer) throws {

@@ -53,7 +53,7 @@ public final class BasicUNetTrainer: Trainer {
         generator = RandomGenerator(seed: options.seed)
         model = try BasicUNet(config: modelConfig, generator: generator, device: device)
         optimizer = try options.makeOptimizer(model.parameters)
-        ema = try options.makeEMA(model.parameters)
+        ema = try options.makeEMA(model.parameters, arena: optimizer.arena)
     }
 
     /// The tutorial's step: uniform noise mixed in by a random amount per image, predict the clean image.

@@ -108,7 +108,8 @@ public enum Benchmark {
     public static func basicUNetTraining(device: Device, batchSize: Int) throws -> BenchWorkload {
         let generator = RandomGenerator(seed: 1)
         let model = try BasicUNet(generator: generator, device: device)
-        let optimizer = try Adam(parameters: model.parameters, learningRate: 1e-3)
+        let optimizer = try Adam(
+            parameters: model.parameters, learningRate: 1e-3, arena: ParameterArena(model.parameters))
         let clean = try Tensor.uniform([batchSize, 1, 28, 28], generator: generator, on: device)
         return BenchWorkload(name: "basic_unet_train", batchSize: batchSize) {
             let amount = try Tensor.uniform([batchSize], generator: generator, on: device)
@@ -142,7 +143,8 @@ public enum Benchmark {
         var schedulerConfig = SchedulerConfig()
         schedulerConfig.betaSchedule = .squaredCosCapV2
         let scheduler = try DDPMScheduler(config: schedulerConfig)
-        let optimizer = try Adam(parameters: model.parameters, learningRate: 4e-4, variant: .adamw)
+        let optimizer = try Adam(
+            parameters: model.parameters, learningRate: 4e-4, variant: .adamw, arena: ParameterArena(model.parameters))
         let clean = try Tensor.uniform(
             [batchSize, config.inChannels, side, side], low: -1, high: 1, generator: generator, on: device)
         return BenchWorkload(name: name, batchSize: batchSize) {

@@ -20,16 +20,21 @@ final class GradientAllReduce {
     /// The summed gradients, one tensor per parameter, kept from step to step so a steady-state
     /// step allocates nothing.
     private var summed: [Tensor?]
+    /// Where the parameters' gradients are already one buffer: read, summed and written back
+    /// whole, with no packing.
+    private let arena: ParameterArena?
 
-    init(group: ProcessGroup, parameters: [Tensor]) {
+    init(group: ProcessGroup, parameters: [Tensor], arena: ParameterArena? = nil) {
         self.group = group
         self.parameters = parameters
+        self.arena = arena.flatMap { $0.holds(parameters) ? $0 : nil }
         var offsets: [Int] = []
         var total = 0
         for p in parameters {
             offsets.append(total)
             total += p.count
         }
+        if let arena = self.arena { (offsets, total) = (arena.offsets, arena.count) }
         self.offsets = offsets
         self.total = total
         fused = [Float](repeating: 0, count: total + 1)
@@ -41,6 +46,18 @@ final class GradientAllReduce {
     /// asked to stop.
     func callAsFunction(stopRequested: Bool) throws -> Bool {
         guard let device = parameters.first?.device else { return try group.allReduceFlag(stopRequested) }
+        let flagIndex = total
+        if let arena {
+            try arena.gatherGradients()
+            try fused.withUnsafeMutableBufferPointer { all in
+                let gradients = UnsafeMutableBufferPointer(rebasing: all[0..<total])
+                try device.download(arena.gradients.buffer, to: gradients)
+                all[flagIndex] = stopRequested ? 1 : 0
+                try group.allReduceSum(all)
+                try device.upload(UnsafeBufferPointer(gradients), to: arena.gradients.buffer)
+            }
+            return fused[flagIndex] > 0
+        }
         let packed = try self.packed ?? Tensor.empty([total], on: device)
         self.packed = packed
         func block(_ count: Int, at offset: Int, packing: Bool) -> BlockCopyGeometry {
@@ -54,7 +71,6 @@ final class GradientAllReduce {
                     from: try (p.grad ?? Tensor.zeros(p.shape, on: device)).buffer, to: packed.buffer,
                     block(p.count, at: offset, packing: true))
             })
-        let flagIndex = total
         try fused.withUnsafeMutableBufferPointer { all in
             let gradients = UnsafeMutableBufferPointer(rebasing: all[0..<total])
             try device.download(packed.buffer, to: gradients)

@@ -87,7 +87,8 @@ extension Trainer {
         group: ProcessGroup = .single
     ) throws {
         try group.requireDivides(batchSize: options.batchSize)
-        let allReduce = group.isDistributed ? GradientAllReduce(group: group, parameters: module.parameters) : nil
+        let allReduce =
+            group.isDistributed ? GradientAllReduce(group: group, parameters: module.parameters, arena: optimizer.arena) : nil
         let writes = group.isRoot
         var communicationAtLog = group.communicationSeconds
         let total = totalSteps
@@ -265,7 +266,7 @@ extension Trainer {
     /// run asks (torch.nn.utils.clip_grad_norm_), then Adam, then cleared.
     public func applyGradients() throws {
         if let maxNorm = options.maxGradNorm, maxNorm > 0 {
-            try GradientClipping.clipNorm(module.parameters, maxNorm: Float(maxNorm))
+            try GradientClipping.clipNorm(module.parameters, maxNorm: Float(maxNorm), arena: optimizer.arena)
         }
         try optimizer.update()
         optimizer.zeroGradients()

@@ -191,18 +191,20 @@ extension TrainingOptions {
 
     /// The run's EMA of `parameters`, when asked for (train_unconditional.py's defaults: max decay
     /// 0.9999, inv_gamma 1, power 3/4, warmup on).
-    public func makeEMA(_ parameters: [Tensor]) throws -> ExponentialMovingAverage? {
+    public func makeEMA(_ parameters: [Tensor], arena: ParameterArena? = nil) throws -> ExponentialMovingAverage? {
         guard useEMA == true else { return nil }
         return try ExponentialMovingAverage(
             parameters: parameters, maxDecay: emaMaxDecay ?? 0.9999, useWarmup: true, inverseGamma: emaInvGamma ?? 1,
-            power: emaPower ?? 0.75)
+            power: emaPower ?? 0.75, arena: arena)
     }
 
-    /// Adam or AdamW over `parameters` with the run's settings.
+    /// Adam or AdamW over `parameters` with the run's settings, the parameters taken into one
+    /// arena so that a step is one update.
     public func makeOptimizer(_ parameters: [Tensor]) throws -> Adam {
         try Adam(
             parameters: parameters, learningRate: learningRate, beta1: adamBeta1 ?? 0.9, beta2: adamBeta2 ?? 0.999,
-            epsilon: adamEpsilon ?? 1e-8, weightDecay: adamWeightDecay, variant: optimizer)
+            epsilon: adamEpsilon ?? 1e-8, weightDecay: adamWeightDecay, variant: optimizer,
+            arena: parameters.isEmpty ? nil : ParameterArena(parameters))
     }
 }
 

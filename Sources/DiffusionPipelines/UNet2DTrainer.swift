@@ -59,7 +59,7 @@ public final class UNet2DTrainer: Trainer {
             scheduler = try DDPMScheduler(config: fresh)
         }
         optimizer = try options.makeOptimizer(model.parameters)
-        ema = try options.makeEMA(model.parameters)
+        ema = try options.makeEMA(model.parameters, arena: optimizer.arena)
     }
 
     /// Class-conditional configs train on the dataset's labels.

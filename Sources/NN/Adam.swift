@@ -1,5 +1,6 @@
 // Adam and AdamW with PyTorch's update rules and defaults (torch/optim/adam.py, adamw.py),
-// one fused device update per parameter; moments stay on the device.
+// one fused device update per parameter, or one for all of them when they live in a
+// ParameterArena (as PyTorch's fused Adam over flat buffers); moments stay on the device.
 import DiffuseCore
 import Tensor
 
@@ -15,14 +16,22 @@ public final class Adam {
     public let variant: Variant
     /// Steps taken so far (PyTorch's `state["step"]`).
     public private(set) var step = 0
+    /// Where the parameters, their gradients and (as companions) the moments are contiguous.
+    public let arena: ParameterArena?
     private var firstMoments: [Tensor] = []
     private var secondMoments: [Tensor] = []
+    private var wholeMoments: (first: Tensor, second: Tensor)?
 
-    /// `weightDecay` defaults to PyTorch's: 0 for Adam, 0.01 for AdamW.
+    /// `weightDecay` defaults to PyTorch's: 0 for Adam, 0.01 for AdamW. With `arena` (holding
+    /// `parameters`, in order) a step whose gradients are all in the arena is one update.
     public init(
         parameters: [Tensor], learningRate: Double = 1e-3, beta1: Double = 0.9, beta2: Double = 0.999,
-        epsilon: Double = 1e-8, weightDecay: Double? = nil, variant: Variant = .adam
+        epsilon: Double = 1e-8, weightDecay: Double? = nil, variant: Variant = .adam, arena: ParameterArena? = nil
     ) throws {
+        if let arena, !arena.holds(parameters) {
+            throw DiffuseError.shape("Adam's arena holds other parameters than it was given")
+        }
+        self.arena = arena
         self.parameters = parameters
         self.learningRate = learningRate
         self.beta1 = beta1
@@ -30,8 +39,14 @@ public final class Adam {
         self.epsilon = epsilon
         self.weightDecay = weightDecay ?? (variant == .adamw ? 0.01 : 0)
         self.variant = variant
-        firstMoments = try parameters.map { try Tensor.zeros($0.shape, on: $0.device) }
-        secondMoments = try parameters.map { try Tensor.zeros($0.shape, on: $0.device) }
+        if let arena {
+            let (first, second) = (try arena.companion(), try arena.companion())
+            wholeMoments = (first.whole, second.whole)
+            (firstMoments, secondMoments) = (first.views, second.views)
+        } else {
+            firstMoments = try parameters.map { try Tensor.zeros($0.shape, on: $0.device) }
+            secondMoments = try parameters.map { try Tensor.zeros($0.shape, on: $0.device) }
+        }
     }
 
     /// Updates every parameter that has a gradient.
@@ -40,6 +55,14 @@ public final class Adam {
         let scalars = AdamStep(
             learningRate: learningRate, beta1: beta1, beta2: beta2, epsilon: epsilon,
             weightDecay: weightDecay, decoupledWeightDecay: variant == .adamw, step: step)
+        if let arena, let wholeMoments, arena.gradientsInPlace {
+            return try arena.device.adamUpdate(
+                [
+                    AdamTensor(
+                        parameter: arena.values.buffer, gradient: arena.gradients.buffer,
+                        firstMoment: wholeMoments.first.buffer, secondMoment: wholeMoments.second.buffer, count: arena.count)
+                ], scalars)
+        }
         // Grouped by device so a backend can fuse the whole optimizer step into few launches.
         var groups: [ObjectIdentifier: (device: Device, tensors: [AdamTensor])] = [:]
         var order: [ObjectIdentifier] = []

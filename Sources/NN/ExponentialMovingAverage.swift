@@ -20,10 +20,14 @@ public final class ExponentialMovingAverage {
     public private(set) var optimizationStep = 0
     /// The averaged parameters, one per parameter, on the parameters' devices.
     public let shadow: [Tensor]
+    /// With an arena (holding the parameters), the shadow is one arena-shaped tensor and a step
+    /// over the arena's parameters is one update.
+    private let arena: ParameterArena?
+    private let wholeShadow: Tensor?
 
     public init(
         parameters: [Tensor], maxDecay: Double = 0.9999, minDecay: Double = 0, updateAfterStep: Int = 0,
-        useWarmup: Bool = true, inverseGamma: Double = 1, power: Double = 3.0 / 4
+        useWarmup: Bool = true, inverseGamma: Double = 1, power: Double = 3.0 / 4, arena: ParameterArena? = nil
     ) throws {
         guard maxDecay >= 0, maxDecay <= 1, minDecay >= 0, minDecay <= maxDecay else {
             throw DiffuseError.usage("EMA decay must be in [0, 1] with min_decay <= decay, got \(minDecay) and \(maxDecay)")
@@ -37,10 +41,17 @@ public final class ExponentialMovingAverage {
         self.useWarmup = useWarmup
         self.inverseGamma = inverseGamma
         self.power = power
-        shadow = try parameters.map { p in
-            let copy = try Tensor.empty(p.shape, on: p.device)
-            try copy.copy(from: p)
-            return copy
+        if let arena, arena.holds(parameters) {
+            let whole = try Tensor.empty([arena.count], on: arena.device)
+            try whole.copy(from: arena.values)
+            (self.arena, wholeShadow, shadow) = (arena, whole, try arena.views(of: whole))
+        } else {
+            (self.arena, wholeShadow) = (nil, nil)
+            shadow = try parameters.map { p in
+                let copy = try Tensor.empty(p.shape, on: p.device)
+                try copy.copy(from: p)
+                return copy
+            }
         }
     }
 
@@ -59,6 +70,11 @@ public final class ExponentialMovingAverage {
         }
         optimizationStep += 1
         let decay = decay(at: optimizationStep)
+        if let arena, let wholeShadow, arena.holds(parameters) {
+            return try arena.device.movingAverage(
+                [AveragedTensor(average: wholeShadow.buffer, value: arena.values.buffer, count: arena.count)],
+                decay: Float(decay), oneMinusDecay: Float(1 - decay))
+        }
         // decay * shadow + (1 - decay) * parameter, which differs from EMAModel's
         // shadow - (1 - decay) * (shadow - parameter) only in its rounding; grouped by device so a
         // backend updates many tensors per launch.

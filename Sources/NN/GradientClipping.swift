@@ -7,15 +7,18 @@ import Tensor
 
 public enum GradientClipping {
     /// Clips the gradients of `parameters` in place of their `grad`; returns the total norm
-    /// before clipping, unread (nil when no parameter has a gradient).
+    /// before clipping, unread (nil when no parameter has a gradient). Where `arena` holds the
+    /// parameters and all their gradients, it is clipped as one tensor (its gaps are zeros).
     @discardableResult
-    public static func clipNorm(_ parameters: [Tensor], maxNorm: Float) throws -> Tensor? {
+    public static func clipNorm(_ parameters: [Tensor], maxNorm: Float, arena: ParameterArena? = nil) throws -> Tensor? {
         let withGradients = parameters.filter { $0.grad != nil }
         guard let device = withGradients.first?.device else { return nil }
         if let fused = device as? FusedGradientClipping, withGradients.allSatisfy({ $0.device === device }) {
             let result = try Tensor.empty([2], on: device)
+            let whole = arena.flatMap { $0.holds(parameters) && $0.gradientsInPlace ? $0.gradients : nil }
             try fused.clipGradientNorm(
-                withGradients.map { ($0.grad!.buffer, $0.grad!.count) }, maxNorm: maxNorm, result: result.buffer)
+                whole.map { [($0.buffer, $0.count)] } ?? withGradients.map { ($0.grad!.buffer, $0.grad!.count) },
+                maxNorm: maxNorm, result: result.buffer)
             return try result.slice(axis: 0, start: 1, length: 1).reshaped([])
         }
         return try GradMode.withoutGradients {

@@ -52,9 +52,13 @@ extension OpenCLDevice {
         deferredFloats += floats
         // The partials too: they may be a tensor's buffer (a gradient summed over its rows), which
         // must not change before the sum has read it.
-        deferredMemory.insert(memory(job.partials))
-        deferredMemory.insert(memory(job.destination))
-        if let second = job.second { deferredMemory.insert(memory(second)) }
+        for buffer in [job.partials, job.destination] + (job.second.map { [$0] } ?? []) {
+            let b = unsafeDowncast(buffer, to: OpenCLBuffer.self)
+            deferredMemory.insert(b.memory)
+            // A view's parent too (a parameter arena's gradients): an op over the whole arena reads
+            // the sum. Sibling views do not overlap, so touching one does not flush.
+            if let parent = b.parent { deferredMemory.insert(parent.memory) }
+        }
     }
 
     /// Runs every queued sum, 16 per launch, in the order they were queued.

@@ -8,15 +8,27 @@ import Tensor
 public final class OpenCLBuffer: DeviceBuffer {
     public let count: Int
     let memory: cl_mem
-    private let pool: OpenCLBufferPool
+    /// The pool the memory returns to, or for a view (a sub-buffer) the buffer it is part of.
+    private let pool: OpenCLBufferPool?
+    let parent: OpenCLBuffer?
 
     init(count: Int, memory: cl_mem, pool: OpenCLBufferPool) {
         self.count = count
         self.memory = memory
         self.pool = pool
+        self.parent = nil
     }
 
-    deinit { pool.give(memory, count: count) }
+    init(subBuffer: cl_mem, count: Int, of parent: OpenCLBuffer) {
+        self.count = count
+        self.memory = subBuffer
+        self.pool = nil
+        self.parent = parent
+    }
+
+    deinit {
+        if let pool { pool.give(memory, count: count) } else { clReleaseMemObject(memory) }
+    }
 }
 
 /// Released buffers wait here by size so that a repeated training step allocates nothing.
@@ -232,6 +244,29 @@ public final class OpenCLDevice: Device {
             )
         }
         return OpenCLBuffer(count: count, memory: memory, pool: pool)
+    }
+
+    public var viewAlignment: Int { max(16, info.baseAddressAlignBits / 32) }
+
+    /// A sub-buffer (clCreateSubBuffer); views of one parent never overlap in this program, and a
+    /// deferred sum into a view counts as touching its parent (OpenCLDevice+DeferredReductions).
+    public func view(of buffer: DeviceBuffer, offset: Int, count: Int) throws -> DeviceBuffer {
+        guard offset >= 0, count > 0, offset % viewAlignment == 0, offset + count <= buffer.count else {
+            throw DiffuseError.shape("a view of \(count) floats at \(offset) does not fit a buffer of \(buffer.count)")
+        }
+        let parent = unsafeDowncast(buffer, to: OpenCLBuffer.self)
+        var region = cl_buffer_region(origin: offset * 4, size: count * 4)
+        var status: cl_int = 0
+        ledger.buffersCreated += 1
+        let sub = clCreateSubBuffer(
+            parent.memory, cl_mem_flags(CL_MEM_READ_WRITE), cl_buffer_create_type(CL_BUFFER_CREATE_TYPE_REGION), &region,
+            &status)
+        guard let sub, status == CL_SUCCESS else {
+            throw DiffuseError.device(
+                "OpenCL clCreateSubBuffer (\(count * 4) bytes at \(offset * 4)) failed with \(OpenCLStatus.name(status)): "
+                    + OpenCLStatus.advice(status))
+        }
+        return OpenCLBuffer(subBuffer: sub, count: count, of: parent)
     }
 
     /// Queues the copy without waiting: the data goes to a staging copy that lives until the queue

@@ -18,6 +18,8 @@ public struct OpenCLDeviceInfo: @unchecked Sendable {
     public let globalMemoryBytes: UInt64
     public let localMemoryBytes: UInt64
     public let maxWorkGroupSize: Int
+    /// CL_DEVICE_MEM_BASE_ADDR_ALIGN: the alignment, in bits, of a sub-buffer's origin.
+    public let baseAddressAlignBits: Int
     let platform: cl_platform_id
     let device: cl_device_id
 }
@@ -79,6 +81,7 @@ public enum OpenCLPlatforms {
                         globalMemoryBytes: value(device, CL_DEVICE_GLOBAL_MEM_SIZE, as: cl_ulong.self),
                         localMemoryBytes: value(device, CL_DEVICE_LOCAL_MEM_SIZE, as: cl_ulong.self),
                         maxWorkGroupSize: value(device, CL_DEVICE_MAX_WORK_GROUP_SIZE, as: Int.self),
+                        baseAddressAlignBits: Int(value(device, CL_DEVICE_MEM_BASE_ADDR_ALIGN, as: cl_uint.self)),
                         platform: platform, device: device))
             }
         }

@@ -91,7 +91,7 @@ extension Tensor {
         for tensor in order.reversed() {
             guard let g = grads.removeValue(forKey: ObjectIdentifier(tensor)) else { continue }
             guard let node = tensor.gradNode else {
-                tensor.grad = try tensor.grad.map { try $0.adding(g) } ?? g
+                try tensor.accumulateGradient(g)
                 continue
             }
             let into =
@@ -110,7 +110,7 @@ extension Tensor {
                 } else if let taken {
                     grads[id] = try taken.adding(inputGrad)
                 } else {
-                    grads[id] = try grads[id].map { try $0.adding(inputGrad) } ?? inputGrad
+                    grads[id] = try grads[id].map { try input.sum($0, inputGrad) } ?? inputGrad
                 }
             }
             tensor.gradNode = nil
@@ -128,6 +128,48 @@ extension Tensor {
             grads[id] = existing
             return nil
         }
+    }
+
+    /// Adds a leaf's gradient from this pass into `grad`. With a gradient slot, the gradient stays
+    /// in it: written there by the op (nothing to do), copied there, or added into it in place
+    /// (a second backward pass before the optimizer step).
+    func accumulateGradient(_ g: Tensor) throws {
+        defer { gradientSlotHandedOut = false }
+        guard let slot = gradientSlot else {
+            grad = try grad.map { try $0.adding(g) } ?? g
+            return
+        }
+        if grad == nil {
+            // A gradient written into the slot may arrive as a reshaped view of it.
+            if g.buffer !== slot.buffer { try slot.copy(from: g) }
+            grad = slot
+        } else {
+            grad = try sum(grad!, g)
+        }
+    }
+
+    /// existing + extra for this tensor's gradient: added into `existing` in place when it is the
+    /// gradient slot (which nothing else reads), else into a new tensor.
+    func sum(_ existing: Tensor, _ extra: Tensor) throws -> Tensor {
+        guard let slot = gradientSlot, existing === slot else { return try existing.adding(extra) }
+        try device.copyBlocks(
+            from: extra.buffer, to: slot.buffer,
+            BlockCopyGeometry(
+                blockCount: 1, blockLength: count, sourceOffset: 0, sourceStride: count, destinationOffset: 0,
+                destinationStride: count, accumulate: true))
+        return slot
+    }
+
+    /// Where an op writes `input`'s gradient: its slot when it has one not yet used in this pass
+    /// (and wants a gradient), or for a reshaped view of such a tensor that slot in the view's
+    /// shape; else a new tensor.
+    static func gradient(for input: Tensor) throws -> Tensor {
+        let owner = input.viewSource ?? input
+        if input.requiresGrad, owner.grad == nil, !owner.gradientSlotHandedOut, let slot = owner.gradientSlot {
+            owner.gradientSlotHandedOut = true
+            return owner === input ? slot : Tensor(shape: input.shape, buffer: slot.buffer, device: input.device)
+        }
+        return try Tensor.empty(input.shape, on: input.device)
     }
 
     /// Elementwise sum without recording, for gradient accumulation.

@@ -30,6 +30,12 @@ public protocol Device: AnyObject {
     func upload(_ host: UnsafeBufferPointer<Float>, to buffer: DeviceBuffer) throws
     /// Waits for all queued work on `buffer` and copies it to the host.
     func download(_ buffer: DeviceBuffer, to host: UnsafeMutableBufferPointer<Float>) throws
+    /// Floats a view's offset must be a multiple of (OpenCL's CL_DEVICE_MEM_BASE_ADDR_ALIGN, and at
+    /// least 16 so that float16 loads of a view stay aligned).
+    var viewAlignment: Int { get }
+    /// `count` floats of `buffer` from `offset` (a multiple of `viewAlignment`), sharing its memory
+    /// and keeping it alive: the per-tensor views of a parameter arena (ParameterArena).
+    func view(of buffer: DeviceBuffer, offset: Int, count: Int) throws -> DeviceBuffer
 
     // MARK: Data movement and elementwise
     func fill(_ out: DeviceBuffer, value: Float, count: Int) throws

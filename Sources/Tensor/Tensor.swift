@@ -3,12 +3,24 @@ import DiffuseCore
 
 public final class Tensor {
     public let shape: [Int]
-    public let buffer: DeviceBuffer
+    /// Replaced only when a ParameterArena takes the tensor in (by a view of the arena).
+    public internal(set) var buffer: DeviceBuffer
     public let device: Device
     /// Leaves that want gradients are parameters; results that need them carry a `gradNode`.
     public var requiresGrad: Bool
     /// Accumulated by `backward()` on leaves that require gradients.
-    public var grad: Tensor?
+    public var grad: Tensor? {
+        didSet { if grad == nil { gradientSlotHandedOut = false } }
+    }
+    /// A parameter's view of its arena's gradients (ParameterArena): the first gradient of a step
+    /// is written there by the op that computes it, so every gradient ends in one contiguous buffer.
+    public internal(set) var gradientSlot: Tensor?
+    /// Whether an op of the running backward pass was given `gradientSlot` to write into.
+    var gradientSlotHandedOut = false
+    /// For a reshaped view, the tensor whose buffer it shares: an op computing the view's
+    /// gradient can then write it into that tensor's gradient slot (a Linear weight used as a
+    /// 1x1 convolution's).
+    var viewSource: Tensor?
     var gradNode: GradNode?
     /// Set on a tensor and on its reshaped views, which share one buffer: autograd never adds into
     /// such a gradient in place, since the other tensor would see the change.

@@ -33,8 +33,8 @@ extension Tensor {
             var dw: Tensor?
             var db: Tensor?
             if weight.requiresGrad || bias?.requiresGrad == true {
-                dw = try Tensor.empty(weight.shape, on: x.device)
-                db = try bias.map { try Tensor.empty($0.shape, on: x.device) }
+                dw = try Tensor.gradient(for: weight)
+                db = try bias.map { try Tensor.gradient(for: $0) }
                 try x.device.conv2dBackwardWeight(
                     x.buffer, gradOut: grad.buffer, gradWeight: dw!.buffer,
                     gradBias: db?.buffer, g)
@@ -62,8 +62,8 @@ extension Tensor {
         let inputs = [x] + [gamma, beta].compactMap { $0 }
         return out.recordingAccumulating(inputs) { grad, into in
             let dx = try into[0] ?? Tensor.empty(x.shape, on: x.device)
-            let dGamma = try gamma.map { try Tensor.empty($0.shape, on: x.device) }
-            let dBeta = try beta.map { try Tensor.empty($0.shape, on: x.device) }
+            let dGamma = try gamma.map { try Tensor.gradient(for: $0) }
+            let dBeta = try beta.map { try Tensor.gradient(for: $0) }
             try x.device.groupNormBackward(
                 x.buffer, gamma: gamma?.buffer, beta: beta?.buffer, mean: mean.buffer,
                 rstd: rstd.buffer,
@@ -215,11 +215,26 @@ extension Tensor {
                     g.buffer, weight.buffer, out: dx!.buffer,
                     GemmGeometry(m: rows, n: inFeatures, k: outFeatures, beta: into[0] == nil ? 0 : 1))
             }
-            return [
-                dx,
-                weight.requiresGrad ? try g.matmul(flat, transposeSelf: true) : nil,
-                bias.requiresGrad ? try g.summed(toShape: [1, outFeatures]).reshaped(bias.shape) : nil,
-            ]
+            // dW = g^T x and db = the column sums of g, written where autograd wants them (a
+            // parameter arena's slot).
+            var dw: Tensor?
+            if weight.requiresGrad {
+                dw = try Tensor.gradient(for: weight)
+                try flat.device.gemm(
+                    g.buffer, flat.buffer, out: dw!.buffer,
+                    GemmGeometry(m: outFeatures, n: inFeatures, k: rows, transposeA: true))
+            }
+            var db: Tensor?
+            if bias.requiresGrad {
+                db = try Tensor.gradient(for: bias)
+                if rows == 1 {
+                    try db!.copy(from: g)
+                } else {
+                    try flat.device.reduceSum(
+                        g.buffer, out: db!.buffer, ReduceGeometry(input: g.shape, output: [1, outFeatures]))
+                }
+            }
+            return [dx, dw, db]
         }
         return try recorded.reshaped(Array(shape.dropLast()) + [outFeatures])
     }

@@ -23,6 +23,7 @@ extension Tensor {
         }
         let original = shape
         let view = Tensor(shape: resolved, buffer: buffer, device: device)
+        view.viewSource = viewSource ?? self
         view.sharesBuffer = true
         sharesBuffer = true
         return view.recording([self]) { g in [try g.reshaped(original)] }

@@ -233,12 +233,21 @@ final class DataParallelCLITests: XCTestCase {
         XCTAssertEqual(two.shape, one.shape)
         let difference = zip(one.values, two.values).map { abs($0 - $1) }.max() ?? 1
         XCTAssertLessThan(difference, 1e-5)
+        // The PNGs hold the same pixels, but for a value within that difference of a rounding
+        // boundary, which lands one level apart (the batches of 5 and of 3 + 2 sum the GEMMs'
+        // edge tiles in different orders): at most one level, in a handful of pixels.
+        var differing = 0
         for index in 0..<5 {
             let name = String(format: "%04d.png", index)
-            XCTAssertEqual(
-                try Data(contentsOf: URL(fileURLWithPath: path("one/\(name)"))),
-                try Data(contentsOf: URL(fileURLWithPath: path("two/\(name)"))), name)
+            let a = try PNG.read(URL(fileURLWithPath: path("one/\(name)")))
+            let b = try PNG.read(URL(fileURLWithPath: path("two/\(name)")))
+            XCTAssertEqual([a.width, a.height, a.channels], [b.width, b.height, b.channels], name)
+            for (u, v) in zip(a.pixels, b.pixels) where u != v {
+                XCTAssertEqual(abs(Int(u) - Int(v)), 1, name)
+                differing += 1
+            }
         }
+        XCTAssertLessThanOrEqual(differing, 5, "pixels one level apart")
     }
 }
 

@@ -1,5 +1,6 @@
 // The data-parallel all-reduce on an OpenCL device: gradients are packed on the device by block
-// copies and read in one wait, not one per parameter, and a steady-state step allocates nothing.
+// copies and read in one wait, not one per parameter, and a steady-state step allocates nothing;
+// a parameter arena's gradients are read and written back whole, with no packing.
 // (A group of one sums nothing, so the gradients come back as they were; DataParallelCLITests
 // checks the sums under mpirun.)
 import DataParallel
@@ -40,6 +41,31 @@ final class GradientAllReduceTests: XCTestCase {
             XCTAssertFalse(grad === gradients[i], "each parameter gets the summed tensor")
             let expected = i == 2 ? [Float](repeating: 0, count: p.count) : try gradients[i].toArray()
             XCTAssertEqual(try grad.toArray(), expected, "parameter \(i)")
+        }
+    }
+
+    func testAnArenasGradientsAreSummedWholeWithoutPacking() throws {
+        let device = try DevicesUnderTest.opencl()
+        let shapes = [[7], [3, 5], [1], [33, 3]]
+        let parameters = try shapes.enumerated().map { i, shape in
+            try Tensor.uniform(shape, generator: RandomGenerator(seed: UInt64(i)), on: device)
+        }
+        let arena = try ParameterArena(parameters)
+        let allReduce = GradientAllReduce(group: .single, parameters: parameters, arena: arena)
+        let gradients = try shapes.enumerated().map { i, shape in
+            try Tensor.normal(shape, generator: RandomGenerator(seed: UInt64(10 + i)), on: device)
+        }
+        for (i, p) in parameters.enumerated() where i != 2 { try p.gradientSlot!.copy(from: gradients[i]) }
+        for (i, p) in parameters.enumerated() { p.grad = i == 2 ? nil : p.gradientSlot }
+        device.ledger.reset()
+        XCTAssertTrue(try allReduce(stopRequested: true))
+        XCTAssertEqual(device.ledger.hostWaits, 1, "one read for the whole arena")
+        XCTAssertEqual(device.ledger.buffersCreated, 0)
+        XCTAssertNil(device.ledger.rows["copy_blocks_pair"], "no packing")
+        XCTAssertTrue(arena.gradientsInPlace, "the parameter without a gradient adds zeros from its slot")
+        for (i, p) in parameters.enumerated() {
+            let expected = i == 2 ? [Float](repeating: 0, count: p.count) : try gradients[i].toArray()
+            XCTAssertEqual(try p.grad!.toArray(), expected, "parameter \(i)")
         }
     }
 }
