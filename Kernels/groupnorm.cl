@@ -1,11 +1,16 @@
 // groupnorm.cl: group normalisation of [N, C, spatial] float32 with optional per-channel affine,
 // optionally followed by SiLU in the same pass (silu = 1: ResnetBlock2D's norm and nonlinearity).
 // A group is channelsPerGroup * spatial contiguous floats; (n, g) index the N*G groups.
-//   group_norm_stats(x, mean, rstd, groupSize, eps, groups)   two-pass, one work-group of 64 per group
+//   group_norm_stats(x, mean, rstd, groupSize, eps, groups, shift, shifted, C, spatial, G, hasShift)
+//       two-pass, one work-group of 64 per group
 //   group_norm_apply(x, gamma, beta, mean, rstd, out, C, spatial, G, hasAffine, silu, total)
-//   group_norm_forward(x, gamma, beta, mean, rstd, out, C, spatial, G, eps, hasAffine, silu)
+//   group_norm_forward(x, gamma, beta, mean, rstd, out, C, spatial, G, eps, hasAffine, silu, shift, shifted,
+//                      hasShift)
 //       both in one launch, a work-group of 64 per group (for groups small enough that 64
 //       work-items pass over them quickly; larger ones take stats + apply)
+//   With hasShift the norm is of shifted = x + shift[n, c] (ResnetBlock2D's time-embedding add),
+//   written in the first pass for the backward pass (and for group_norm_apply, given it as x);
+//   later passes read it back at the same indices from the same work-item.
 // Backward, with dy the gradient at the norm's output (times silu'(y), y recomputed, when fused):
 //   group_norm_backward_planes(x, gamma, beta, mean, rstd, dout, partials, C, spatial, G, hasAffine, silu, planes)
 //       one work-group of 64 per (n, c) plane: partials[2(nC + c)] = sum dy * xhat, [.. + 1] = sum dy;
@@ -41,14 +46,26 @@ inline float group_sum(float value, __local float* scratch) {
 
 __kernel __attribute__((reqd_work_group_size(64, 1, 1)))
 void group_norm_stats(__global const float* x, __global float* mean, __global float* rstd,
-                      const int groupSize, const float eps, const int groups) {
+                      const int groupSize, const float eps, const int groups, __global const float* shift,
+                      __global float* shifted, const int C, const int spatial, const int G, const int hasShift) {
     __local float scratch[64];
     const size_t ng = get_group_id(0);
     const int lid = (int)get_local_id(0);
     if (ng >= (size_t)groups) return; // whole work-group leaves together
     __global const float* v = x + ng * (size_t)groupSize;
     float sum = 0.0f;
-    for (int i = lid; i < groupSize; i += 64) sum += v[i];
+    if (hasShift) {
+        __global float* w = shifted + ng * (size_t)groupSize;
+        __global const float* t = shift + (ng / (size_t)G) * (size_t)C + (ng % (size_t)G) * (size_t)(C / G);
+        for (int i = lid; i < groupSize; i += 64) {
+            const float value = v[i] + t[i / spatial];
+            w[i] = value;
+            sum += value;
+        }
+        v = w;
+    } else {
+        for (int i = lid; i < groupSize; i += 64) sum += v[i];
+    }
     const float mu = group_sum(sum, scratch) / (float)groupSize;
     float squares = 0.0f;
     for (int i = lid; i < groupSize; i += 64) { const float d = v[i] - mu; squares += d * d; }
@@ -62,7 +79,8 @@ void group_norm_stats(__global const float* x, __global float* mean, __global fl
 __kernel __attribute__((reqd_work_group_size(64, 1, 1)))
 void group_norm_forward(__global const float* x, __global const float* gamma, __global const float* beta,
                         __global float* mean, __global float* rstd, __global float* out, const int C,
-                        const int spatial, const int G, const float eps, const int hasAffine, const int silu) {
+                        const int spatial, const int G, const float eps, const int hasAffine, const int silu,
+                        __global const float* shift, __global float* shifted, const int hasShift) {
     // The global size is exactly 64 per group, so no work-group returns early: with an early return
     // before its barriers PoCL 3.1 miscompiled this kernel into writes outside its buffers.
     __local float scratch[64];
@@ -74,7 +92,18 @@ void group_norm_forward(__global const float* x, __global const float* gamma, __
     __global const float* v = x + ng * (size_t)groupSize;
     __global float* o = out + ng * (size_t)groupSize;
     float sum = 0.0f;
-    for (int i = lid; i < groupSize; i += 64) sum += v[i];
+    if (hasShift) {
+        __global float* w = shifted + ng * (size_t)groupSize;
+        __global const float* t = shift + (ng / (size_t)G) * (size_t)C + (size_t)firstChannel;
+        for (int i = lid; i < groupSize; i += 64) {
+            const float value = v[i] + t[i / spatial];
+            w[i] = value;
+            sum += value;
+        }
+        v = w;
+    } else {
+        for (int i = lid; i < groupSize; i += 64) sum += v[i];
+    }
     const float mu = group_sum(sum, scratch) / (float)groupSize;
     float squares = 0.0f;
     for (int i = lid; i < groupSize; i += 64) { const float d = v[i] - mu; squares += d * d; }

@@ -3,7 +3,9 @@
 // work-group kernels of groupnorm.cl stride each of 64 work-items through memory with barriers
 // between passes, which PoCL runs as scalar loops: ~1.5 GB/s, a fifth of a training step.
 // Same equations and outputs as groupnorm.cl (its header gives them), sums in another order:
-//   group_norm_forward_rows(x, gamma, beta, mean, rstd, out, C, spatial, G, eps, hasAffine, silu, groups)
+//   group_norm_forward_rows(x, gamma, beta, mean, rstd, out, C, spatial, G, eps, hasAffine, silu, groups,
+//                           shift, shifted, hasShift)
+//       with hasShift, the norm of shifted = x + shift[n, c] (written out for the backward pass)
 //   group_norm_backward_rows(x, gamma, beta, mean, rstd, dout, partials, dx, C, spatial, G, hasAffine, silu,
 //                            accumulate, groups)
 //       partials[2(nC + c)] = sum dy * xhat, [.. + 1] = sum dy over plane (n, c), as group_norm_backward
@@ -39,7 +41,8 @@ inline float gn_squares(__global const float* v, const int n, const float mu) {
 __kernel void group_norm_forward_rows(__global const float* x, __global const float* gamma,
                                       __global const float* beta, __global float* mean, __global float* rstd,
                                       __global float* out, const int C, const int spatial, const int G,
-                                      const float eps, const int hasAffine, const int silu, const int groups) {
+                                      const float eps, const int hasAffine, const int silu, const int groups,
+                                      __global const float* shift, __global float* shifted, const int hasShift) {
     const int ng = (int)get_global_id(0);
     if (ng >= groups) return;
     const int cpg = C / G;
@@ -47,6 +50,19 @@ __kernel void group_norm_forward_rows(__global const float* x, __global const fl
     const int firstChannel = (ng % G) * cpg;
     __global const float* v = x + (size_t)ng * (size_t)groupSize;
     __global float* o = out + (size_t)ng * (size_t)groupSize;
+    if (hasShift) {
+        // shifted = x + shift, which the passes below read (ResnetBlock2D's time-embedding add).
+        __global float* w = shifted + (size_t)ng * (size_t)groupSize;
+        for (int cc = 0; cc < cpg; ++cc) {
+            const float t = shift[(ng / G) * C + firstChannel + cc];
+            __global const float* p = v + cc * spatial;
+            __global float* q = w + cc * spatial;
+            int s = 0;
+            for (; s + 16 <= spatial; s += 16) vstore16(vload16(0, p + s) + t, 0, q + s);
+            for (; s < spatial; ++s) q[s] = p[s] + t;
+        }
+        v = w;
+    }
     const float mu = gn_sum(v, groupSize) / (float)groupSize;
     const float r = rsqrt(gn_squares(v, groupSize, mu) / (float)groupSize + eps);
     mean[ng] = mu;

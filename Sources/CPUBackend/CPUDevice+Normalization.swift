@@ -8,7 +8,25 @@ extension CPUDevice {
         _ x: DeviceBuffer, gamma: DeviceBuffer?, beta: DeviceBuffer?, out: DeviceBuffer,
         mean: DeviceBuffer, rstd: DeviceBuffer, _ g: GroupNormGeometry
     ) throws {
-        let px = pointer(x)
+        try groupNorm(x, shifted: nil, gamma: gamma, beta: beta, out: out, mean: mean, rstd: rstd, g)
+    }
+
+    public func groupNorm(
+        _ x: DeviceBuffer, shift: DeviceBuffer, sum: DeviceBuffer, gamma: DeviceBuffer?, beta: DeviceBuffer?,
+        out: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer, _ g: GroupNormGeometry
+    ) throws {
+        try groupNorm(x, shifted: (shift, sum), gamma: gamma, beta: beta, out: out, mean: mean, rstd: rstd, g)
+    }
+
+    /// With `shifted`, each group is first written as x + shift[n, c] into `sum` (a float add, as
+    /// the separate broadcast add rounds it), and normalised from there.
+    private func groupNorm(
+        _ x: DeviceBuffer, shifted: (shift: DeviceBuffer, sum: DeviceBuffer)?, gamma: DeviceBuffer?, beta: DeviceBuffer?,
+        out: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer, _ g: GroupNormGeometry
+    ) throws {
+        let px = pointer(shifted?.sum ?? x)
+        let pin = pointer(x)
+        let pshift = shifted.map { pointer($0.shift) }
         let po = pointer(out)
         let pg = gamma.map { pointer($0) }
         let pb = beta.map { pointer($0) }
@@ -18,6 +36,15 @@ extension CPUDevice {
         let groupSize = cpg * g.spatial
         Parallel.forEach(g.batch * g.groups, workers: g.batch * g.groups * groupSize < 65_536 ? 1 : workers) { ng, _ in
             let base = px + ng * groupSize
+            if let pshift {
+                let firstShift = (ng / g.groups) * g.channels + (ng % g.groups) * cpg
+                for cc in 0..<cpg {
+                    let t = pshift[firstShift + cc]
+                    let src = pin + ng * groupSize + cc * g.spatial
+                    let dst = base + cc * g.spatial
+                    for i in 0..<g.spatial { dst[i] = src[i] + t }
+                }
+            }
             var sum: Double = 0
             var sumSquares: Double = 0
             if !CPUDevice.avx2Kernels || diffuse_sum_squares(base, groupSize, &sum, &sumSquares) == 0 {

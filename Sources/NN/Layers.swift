@@ -77,7 +77,8 @@ public final class GroupNorm: Module {
     }
 
     /// With `silu`, silu(norm(x)) fused into one op.
-    public func callAsFunction(_ x: Tensor, silu: Bool = false) throws -> Tensor {
-        try x.groupNorm(groups: groups, gamma: weight, beta: bias, epsilon: epsilon, silu: silu)
+    /// With `shift` (one value per image and channel), the norm of x + shift (see Tensor.groupNorm).
+    public func callAsFunction(_ x: Tensor, silu: Bool = false, shift: Tensor? = nil) throws -> Tensor {
+        try x.groupNorm(groups: groups, gamma: weight, beta: bias, epsilon: epsilon, silu: silu, shift: shift)
     }
 }

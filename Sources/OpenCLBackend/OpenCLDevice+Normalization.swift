@@ -8,42 +8,64 @@ extension OpenCLDevice {
         _ x: DeviceBuffer, gamma: DeviceBuffer?, beta: DeviceBuffer?, out: DeviceBuffer,
         mean: DeviceBuffer, rstd: DeviceBuffer, _ g: GroupNormGeometry
     ) throws {
+        try groupNorm(x, shifted: nil, gamma: gamma, beta: beta, out: out, mean: mean, rstd: rstd, g)
+    }
+
+    public func groupNorm(
+        _ x: DeviceBuffer, shift: DeviceBuffer, sum: DeviceBuffer, gamma: DeviceBuffer?, beta: DeviceBuffer?,
+        out: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer, _ g: GroupNormGeometry
+    ) throws {
+        try groupNorm(x, shifted: (shift, sum), gamma: gamma, beta: beta, out: out, mean: mean, rstd: rstd, g)
+    }
+
+    /// The forward kernels, which add the shift in their first pass when given one.
+    private func groupNorm(
+        _ x: DeviceBuffer, shifted: (shift: DeviceBuffer, sum: DeviceBuffer)?, gamma: DeviceBuffer?, beta: DeviceBuffer?,
+        out: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer, _ g: GroupNormGeometry
+    ) throws {
         let groups = g.batch * g.groups
         let groupSize = g.channelsPerGroup * g.spatial
         let total = g.batch * g.channels * g.spatial
         let affine = gamma != nil && beta != nil
-        if let serial = rowNormPasses(3, groups: groups, perGroup: groupSize) {
+        // With a shift the kernels also write x + shift: one more pass of traffic.
+        let bytes = (shifted == nil ? 12.0 : 16.0) * Double(total)
+        let shiftArguments: [KernelArgument] = [
+            .buffer(shifted?.shift ?? mean), .buffer(shifted?.sum ?? out), .int(shifted == nil ? 0 : 1),
+        ]
+        if let serial = rowNormPasses(shifted == nil ? 3 : 4, groups: groups, perGroup: groupSize) {
             return try launch(
-                "group_norm_forward_rows", global: [groups], local: [8], serial: serial,
-                bytes: 12.0 * Double(total), flops: 8.0 * Double(total),
+                "group_norm_forward_rows", global: [groups], local: [8], serial: serial, bytes: bytes,
+                flops: 8.0 * Double(total),
                 [
                     .buffer(x), .buffer(gamma ?? mean), .buffer(beta ?? mean), .buffer(mean), .buffer(rstd), .buffer(out),
                     .int(g.channels), .int(g.spatial), .int(g.groups), .float(g.epsilon), .int(affine ? 1 : 0),
                     .int(g.silu ? 1 : 0), .int(groups),
-                ])
+                ] + shiftArguments)
         }
         let passes = 3 * ((groupSize + 63) / 64)
         if passes <= LaunchLedger.longLoop || groups * 64 >= LaunchLedger.narrowWorkItems {
             // Statistics and output in one launch: a work-group per group reads it three times.
             return try launch(
-                "group_norm_forward", global: [groups * 64], local: [64], serial: passes,
-                bytes: 12.0 * Double(total), flops: 8.0 * Double(total),
+                "group_norm_forward", global: [groups * 64], local: [64], serial: passes, bytes: bytes,
+                flops: 8.0 * Double(total),
                 [
                     .buffer(x), .buffer(gamma ?? mean), .buffer(beta ?? mean), .buffer(mean), .buffer(rstd), .buffer(out),
                     .int(g.channels), .int(g.spatial), .int(g.groups), .float(g.epsilon), .int(affine ? 1 : 0),
                     .int(g.silu ? 1 : 0),
-                ])
+                ] + shiftArguments)
         }
         // Few large groups: statistics per work-group, then the output over every element.
         try launch(
             "group_norm_stats", global: [groups * 64], local: [64], serial: 2 * ((groupSize + 63) / 64),
-            bytes: 8.0 * Double(groups * groupSize), flops: 4.0 * Double(groups * groupSize),
-            [.buffer(x), .buffer(mean), .buffer(rstd), .int(groupSize), .float(g.epsilon), .int(groups)])
+            bytes: (shifted == nil ? 8.0 : 12.0) * Double(total), flops: 4.0 * Double(total),
+            [.buffer(x), .buffer(mean), .buffer(rstd), .int(groupSize), .float(g.epsilon), .int(groups)]
+                + shiftArguments.prefix(2) + [.int(g.channels), .int(g.spatial), .int(g.groups)] + shiftArguments.suffix(1))
         try launch1D(
             "group_norm_apply", count: total, bytes: 8.0 * Double(total), flops: 4.0 * Double(total),
             [
-                .buffer(x), .buffer(gamma ?? mean), .buffer(beta ?? mean), .buffer(mean), .buffer(rstd), .buffer(out),
-                .int(g.channels), .int(g.spatial), .int(g.groups), .int(affine ? 1 : 0), .int(g.silu ? 1 : 0), .int(total),
+                .buffer(shifted?.sum ?? x), .buffer(gamma ?? mean), .buffer(beta ?? mean), .buffer(mean), .buffer(rstd),
+                .buffer(out), .int(g.channels), .int(g.spatial), .int(g.groups), .int(affine ? 1 : 0), .int(g.silu ? 1 : 0),
+                .int(total),
             ])
     }
 

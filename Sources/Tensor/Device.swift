@@ -91,6 +91,12 @@ public protocol Device: AnyObject {
     func groupNorm(
         _ x: DeviceBuffer, gamma: DeviceBuffer?, beta: DeviceBuffer?, out: DeviceBuffer,
         mean: DeviceBuffer, rstd: DeviceBuffer, _ geometry: GroupNormGeometry) throws
+    /// ResnetBlock2D's time-embedding add and the norm after it in one op: `sum` = x + shift, with
+    /// shift [N, C] broadcast over each plane, is written (the backward pass normalises it again),
+    /// and `out` is the group norm of `sum`, as `groupNorm` would give it.
+    func groupNorm(
+        _ x: DeviceBuffer, shift: DeviceBuffer, sum: DeviceBuffer, gamma: DeviceBuffer?, beta: DeviceBuffer?,
+        out: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer, _ geometry: GroupNormGeometry) throws
     /// `beta` is read only when the geometry fuses SiLU (to recompute the norm's output). With
     /// `accumulate` the input gradient is added to what `gradIn` holds.
     func groupNormBackward(

@@ -44,10 +44,21 @@ extension Tensor {
     }
 
     /// Group normalisation over NC... input (PyTorch's F.group_norm), optional affine parameters.
-    /// With `silu`, silu(group norm) in one op (diffusers' norm followed by its nonlinearity).
-    public func groupNorm(groups: Int, gamma: Tensor?, beta: Tensor?, epsilon: Float, silu: Bool = false) throws -> Tensor {
+    /// With `silu`, silu(group norm) in one op (diffusers' norm followed by its nonlinearity). With
+    /// `shift` (N * C values, one per image and channel), the norm of self + shift broadcast over
+    /// each plane, in the same op: ResnetBlock2D's time-embedding add before its norm2.
+    public func groupNorm(
+        groups: Int, gamma: Tensor?, beta: Tensor?, epsilon: Float, silu: Bool = false, shift: Tensor? = nil
+    ) throws -> Tensor {
         guard rank >= 2, shape[1] % groups == 0 else {
             throw DiffuseError.shape("group norm: \(shape[1]) channels do not split into \(groups) groups")
+        }
+        if let shift {
+            try sameDevice(shift, "group norm")
+            guard shift.count == shape[0] * shape[1] else {
+                throw DiffuseError.shape(
+                    "group norm: a shift of shape \(shift.shape) for input \(shape) (one per image and channel)")
+            }
         }
         let g = GroupNormGeometry(
             batch: shape[0], channels: shape[1], spatial: count / (shape[0] * shape[1]),
@@ -55,21 +66,42 @@ extension Tensor {
         let out = try Tensor.empty(shape, on: device)
         let mean = try Tensor.empty([g.batch, groups], on: device)
         let rstd = try Tensor.empty([g.batch, groups], on: device)
-        try device.groupNorm(
-            buffer, gamma: gamma?.buffer, beta: beta?.buffer, out: out.buffer, mean: mean.buffer,
-            rstd: rstd.buffer, g)
+        // What is normalised: self, or self + shift written by the forward for the backward.
+        let normed = try shift.map { _ in try Tensor.empty(shape, on: device) } ?? self
+        if let shift {
+            try device.groupNorm(
+                buffer, shift: shift.buffer, sum: normed.buffer, gamma: gamma?.buffer, beta: beta?.buffer,
+                out: out.buffer, mean: mean.buffer, rstd: rstd.buffer, g)
+        } else {
+            try device.groupNorm(
+                buffer, gamma: gamma?.buffer, beta: beta?.buffer, out: out.buffer, mean: mean.buffer,
+                rstd: rstd.buffer, g)
+        }
         let x = self
-        let inputs = [x] + [gamma, beta].compactMap { $0 }
+        let inputs = [x] + [shift, gamma, beta].compactMap { $0 }
         return out.recordingAccumulating(inputs) { grad, into in
-            let dx = try into[0] ?? Tensor.empty(x.shape, on: x.device)
+            // The shift's gradient is the planes' sums of dx, so dx must be this op's alone.
+            let accumulate = into[0] != nil && shift?.requiresGrad != true
+            let dx = try accumulate ? into[0]! : Tensor.empty(x.shape, on: x.device)
             let dGamma = try gamma.map { try Tensor.gradient(for: $0) }
             let dBeta = try beta.map { try Tensor.gradient(for: $0) }
             try x.device.groupNormBackward(
-                x.buffer, gamma: gamma?.buffer, beta: beta?.buffer, mean: mean.buffer,
+                normed.buffer, gamma: gamma?.buffer, beta: beta?.buffer, mean: mean.buffer,
                 rstd: rstd.buffer,
-                gradOut: grad.buffer, gradIn: dx.buffer, accumulate: into[0] != nil, gradGamma: dGamma?.buffer,
+                gradOut: grad.buffer, gradIn: dx.buffer, accumulate: accumulate, gradGamma: dGamma?.buffer,
                 gradBeta: dBeta?.buffer, g)
-            return [dx] + (gamma != nil ? [dGamma] : []) + (beta != nil ? [dBeta] : [])
+            var dShift: Tensor?
+            if let shift, shift.requiresGrad {
+                dShift = try Tensor.gradient(for: shift)
+                if g.spatial == 1 {
+                    try dShift!.copy(from: dx)
+                } else {
+                    try x.device.reduceSum(
+                        dx.buffer, out: dShift!.buffer,
+                        ReduceGeometry(input: [g.batch * g.channels, g.spatial], output: [g.batch * g.channels, 1]))
+                }
+            }
+            return [dx] + (shift != nil ? [dShift] : []) + (gamma != nil ? [dGamma] : []) + (beta != nil ? [dBeta] : [])
         }
     }
 

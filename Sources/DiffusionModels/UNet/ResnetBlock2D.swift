@@ -80,18 +80,22 @@ public final class ResnetBlock2D: Module {
         h = try conv1(h)
         var projected: Tensor?
         if let projection = timeEmbeddingProjection, let timeEmbedding {
-            let t = try projection(activated ? timeEmbedding : timeEmbedding.silu())
-            projected = try t.reshaped(t.shape + [1, 1])
+            projected = try projection(activated ? timeEmbedding : timeEmbedding.silu())
         }
         switch timeEmbeddingNorm {
         case .default:
-            if let projected { h = try h + projected }
-            h = try norm2(h, silu: true)
+            if let p = projected, p.count != h.shape[0] * h.shape[1] {
+                // One embedding for the whole batch: broadcast it.
+                h = try norm2(h + p.reshaped(p.shape + [1, 1]), silu: true)
+            } else {
+                // h + temb[:, :, None, None] and norm2 with its SiLU, in one op.
+                h = try norm2(h, silu: true, shift: projected)
+            }
         case .scaleShift:
             guard let projected else {
                 throw DiffuseError.shape("ResnetBlock2D with scale_shift needs a time embedding")
             }
-            let parts = try projected.chunked(2, axis: 1)
+            let parts = try projected.reshaped(projected.shape + [1, 1]).chunked(2, axis: 1)
             h = try (norm2(h) * (parts[0] + 1) + parts[1]).silu()
         }
         if isTraining && dropout > 0 { h = try h.dropout(probability: dropout, generator: dropoutGenerator) }
