@@ -44,6 +44,24 @@ inline float group_sum(float value, __local float* scratch) {
     return scratch[0];
 }
 
+// This work-item's part of the first pass over a group of n floats at v: their sum, or with
+// hasShift the sum of v[i] + shift[first + i / spatial], each written to w[i] for the later passes
+// to read (without a shift, `shift` is a stand-in buffer and is not read).
+inline float first_pass(__global const float* v, __global float* w, __global const float* shift, const size_t first,
+                        const int n, const int spatial, const int hasShift) {
+    const int lid = (int)get_local_id(0);
+    float sum = 0.0f;
+    for (int i = lid; i < n; i += 64) {
+        float value = v[i];
+        if (hasShift) {
+            value += shift[first + (size_t)(i / spatial)];
+            w[i] = value;
+        }
+        sum += value;
+    }
+    return sum;
+}
+
 __kernel __attribute__((reqd_work_group_size(64, 1, 1)))
 void group_norm_stats(__global const float* x, __global float* mean, __global float* rstd,
                       const int groupSize, const float eps, const int groups, __global const float* shift,
@@ -53,19 +71,10 @@ void group_norm_stats(__global const float* x, __global float* mean, __global fl
     const int lid = (int)get_local_id(0);
     if (ng >= (size_t)groups) return; // whole work-group leaves together
     __global const float* v = x + ng * (size_t)groupSize;
-    float sum = 0.0f;
-    if (hasShift) {
-        __global float* w = shifted + ng * (size_t)groupSize;
-        __global const float* t = shift + (ng / (size_t)G) * (size_t)C + (ng % (size_t)G) * (size_t)(C / G);
-        for (int i = lid; i < groupSize; i += 64) {
-            const float value = v[i] + t[i / spatial];
-            w[i] = value;
-            sum += value;
-        }
-        v = w;
-    } else {
-        for (int i = lid; i < groupSize; i += 64) sum += v[i];
-    }
+    __global float* w = shifted + ng * (size_t)groupSize;
+    const float sum = first_pass(v, w, shift, (ng / (size_t)G) * (size_t)C + (ng % (size_t)G) * (size_t)(C / G),
+                                 groupSize, spatial, hasShift);
+    if (hasShift) v = w;
     const float mu = group_sum(sum, scratch) / (float)groupSize;
     float squares = 0.0f;
     for (int i = lid; i < groupSize; i += 64) { const float d = v[i] - mu; squares += d * d; }
@@ -91,19 +100,10 @@ void group_norm_forward(__global const float* x, __global const float* gamma, __
     const int firstChannel = (int)(ng % (size_t)G) * cpg;
     __global const float* v = x + ng * (size_t)groupSize;
     __global float* o = out + ng * (size_t)groupSize;
-    float sum = 0.0f;
-    if (hasShift) {
-        __global float* w = shifted + ng * (size_t)groupSize;
-        __global const float* t = shift + (ng / (size_t)G) * (size_t)C + (size_t)firstChannel;
-        for (int i = lid; i < groupSize; i += 64) {
-            const float value = v[i] + t[i / spatial];
-            w[i] = value;
-            sum += value;
-        }
-        v = w;
-    } else {
-        for (int i = lid; i < groupSize; i += 64) sum += v[i];
-    }
+    __global float* w = shifted + ng * (size_t)groupSize;
+    const float sum = first_pass(v, w, shift, (ng / (size_t)G) * (size_t)C + (size_t)firstChannel, groupSize, spatial,
+                                 hasShift);
+    if (hasShift) v = w;
     const float mu = group_sum(sum, scratch) / (float)groupSize;
     float squares = 0.0f;
     for (int i = lid; i < groupSize; i += 64) { const float d = v[i] - mu; squares += d * d; }

@@ -4,26 +4,13 @@ import Foundation
 import Tensor
 
 extension CPUDevice {
-    public func groupNorm(
-        _ x: DeviceBuffer, gamma: DeviceBuffer?, beta: DeviceBuffer?, out: DeviceBuffer,
-        mean: DeviceBuffer, rstd: DeviceBuffer, _ g: GroupNormGeometry
-    ) throws {
-        try groupNorm(x, shifted: nil, gamma: gamma, beta: beta, out: out, mean: mean, rstd: rstd, g)
-    }
-
-    public func groupNorm(
-        _ x: DeviceBuffer, shift: DeviceBuffer, sum: DeviceBuffer, gamma: DeviceBuffer?, beta: DeviceBuffer?,
-        out: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer, _ g: GroupNormGeometry
-    ) throws {
-        try groupNorm(x, shifted: (shift, sum), gamma: gamma, beta: beta, out: out, mean: mean, rstd: rstd, g)
-    }
-
-    /// With `shifted`, each group is first written as x + shift[n, c] into `sum` (a float add, as
+    /// With a shift, each group is first written as x + shift[n, c] into `sum` (a float add, as
     /// the separate broadcast add rounds it), and normalised from there.
-    private func groupNorm(
-        _ x: DeviceBuffer, shifted: (shift: DeviceBuffer, sum: DeviceBuffer)?, gamma: DeviceBuffer?, beta: DeviceBuffer?,
+    public func groupNorm(
+        _ x: DeviceBuffer, shift: DeviceBuffer?, sum: DeviceBuffer?, gamma: DeviceBuffer?, beta: DeviceBuffer?,
         out: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer, _ g: GroupNormGeometry
     ) throws {
+        let shifted = shift.flatMap { shift in sum.map { (shift: shift, sum: $0) } }
         let px = pointer(shifted?.sum ?? x)
         let pin = pointer(x)
         let pshift = shifted.map { pointer($0.shift) }

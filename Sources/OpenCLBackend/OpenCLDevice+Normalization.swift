@@ -4,25 +4,12 @@ import COpenCL
 import Tensor
 
 extension OpenCLDevice {
-    public func groupNorm(
-        _ x: DeviceBuffer, gamma: DeviceBuffer?, beta: DeviceBuffer?, out: DeviceBuffer,
-        mean: DeviceBuffer, rstd: DeviceBuffer, _ g: GroupNormGeometry
-    ) throws {
-        try groupNorm(x, shifted: nil, gamma: gamma, beta: beta, out: out, mean: mean, rstd: rstd, g)
-    }
-
-    public func groupNorm(
-        _ x: DeviceBuffer, shift: DeviceBuffer, sum: DeviceBuffer, gamma: DeviceBuffer?, beta: DeviceBuffer?,
-        out: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer, _ g: GroupNormGeometry
-    ) throws {
-        try groupNorm(x, shifted: (shift, sum), gamma: gamma, beta: beta, out: out, mean: mean, rstd: rstd, g)
-    }
-
     /// The forward kernels, which add the shift in their first pass when given one.
-    private func groupNorm(
-        _ x: DeviceBuffer, shifted: (shift: DeviceBuffer, sum: DeviceBuffer)?, gamma: DeviceBuffer?, beta: DeviceBuffer?,
+    public func groupNorm(
+        _ x: DeviceBuffer, shift: DeviceBuffer?, sum: DeviceBuffer?, gamma: DeviceBuffer?, beta: DeviceBuffer?,
         out: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer, _ g: GroupNormGeometry
     ) throws {
+        let shifted = shift.flatMap { shift in sum.map { (shift: shift, sum: $0) } }
         let groups = g.batch * g.groups
         let groupSize = g.channelsPerGroup * g.spatial
         let total = g.batch * g.channels * g.spatial

@@ -88,14 +88,11 @@ public protocol Device: AnyObject {
 
     // MARK: Normalisation, attention, pooling, resampling
     /// Writes out plus the per-(sample, group) mean and reciprocal standard deviation for backward.
+    /// With `shift` (and `sum`), ResnetBlock2D's time-embedding add and the norm after it in one
+    /// op: `sum` = x + shift, with shift [N, C] broadcast over each plane, is written (the backward
+    /// pass normalises it again), and `out` is the group norm of `sum`.
     func groupNorm(
-        _ x: DeviceBuffer, gamma: DeviceBuffer?, beta: DeviceBuffer?, out: DeviceBuffer,
-        mean: DeviceBuffer, rstd: DeviceBuffer, _ geometry: GroupNormGeometry) throws
-    /// ResnetBlock2D's time-embedding add and the norm after it in one op: `sum` = x + shift, with
-    /// shift [N, C] broadcast over each plane, is written (the backward pass normalises it again),
-    /// and `out` is the group norm of `sum`, as `groupNorm` would give it.
-    func groupNorm(
-        _ x: DeviceBuffer, shift: DeviceBuffer, sum: DeviceBuffer, gamma: DeviceBuffer?, beta: DeviceBuffer?,
+        _ x: DeviceBuffer, shift: DeviceBuffer?, sum: DeviceBuffer?, gamma: DeviceBuffer?, beta: DeviceBuffer?,
         out: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer, _ geometry: GroupNormGeometry) throws
     /// `beta` is read only when the geometry fuses SiLU (to recompute the norm's output). With
     /// `accumulate` the input gradient is added to what `gradIn` holds.
@@ -218,6 +215,13 @@ public struct AdamTensor {
 }
 
 extension Device {
+    public func groupNorm(
+        _ x: DeviceBuffer, gamma: DeviceBuffer?, beta: DeviceBuffer?, out: DeviceBuffer, mean: DeviceBuffer,
+        rstd: DeviceBuffer, _ geometry: GroupNormGeometry
+    ) throws {
+        try groupNorm(x, shift: nil, sum: nil, gamma: gamma, beta: beta, out: out, mean: mean, rstd: rstd, geometry)
+    }
+
     public func gemm(_ a: DeviceBuffer, _ b: DeviceBuffer, out: DeviceBuffer, _ geometry: GemmGeometry) throws {
         try gemm(a, b, out: out, geometry, columnBias: nil)
     }

@@ -68,15 +68,9 @@ extension Tensor {
         let rstd = try Tensor.empty([g.batch, groups], on: device)
         // What is normalised: self, or self + shift written by the forward for the backward.
         let normed = try shift.map { _ in try Tensor.empty(shape, on: device) } ?? self
-        if let shift {
-            try device.groupNorm(
-                buffer, shift: shift.buffer, sum: normed.buffer, gamma: gamma?.buffer, beta: beta?.buffer,
-                out: out.buffer, mean: mean.buffer, rstd: rstd.buffer, g)
-        } else {
-            try device.groupNorm(
-                buffer, gamma: gamma?.buffer, beta: beta?.buffer, out: out.buffer, mean: mean.buffer,
-                rstd: rstd.buffer, g)
-        }
+        try device.groupNorm(
+            buffer, shift: shift?.buffer, sum: shift == nil ? nil : normed.buffer, gamma: gamma?.buffer,
+            beta: beta?.buffer, out: out.buffer, mean: mean.buffer, rstd: rstd.buffer, g)
         let x = self
         let inputs = [x] + [shift, gamma, beta].compactMap { $0 }
         return out.recordingAccumulating(inputs) { grad, into in
