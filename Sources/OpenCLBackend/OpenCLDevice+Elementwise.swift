@@ -7,9 +7,18 @@ extension OpenCLDevice {
         try launch1D("fill", count: count, bytes: 4.0 * Double(count), [.buffer(out), .float(value), .int(count)])
     }
 
+    /// One float per work-item on GPUs (`copy_blocks`), 16 on CPU devices (`copy_blocks_rows`).
     public func copyBlocks(from source: DeviceBuffer, to destination: DeviceBuffer, _ g: BlockCopyGeometry) throws {
         let total = g.blockCount * g.blockLength
-        try launch1D("copy_blocks", count: total, bytes: 8.0 * Double(total), copyArguments(source, destination, g))
+        let items = copyItems(g)
+        try launch1D(
+            prefersVectorItems ? "copy_blocks_rows" : "copy_blocks", count: items, serial: total / max(items, 1),
+            bytes: 8.0 * Double(total), copyArguments(source, destination, g))
+    }
+
+    /// Work-items of a copy: one per float, or on CPU devices one per 16 floats of a block.
+    private func copyItems(_ g: BlockCopyGeometry) -> Int {
+        prefersVectorItems ? g.blockCount * ((g.blockLength + 15) / 16) : g.blockCount * g.blockLength
     }
 
     private func copyArguments(
@@ -20,18 +29,21 @@ extension OpenCLDevice {
         [
             .buffer(source), .buffer(destination), .int(max(g.blockLength, 1)), .int(g.sourceOffset),
             .int(g.sourceStride), .int(g.destinationOffset), .int(g.destinationStride), .int(g.accumulate ? 1 : 0),
-            .int(g.blockCount * g.blockLength),
+            .int(copyItems(g)),
         ]
     }
 
-    /// Two copies per launch (`copy_blocks_pair`): a UNet's skip concatenations and their gradients.
+    /// Two copies per launch (`copy_blocks_pair`, or `copy_blocks_pair_rows` on CPU devices): a
+    /// UNet's skip concatenations and their gradients.
     public func copyBlocks(_ copies: [BlockCopy]) throws {
         var rest = copies[...]
         while let a = rest.popFirst() {
             guard let b = rest.popFirst() else { return try copyBlocks(from: a.source, to: a.destination, a.geometry) }
             let total = a.geometry.blockCount * a.geometry.blockLength + b.geometry.blockCount * b.geometry.blockLength
+            let items = copyItems(a.geometry) + copyItems(b.geometry)
             try launch1D(
-                "copy_blocks_pair", count: total, bytes: 8.0 * Double(total),
+                prefersVectorItems ? "copy_blocks_pair_rows" : "copy_blocks_pair", count: items,
+                serial: total / max(items, 1), bytes: 8.0 * Double(total),
                 copyArguments(a.source, a.destination, a.geometry) + copyArguments(b.source, b.destination, b.geometry))
         }
     }
