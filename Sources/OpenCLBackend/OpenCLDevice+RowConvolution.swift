@@ -5,6 +5,7 @@
 // channels swapped) each take two launches, as im2col + GEMM and GEMM + col2im did, without
 // writing and rereading K = C*kh*kw copies of the image. Weight gradients keep im2col + GEMM.
 import COpenCL
+import DiffuseCore
 import Tensor
 
 /// How conv_rows tiles an output plane: `span` columns per tile row, `tileRows` rows per tile
@@ -51,8 +52,12 @@ extension OpenCLDevice {
         _ source: DeviceBuffer, into padded: cl_mem, planes: Int, first: Int, height: Int, width: Int,
         top: Int, left: Int, size: (height: Int, width: Int)
     ) throws {
+        // Borders are never negative: usesRowConvolution takes only paddings below the kernel's size.
+        guard top >= 0, left >= 0 else {
+            throw DiffuseError.device("pad_planes: a negative border (\(top), \(left)) is not supported")
+        }
         try launch(
-            "pad_planes", global: [size.width, size.height, planes], local: [16, 4, 1],
+            "pad_planes", global: [size.height, planes], local: [8, 1], serial: (size.width + 15) / 16,
             bytes: 4.0 * Double(planes * (size.height * size.width + height * width)),
             [
                 .buffer(source), .memory(padded), .int(height), .int(width), .int(top), .int(left),
