@@ -56,6 +56,12 @@ final class LaunchShapeTests: XCTestCase {
                 let ledger = try ledger(of: name, batch: 64)
                 XCTAssertNil(ledger.rows["im2col"], name)
                 XCTAssertNil(ledger.rows["col2im"], name)
+                // Issue 9, item 3: AdamW over all parameters in one launch (the parameter arena),
+                // every gradient written into its slot (no copy_blocks outside the optimizer).
+                if name == "unet2d_train" {
+                    XCTAssertEqual(ledger.rows.values.filter { $0.kernel.hasPrefix("adam_update") }.map(\.launches), [1])
+                    XCTAssertNil(ledger.rows["copy_blocks"], "a gradient was copied into its slot")
+                }
                 assertSteadyState(ledger, "\(name) on the GPU path", maximumLaunches: budget)
             }
         }
