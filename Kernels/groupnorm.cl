@@ -1,7 +1,7 @@
 // groupnorm.cl: group normalisation of [N, C, spatial] float32 with optional per-channel affine,
 // optionally followed by SiLU in the same pass (silu = 1: ResnetBlock2D's norm and nonlinearity).
 // A group is channelsPerGroup * spatial contiguous floats; (n, g) index the N*G groups.
-//   group_norm_stats(x, mean, rstd, groupSize, eps, groups, shift, shifted, C, spatial, G, hasShift)
+//   group_norm_stats(x, mean, rstd, groupSize, eps, groups, C, spatial, G, shift, shifted, hasShift)
 //       two-pass, one work-group of 64 per group
 //   group_norm_apply(x, gamma, beta, mean, rstd, out, C, spatial, G, hasAffine, silu, total)
 //   group_norm_forward(x, gamma, beta, mean, rstd, out, C, spatial, G, eps, hasAffine, silu, shift, shifted,
@@ -64,8 +64,8 @@ inline float first_pass(__global const float* v, __global float* w, __global con
 
 __kernel __attribute__((reqd_work_group_size(64, 1, 1)))
 void group_norm_stats(__global const float* x, __global float* mean, __global float* rstd,
-                      const int groupSize, const float eps, const int groups, __global const float* shift,
-                      __global float* shifted, const int C, const int spatial, const int G, const int hasShift) {
+                      const int groupSize, const float eps, const int groups, const int C, const int spatial,
+                      const int G, __global const float* shift, __global float* shifted, const int hasShift) {
     __local float scratch[64];
     const size_t ng = get_group_id(0);
     const int lid = (int)get_local_id(0);

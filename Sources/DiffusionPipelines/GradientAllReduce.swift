@@ -34,7 +34,8 @@ final class GradientAllReduce {
             offsets.append(total)
             total += p.count
         }
-        if let arena = self.arena { (offsets, total) = (arena.offsets, arena.count) }
+        // The arena path reads the arena whole, gaps included.
+        if let arena = self.arena { total = arena.count }
         self.offsets = offsets
         self.total = total
         fused = [Float](repeating: 0, count: total + 1)

@@ -45,8 +45,10 @@ extension OpenCLDevice {
         try launch(
             "group_norm_stats", global: [groups * 64], local: [64], serial: 2 * ((groupSize + 63) / 64),
             bytes: (shifted == nil ? 8.0 : 12.0) * Double(total), flops: 4.0 * Double(total),
-            [.buffer(x), .buffer(mean), .buffer(rstd), .int(groupSize), .float(g.epsilon), .int(groups)]
-                + shiftArguments.prefix(2) + [.int(g.channels), .int(g.spatial), .int(g.groups)] + shiftArguments.suffix(1))
+            [
+                .buffer(x), .buffer(mean), .buffer(rstd), .int(groupSize), .float(g.epsilon), .int(groups), .int(g.channels),
+                .int(g.spatial), .int(g.groups),
+            ] + shiftArguments)
         try launch1D(
             "group_norm_apply", count: total, bytes: 8.0 * Double(total), flops: 4.0 * Double(total),
             [

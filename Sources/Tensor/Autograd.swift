@@ -152,11 +152,7 @@ extension Tensor {
     /// gradient slot (which nothing else reads), else into a new tensor.
     func sum(_ existing: Tensor, _ extra: Tensor) throws -> Tensor {
         guard let slot = gradientSlot, existing === slot else { return try existing.adding(extra) }
-        try device.copyBlocks(
-            from: extra.buffer, to: slot.buffer,
-            BlockCopyGeometry(
-                blockCount: 1, blockLength: count, sourceOffset: 0, sourceStride: count, destinationOffset: 0,
-                destinationStride: count, accumulate: true))
+        try slot.copy(from: extra, adding: true)
         return slot
     }
 

@@ -127,14 +127,15 @@ public final class Tensor {
         _ = try (rank == 0 ? self : reshaped([count]).slice(axis: 0, start: 0, length: 1)).toArray()
     }
 
-    /// Copies another tensor's values into this one on the device.
-    public func copy(from other: Tensor) throws {
+    /// Copies another tensor's values into this one on the device, or with `adding` adds them to
+    /// this one's.
+    public func copy(from other: Tensor, adding: Bool = false) throws {
         guard other.count == count else { throw DiffuseError.shape("copy: \(other.shape) into \(shape)") }
         try device.copyBlocks(
             from: other.buffer, to: buffer,
             BlockCopyGeometry(
                 blockCount: 1, blockLength: count, sourceOffset: 0, sourceStride: 0, destinationOffset: 0,
-                destinationStride: 0))
+                destinationStride: 0, accumulate: adding))
     }
 }
 
