@@ -10,11 +10,13 @@
 //       padded[p][r][s] = x[firstPlane + p][r - ph][s - pw], 0 outside the plane; one padded row per
 //       work-item, its copied part in float16 loads and stores (one float per work-item, which PoCL
 //       ran with its index arithmetic scalar, took ~6% of a UNet2DModel training step)
-//   conv_rows(padded, w, bias, out, M, C, kh, kw, Hp, Wp, oh, ow, sRow, sChannel, sKi, sKj, wBase,
-//             hasBias, accumulate, firstImage, span, images, channelsPerSlice, sliceStride)
+//   conv_rows(padded, w, bias, out, activated, M, C, kh, kw, Hp, Wp, oh, ow, sRow, sChannel, sKi, sKj,
+//             wBase, hasBias, accumulate, silu, firstImage, span, images, channelsPerSlice, sliceStride)
 //       global (tiles of the output plane, ceil(M/TILE_M), images * slices):
 //       out[firstImage + g][i][y][x] (+)= bias[i] + sum over c < C, ki < kh, kj < kw of
 //           w[wBase + i*sRow + c*sChannel + ki*sKi + kj*sKj] * padded[g*C + c][y + ki][x + kj]
+//       and with `silu` (one slice) activated[same index] = silu(out): BasicUNet's conv-then-SiLU in
+//       the store, as activation.cl's silu_rows computes it
 // Forward: M = Cout, C = Cin, strides (Cin*kh*kw, kh*kw, kw, 1), wBase 0, x padded by (ph, pw).
 // Input gradient (a stride-1 transposed convolution is a convolution with the kernel flipped and
 // the channels swapped): M = Cin, C = Cout, strides (kh*kw, Cin*kh*kw, -kw, -1), wBase kh*kw - 1,
@@ -51,17 +53,19 @@ __kernel void pad_planes(__global const float* x, __global float* padded, const 
 #define CR_CLEAR(r) part##r = (VEC)(0.0f);
 #define CR_FMA(r) part##r = fma((VEC)(w[wRow##r + tap]), bv, part##r);
 #define CR_ADD(r) acc##r += part##r;
-#define CR_STORE(r) if (i0 + r < M) conv_rows_store( \
-    out + ((size_t)(firstImage + g) * (size_t)M + (size_t)(i0 + r)) * (size_t)(oh * ow), \
+#define CR_STORE(r) if (i0 + r < M) conv_rows_store(out, activated, silu, \
+    ((size_t)(firstImage + g) * (size_t)M + (size_t)(i0 + r)) * (size_t)(oh * ow) + (size_t)(y * ow), \
     y, x0, oh, ow, span, acc##r + (VEC)(hasBias ? bias[i0 + r] : 0.0f), accumulate);
 
-// Lane e of a tile is output (y + e / span, x0 + e % span) of the plane.
-inline void conv_rows_store(__global float* plane, const int y, const int x0, const int oh, const int ow,
-                            const int span, VEC value, const int accumulate) {
-    __global float* line = plane + (size_t)(y * ow);
+// Lane e of a tile is output (y + e / span, x0 + e % span) of the plane; `line` is the offset of
+// row y in `out` (and `activated`, which takes silu of each stored value when `silu` is set).
+inline void conv_rows_store(__global float* out, __global float* activated, const int silu, const size_t line,
+                            const int y, const int x0, const int oh, const int ow, const int span, VEC value,
+                            const int accumulate) {
     if (span == TILE_N && x0 + TILE_N <= ow) {
-        if (accumulate) value += VLOAD(0, line + x0);
-        VSTORE(value, 0, line + x0);
+        if (accumulate) value += VLOAD(0, out + line + x0);
+        VSTORE(value, 0, out + line + x0);
+        if (silu) VSTORE(value / (1.0f + exp(-value)), 0, activated + line + x0);
         return;
     }
     float t[TILE_N];
@@ -69,8 +73,10 @@ inline void conv_rows_store(__global float* plane, const int y, const int x0, co
     for (int e = 0; e < TILE_N; ++e) {
         const int row = e / span, column = x0 + e % span;
         if (y + row >= oh || column >= ow) continue;
-        __global float* at = line + row * ow + column;
-        *at = accumulate ? *at + t[e] : t[e];
+        const size_t at = line + (size_t)(row * ow + column);
+        const float v = accumulate ? out[at] + t[e] : t[e];
+        out[at] = v;
+        if (silu) activated[at] = v / (1.0f + exp(-v));
     }
 }
 
@@ -88,11 +94,11 @@ inline VEC conv_rows_load(__global const float* at, const int Wp, const int span
 // input channels [s * channelsPerSlice, ...) into out + s * sliceStride (partials the host adds up
 // when one launch would be narrow and long).
 __kernel void conv_rows(__global const float* padded, __global const float* w, __global const float* bias,
-                        __global float* out, const int M, const int C, const int kh, const int kw, const int Hp,
-                        const int Wp, const int oh, const int ow, const int sRow, const int sChannel, const int sKi,
-                        const int sKj, const int wBase, const int hasBias, const int accumulate,
-                        const int firstImage, const int span, const int images, const int channelsPerSlice,
-                        const int sliceStride) {
+                        __global float* out, __global float* activated, const int M, const int C, const int kh,
+                        const int kw, const int Hp, const int Wp, const int oh, const int ow, const int sRow,
+                        const int sChannel, const int sKi, const int sKj, const int wBase, const int hasBias,
+                        const int accumulate, const int silu, const int firstImage, const int span,
+                        const int images, const int channelsPerSlice, const int sliceStride) {
     const int tilesX = (ow + span - 1) / span;
     const int rowsPerTile = TILE_N / span;
     const int tilesY = (oh + rowsPerTile - 1) / rowsPerTile;

@@ -15,7 +15,9 @@
 // writes C at out + z*M*N; the host sums the slices (sum_batch / sum_batch_split) when there are
 // several, adding the bias there (hasBias 1 only with one slice). gridBatch is the batch for modes 0
 // and 2 and 1 for mode 1, whose K already runs over the batch. With `accumulate` the result is added
-// to what C holds (a second gradient of the same input, summed in place).
+// to what C holds (a second gradient of the same input, summed in place). With `silu` (mode 0, one
+// slice) the epilogue also writes activated = C / (1 + exp(-C)), activation.cl's SiLU, so that
+// BasicUNet's conv-then-SiLU is one launch; C stays, as SiLU's gradient reads it.
 
 #define CONV_GEOMETRY const int C, const int H, const int W, const int kh, const int kw, const int sh, \
                       const int sw, const int ph, const int pw, const int oh, const int ow
@@ -71,8 +73,9 @@ inline float conv_b(const int mode, __global const float* B, const int b, const 
 
 __kernel __attribute__((reqd_work_group_size(GT_WG_N, GT_WG_M, 1)))
 void conv_tiled(__global const float* A, __global const float* B, __global float* out, __global const float* bias,
-                const int mode, const int M, const int N, const int K, const int per, const int gridBatch,
-                const int hasBias, const int accumulate, const int Cout, CONV_GEOMETRY) {
+                __global float* activated, const int mode, const int M, const int N, const int K, const int per,
+                const int gridBatch, const int hasBias, const int accumulate, const int silu, const int Cout,
+                CONV_GEOMETRY) {
     __local float As[GT_BK * GT_LDA];
     __local float Bs[GT_BK * GT_LDB];
     const int tx = (int)get_local_id(0);
@@ -120,7 +123,6 @@ void conv_tiled(__global const float* A, __global const float* B, __global float
         barrier(CLK_LOCAL_MEM_FENCE);
     }
 
-    __global float* o = out + (size_t)z * (size_t)M * (size_t)N;
     #pragma unroll
     for (int r = 0; r < GT_REG_M; ++r) {
         const int i = i0 + ty + r * GT_WG_M;
@@ -130,8 +132,10 @@ void conv_tiled(__global const float* A, __global const float* B, __global float
         for (int c = 0; c < GT_REG_N; ++c) {
             const int j = j0 + tx + c * GT_WG_N;
             if (j >= N) continue;
-            __global float* at = o + (size_t)i * (size_t)N + (size_t)j;
-            *at = accumulate ? *at + (acc[r][c] + rowBias) : acc[r][c] + rowBias;
+            const size_t at = (size_t)z * (size_t)M * (size_t)N + (size_t)i * (size_t)N + (size_t)j;
+            const float v = accumulate ? out[at] + (acc[r][c] + rowBias) : acc[r][c] + rowBias;
+            out[at] = v;
+            if (silu) activated[at] = v / (1.0f + exp(-v));
         }
     }
 }

@@ -193,16 +193,36 @@ extension CPUDevice {
         _ x: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?, out: DeviceBuffer,
         _ g: Conv2dGeometry
     ) throws {
-        let px = pointer(x)
-        let pw = pointer(weight)
-        let pbias = bias.map { pointer($0) }
-        let po = pointer(out)
+        convolve(pointer(x), pointer(weight), bias.map { pointer($0) }, pointer(out), activated: nil, g)
+    }
+
+    /// SiLU in the convolution's epilogue: each output plane is activated right after its bias is
+    /// added, while it is still in cache.
+    public func conv2dSiLU(
+        _ x: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?, preActivation: DeviceBuffer, out: DeviceBuffer,
+        _ g: Conv2dGeometry
+    ) throws {
+        convolve(pointer(x), pointer(weight), bias.map { pointer($0) }, pointer(preActivation), activated: pointer(out), g)
+    }
+
+    /// The convolution into `po`, and with `activated` silu of it there too.
+    func convolve(
+        _ px: UnsafeMutablePointer<Float>, _ pw: UnsafeMutablePointer<Float>, _ pbias: UnsafeMutablePointer<Float>?,
+        _ po: UnsafeMutablePointer<Float>, activated: UnsafeMutablePointer<Float>?, _ g: Conv2dGeometry
+    ) {
         let plane = g.outHeight * g.outWidth
         let imageIn = g.inChannels * g.height * g.width
         let imageOut = g.outChannels * plane
         let k = g.patchSize
         let pointwise = g.isPointwise
-        if g.prefersDirect { return directConv2d(px, pw, pbias, po, g) }
+        if g.prefersDirect {
+            directConv2d(px, pw, pbias, po, g)
+            if let activated {
+                let n = g.batch * imageOut
+                Parallel.forChunks(n) { r in CPUDevice.silu(po + r.lowerBound, into: activated + r.lowerBound, r.count) }
+            }
+            return
+        }
         forEachImageGroup(g) { first, count, worker in
             let columns: UnsafeMutablePointer<Float>
             if pointwise && count == 1 {
@@ -229,6 +249,7 @@ extension CPUDevice {
                     } else {
                         for i in 0..<plane { to[i] = from[i] + b }
                     }
+                    if let activated { CPUDevice.silu(to, into: activated + (to - po), plane) }
                 }
             }
         }

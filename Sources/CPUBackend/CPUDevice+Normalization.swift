@@ -60,9 +60,12 @@ extension CPUDevice {
     }
 
     /// y = silu(y), with the same kernels as `unary(.silu)`.
-    static func siluInPlace(_ y: UnsafeMutablePointer<Float>, _ n: Int) {
-        if CPUDevice.avx2Kernels && diffuse_silu(y, y, n) != 0 { return }
-        for i in 0..<n { y[i] = y[i] / (1 + Foundation.exp(-y[i])) }
+    static func siluInPlace(_ y: UnsafeMutablePointer<Float>, _ n: Int) { silu(y, into: y, n) }
+
+    /// y = silu(x); y may be x.
+    static func silu(_ x: UnsafeMutablePointer<Float>, into y: UnsafeMutablePointer<Float>, _ n: Int) {
+        if CPUDevice.avx2Kernels && diffuse_silu(x, y, n) != 0 { return }
+        for i in 0..<n { y[i] = x[i] / (1 + Foundation.exp(-x[i])) }
     }
 
     /// y = dy * silu'(y): the gradient at the norm's output from the gradient at silu's.

@@ -78,7 +78,7 @@ public final class BasicUNet: Module {
         var x = input
         var skips: [Tensor] = []
         for (i, layer) in downLayers.enumerated() {
-            x = try layer(x).silu()
+            x = try layer(x, silu: true)
             if i < 2 {
                 skips.append(x)
                 x = try x.maxPool2d(kernel: 2)
@@ -88,7 +88,7 @@ public final class BasicUNet: Module {
             if i > 0 {
                 x = try x.upsampleNearest(factor: 2) + skips.removeLast()
             }
-            x = try layer(x).silu()
+            x = try layer(x, silu: true)
         }
         return x
     }

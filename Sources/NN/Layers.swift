@@ -31,8 +31,9 @@ public final class Conv2d: Module {
         if let b = self.bias { parameter("bias", b) }
     }
 
-    public func callAsFunction(_ x: Tensor) throws -> Tensor {
-        try x.conv2d(weight: weight, bias: bias, stride: stride, padding: padding)
+    /// With `silu`, F.silu of the convolution in one op (a fused epilogue where the backend has one).
+    public func callAsFunction(_ x: Tensor, silu: Bool = false) throws -> Tensor {
+        try x.conv2d(weight: weight, bias: bias, stride: stride, padding: padding, silu: silu)
     }
 }
 

@@ -267,6 +267,26 @@ extension OpenCLDevice {
         }
     }
 
+    /// SiLU in the epilogue of conv_tiled (GPUs) and conv_rows (CPU devices): one launch writes the
+    /// convolution and its activation. conv_direct and im2col + GEMM layers take a separate SiLU.
+    public func conv2dSiLU(
+        _ x: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?, preActivation: DeviceBuffer, out: DeviceBuffer,
+        _ g: Conv2dGeometry
+    ) throws {
+        let direct = g.prefersDirect && !usesRowConvolution(g)
+        if !direct && usesImplicitConvolution(g) {
+            return try implicitConvolution(
+                .forward, a: memory(weight), b: memory(x), out: memory(preActivation), bias: bias.map { memory($0) },
+                accumulate: false, activated: memory(out), g)
+        }
+        if !direct && usesRowConvolution(g) {
+            return try rowConvolution(
+                .forward, source: x, weight: weight, bias: bias, out: preActivation, accumulate: false, activated: out, g)
+        }
+        try conv2d(x, weight: weight, bias: bias, out: preActivation, g)
+        try silu(memory(preActivation), into: memory(out), count: g.batch * g.outChannels * g.outHeight * g.outWidth)
+    }
+
     public func conv2dBackwardInput(
         gradOut: DeviceBuffer, weight: DeviceBuffer, gradIn: DeviceBuffer, accumulate: Bool,
         _ g: Conv2dGeometry

@@ -56,14 +56,22 @@ extension OpenCLDevice {
     }
 
     public func unary(_ op: UnaryOp, _ x: DeviceBuffer, out: DeviceBuffer, count: Int) throws {
-        if op == .silu && prefersVectorItems {
-            return try launch1D(
-                "silu_rows", count: (count + 15) / 16, serial: 16, bytes: 8.0 * Double(count), flops: 4.0 * Double(count),
-                [.buffer(x), .buffer(out), .int(count)])
-        }
+        if op == .silu { return try silu(memory(x), into: memory(out), count: count) }
         try launch1D(
             "unary", count: count, bytes: 8.0 * Double(count), flops: 4.0 * Double(count),
             [.int(op.rawValue), .buffer(x), .buffer(out), .int(count)])
+    }
+
+    /// out = silu(x): 16 floats per work-item on CPU devices (`silu_rows`), one on GPUs.
+    func silu(_ x: cl_mem, into out: cl_mem, count: Int) throws {
+        if prefersVectorItems {
+            return try launch1D(
+                "silu_rows", count: (count + 15) / 16, serial: 16, bytes: 8.0 * Double(count), flops: 4.0 * Double(count),
+                [.memory(x), .memory(out), .int(count)])
+        }
+        try launch1D(
+            "unary", count: count, bytes: 8.0 * Double(count), flops: 4.0 * Double(count),
+            [.int(UnaryOp.silu.rawValue), .memory(x), .memory(out), .int(count)])
     }
 
     public func unaryBackward(

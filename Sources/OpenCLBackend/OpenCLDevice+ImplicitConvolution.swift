@@ -50,7 +50,8 @@ extension OpenCLDevice {
     /// One conv_tiled launch writing `slices * gridBatch` products of m x n at `out`.
     private func enqueueImplicit(
         _ mode: ImplicitConvolution, a: cl_mem, b: cl_mem, out: cl_mem, bias: cl_mem?, hasBias: Int, accumulate: Bool = false,
-        m: Int, n: Int, k: Int, gridBatch: Int, slices: Int, sourceFloats: Int, _ g: Conv2dGeometry
+        activated: cl_mem? = nil, m: Int, n: Int, k: Int, gridBatch: Int, slices: Int, sourceFloats: Int,
+        _ g: Conv2dGeometry
     ) throws {
         let depth = tiledGemm.depth
         // Whole K tiles per slice, so that only the last slice ends inside a tile.
@@ -60,19 +61,22 @@ extension OpenCLDevice {
         try launch(
             "conv_tiled", global: [grid.columns, grid.rows, slices * gridBatch],
             local: [tiledGemm.groupColumns, tiledGemm.groupRows, 1], serial: per,
-            bytes: 4.0 * Double(sourceFloats + outputs),
+            bytes: 4.0 * Double(sourceFloats + outputs * (activated == nil ? 1 : 2)),
             flops: 2.0 * Double(gridBatch) * Double(m) * Double(n) * Double(k),
             [
-                .memory(a), .memory(b), .memory(out), .memory(bias ?? a), .int(mode.rawValue), .int(m), .int(n),
-                .int(k), .int(per), .int(gridBatch), .int(hasBias), .int(accumulate ? 1 : 0), .int(g.outChannels),
+                .memory(a), .memory(b), .memory(out), .memory(bias ?? a), .memory(activated ?? out), .int(mode.rawValue),
+                .int(m), .int(n), .int(k), .int(per), .int(gridBatch), .int(hasBias), .int(accumulate ? 1 : 0),
+                .int(activated == nil ? 0 : 1), .int(g.outChannels),
             ] + geometryArguments(g))
     }
 
     /// Forward (mode 0) or input gradient (mode 2): one product per image, the bias added by the
     /// kernel, or by the reduction when K is split; `accumulate` adds the result to what `out` holds.
+    /// With `activated` (forward only), silu of the result goes there: in the kernel's epilogue, or
+    /// after the reduction when K is split.
     func implicitConvolution(
         _ mode: ImplicitConvolution, a: cl_mem, b: cl_mem, out: cl_mem, bias: cl_mem?, accumulate: Bool,
-        _ g: Conv2dGeometry
+        activated: cl_mem? = nil, _ g: Conv2dGeometry
     ) throws {
         let forward = mode == .forward
         let m = forward ? g.outChannels : g.inChannels
@@ -84,8 +88,8 @@ extension OpenCLDevice {
         let count = slices(mode, m: m, n: n, k: k, gridBatch: g.batch)
         if count == 1 {
             return try enqueueImplicit(
-                mode, a: a, b: b, out: out, bias: bias, hasBias: bias == nil ? 0 : 1, accumulate: accumulate, m: m,
-                n: n, k: k, gridBatch: g.batch, slices: 1, sourceFloats: sourceFloats, g)
+                mode, a: a, b: b, out: out, bias: bias, hasBias: bias == nil ? 0 : 1, accumulate: accumulate,
+                activated: activated, m: m, n: n, k: k, gridBatch: g.batch, slices: 1, sourceFloats: sourceFloats, g)
         }
         let size = g.batch * m * n
         let partials = try scratch(ScratchSlot.splitK, count: count * size)
@@ -95,6 +99,7 @@ extension OpenCLDevice {
         try sumBatch(
             partials, into: out, size: size, batch: count, offset: 0, beta: accumulate ? 1 : 0,
             bias: (bias, bias == nil ? 0 : 1), columns: n, rows: m)
+        if let activated { try silu(out, into: activated, count: size) }
     }
 
     /// Weight (and bias) gradient (mode 1): K runs over every pixel of every image in slices; with a

@@ -65,9 +65,11 @@ extension OpenCLDevice {
             ])
     }
 
+    /// With `activated` (forward only), silu of the output goes there too: in conv_rows's store, or
+    /// after the sum of channel slices.
     func rowConvolution(
         _ mode: RowConvolution, source: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?,
-        out: DeviceBuffer, accumulate: Bool, _ g: Conv2dGeometry
+        out: DeviceBuffer, accumulate: Bool, activated: DeviceBuffer? = nil, _ g: Conv2dGeometry
     ) throws {
         let kh = g.kernelHeight, kw = g.kernelWidth, taps = kh * kw
         let forward = mode == .forward
@@ -94,6 +96,7 @@ extension OpenCLDevice {
         let local = [16, 1, 1]
         let plane = outHeight * outWidth
         var first = 0
+        var split = false
         while first < g.batch {
             let count = min(chunk, g.batch - first)
             let padded = try scratch(ScratchSlot.columns, count: count * perImage)
@@ -117,10 +120,11 @@ extension OpenCLDevice {
                 flops: 2.0 * Double(outputs * inner * taps),
                 [
                     .memory(padded), .buffer(weight), .buffer(bias ?? weight), .memory(partials ?? memory(out)),
-                    .int(rows), .int(inner), .int(kh), .int(kw), .int(paddedHeight), .int(paddedWidth),
+                    .buffer(activated ?? out), .int(rows), .int(inner), .int(kh), .int(kw), .int(paddedHeight), .int(paddedWidth),
                     .int(outHeight), .int(outWidth), .int(strides.row), .int(strides.channel), .int(strides.ki),
                     .int(strides.kj), .int(strides.base), .int(direct && bias != nil ? 1 : 0),
-                    .int(direct && accumulate ? 1 : 0), .int(direct ? first : 0), .int(span), .int(count),
+                    .int(direct && accumulate ? 1 : 0), .int(direct && activated != nil ? 1 : 0),
+                    .int(direct ? first : 0), .int(span), .int(count),
                     .int(perSlice), .int(outputs),
                 ])
             if let partials {
@@ -128,8 +132,14 @@ extension OpenCLDevice {
                     partials, into: memory(out), size: outputs, batch: slices, offset: first * rows * plane,
                     beta: accumulate ? 1 : 0, bias: (bias.map { memory($0) }, bias == nil ? 0 : 1), columns: plane,
                     rows: rows)
+                split = true
             }
             first += count
+        }
+        // Summed slices are activated afterwards (all of the output: chunks activated in the store
+        // give the same values again).
+        if split, let activated {
+            try silu(memory(out), into: memory(activated), count: g.batch * rows * plane)
         }
     }
 }

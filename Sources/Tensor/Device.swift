@@ -76,6 +76,12 @@ public protocol Device: AnyObject {
     func conv2d(
         _ x: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?, out: DeviceBuffer,
         _ geometry: Conv2dGeometry) throws
+    /// silu(conv2d(x) + bias) into `out`, and the convolution itself (SiLU's input, which its
+    /// gradient reads) into `preActivation`: BasicUNet's conv-then-SiLU as one op. A backend fuses
+    /// SiLU into its convolution's epilogue where the kernel allows; the extension's form is two ops.
+    func conv2dSiLU(
+        _ x: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?, preActivation: DeviceBuffer, out: DeviceBuffer,
+        _ geometry: Conv2dGeometry) throws
     /// With `accumulate`, adds the input gradient to what `gradIn` holds (autograd's sum of two
     /// gradients of one input, without a separate addition); otherwise overwrites it.
     func conv2dBackwardInput(
@@ -220,6 +226,15 @@ extension Device {
         rstd: DeviceBuffer, _ geometry: GroupNormGeometry
     ) throws {
         try groupNorm(x, shift: nil, sum: nil, gamma: gamma, beta: beta, out: out, mean: mean, rstd: rstd, geometry)
+    }
+
+    /// The convolution, then SiLU as a separate elementwise op.
+    public func conv2dSiLU(
+        _ x: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?, preActivation: DeviceBuffer, out: DeviceBuffer,
+        _ g: Conv2dGeometry
+    ) throws {
+        try conv2d(x, weight: weight, bias: bias, out: preActivation, g)
+        try unary(.silu, preActivation, out: out, count: g.batch * g.outChannels * g.outHeight * g.outWidth)
     }
 
     public func gemm(_ a: DeviceBuffer, _ b: DeviceBuffer, out: DeviceBuffer, _ geometry: GemmGeometry) throws {

@@ -2,8 +2,14 @@
 import DiffuseCore
 
 extension Tensor {
-    /// 2-D convolution of NCHW input with an [out, in, kh, kw] weight (PyTorch's F.conv2d).
-    public func conv2d(weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0) throws -> Tensor {
+    /// 2-D convolution of NCHW input with an [out, in, kh, kw] weight (PyTorch's F.conv2d). With
+    /// `silu`, F.silu of it in one op (Device.conv2dSiLU): the backward pass is SiLU's, then the
+    /// convolution's, as for the two ops.
+    public func conv2d(
+        weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0, silu: Bool = false
+    ) throws
+        -> Tensor
+    {
         try sameDevice(weight, "conv2d")
         guard rank == 4, weight.rank == 4, weight.shape[1] == shape[1] else {
             throw DiffuseError.shape("conv2d: input \(shape) does not match weight \(weight.shape)")
@@ -19,11 +25,18 @@ extension Tensor {
         guard g.outHeight > 0, g.outWidth > 0 else {
             throw DiffuseError.shape("conv2d: input \(shape) is smaller than kernel \(weight.shape)")
         }
-        let out = try Tensor.empty([g.batch, g.outChannels, g.outHeight, g.outWidth], on: device)
-        try device.conv2d(buffer, weight: weight.buffer, bias: bias?.buffer, out: out.buffer, g)
+        let shape = [g.batch, g.outChannels, g.outHeight, g.outWidth]
+        let out = try Tensor.empty(shape, on: device)
+        let activated = silu ? try Tensor.empty(shape, on: device) : nil
+        if let activated {
+            try device.conv2dSiLU(
+                buffer, weight: weight.buffer, bias: bias?.buffer, preActivation: out.buffer, out: activated.buffer, g)
+        } else {
+            try device.conv2d(buffer, weight: weight.buffer, bias: bias?.buffer, out: out.buffer, g)
+        }
         let x = self
         let inputs = [x, weight] + (bias.map { [$0] } ?? [])
-        return out.recordingAccumulating(inputs) { grad, into in
+        out.recordingAccumulating(inputs) { grad, into in
             var dx: Tensor?
             if x.requiresGrad {
                 dx = try into[0] ?? Tensor.empty(x.shape, on: x.device)
@@ -40,6 +53,13 @@ extension Tensor {
                     gradBias: db?.buffer, g)
             }
             return [dx, dw] + (bias != nil ? [db] : [])
+        }
+        guard let activated else { return out }
+        return activated.recording([out]) { grad in
+            let dz = try Tensor.empty(out.shape, on: out.device)
+            try out.device.unaryBackward(
+                .silu, x: out.buffer, y: out.buffer, gradOut: grad.buffer, gradIn: dz.buffer, count: out.count)
+            return [dz]
         }
     }
 
