@@ -196,8 +196,8 @@ extension CPUDevice {
         convolve(pointer(x), pointer(weight), bias.map { pointer($0) }, pointer(out), activated: nil, g)
     }
 
-    /// SiLU in the convolution's epilogue: each output plane is activated right after its bias is
-    /// added, while it is still in cache.
+    /// SiLU in the convolution's epilogue: each group of images is activated by the worker that
+    /// computed it, right after its bias is added, while it is still in cache.
     public func conv2dSiLU(
         _ x: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?, preActivation: DeviceBuffer, out: DeviceBuffer,
         _ g: Conv2dGeometry
@@ -249,8 +249,11 @@ extension CPUDevice {
                     } else {
                         for i in 0..<plane { to[i] = from[i] + b }
                     }
-                    if let activated { CPUDevice.silu(to, into: activated + (to - po), plane) }
                 }
+            }
+            if let activated {
+                let at = first * imageOut
+                CPUDevice.silu(po + at, into: activated + at, count * imageOut)
             }
         }
     }
