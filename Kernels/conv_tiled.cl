@@ -21,13 +21,25 @@
 
 #define CONV_GEOMETRY const int C, const int H, const int W, const int kh, const int kw, const int sh, \
                       const int sw, const int ph, const int pw, const int oh, const int ow
+#define CONV_GEOMETRY_ARGS C, H, W, kh, kw, sh, sw, ph, pw, oh, ow
+// The run-time divisors of the gathers, each as (magic, shift) from the host (FastDivisor.swift):
+// taps = kh*kw, kw, ow, plane = oh*ow, W, sh and sw.
+#define CONV_DIVISORS const uint2 dTaps, const uint2 dKw, const uint2 dOw, const uint2 dPlane, const uint2 dW, \
+                      const uint2 dSh, const uint2 dSw
+#define CONV_DIVISOR_ARGS dTaps, dKw, dOw, dPlane, dW, dSh, dSw
+
+// n / d for 0 <= n < 2^31 as a multiply-high, an add and a shift (Granlund and Montgomery; CUTLASS's
+// FastDivmod): GPUs have no integer divide, and a `/` by a run-time value costs ~20 instructions,
+// two or three of them per gathered float here.
+inline int fdiv(const int n, const uint2 d) { return (int)((mul_hi((uint)n, d.x) + (uint)n) >> d.y); }
 
 // X^[b](k, p) with p already split into (oy, ox).
-inline float conv_patch(__global const float* x, const int b, const int k, const int oy, const int ox, CONV_GEOMETRY) {
+inline float conv_patch(__global const float* x, const int b, const int k, const int oy, const int ox, CONV_GEOMETRY,
+                        CONV_DIVISORS) {
     const int taps = kh * kw;
-    const int c = k / taps;
+    const int c = fdiv(k, dTaps);
     const int r = k - c * taps;
-    const int ky = r / kw;
+    const int ky = fdiv(r, dKw);
     const int iy = oy * sh - ph + ky;
     const int ix = ox * sw - pw + (r - ky * kw);
     if (iy < 0 || iy >= H || ix < 0 || ix >= W) return 0.0f;
@@ -36,38 +48,43 @@ inline float conv_patch(__global const float* x, const int b, const int k, const
 
 // A(i, k) of each mode: the weight (modes 0 and 2, the latter read as W[o, c, r] for k = (o, r)) or dY.
 inline float conv_a(const int mode, __global const float* A, const int i, const int k, const int M,
-                    const int Cout, CONV_GEOMETRY) {
+                    const int Cout, CONV_GEOMETRY, CONV_DIVISORS) {
     const int taps = kh * kw;
     if (mode == 0) return A[(size_t)i * (size_t)(C * taps) + (size_t)k];
     if (mode == 1) {
         const int plane = oh * ow;
-        const int b = k / plane;
+        const int b = fdiv(k, dPlane);
         return A[((size_t)b * (size_t)Cout + (size_t)i) * (size_t)plane + (size_t)(k - b * plane)];
     }
-    const int o = k / taps;
+    const int o = fdiv(k, dTaps);
     return A[((size_t)o * (size_t)C + (size_t)i) * (size_t)taps + (size_t)(k - o * taps)];
 }
 
 // B(k, j) of each mode: X^ (modes 0 and 1, the latter with k and j swapped) or the shifted dY.
 inline float conv_b(const int mode, __global const float* B, const int b, const int k, const int j, const int N,
-                    const int hasBias, const int Cout, CONV_GEOMETRY) {
-    if (mode == 0) return conv_patch(B, b, k, j / ow, j % ow, C, H, W, kh, kw, sh, sw, ph, pw, oh, ow);
+                    const int hasBias, const int Cout, CONV_GEOMETRY, CONV_DIVISORS) {
+    if (mode == 0) {
+        const int oy = fdiv(j, dOw);
+        return conv_patch(B, b, k, oy, j - oy * ow, CONV_GEOMETRY_ARGS, CONV_DIVISOR_ARGS);
+    }
     if (mode == 1) {
         if (hasBias == 3 && j == N - 1) return 1.0f;
         const int plane = oh * ow;
-        const int image = k / plane;
+        const int image = fdiv(k, dPlane);
         const int p = k - image * plane;
-        return conv_patch(B, image, j, p / ow, p % ow, C, H, W, kh, kw, sh, sw, ph, pw, oh, ow);
+        const int oy = fdiv(p, dOw);
+        return conv_patch(B, image, j, oy, p - oy * ow, CONV_GEOMETRY_ARGS, CONV_DIVISOR_ARGS);
     }
     const int taps = kh * kw;
-    const int o = k / taps;
+    const int o = fdiv(k, dTaps);
     const int r = k - o * taps;
-    const int ky = r / kw;
-    const int ny = j / W + ph - ky;
-    const int nx = j % W + pw - (r - ky * kw);
-    if (ny < 0 || nx < 0 || ny % sh != 0 || nx % sw != 0) return 0.0f;
-    const int oy = ny / sh, ox = nx / sw;
-    if (oy >= oh || ox >= ow) return 0.0f;
+    const int ky = fdiv(r, dKw);
+    const int qy = fdiv(j, dW);
+    const int ny = qy + ph - ky;
+    const int nx = j - qy * W + pw - (r - ky * kw);
+    if (ny < 0 || nx < 0) return 0.0f;
+    const int oy = fdiv(ny, dSh), ox = fdiv(nx, dSw);
+    if (oy * sh != ny || ox * sw != nx || oy >= oh || ox >= ow) return 0.0f;
     return B[((size_t)b * (size_t)Cout + (size_t)o) * (size_t)(oh * ow) + (size_t)(oy * ow + ox)];
 }
 
@@ -75,7 +92,7 @@ __kernel __attribute__((reqd_work_group_size(GT_WG_N, GT_WG_M, 1)))
 void conv_tiled(__global const float* A, __global const float* B, __global float* out, __global const float* bias,
                 __global float* activated, const int mode, const int M, const int N, const int K, const int per,
                 const int gridBatch, const int hasBias, const int accumulate, const int silu, const int Cout,
-                CONV_GEOMETRY) {
+                CONV_GEOMETRY, CONV_DIVISORS) {
     __local float As[GT_BK * GT_LDA];
     __local float Bs[GT_BK * GT_LDB];
     const int tx = (int)get_local_id(0);
@@ -104,7 +121,7 @@ void conv_tiled(__global const float* A, __global const float* B, __global float
             if (l < GT_BM * GT_BK) {
                 const int ii = l / GT_BK, kk = l % GT_BK;
                 const int i = i0 + ii, k = k0 + kk;
-                As[kk * GT_LDA + ii] = (i < M && k < kEnd) ? conv_a(mode, A, i, k, M, Cout, C, H, W, kh, kw, sh, sw, ph, pw, oh, ow) : 0.0f;
+                As[kk * GT_LDA + ii] = (i < M && k < kEnd) ? conv_a(mode, A, i, k, M, Cout, CONV_GEOMETRY_ARGS, CONV_DIVISOR_ARGS) : 0.0f;
             }
         }
         #pragma unroll
@@ -115,7 +132,7 @@ void conv_tiled(__global const float* A, __global const float* B, __global float
                 const int kk = bAlongK ? l % GT_BK : l / GT_BN;
                 const int j = j0 + jj, k = k0 + kk;
                 Bs[kk * GT_LDB + jj] = (j < N && k < kEnd)
-                    ? conv_b(mode, B, b, k, j, N, hasBias, Cout, C, H, W, kh, kw, sh, sw, ph, pw, oh, ow) : 0.0f;
+                    ? conv_b(mode, B, b, k, j, N, hasBias, Cout, CONV_GEOMETRY_ARGS, CONV_DIVISOR_ARGS) : 0.0f;
             }
         }
         barrier(CLK_LOCAL_MEM_FENCE);

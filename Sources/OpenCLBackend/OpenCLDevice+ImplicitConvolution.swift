@@ -67,7 +67,11 @@ extension OpenCLDevice {
                 .memory(a), .memory(b), .memory(out), .memory(bias ?? a), .memory(activated ?? out), .int(mode.rawValue),
                 .int(m), .int(n), .int(k), .int(per), .int(gridBatch), .int(hasBias), .int(accumulate ? 1 : 0),
                 .int(activated == nil ? 0 : 1), .int(g.outChannels),
-            ] + geometryArguments(g))
+            ] + geometryArguments(g)
+                + [
+                    g.kernelHeight * g.kernelWidth, g.kernelWidth, g.outWidth, g.outHeight * g.outWidth, g.width,
+                    g.strideHeight, g.strideWidth,
+                ].map { .divisor($0) })
     }
 
     /// Forward (mode 0) or input gradient (mode 2): one product per image, the bias added by the

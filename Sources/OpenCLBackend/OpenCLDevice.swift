@@ -64,6 +64,8 @@ enum KernelArgument {
     case int(Int)
     case uint(UInt32)
     case float(Float)
+    /// A run-time divisor as the kernel's uint2 (magic, shift): see FastDivisor.
+    case divisor(Int)
 }
 
 public final class OpenCLDevice: Device {
@@ -378,6 +380,10 @@ public final class OpenCLDevice: Device {
             case .float(let v):
                 var value = v
                 status = clSetKernelArg(kernel, cl_uint(i), 4, &value)
+            case .divisor(let d):
+                let f = try FastDivisor(d)
+                var value: (UInt32, UInt32) = (f.magic, f.shift)
+                status = clSetKernelArg(kernel, cl_uint(i), 8, &value)
             }
             try OpenCLStatus.check(status, "clSetKernelArg(\(name), \(i))")
         }
