@@ -33,6 +33,9 @@
 // two or three of them per gathered float here.
 inline int fdiv(const int n, const uint2 d) { return (int)((mul_hi((uint)n, d.x) + (uint)n) >> d.y); }
 
+// Gathers index in 32-bit ints: every buffer holds fewer than 2^31 floats (OpenCLDevice.allocate),
+// so an index inside one fits, and a GPU's 64-bit multiply is several instructions.
+
 // X^[b](k, p) with p already split into (oy, ox).
 inline float conv_patch(__global const float* x, const int b, const int k, const int oy, const int ox, CONV_GEOMETRY,
                         CONV_DIVISORS) {
@@ -43,21 +46,21 @@ inline float conv_patch(__global const float* x, const int b, const int k, const
     const int iy = oy * sh - ph + ky;
     const int ix = ox * sw - pw + (r - ky * kw);
     if (iy < 0 || iy >= H || ix < 0 || ix >= W) return 0.0f;
-    return x[(((size_t)b * (size_t)C + (size_t)c) * (size_t)H + (size_t)iy) * (size_t)W + (size_t)ix];
+    return x[((b * C + c) * H + iy) * W + ix];
 }
 
 // A(i, k) of each mode: the weight (modes 0 and 2, the latter read as W[o, c, r] for k = (o, r)) or dY.
 inline float conv_a(const int mode, __global const float* A, const int i, const int k, const int M,
                     const int Cout, CONV_GEOMETRY, CONV_DIVISORS) {
     const int taps = kh * kw;
-    if (mode == 0) return A[(size_t)i * (size_t)(C * taps) + (size_t)k];
+    if (mode == 0) return A[i * (C * taps) + k];
     if (mode == 1) {
         const int plane = oh * ow;
         const int b = fdiv(k, dPlane);
-        return A[((size_t)b * (size_t)Cout + (size_t)i) * (size_t)plane + (size_t)(k - b * plane)];
+        return A[(b * Cout + i) * plane + (k - b * plane)];
     }
     const int o = fdiv(k, dTaps);
-    return A[((size_t)o * (size_t)C + (size_t)i) * (size_t)taps + (size_t)(k - o * taps)];
+    return A[(o * C + i) * taps + (k - o * taps)];
 }
 
 // B(k, j) of each mode: X^ (modes 0 and 1, the latter with k and j swapped) or the shifted dY.
@@ -85,7 +88,7 @@ inline float conv_b(const int mode, __global const float* B, const int b, const 
     if (ny < 0 || nx < 0) return 0.0f;
     const int oy = fdiv(ny, dSh), ox = fdiv(nx, dSw);
     if (oy * sh != ny || ox * sw != nx || oy >= oh || ox >= ow) return 0.0f;
-    return B[((size_t)b * (size_t)Cout + (size_t)o) * (size_t)(oh * ow) + (size_t)(oy * ow + ox)];
+    return B[(b * Cout + o) * (oh * ow) + (oy * ow + ox)];
 }
 
 __kernel __attribute__((reqd_work_group_size(GT_WG_N, GT_WG_M, 1)))

@@ -316,6 +316,9 @@ public final class OpenCLDevice: Device {
     /// A device buffer of at least `count` floats kept for reuse (im2col columns, partial sums).
     func scratch(_ slot: Int, count: Int) throws -> cl_mem {
         if let s = scratchBuffers[slot], s.count >= count { return s.memory }
+        guard count < Int(Int32.max) else {
+            throw DiffuseError.device("cannot allocate \(count) floats of scratch on \(name): kernels index with 32-bit ints")
+        }
         if let old = scratchBuffers[slot] { clReleaseMemObject(old.memory) }
         ledger.buffersCreated += 1
         var status: cl_int = 0
