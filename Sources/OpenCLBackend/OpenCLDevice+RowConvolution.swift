@@ -95,8 +95,16 @@ extension OpenCLDevice {
         let blockRows = (rows + tile.rows - 1) / tile.rows
         let local = [16, 1, 1]
         let plane = outHeight * outWidth
+        // Channel slices when one launch would be narrow and long (issue 9, item 1): few outputs
+        // (7x7 planes) over a long K (128 channels of 3x3), summed afterwards with the bias.
+        let items = (tilesX * tilesY + local[0] - 1) / local[0] * local[0]
+        let long = (inner * taps + LaunchLedger.longLoop - 1) / LaunchLedger.longLoop
+        func slicing(_ count: Int) -> Int { items * blockRows * count < LaunchLedger.narrowWorkItems && long > 1 ? long : 1 }
+        // SiLU goes in the store only when no chunk is sliced (the last chunk may be smaller); else
+        // it follows the whole output, once (with `activated` the output itself, twice would be wrong).
+        let sliced = slicing(chunk) > 1 || slicing(g.batch - (g.batch - 1) / chunk * chunk) > 1
+        let fused = activated != nil && !sliced
         var first = 0
-        var split = false
         while first < g.batch {
             let count = min(chunk, g.batch - first)
             let padded = try scratch(ScratchSlot.columns, count: count * perImage)
@@ -104,11 +112,7 @@ extension OpenCLDevice {
             try padPlanes(
                 source, into: padded, planes: planes, first: first * inner, height: height, width: width,
                 top: padTop, left: padLeft, size: (paddedHeight, paddedWidth))
-            // Channel slices when one launch would be narrow and long (issue 9, item 1): few outputs
-            // (7x7 planes) over a long K (128 channels of 3x3), summed afterwards with the bias.
-            let items = (tilesX * tilesY + local[0] - 1) / local[0] * local[0]
-            let long = (inner * taps + LaunchLedger.longLoop - 1) / LaunchLedger.longLoop
-            let slices = items * blockRows * count < LaunchLedger.narrowWorkItems && long > 1 ? long : 1
+            let slices = slicing(count)
             let perSlice = (inner + slices - 1) / slices
             let outputs = count * rows * plane
             let partials = slices > 1 ? try scratch(ScratchSlot.splitK, count: slices * outputs) : nil
@@ -123,7 +127,7 @@ extension OpenCLDevice {
                     .buffer(activated ?? out), .int(rows), .int(inner), .int(kh), .int(kw), .int(paddedHeight), .int(paddedWidth),
                     .int(outHeight), .int(outWidth), .int(strides.row), .int(strides.channel), .int(strides.ki),
                     .int(strides.kj), .int(strides.base), .int(direct && bias != nil ? 1 : 0),
-                    .int(direct && accumulate ? 1 : 0), .int(direct && activated != nil ? 1 : 0),
+                    .int(direct && accumulate ? 1 : 0), .int(fused ? 1 : 0),
                     .int(direct ? first : 0), .int(span), .int(count),
                     .int(perSlice), .int(outputs),
                 ])
@@ -132,13 +136,10 @@ extension OpenCLDevice {
                     partials, into: memory(out), size: outputs, batch: slices, offset: first * rows * plane,
                     beta: accumulate ? 1 : 0, bias: (bias.map { memory($0) }, bias == nil ? 0 : 1), columns: plane,
                     rows: rows)
-                split = true
             }
             first += count
         }
-        // Summed slices are activated afterwards (all of the output: chunks activated in the store
-        // give the same values again).
-        if split, let activated {
+        if let activated, !fused {
             try silu(memory(out), into: memory(activated), count: g.batch * rows * plane)
         }
     }

@@ -79,6 +79,8 @@ public protocol Device: AnyObject {
     /// silu(conv2d(x) + bias) into `out`, and the convolution itself (SiLU's input, which its
     /// gradient reads) into `preActivation`: BasicUNet's conv-then-SiLU as one op. A backend fuses
     /// SiLU into its convolution's epilogue where the kernel allows; the extension's form is two ops.
+    /// `preActivation` may be `out` (no gradient to come): each value is then overwritten by its
+    /// activation, written after it by the same thread.
     func conv2dSiLU(
         _ x: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?, preActivation: DeviceBuffer, out: DeviceBuffer,
         _ geometry: Conv2dGeometry) throws

@@ -27,6 +27,13 @@ extension Tensor {
         }
         let shape = [g.batch, g.outChannels, g.outHeight, g.outWidth]
         let out = try Tensor.empty(shape, on: device)
+        let recorded = GradMode.enabled && (requiresGrad || weight.requiresGrad || bias?.requiresGrad == true)
+        if silu && !recorded {
+            // No gradient to come, so no pre-activation to keep: the activation overwrites it.
+            try device.conv2dSiLU(
+                buffer, weight: weight.buffer, bias: bias?.buffer, preActivation: out.buffer, out: out.buffer, g)
+            return out
+        }
         let activated = silu ? try Tensor.empty(shape, on: device) : nil
         if let activated {
             try device.conv2dSiLU(

@@ -69,6 +69,22 @@ final class ConvolutionSiLUTests: XCTestCase {
         try withGPUKernels { try compareWithTheTwoOps(on: $0) }
     }
 
+    /// Without gradients the activation overwrites the convolution in one buffer: the same values.
+    func testWithoutGradientsTheActivationOverwritesTheConvolution() throws {
+        func check(on device: Device) throws {
+            for (k, c) in cases.enumerated() {
+                let values = try inputs(c, seed: 700 + 10 * UInt64(k))
+                let recorded = try run(values, on: device) { try fused(c, $0) }[0]
+                let tensors = try values.map { try Tensor($0.values, shape: $0.shape, on: device) }
+                let plain = try GradMode.withoutGradients { try fused(c, tensors) }
+                XCTAssertFalse(plain.requiresGrad)
+                XCTAssertEqual(try plain.toArray(), recorded, "\(device.name) \(c)")
+            }
+        }
+        try DevicesUnderTest.each { try check(on: $0) }
+        try withGPUKernels { try check(on: $0) }
+    }
+
     func testTheOpenCLKernelsMatchTheCPU() throws {
         func compareAll() throws {
             for (k, c) in cases.enumerated() {
