@@ -31,6 +31,19 @@ inline float silu_gradient(const float y, const float dy) {
     return dy * s * (1.0f + y * (1.0f - s));
 }
 
+// i / d for i = start, start + 64, start + 128, ... (a work-item's indices in a 64-wide loop) by a
+// carry per step instead of a division per element, which a GPU does not have in hardware.
+typedef struct { int q, r, dq, dr, d; } step_div;
+inline step_div step_div_start(const int start, const int d) {
+    const step_div s = { start / d, start % d, 64 / d, 64 % d, d };
+    return s;
+}
+inline void step_div_next(step_div* s) {
+    s->q += s->dq;
+    s->r += s->dr;
+    if (s->r >= s->d) { s->r -= s->d; s->q += 1; }
+}
+
 // Sums one value per work-item of a 64-wide work-group; every work-item gets the total.
 inline float group_sum(float value, __local float* scratch) {
     const int lid = (int)get_local_id(0);
@@ -51,10 +64,11 @@ inline float first_pass(__global const float* v, __global float* w, __global con
                         const int n, const int spatial, const int hasShift) {
     const int lid = (int)get_local_id(0);
     float sum = 0.0f;
-    for (int i = lid; i < n; i += 64) {
+    step_div plane = step_div_start(lid, spatial);
+    for (int i = lid; i < n; i += 64, step_div_next(&plane)) {
         float value = v[i];
         if (hasShift) {
-            value += shift[first + (size_t)(i / spatial)];
+            value += shift[first + (size_t)plane.q];
             w[i] = value;
         }
         sum += value;
@@ -112,8 +126,9 @@ void group_norm_forward(__global const float* x, __global const float* gamma, __
         mean[ng] = mu;
         rstd[ng] = r;
     }
-    for (int i = lid; i < groupSize; i += 64) {
-        const int c = firstChannel + i / spatial;
+    step_div plane = step_div_start(lid, spatial);
+    for (int i = lid; i < groupSize; i += 64, step_div_next(&plane)) {
+        const int c = firstChannel + plane.q;
         const float normed = (v[i] - mu) * r;
         const float y = hasAffine ? normed * gamma[c] + beta[c] : normed;
         o[i] = silu ? silu_of(y) : y;
@@ -253,10 +268,11 @@ void group_norm_backward(__global const float* x, __global const float* gamma, _
     const int groupSize = cpg * spatial;
     const float inverseSize = 1.0f / (float)groupSize;
     const size_t first = ng * (size_t)groupSize;
-    for (int k = lid; k < groupSize; k += 64) {
+    step_div plane = step_div_start(lid, spatial);
+    for (int k = lid; k < groupSize; k += 64, step_div_next(&plane)) {
         const size_t i = first + (size_t)k;
         const float value =
-            input_gradient(x, gamma, beta, dout, i, firstChannel + k / spatial, mu, r, a, b, inverseSize, hasAffine, silu);
+            input_gradient(x, gamma, beta, dout, i, firstChannel + plane.q, mu, r, a, b, inverseSize, hasAffine, silu);
         dx[i] = accumulate ? dx[i] + value : value;
     }
 }
