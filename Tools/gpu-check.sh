@@ -7,8 +7,8 @@
 #      DiffusionTests) on the GPU;
 #   4. runs `diffuse bench` (BasicUNet training, UNet2DModel training at batch 64, the sampling
 #      step at batch 8, a 1024^3 GEMM) beside the same workloads in PyTorch CUDA eager, the GEMM
-#      and UNet2DModel training again with CLBlast as the GEMM (issue 9's evaluation), and the
-#      per-kernel profile;
+#      and UNet2DModel training again with CLBlast as the GEMM (issue 9's evaluation) and with 8x8
+#      outputs per work-item in gemm_tiled/conv_tiled, and the per-kernel profile;
 #   5. writes $OUT/gpu-check.md (the table with ratios, and what failed) and the raw outputs.
 # Each stage has a time limit so the whole stays within 8 minutes; a failing stage is reported and
 # the next still runs. GPU_CHECK_LOCAL=1 runs the same stages here (PoCL, PyTorch on the CPU) to
@@ -96,6 +96,16 @@ note '```'
 DIFFUSE_GEMM_KERNEL=clblast timeout 60 "$bundle/lib/ld-linux-x86-64.so.2" --library-path "$bundle/lib" \
     "$bundle/bin/diffuse" bench --device "$device_flag" --gemm --workload unet2d_train --seconds 2 2>&1 \
     | tee "$OUT/bench-clblast.txt" | tee -a "$report" || status=1
+note '```'
+# The default tiles give each work-item 4x4 outputs from 8 local loads per 16 FMAs, which on NVIDIA
+# may be bound by local-memory instructions; 8x8 per work-item (64-item work-groups, the same 64x64
+# block) loads 16 per 64 FMAs. Which wins is for the GPU to say.
+note ""
+note "## 8x8 outputs per work-item (DIFFUSE_GEMM_TILED=8x8x8x8x16; gemm_tiled and conv_tiled)"
+note '```'
+DIFFUSE_GEMM_TILED=8x8x8x8x16 timeout 60 "$bundle/lib/ld-linux-x86-64.so.2" --library-path "$bundle/lib" \
+    "$bundle/bin/diffuse" bench --device "$device_flag" --gemm --workload unet2d_train --seconds 2 2>&1 \
+    | tee "$OUT/bench-tiles-8x8.txt" | tee -a "$report" || status=1
 note '```'
 timeout 90 "$bundle/lib/ld-linux-x86-64.so.2" --library-path "$bundle/lib" "$bundle/bin/diffuse" bench \
     --device "$device_flag" --seconds 2 --profile --json > "$OUT/profile.json" 2> "$OUT/profile.err" || status=1
