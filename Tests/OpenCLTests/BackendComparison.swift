@@ -34,6 +34,21 @@ func compareBackends(
     }
 }
 
+/// The output of `f` and every input's gradient under a fixed upstream gradient (testValues seed 5),
+/// on one device: for comparing two formulations of an op on the same backend.
+func outputAndGradients(
+    _ inputs: [(values: [Float], shape: [Int])], on device: Device, _ f: ([Tensor]) throws -> Tensor
+) throws -> [[Float]] {
+    let leaves = try inputs.map { input -> Tensor in
+        let t = try Tensor(input.values, shape: input.shape, on: device)
+        t.requiresGrad = true
+        return t
+    }
+    let out = try f(leaves)
+    try out.backward(gradient: try Tensor(testValues(out.count, seed: 5), shape: out.shape, on: device))
+    return [try out.toArray()] + (try leaves.map { try XCTUnwrap($0.grad).toArray() })
+}
+
 /// (input [N, C, H, W], weight [Cout, C, kh, kw], stride, padding, bias)
 typealias ConvolutionCase = (input: [Int], weight: [Int], stride: Int, padding: Int, bias: Bool)
 

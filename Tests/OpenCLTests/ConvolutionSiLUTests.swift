@@ -35,27 +35,11 @@ final class ConvolutionSiLUTests: XCTestCase {
         try t[0].conv2d(weight: t[1], bias: c.bias ? t[2] : nil, stride: c.stride, padding: c.padding, silu: true)
     }
 
-    /// The output and every input's gradient under a fixed upstream gradient.
-    func run(
-        _ inputs: [(values: [Float], shape: [Int])], on device: Device, _ f: ([Tensor]) throws -> Tensor
-    )
-        throws -> [[Float]]
-    {
-        let leaves = try inputs.map { input -> Tensor in
-            let t = try Tensor(input.values, shape: input.shape, on: device)
-            t.requiresGrad = true
-            return t
-        }
-        let out = try f(leaves)
-        try out.backward(gradient: try Tensor(testValues(out.count, seed: 5), shape: out.shape, on: device))
-        return [try out.toArray()] + (try leaves.map { try XCTUnwrap($0.grad).toArray() })
-    }
-
     func compareWithTheTwoOps(on device: Device) throws {
         for (k, c) in cases.enumerated() {
             let values = try inputs(c, seed: 500 + 10 * UInt64(k))
-            let one = try run(values, on: device) { try fused(c, $0) }
-            let two = try run(values, on: device) {
+            let one = try outputAndGradients(values, on: device) { try fused(c, $0) }
+            let two = try outputAndGradients(values, on: device) {
                 try $0[0].conv2d(weight: $0[1], bias: c.bias ? $0[2] : nil, stride: c.stride, padding: c.padding).silu()
             }
             for (i, (a, b)) in zip(one, two).enumerated() {
@@ -74,7 +58,7 @@ final class ConvolutionSiLUTests: XCTestCase {
         func check(on device: Device) throws {
             for (k, c) in cases.enumerated() {
                 let values = try inputs(c, seed: 700 + 10 * UInt64(k))
-                let recorded = try run(values, on: device) { try fused(c, $0) }[0]
+                let recorded = try outputAndGradients(values, on: device) { try fused(c, $0) }[0]
                 let tensors = try values.map { try Tensor($0.values, shape: $0.shape, on: device) }
                 let plain = try GradMode.withoutGradients { try fused(c, tensors) }
                 XCTAssertFalse(plain.requiresGrad)

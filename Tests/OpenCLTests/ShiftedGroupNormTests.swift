@@ -41,28 +41,12 @@ final class ShiftedGroupNormTests: XCTestCase {
             shift: t[1])
     }
 
-    /// The output and every input's gradient under a fixed upstream gradient.
-    func run(
-        _ inputs: [(values: [Float], shape: [Int])], on device: Device, _ f: ([Tensor]) throws -> Tensor
-    ) throws
-        -> [[Float]]
-    {
-        let leaves = try inputs.map { input -> Tensor in
-            let t = try Tensor(input.values, shape: input.shape, on: device)
-            t.requiresGrad = true
-            return t
-        }
-        let out = try f(leaves)
-        try out.backward(gradient: try Tensor(testValues(out.count, seed: 5), shape: out.shape, on: device))
-        return [try out.toArray()] + (try leaves.map { try XCTUnwrap($0.grad).toArray() })
-    }
-
     func testTheShiftedNormEqualsTheNormOfTheSumOnEachBackend() throws {
         try DevicesUnderTest.each { device in
             for (k, c) in cases.enumerated() {
                 let values = try inputs(c, seed: 200 + 10 * UInt64(k))
-                let fused = try run(values, on: device) { try shifted(c, $0) }
-                let separate = try run(values, on: device) { t in
+                let fused = try outputAndGradients(values, on: device) { try shifted(c, $0) }
+                let separate = try outputAndGradients(values, on: device) { t in
                     let (n, channels) = (c.shape[0], c.shape[1])
                     let sum = try t[0] + t[1].reshaped([n, channels] + [Int](repeating: 1, count: c.shape.count - 2))
                     return try sum.groupNorm(
